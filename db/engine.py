@@ -1,0 +1,154 @@
+"""Opening a MOS database: any SQLAlchemy URL, schema brought to the latest Alembic revision.
+
+SQLite (the default deployment) gets WAL journaling (readers never block the writer), a busy timeout
+(writers queue instead of failing) and enforced foreign keys on every connection; write transactions
+start with ``BEGIN IMMEDIATE`` so two writers never deadlock on a read-then-write lock upgrade.
+PostgreSQL write paths lock the rows they depend on (``SELECT ... FOR UPDATE``, see ``db.service``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Milliseconds an SQLite writer waits for the lock before giving up ("database is locked").
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """A connection pool plus session factory. ``with db.session() as s:`` is one transaction.
+
+    ``db.session()`` commits on normal exit and rolls back on an exception. ``write=True`` marks a
+    transaction that will write: on SQLite it starts with ``BEGIN IMMEDIATE`` (takes the write lock up
+    front, waiting up to the busy timeout), elsewhere it is an ordinary transaction.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.url = engine.url
+        self.dialect = engine.dialect.name
+        self._read = sessionmaker(bind=engine, expire_on_commit=False)
+        self._write = sessionmaker(bind=engine.execution_options(srkeras_immediate=True), expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextlib.contextmanager
+    def session(self, write: bool = False) -> Iterator[Session]:
+        s = (self._write if write else self._read)()
+        try:
+            with s.begin():
+                yield s
+        finally:
+            s.close()
+
+    def close(self) -> None:
+        """Close all pooled connections (call before dropping the database or its schema)."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred only).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; fsync at checkpoints only
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        immediate = conn.get_execution_options().get("srkeras_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """A SQLAlchemy engine for ``url`` with the SQLite pragmas above (no schema work)."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database not in (None, "", ":memory:"):
+            Path(u.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("connect_args", {"check_same_thread": False})
+        else:  # one shared in-memory database for all threads
+            kwargs.setdefault("connect_args", {"check_same_thread": False})
+            kwargs.setdefault("poolclass", StaticPool)
+        engine = create_engine(u, **kwargs)
+        _sqlite_setup(engine)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        engine = create_engine(u, **kwargs)
+    return engine
+
+
+def alembic_config(connection=None):
+    """Programmatic Alembic config pointing at ``db/migrations`` (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+_migrate_lock = threading.Lock()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run ``alembic upgrade <revision>`` on ``engine``, serialised across processes.
+
+    SQLite: inside ``BEGIN IMMEDIATE`` (one migrating process at a time); PostgreSQL: under a
+    transaction-level advisory lock.
+    """
+    from alembic import command
+
+    with _migrate_lock, engine.connect() as conn:
+        conn = conn.execution_options(srkeras_immediate=True)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(724115)"))
+            command.upgrade(alembic_config(conn), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def open_database(url: str, migrate: bool = True, **engine_kwargs) -> Database:
+    """Open (and by default create or upgrade) the MOS database at SQLAlchemy ``url``.
+
+    ``sqlite:///path/mos.db`` creates the folder and file; ``postgresql+psycopg://user:pw@host/db``
+    needs an existing database (a schema can be chosen with ``?options=-csearch_path%3Dname``).
+    With ``migrate`` the schema is brought to the Alembic head revision (a no-op when current).
+    """
+    engine = make_engine(url, **engine_kwargs)
+    if migrate and current_revision(engine) != head_revision():
+        upgrade(engine)
+    return Database(engine)

@@ -1,0 +1,238 @@
+"""ORM schema of a MOS study (SQLAlchemy 2.x typed declarative models).
+
+One study compares *methods* (conditions: the ``nearest`` and ``hr`` anchors, ``bicubic``, trained
+models) on *source images*; every (method, source) output is a *stimulus* PNG file with an opaque
+content-hash name. A *rater* is an opaque random token; their whole list of *trials* is assigned when
+they start (ACR: one stimulus; pair: stimulus A shown left, stimulus B shown right). A *rating* answers
+one trial, at most once (unique ``trial_id``).
+
+The Alembic migrations in ``db/migrations`` are the source of truth for the deployed schema;
+``tests/test_db.py`` checks that ``alembic upgrade head`` produces exactly this metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Deterministic constraint names: Alembic can compare/drop them and they are the same on SQLite and PG.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STUDY_MODES = ("acr", "pair", "both")
+TRIAL_MODES = ("acr", "pair")
+STUDY_STATUSES = ("open", "closed")
+#: Method roles: the hidden anchors of the SRGAN MOS protocol (NN rated 1 "bad", HR rated 5 "excellent").
+METHOD_ROLES = ("low_anchor", "high_anchor", "test")
+#: Pair-trial answers: "A" = the left image, "B" = the right image, "none" = no preference.
+PAIR_CHOICES = ("A", "B", "none")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Study(Base):
+    __tablename__ = "study"
+    __table_args__ = (
+        CheckConstraint("mode IN ('acr', 'pair', 'both')", name="mode"),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        CheckConstraint("scale >= 1", name="scale"),
+        CheckConstraint("votes_per_stimulus >= 1", name="votes"),
+        CheckConstraint("trials_per_rater IS NULL OR trials_per_rater >= 1", name="cap"),
+        CheckConstraint("break_every >= 0", name="break_every"),
+        CheckConstraint("repeats >= 0", name="repeats"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    scale: Mapped[int] = mapped_column(Integer)
+    votes_per_stimulus: Mapped[int] = mapped_column(Integer)
+    #: Cap on trials per rater (repeats included); NULL = one vote on every stimulus/pair.
+    trials_per_rater: Mapped[int | None] = mapped_column(Integer)
+    #: Prompt a break every N trials (0 = never); the app shows it.
+    break_every: Mapped[int] = mapped_column(Integer, default=0)
+    #: Test-retest repeats added to each rater's list.
+    repeats: Mapped[int] = mapped_column(Integer, default=2)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    crop: Mapped[int | None] = mapped_column(Integer)  # HR crop size in px; NULL = whole images
+    #: Absolute folder holding the stimulus files (``<sha256>.png``).
+    stimuli_dir: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    methods: Mapped[list[Method]] = relationship(back_populates="study", order_by="Method.id")
+    sources: Mapped[list[SourceImage]] = relationship(back_populates="study", order_by="SourceImage.id")
+
+
+class Method(Base):
+    """A condition: an upsampler, the HR original or a trained model. Its name is admin-only."""
+
+    __tablename__ = "method"
+    __table_args__ = (
+        UniqueConstraint("study_id", "name"),
+        CheckConstraint("role IN ('low_anchor', 'high_anchor', 'test')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="test")
+    #: What produced it: "nearest", "bicubic", "hr" or the model path given to the study builder.
+    spec: Mapped[str | None] = mapped_column(Text)
+
+    study: Mapped[Study] = relationship(back_populates="methods")
+
+
+class SourceImage(Base):
+    """An HR source. Calibration sources are shown only in the instructions, never as trials."""
+
+    __tablename__ = "source_image"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))  # file name of the HR image (admin only)
+    hr_sha256: Mapped[str] = mapped_column(String(64))  # of the HR file as given
+    width: Mapped[int] = mapped_column(Integer)  # of the (cropped) HR the stimuli were made from
+    height: Mapped[int] = mapped_column(Integer)
+    is_calibration: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    study: Mapped[Study] = relationship(back_populates="sources")
+
+
+class Stimulus(Base):
+    """One output image file ``<sha256>.png`` (8-bit PNG, no metadata) of a method on a source."""
+
+    __tablename__ = "stimulus"
+    __table_args__ = (UniqueConstraint("method_id", "source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    method_id: Mapped[int] = mapped_column(ForeignKey("method.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("source_image.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    #: Against the HR (Y channel, ``crop_border = scale``, srkeras.metrics); NULL PSNR = identical (HR).
+    psnr: Mapped[float | None] = mapped_column(Float)
+    ssim: Mapped[float | None] = mapped_column(Float)
+
+    method: Mapped[Method] = relationship()
+    source: Mapped[SourceImage] = relationship()
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.sha256}.png"
+
+
+class Rater(Base):
+    """A volunteer, known only by an opaque random token (``secrets.token_urlsafe``)."""
+
+    __tablename__ = "rater"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Optional self-reported display description (free text, no personal data asked).
+    display: Mapped[str | None] = mapped_column(String(200))
+    seed: Mapped[int] = mapped_column(Integer)  # orders this rater's trials
+    n_trials: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completion_code: Mapped[str | None] = mapped_column(String(32))
+    #: Comma-separated quality-control flags last computed by :func:`db.qc.rater_qc` ("" = none).
+    qc_flags: Mapped[str | None] = mapped_column(Text)
+
+    study: Mapped[Study] = relationship()
+
+
+class Trial(Base):
+    """One entry in a rater's list. ACR: ``stimulus_id``; pair: ``stimulus_a_id`` shown left as "A",
+    ``stimulus_b_id`` shown right as "B" (the left/right assignment is randomised per trial)."""
+
+    __tablename__ = "trial"
+    __table_args__ = (
+        UniqueConstraint("rater_id", "position"),
+        CheckConstraint("mode IN ('acr', 'pair')", name="mode"),
+        CheckConstraint(
+            "(mode = 'acr' AND stimulus_id IS NOT NULL AND stimulus_a_id IS NULL AND stimulus_b_id IS NULL)"
+            " OR (mode = 'pair' AND stimulus_id IS NULL AND stimulus_a_id IS NOT NULL"
+            " AND stimulus_b_id IS NOT NULL AND stimulus_a_id <> stimulus_b_id)",
+            name="stimuli",
+        ),
+        CheckConstraint("position >= 0", name="position"),
+        Index("ix_trial_stimulus_id", "stimulus_id"),
+        Index("ix_trial_pair", "stimulus_a_id", "stimulus_b_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("rater.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 0-based order in the rater's list
+    mode: Mapped[str] = mapped_column(String(4))
+    stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimulus.id"))
+    stimulus_a_id: Mapped[int | None] = mapped_column(ForeignKey("stimulus.id"))
+    stimulus_b_id: Mapped[int | None] = mapped_column(ForeignKey("stimulus.id"))
+    #: Hidden anchor check: ACR on a NN/HR stimulus, or the NN-vs-HR pair.
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Test-retest: the earlier trial this one repeats (excluded from MOS and balance counts).
+    is_repeat_of: Mapped[int | None] = mapped_column(ForeignKey("trial.id"))
+    shown_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    rater: Mapped[Rater] = relationship()
+    stimulus: Mapped[Stimulus | None] = relationship(foreign_keys=[stimulus_id])
+    stimulus_a: Mapped[Stimulus | None] = relationship(foreign_keys=[stimulus_a_id])
+    stimulus_b: Mapped[Stimulus | None] = relationship(foreign_keys=[stimulus_b_id])
+    rating: Mapped[Rating | None] = relationship(back_populates="trial", uselist=False)
+
+
+class Rating(Base):
+    """The answer to one trial: ACR ``score`` 1..5 or pair ``choice`` A/B/none. At most one per trial."""
+
+    __tablename__ = "rating"
+    __table_args__ = (
+        UniqueConstraint("trial_id"),
+        CheckConstraint("score IS NULL OR (score >= 1 AND score <= 5)", name="score"),
+        CheckConstraint("choice IS NULL OR choice IN ('A', 'B', 'none')", name="choice"),
+        CheckConstraint("(score IS NULL) <> (choice IS NULL)", name="one_answer"),
+        CheckConstraint("response_ms IS NULL OR response_ms >= 0", name="response_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trial.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("rater.id", ondelete="CASCADE"), index=True)
+    score: Mapped[int | None] = mapped_column(Integer)
+    choice: Mapped[str | None] = mapped_column(String(4))
+    answered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Client-measured time from image shown to answer; server-measured when the client sent none.
+    response_ms: Mapped[int | None] = mapped_column(Integer)
+    viewport_w: Mapped[int | None] = mapped_column(Integer)
+    viewport_h: Mapped[int | None] = mapped_column(Integer)
+    device_pixel_ratio: Mapped[float | None] = mapped_column(Float)
+
+    trial: Mapped[Trial] = relationship(back_populates="rating")

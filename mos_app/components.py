@@ -1,0 +1,156 @@
+"""Display helpers for the rater app: blind images at 1:1 device pixels, viewport / pixel-ratio capture.
+
+Why 1:1: a MOS of super-resolved images is only meaningful when each image pixel lands on one screen pixel
+(ITU-T P.910 / BT.500 viewing conditions; the SRGAN MOS study, Ledig et al. 2017 Sec. 3.4, showed the images
+unscaled). Streamlit's own ``st.image`` fits images to the column, so we emit an ``<img>`` with an explicit
+CSS size of ``pixels / devicePixelRatio`` and ``max-width: none`` inside a horizontally scrollable box.
+
+Blindness: the image bytes go into the page as a ``data:`` URI of a freshly re-encoded, pixel-only PNG, so no
+path, file name, text chunk, ICC profile or EXIF can reach the browser, whatever the stimulus file holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+# Room the page itself takes around the image (Streamlit's padding in wide layout, scroll bar); CSS px.
+PAGE_MARGIN_W = 96
+PAGE_MARGIN_H = 200
+PAIR_GAP = 24  # CSS px between the two images of a pair
+
+_VIEWPORT_JS = """
+export default function(component) {
+  const { setStateValue } = component;
+  let last = "";
+  const report = () => {
+    const v = {w: window.innerWidth, h: window.innerHeight, dpr: window.devicePixelRatio || 1};
+    const s = JSON.stringify(v);
+    if (s !== last) { last = s; setStateValue('viewport', v); }
+  };
+  report();
+  // Browser zoom changes devicePixelRatio and fires resize: the page re-renders at the new ratio.
+  window.addEventListener('resize', report);
+  return () => window.removeEventListener('resize', report);
+}
+"""
+
+# An st.components.v2 component runs inline in the page (no iframe), so it reads the real window's size and
+# pixel ratio and sends them back without a custom-component build.
+_viewport_probe = st.components.v2.component("srkeras_viewport_probe", js=_VIEWPORT_JS)
+
+
+@dataclass(frozen=True)
+class Viewport:
+    """The browser window as the rater sees it (CSS px) and its device pixel ratio."""
+
+    width: int | None = None
+    height: int | None = None
+    dpr: float = 1.0
+
+    @property
+    def known(self) -> bool:
+        return self.width is not None
+
+
+def capture_viewport(key: str = "viewport_probe") -> Viewport:
+    """Mount the probe; return the last reported viewport (unknown in AppTest or before the first report)."""
+    result = _viewport_probe(key=key, default={"viewport": None}, on_viewport_change=lambda: None, height=0)
+    value = getattr(result, "viewport", None)
+    if not isinstance(value, dict):
+        return Viewport()
+    try:
+        dpr = float(value.get("dpr") or 1.0)
+        if not 0.25 <= dpr <= 8:  # a forged or broken report must not blow images up or shrink them away
+            dpr = 1.0
+        return Viewport(int(value["w"]), int(value["h"]), dpr)
+    except (KeyError, TypeError, ValueError):
+        return Viewport()
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def image_data_uri(path: str) -> tuple[str, int, int]:
+    """(data URI, width, height) of an image, re-encoded as a pixel-only PNG (no metadata of any kind).
+
+    Cached per path: stimulus files are content-addressed and never change under the same name.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode if im.mode in ("L", "RGB", "RGBA") else "RGB"
+            pixels = Image.frombytes(mode, im.size, im.convert(mode).tobytes())  # drops info / icc / exif
+    except (OSError, ValueError) as err:
+        raise RuntimeError(f"cannot read stimulus image {Path(path).name}: {err}") from err
+    buf = io.BytesIO()
+    pixels.save(buf, format="PNG", compress_level=1)  # fast: the bytes travel once per trial
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), pixels.width, pixels.height
+
+
+def css_size(width: int, height: int, dpr: float) -> tuple[float, float]:
+    """CSS px that cover exactly width x height device pixels."""
+    return width / dpr, height / dpr
+
+
+def img_tag(uri: str, width: int, height: int, dpr: float, alt: str, caption: str | None = None) -> str:
+    w, h = css_size(width, height, dpr)
+    img = (
+        f'<img src="{uri}" alt="{alt}" draggable="false" '
+        f'style="width:{w:.4f}px;height:{h:.4f}px;max-width:none;max-height:none;display:block;'
+        f'image-rendering:auto;flex:none" />'
+    )
+    if caption is None:
+        return img
+    return (
+        f'<figure style="margin:0;flex:none"><figcaption style="font-weight:600;margin-bottom:4px">'
+        f"{caption}</figcaption>{img}</figure>"
+    )
+
+
+def scroll_box(inner: str, marker: str) -> str:
+    """A horizontally scrollable row; ``marker`` is an opaque id the browser test waits on."""
+    return (
+        f'<div class="mos-stimulus" data-mos="{marker}" '
+        f'style="overflow-x:auto;overflow-y:hidden;max-width:100%;padding-bottom:8px">'
+        f'<div style="display:flex;gap:{PAIR_GAP}px;width:max-content">{inner}</div></div>'
+    )
+
+
+def fit_warning(widths: list[int], height: int, viewport: Viewport) -> str | None:
+    """A message when the images cannot be seen unscaled at once in this window, else None."""
+    if not viewport.known:
+        return None
+    need_w = sum(w / viewport.dpr for w in widths) + PAIR_GAP * (len(widths) - 1) + PAGE_MARGIN_W
+    need_h = height / viewport.dpr + PAGE_MARGIN_H
+    problems = []
+    if need_w > viewport.width:
+        problems.append(f"about {need_w - viewport.width:.0f} px too narrow")
+    if need_h > viewport.height:
+        problems.append(f"about {need_h - viewport.height:.0f} px too short")
+    if not problems:
+        return None
+    return (
+        "Your browser window is " + " and ".join(problems) + " to show the whole image at its true size. "
+        "Please enlarge the window (or use full screen, F11) rather than zooming out; if you cannot, "
+        "scroll to see all of it. Images are never shrunk to fit."
+    )
+
+
+def show_images(paths: list[str], captions: list[str] | None, viewport: Viewport, marker: str) -> None:
+    """Render one or more images side by side at 1:1 device pixels, with a warning when they do not fit."""
+    tags, widths, height = [], [], 0
+    for i, path in enumerate(paths):
+        uri, w, h = image_data_uri(path)
+        cap = captions[i] if captions else None
+        alt = f"image {cap}" if cap else "image"
+        tags.append(img_tag(uri, w, h, viewport.dpr, alt=alt, caption=cap))
+        widths.append(w)
+        height = max(height, h)
+    warning = fit_warning(widths, height, viewport)
+    if warning:
+        st.warning(warning, icon="↔️")
+    st.html(scroll_box("".join(tags), marker))

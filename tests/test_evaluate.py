@@ -1,0 +1,67 @@
+"""pipelines.evaluate: the bicubic baseline reproduces published tables; bad files are reported."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines import evaluate
+from tests._shared import shared_dir
+
+# MATLAB protocol bicubic baselines (e.g. EDSR/RCAN tables; ../shared/README.md).
+PUBLISHED = {
+    ("Set5", 2): (33.66, 0.9299),
+    ("Set5", 3): (30.39, 0.8682),
+    ("Set5", 4): (28.42, 0.8104),
+    ("Set14", 2): (30.24, 0.8688),
+    ("Set14", 3): (27.55, 0.7742),
+    ("Set14", 4): (26.00, 0.7027),
+}
+
+
+@pytest.mark.parametrize("dataset, scale", sorted(PUBLISHED))
+def test_bicubic_reproduces_published_table(dataset, scale, tmp_path):
+    hr_dir = shared_dir(dataset)
+    out = tmp_path / "r.json"
+    rc = evaluate.main(["--hr-dir", str(hr_dir), "--scale", str(scale), "--out", str(out), "--quiet"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    p, s = PUBLISHED[(dataset, scale)]
+    got = res["methods"]["bicubic"]
+    assert got["psnr"] == pytest.approx(p, abs=0.02)
+    assert got["ssim"] == pytest.approx(s, abs=0.002)
+    assert got["n_images"] == len(list(hr_dir.glob("*.png")))
+
+
+def test_json_contract_and_bad_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    d = tmp_path / "hr"
+    d.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray((rng.random((64, 48, 3)) * 255).astype(np.uint8)).save(d / f"{name}.png")
+    Image.fromarray((rng.random((64, 48, 3)) * 255).astype(np.uint8)).save(d / "trunc.png")
+    (d / "trunc.png").write_bytes((d / "trunc.png").read_bytes()[:200])
+    (d / "text.png").write_text("not an image")
+    Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(d / "tiny.png")
+    out = tmp_path / "res.json"
+    rc = evaluate.main(
+        ["--hr-dir", str(d), "--scale", "4", "--method", "bicubic", "--method", "nearest", "--out", str(out), "--quiet"]
+    )
+    assert rc == 1  # something was skipped, but the rest was scored and written
+    res = json.loads(out.read_text())
+    assert res["scale"] == 4 and "protocol" in res
+    assert set(res["methods"]) == {"bicubic", "nearest"}
+    for m in res["methods"].values():
+        assert set(m["images"]) == {"a", "b"}
+        assert m["psnr"] == pytest.approx(np.mean([v["psnr"] for v in m["images"].values()]))
+        assert set(m["images"]["a"]) == {"psnr", "ssim"}
+    assert res["methods"]["bicubic"]["psnr"] > res["methods"]["nearest"]["psnr"]
+    assert set(res["skipped"]) == {"trunc", "text", "tiny"}
+    err = capsys.readouterr().err
+    assert "trunc.png: truncated or corrupt" in err and "text.png: not an image" in err and "tiny: too small" in err
+
+
+def test_empty_dir_is_an_error(tmp_path, capsys):
+    assert evaluate.main(["--hr-dir", str(tmp_path), "--quiet"]) == 2
+    assert "contains no image files" in capsys.readouterr().err
