@@ -1,0 +1,108 @@
+"""Model zoo: a name -> builder registry in the style of BasicSR's ``ARCH_REGISTRY`` (without YAML).
+
+>>> from srkeras import models
+>>> g = models.build("srresnet", scale=4)        # LR [0, 1] -> HR [0, 1], NHWC, dynamic H, W
+>>> d = models.build("srgan_discriminator")      # HR [0, 1] (96x96) -> logit
+
+Generators (``kind='generator'``) take the LR image and return the HR estimate, both in [0, 1];
+a 1-channel generator is a Y-only model. Discriminators (``kind='discriminator'``) take fixed-size
+HR images in [0, 1] and return logits; ``scale`` does not apply to them. Importing this package
+registers the custom layers (:mod:`srkeras.models.layers`) so saved ``.keras`` files load.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from srkeras.models import layers  # noqa: F401  (registers PixelShuffle, BicubicUpsample, ScaledHeNormal)
+from srkeras.models.esrgan import build_esrgan_discriminator, build_rrdbnet
+from srkeras.models.espcn import build_espcn
+from srkeras.models.interpolation import interpolate
+from srkeras.models.johnson import build_johnson
+from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
+from srkeras.models.srcnn import build_srcnn, build_srcnn_955
+from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: the builder, its kind and (generators) the supported scales."""
+
+    builder: Callable
+    kind: str  # "generator" | "discriminator"
+    scales: tuple = ()
+    paper: str = ""
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name: str, builder: Callable, kind: str = "generator", scales=(2, 3, 4), paper: str = "") -> None:
+    """Add a model to the registry (``builder(scale, **options)`` for generators, ``builder(**options)``
+    for discriminators)."""
+    if kind not in ("generator", "discriminator"):
+        raise ValueError(f"kind must be 'generator' or 'discriminator', got {kind!r}")
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    _REGISTRY[name] = ModelSpec(builder, kind, tuple(scales) if kind == "generator" else (), paper)
+
+
+def names(kind: str | None = None) -> list[str]:
+    """Registered model names (optionally only ``'generator'`` or ``'discriminator'``)."""
+    return sorted(n for n, s in _REGISTRY.items() if kind is None or s.kind == kind)
+
+
+def spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(names())}") from None
+
+
+def build(name: str, scale: int = 4, **options):
+    """Build the registered model ``name`` for upscaling factor ``scale`` (ignored by discriminators).
+
+    Raises ValueError listing the alternatives for an unknown name, an unsupported scale or an
+    unknown option.
+    """
+    s = spec(name)
+    params = inspect.signature(s.builder).parameters
+    unknown = sorted(set(options) - set(params) - {"scale"})
+    if unknown:
+        valid = sorted(p for p in params if p != "scale")
+        raise ValueError(f"model {name!r} has no option(s) {unknown}; options: {', '.join(valid)}")
+    if s.kind == "discriminator":
+        return s.builder(**options)
+    try:
+        supported = not isinstance(scale, bool) and int(scale) == scale and int(scale) in s.scales
+    except (TypeError, ValueError):
+        supported = False
+    if not supported:
+        raise ValueError(
+            f"model {name!r} does not support scale {scale!r}; supported scales: {', '.join(map(str, s.scales))}"
+        )
+    return s.builder(int(scale), **options)
+
+
+register("srcnn", build_srcnn, scales=(2, 3, 4), paper="Dong et al. 2014/2016")
+register("srcnn_955", build_srcnn_955, scales=(2, 3, 4), paper="Dong et al. 2016")
+register("espcn", build_espcn, scales=(2, 3, 4, 8), paper="Shi et al. 2016")
+register("srresnet", build_srresnet, scales=(2, 3, 4, 8), paper="Ledig et al. 2017")
+register("srgan_discriminator", build_srgan_discriminator, kind="discriminator", paper="Ledig et al. 2017")
+register("rrdbnet", build_rrdbnet, scales=(2, 3, 4, 8), paper="Wang et al. 2018")
+register("esrgan_discriminator", build_esrgan_discriminator, kind="discriminator", paper="Wang et al. 2018")
+register("johnson", build_johnson, scales=(2, 4, 8), paper="Johnson et al. 2016")
+
+__all__ = [
+    "BicubicUpsample",
+    "ModelSpec",
+    "PixelShuffle",
+    "ScaledHeNormal",
+    "build",
+    "interpolate",
+    "names",
+    "register",
+    "spec",
+]

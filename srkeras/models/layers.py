@@ -143,3 +143,14 @@ class ScaledHeNormal(keras.initializers.VarianceScaling):
     def get_config(self):
         # The base config serialises the seed correctly (int or SeedGenerator).
         return {"factor": self.factor, "seed": super().get_config().get("seed")}
+
+
+def upsample_stages(scale: int) -> list[int]:
+    """Factors of the upsampling stages: powers of two as x2 stages (x4 = 2, 2), x3 as one x3 stage,
+    the split used by SRResNet/EDSR/ESRGAN code."""
+    s = int(scale)
+    if s == 3:
+        return [3]
+    if s >= 2 and s & (s - 1) == 0:
+        return [2] * (s.bit_length() - 1)
+    raise ValueError(f"scale {scale} is neither 3 nor a power of two")
