@@ -1,0 +1,381 @@
+"""Frozen ``keras.applications`` backbones as feature extractors for perceptual / style losses.
+
+* :data:`BACKBONES` names each supported network with its ``keras.applications`` constructor, its
+  input preprocessing mode and the exact ImageNet weights file (``include_top=False``) that
+  ``keras.applications`` would download (file name, URL, hash: read from keras/src/applications).
+* :func:`preprocess` reproduces ``keras.applications.<net>.preprocess_input`` in ``keras.ops``
+  (differentiable) from images in ``input_range`` (default [0, 1]).
+* :func:`build_backbone` builds a frozen, ``include_top=False``, dynamic-size backbone; weights come
+  from ``None`` (random), a local file, or ``"imagenet"`` from the Keras cache only. A missing cache
+  file fails fast, naming the file, its URL and where to put it; nothing is ever downloaded.
+* :class:`FeatureExtractor` taps named layers after *or before* their activation. Keras fuses
+  ReLU into ``Conv2D``; for a pre-activation tap (ESRGAN's conv5_4 before ReLU) the backbone graph is
+  rebuilt with that layer split into a linear view sharing the *same* kernel/bias variables plus a
+  separate activation layer, so relu(pre) is bit-identical to the fused output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from keras import ops
+
+_KA = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+# ImageNet means / stds used by keras.applications.imagenet_utils.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCH_MEAN = (0.485, 0.456, 0.406)
+TORCH_STD = (0.229, 0.224, 0.225)
+MODES = ("caffe", "torch", "tf", "none")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A ``keras.applications`` network and its ImageNet ``include_top=False`` weights file."""
+
+    constructor: str  # attribute of keras.applications
+    module: str  # keras.applications.<module>.preprocess_input is the reference preprocessing
+    mode: str  # caffe | torch | tf | none (network contains its own preprocessing layers)
+    file_name: str  # name in ~/.keras/models/, as keras.applications downloads it
+    url: str
+    file_hash: str  # md5 (32 hex) or sha256 (64 hex), as in keras.applications
+    min_size: int = 32  # smallest input side the architecture accepts
+
+
+def _spec(constructor, module, mode, file_name, subdir, file_hash, min_size=32):
+    return BackboneSpec(constructor, module, mode, file_name, f"{_KA}{subdir}/{file_name}", file_hash, min_size)
+
+
+_TF = "_weights_tf_dim_ordering_tf_kernels_notop.h5"
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg16": _spec("VGG16", "vgg16", "caffe", "vgg16" + _TF, "vgg16", "6d6bbae143d832006294945121d1f1fc"),
+    "vgg19": _spec("VGG19", "vgg19", "caffe", "vgg19" + _TF, "vgg19", "253f8cb515780f3b799900260a226db6"),
+    "resnet50": _spec("ResNet50", "resnet", "caffe", "resnet50" + _TF, "resnet", "4d473c1dd8becc155b73f8504c6f6626"),
+    "resnet152": _spec("ResNet152", "resnet", "caffe", "resnet152" + _TF, "resnet", "ee4c566cf9a93f14d82f913c2dc6dd0c"),
+    "resnet50v2": _spec(
+        "ResNet50V2", "resnet_v2", "tf", "resnet50v2" + _TF, "resnet", "fac2f116257151a9d068a22e544a4917"
+    ),
+    "resnet152v2": _spec(
+        "ResNet152V2", "resnet_v2", "tf", "resnet152v2" + _TF, "resnet", "ed17cf2e0169df9d443503ef94b23b33"
+    ),
+    "densenet121": _spec(
+        "DenseNet121", "densenet", "torch", "densenet121" + _TF, "densenet", "30ee3e1110167f948a6b9946edeeb738"
+    ),
+    "densenet201": _spec(
+        "DenseNet201", "densenet", "torch", "densenet201" + _TF, "densenet", "c13680b51ded0fb44dff2d8f86ac8bb1"
+    ),
+    "inception_v3": _spec(
+        "InceptionV3", "inception_v3", "tf", "inception_v3" + _TF, "inception_v3",
+        "bcbd6486424b2319ff4ef7d526e38f63", min_size=75,
+    ),
+    "convnext_tiny": _spec(
+        "ConvNeXtTiny", "convnext", "none", "convnext_tiny_notop.h5", "convnext",
+        "d547c096cabd03329d7be5562c5e14798aa39ed24b474157cef5e85ab9e49ef1",
+    ),
+    "convnext_small": _spec(
+        "ConvNeXtSmall", "convnext", "none", "convnext_small_notop.h5", "convnext",
+        "6fc8009faa2f00c1c1dfce59feea9b0745eb260a7dd11bee65c8e20843da6eab",
+    ),
+    "efficientnetv2_b0": _spec(
+        "EfficientNetV2B0", "efficientnet_v2", "none", "efficientnetv2-b0_notop.h5", "efficientnet_v2",
+        "893217f2bb855e2983157299931e43ff",
+    ),
+    "efficientnetv2_s": _spec(
+        "EfficientNetV2S", "efficientnet_v2", "none", "efficientnetv2-s_notop.h5", "efficientnet_v2",
+        "af0682fb74e8c54910f2d4393339c070",
+    ),
+}
+_ALIASES = {"inceptionv3": "inception_v3", "convnexttiny": "convnext_tiny", "efficientnetv2s": "efficientnetv2_s"}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Pretrained backbone weights are not available locally (no download is attempted)."""
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    key = name.lower().replace("-", "_")
+    key = _ALIASES.get(key.replace("_", ""), _ALIASES.get(key, key))
+    if key not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    return BACKBONES[key]
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def _parse_range(input_range) -> tuple[float, float]:
+    lo, hi = (float(v) for v in input_range)
+    if not hi > lo:
+        raise ValueError(f"input_range must be (low, high) with high > low, got {input_range!r}")
+    return lo, hi
+
+
+def preprocess(x, mode: str, input_range=(0.0, 1.0)):
+    """``keras.applications`` preprocessing in ``keras.ops`` (differentiable), NHWC RGB input.
+
+    ``x`` in ``input_range`` (e.g. (0, 1) or (-1, 1)) is first mapped linearly to 0..255, then:
+    caffe: RGB->BGR minus the ImageNet BGR mean; torch: /255, minus mean, over std (RGB);
+    tf: /127.5 - 1; none: identity on 0..255 (ConvNeXt / EfficientNetV2 contain their own layers).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown preprocessing mode {mode!r}; expected one of {MODES}")
+    lo, hi = _parse_range(input_range)
+    x = ops.cast(x, "float32")
+    if (lo, hi) != (0.0, 255.0):
+        x = (x - lo) * (255.0 / (hi - lo)) if lo else x * (255.0 / hi)
+    if mode == "caffe":
+        return ops.flip(x, axis=-1) - ops.convert_to_tensor(CAFFE_MEAN_BGR, "float32")
+    if mode == "torch":
+        mean = ops.convert_to_tensor(TORCH_MEAN, "float32")
+        std = ops.convert_to_tensor(TORCH_STD, "float32")
+        return (x / 255.0 - mean) / std
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    return x
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def keras_cache_dirs() -> list[Path]:
+    """Directories ``keras.utils.get_file`` uses for ``cache_subdir="models"``, read at call time."""
+    if os.environ.get("KERAS_HOME"):
+        # Honour the variable at call time (keras reads it once at import).
+        return [Path(os.environ["KERAS_HOME"]).expanduser() / "models"]
+    from keras.src.backend.config import keras_home  # the import-time value keras itself uses
+
+    dirs = [Path(keras_home()).expanduser() / "models", Path.home() / ".keras" / "models"]
+    # get_file falls back to /tmp/.keras when the cache dir is not writable.
+    dirs.append(Path("/tmp/.keras/models"))
+    return list(dict.fromkeys(dirs))
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_weights(spec: BackboneSpec, weights, check_hash: bool = True):
+    """Path (or None) of the weights to load; never downloads.
+
+    ``weights``: None (random init), a local file path, or ``"imagenet"`` looked up in the Keras cache.
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, (str, os.PathLike)) and str(weights) != "imagenet":
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(f"{spec.constructor} weights file not found: {path}")
+        return path
+    if weights != "imagenet":
+        raise ValueError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
+    dirs = keras_cache_dirs()
+    for d in dirs:
+        path = d / spec.file_name
+        if path.is_file():
+            if check_hash:
+                algorithm = "sha256" if len(spec.file_hash) == 64 else "md5"
+                digest = _file_digest(path, algorithm)
+                if digest != spec.file_hash:
+                    raise WeightsNotFoundError(
+                        f"{path} is incomplete or corrupted ({algorithm} {digest}, expected {spec.file_hash}). "
+                        f"Replace it with a fresh copy of {spec.url}"
+                    )
+            return path
+    raise WeightsNotFoundError(
+        f"ImageNet weights for {spec.constructor} (include_top=False) are not in the Keras cache and "
+        f"srkeras never downloads at run time. Missing file: {spec.file_name}\n"
+        f"  download it from {spec.url}\n"
+        f"  and put it at {dirs[0] / spec.file_name} (the cache used by keras.applications, "
+        f"$KERAS_HOME/models or ~/.keras/models), or pass weights='/path/to/{spec.file_name}'."
+    )
+
+
+def build_backbone(name: str = "vgg19", weights="imagenet", check_hash: bool = True) -> keras.Model:
+    """Frozen ``include_top=False`` backbone with dynamic input size (H, W, 3), built offline.
+
+    The weights path is resolved *before* building, so a missing file fails within milliseconds.
+    """
+    spec = backbone_spec(name)
+    path = resolve_weights(spec, weights, check_hash=check_hash)
+    ctor = getattr(keras.applications, spec.constructor)
+    model = ctor(include_top=False, weights=None, input_shape=(None, None, 3))
+    if path is not None:
+        try:
+            model.load_weights(str(path))
+        except Exception as e:  # keep the file name in the message
+            raise ValueError(f"could not load {spec.constructor} weights from {path}: {e}") from e
+    model.trainable = False
+    return model
+
+
+# --------------------------------------------------------------------------- feature taps
+
+_ACTIVATION_LAYERS = (
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.PReLU,
+    keras.layers.Softmax,
+)
+
+
+def _fused_activation(layer) -> bool:
+    """True for a layer computing ``activation(linear(x))`` in one call (Conv2D(activation="relu"), Dense)."""
+    if isinstance(layer, _ACTIVATION_LAYERS):
+        return False
+    act = getattr(layer, "activation", None)
+    return act is not None and act is not keras.activations.linear and getattr(act, "__name__", "") != "linear"
+
+
+class PreActivation(keras.layers.Layer):
+    """Linear view of a layer with a fused activation: ``layer`` minus its activation, same variables.
+
+    Runs ``layer.call`` with the activation temporarily set to identity, so the linear part uses
+    exactly the fused layer's ops and variables (no copy; frozen backbones stay shared).
+    """
+
+    def __init__(self, layer, **kwargs):
+        kwargs.setdefault("name", f"{layer.name}_preact")
+        kwargs.setdefault("dtype", layer.dtype_policy)
+        super().__init__(trainable=False, **kwargs)
+        self.wrapped = layer
+
+    def call(self, inputs):
+        act = self.wrapped.activation
+        self.wrapped.activation = keras.activations.linear
+        try:
+            return self.wrapped.call(inputs)
+        finally:
+            self.wrapped.activation = act
+
+    def compute_output_shape(self, input_shape):
+        return self.wrapped.compute_output_shape(input_shape)
+
+
+def parse_layers(layers, before_activation: bool = False) -> dict[tuple[str, bool], float]:
+    """``"name"`` | ``["a", "b"]`` | ``{"a": w}`` -> ``{(name, pre): weight}``.
+
+    A ``":pre"`` / ``":post"`` suffix on a name overrides ``before_activation`` for that layer.
+    """
+    if isinstance(layers, str):
+        layers = {layers: 1.0}
+    elif not isinstance(layers, dict):
+        layers = {name: 1.0 for name in layers}
+    out = {}
+    for name, w in layers.items():
+        pre = before_activation
+        if name.endswith(":pre") or name.endswith(":post"):
+            name, suffix = name.rsplit(":", 1)
+            pre = suffix == "pre"
+        out[(name, bool(pre))] = float(w)
+    if not out:
+        raise ValueError("no feature layers given")
+    return out
+
+
+def tap_model(backbone: keras.Model, taps) -> keras.Model:
+    """Functional model: backbone input -> features at ``taps`` (list of ``(layer_name, pre)``).
+
+    Post-activation taps are the layers' own outputs. Pre-activation taps rebuild the graph
+    (``keras.models.clone_model`` reusing every layer, i.e. sharing all weights) with each such layer
+    split into :class:`PreActivation` + ``Activation(layer.activation)``; for an activation layer
+    (ResNet/DenseNet/EfficientNet style), the pre-activation feature is simply its input.
+    """
+    taps = list(taps)
+    names = {name for name, _ in taps}
+    known = {layer.name for layer in backbone.layers}
+    missing = sorted(names - known)
+    if missing:
+        raise ValueError(f"{backbone.name} has no layer(s) {missing}; e.g. {[l.name for l in backbone.layers[1:6]]}")
+    pre_names = {name for name, pre in taps if pre}
+    for name in pre_names:
+        layer = backbone.get_layer(name)
+        if not (_fused_activation(layer) or isinstance(layer, _ACTIVATION_LAYERS)):
+            raise ValueError(f"layer {name!r} of {backbone.name} has no activation to tap before")
+    found: dict[tuple[str, bool], object] = {}
+
+    def call_function(layer, *args, **kwargs):
+        if layer.name in pre_names:
+            if _fused_activation(layer):
+                pre = PreActivation(layer)(*args, **kwargs)
+                out = keras.layers.Activation(layer.activation, name=f"{layer.name}_split_activation")(pre)
+            else:
+                pre = args[0]
+                out = layer(*args, **kwargs)
+            found[(layer.name, True)] = pre
+        else:
+            out = layer(*args, **kwargs)
+        if layer.name in names:
+            found[(layer.name, False)] = out
+        return out
+
+    inp = keras.Input(shape=backbone.input.shape[1:], dtype=backbone.input.dtype)
+    if pre_names:
+        # clone_function returns each layer itself: the rebuilt graph shares every variable.
+        keras.models.clone_model(
+            backbone, input_tensors=inp, clone_function=lambda layer: layer, call_function=call_function
+        )
+        outputs = [found[t] for t in taps]
+        model = keras.Model(inp, outputs, name=f"{backbone.name}_features")
+    else:
+        outputs = [backbone.get_layer(name).output for name, _ in taps]
+        model = keras.Model(backbone.input, outputs, name=f"{backbone.name}_features")
+    model.trainable = False
+    return model
+
+
+class FeatureExtractor:
+    """Images in ``input_range`` -> list of backbone features at ``layers`` (frozen, inference mode).
+
+    Args:
+      backbone: a :data:`BACKBONES` name (e.g. ``"vgg19"``) or a ``keras.Model`` (then give ``preprocessing``).
+      layers: layer name, list of names or ``{name: weight}``; ``name:pre`` / ``name:post`` per layer.
+      weights: None, a local file path, or ``"imagenet"`` (Keras cache only; see :func:`resolve_weights`).
+      before_activation: default tap point (ESRGAN: True; SRGAN/Johnson: False).
+      input_range: value range of the images, e.g. (0, 1) (srkeras convention) or (-1, 1).
+      preprocessing: override the backbone's mode (caffe | torch | tf | none).
+    """
+
+    def __init__(
+        self,
+        backbone="vgg19",
+        layers="block5_conv4",
+        weights="imagenet",
+        before_activation: bool = False,
+        input_range=(0.0, 1.0),
+        preprocessing: str | None = None,
+        check_hash: bool = True,
+    ):
+        self.layer_weights = parse_layers(layers, before_activation)
+        if isinstance(backbone, keras.Model):
+            self.backbone = backbone
+            self.backbone.trainable = False
+            mode = preprocessing or "none"
+        else:
+            self.backbone = build_backbone(backbone, weights, check_hash=check_hash)
+            mode = preprocessing or backbone_spec(backbone).mode
+        if mode not in MODES:
+            raise ValueError(f"unknown preprocessing mode {mode!r}; expected one of {MODES}")
+        self.mode = mode
+        self.input_range = _parse_range(input_range)
+        self.taps = list(self.layer_weights)
+        self.model = tap_model(self.backbone, self.taps)
+
+    def __call__(self, images) -> list:
+        x = ops.convert_to_tensor(images)
+        if len(x.shape) == 3:
+            x = x[None]
+        if x.shape[-1] == 1:  # grey / Y images: replicate to RGB
+            x = ops.repeat(x, 3, axis=-1)
+        x = preprocess(x, self.mode, self.input_range)
+        out = self.model(x, training=False)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
