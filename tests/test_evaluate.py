@@ -65,3 +65,45 @@ def test_json_contract_and_bad_files(tmp_path, capsys):
 def test_empty_dir_is_an_error(tmp_path, capsys):
     assert evaluate.main(["--hr-dir", str(tmp_path), "--quiet"]) == 2
     assert "contains no image files" in capsys.readouterr().err
+
+
+def _hr_folder(tmp_path, n=2, size=(40, 36)):
+    rng = np.random.default_rng(1)
+    d = tmp_path / "hr"
+    d.mkdir()
+    for i in range(n):
+        Image.fromarray((rng.random(size + (3,)) * 255).astype(np.uint8)).save(d / f"img{i}.png")
+    return d
+
+
+def test_models_scored_by_file_and_run_dir_name(tmp_path):
+    from srkeras.models import build
+
+    d = _hr_folder(tmp_path)
+    model = build("espcn", scale=2, channels=3)
+    model.save(tmp_path / "my_espcn.keras")
+    run_dir = tmp_path / "run_42"
+    run_dir.mkdir()
+    model.save(run_dir / "model.keras")
+    out = tmp_path / "r.json"
+    rc = evaluate.main(
+        ["--hr-dir", str(d), "--scale", "2", "--method", "bicubic", "--model", str(tmp_path / "my_espcn.keras"),
+         "--model", str(run_dir), "--out", str(out), "--quiet"]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert set(res["methods"]) == {"bicubic", "my_espcn", "run_42"}
+    # The same weights loaded two ways score the same, image by image.
+    assert res["methods"]["my_espcn"]["images"] == res["methods"]["run_42"]["images"]
+    rc = evaluate.main(["--hr-dir", str(d), "--scale", "2", "--model", str(run_dir), "--name", "espcn_x2",
+                        "--out", str(out), "--quiet"])
+    assert rc == 0 and set(json.loads(out.read_text())["methods"]) == {"espcn_x2"}
+
+
+def test_model_scale_mismatch_is_refused(tmp_path):
+    from srkeras.models import build
+
+    d = _hr_folder(tmp_path, n=1)
+    build("espcn", scale=2, channels=3).save(tmp_path / "x2.keras")
+    with pytest.raises(SystemExit, match="upscales x2, but --scale is 4"):
+        evaluate.main(["--hr-dir", str(d), "--scale", "4", "--model", str(tmp_path / "x2.keras"), "--quiet"])
