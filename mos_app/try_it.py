@@ -1,0 +1,146 @@
+"""'Try it': upload a photo, get it back super-resolved (``streamlit run mos_app/try_it.py``).
+
+A separate entry point from the blind rating app on purpose: this page names models, rater pages
+never may. Models come from the models folder (``$SRKERAS_MODEL_DIR``, default ``~/.srkeras/models``:
+``*.keras`` files and training run folders) or a path typed in the sidebar. The image goes through
+the same tiled path as ``pipelines.upscale`` (bounded memory, so a 12-megapixel phone photo works).
+Bicubic and SR are shown side by side with one zoom and one crop centre for both, pixel-exact
+(nearest-neighbour magnification of the same crop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from srkeras.data import ImageLoadError, imresize, read_image  # noqa: E402
+from srkeras.data.io import to_pil  # noqa: E402
+from srkeras.data.samples import SAMPLE_NAMES, sample_image  # noqa: E402
+from srkeras.inference import list_models, load_generator, model_scale, models_dir, upscale  # noqa: E402
+from srkeras.inference.loading import ModelNotFoundError  # noqa: E402
+
+VIEW = 384  # displayed crop edge in screen pixels
+
+
+@st.cache_resource(show_spinner="Loading model...")
+def _model(path: str):
+    return load_generator(path)
+
+
+def _png_bytes(pixels, alpha=None) -> bytes:
+    buf = io.BytesIO()
+    to_pil(pixels, alpha).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _crop(img, cy, cx, zoom):
+    """Same window of ``img`` for every image: (VIEW/zoom)^2 pixels around (cy, cx), magnified."""
+    h, w = img.shape[:2]
+    n = max(1, VIEW // zoom)
+    y0 = int(np.clip(cy * h - n / 2, 0, max(0, h - n)))
+    x0 = int(np.clip(cx * w - n / 2, 0, max(0, w - n)))
+    c = img[y0 : y0 + n, x0 : x0 + n]
+    c = np.repeat(np.repeat(c, zoom, axis=0), zoom, axis=1)
+    return c[..., 0] if c.shape[-1] == 1 else c
+
+
+def _load_input(upload, sample):
+    """(pixels, alpha, name) from the upload (read like any file: EXIF, bomb guard) or a sample."""
+    if upload is not None:
+        suffix = Path(upload.name).suffix or ".png"
+        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
+            f.write(upload.getvalue())
+        try:
+            img = read_image(f.name)
+        finally:
+            os.unlink(f.name)
+        return img.pixels, img.alpha, Path(upload.name).stem
+    if sample and sample != "(none)":
+        return sample_image(sample), None, sample
+    return None
+
+
+def main():
+    st.set_page_config(page_title="srkeras - try it", layout="wide")
+    st.title("Try it: super-resolve a photo")
+
+    folder = st.sidebar.text_input("Models folder", value=str(models_dir()))
+    extra = st.sidebar.text_input("...or a run folder / .keras file", value="")
+    choices = {p.stem if p.suffix == ".keras" else p.name: str(p) for p in list_models(folder)}
+    if extra.strip():
+        choices[extra.strip()] = extra.strip()
+    budget = st.sidebar.text_input("Memory budget", value="1GB")
+    if not choices:
+        st.warning(
+            f"No models in {folder}. Train one (`python -m pipelines.train ...`) and put its model.keras "
+            "there, or type a run folder in the sidebar."
+        )
+        st.stop()
+    name = st.sidebar.selectbox("Model", list(choices), key="model")
+    try:
+        model = _model(choices[name])
+        scale = model_scale(model)
+    except (ModelNotFoundError, OSError, ValueError) as e:
+        st.error(str(e))
+        st.stop()
+    st.sidebar.caption(f"x{scale}, {model.count_params():,} parameters")
+
+    upload = st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"])
+    sample = st.selectbox("...or a sample photo", ["(none)", *SAMPLE_NAMES], key="sample")
+    try:
+        loaded = _load_input(upload, sample)
+    except ImageLoadError as e:
+        st.error(str(e))
+        st.stop()
+    if loaded is None:
+        st.info("Upload a photo or pick a sample.")
+        st.stop()
+    pixels, alpha, stem = loaded
+    st.caption(f"Input {pixels.shape[1]}x{pixels.shape[0]} -> output {pixels.shape[1] * scale}x{pixels.shape[0] * scale}")
+
+    key = hashlib.sha1(pixels.tobytes() + choices[name].encode() + budget.encode()).hexdigest()
+    if st.button("Upscale", type="primary", key="run"):
+        bar = st.progress(0.0, text="Upscaling...")
+        from srkeras.inference import tile_count
+
+        total = tile_count(model, pixels.shape, max_memory=budget)
+        done = [0]
+
+        def tick(n):
+            done[0] += n
+            bar.progress(min(1.0, done[0] / total), text=f"tile {done[0]}/{total}")
+
+        sr = upscale(model, pixels, max_memory=budget, progress=tick)
+        bic = np.clip(imresize(pixels, float(scale)), 0, 1)
+        a = None if alpha is None else np.clip(imresize(alpha, float(scale)), 0, 1)
+        st.session_state["result"] = {"key": key, "sr": sr, "bicubic": bic, "alpha": a, "stem": stem, "model": name}
+        bar.empty()
+    res = st.session_state.get("result")
+    if not res or res["key"] != key:
+        return
+
+    zoom = st.slider("Zoom (screen pixels per output pixel)", 1, 8, 1, key="zoom")
+    c1, c2 = st.columns(2)
+    cx = c1.slider("Centre x (%)", 0, 100, 50, key="cx") / 100
+    cy = c2.slider("Centre y (%)", 0, 100, 50, key="cy") / 100
+    left, right = st.columns(2)
+    left.image(_crop(res["bicubic"], cy, cx, zoom), caption="bicubic", clamp=True)
+    right.image(_crop(res["sr"], cy, cx, zoom), caption=f"SR ({res['model']})", clamp=True)
+    st.download_button(
+        "Download SR PNG",
+        data=_png_bytes(res["sr"], res["alpha"]),
+        file_name=f"{res['stem']}_x{scale}.png",
+        mime="image/png",
+    )
+
+
+if __name__ == "__main__":  # streamlit runs the page as __main__; importing it runs nothing
+    main()

@@ -1,0 +1,87 @@
+"""Exports reload without srkeras (fresh interpreter, srkeras import blocked) and match the model."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipelines.export import main
+from srkeras.models import build
+
+BLOCKED = "import sys; sys.modules['srkeras'] = None  # any 'import srkeras' now fails\n"
+CHECK = BLOCKED + """
+import numpy as np, tensorflow as tf
+x = np.load(r'{d}/x.npy'); want = np.load(r'{d}/y.npy')
+try:
+    import srkeras
+    raise SystemExit('srkeras importable')
+except ImportError:
+    pass
+m = tf.saved_model.load(r'{d}/out/saved_model')
+sig = m.signatures['serving_default']
+y = sig(lr=tf.constant(x))['sr'].numpy()
+y2 = sig(lr=tf.constant(x[:, :9, :7]))['sr'].numpy()  # another H, W: dynamic signature
+print('SM|%r|%s|%d' % (float(np.abs(y - want).max()), tuple(y2.shape), int(m.scale.numpy())))
+"""
+TFLITE = BLOCKED + """
+import numpy as np, tensorflow as tf
+x = np.load(r'{d}/x.npy'); want = np.load(r'{d}/y.npy')
+it = tf.lite.Interpreter(r'{d}/out/model.tflite')
+i = it.get_input_details()[0]
+it.resize_tensor_input(i['index'], list(x.shape)); it.allocate_tensors()
+it.set_tensor(i['index'], x); it.invoke()
+print('TFL', float(np.abs(it.get_tensor(it.get_output_details()[0]['index']) - want).max()))
+"""
+
+
+def _fresh(code, cwd):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    r = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    d = tmp_path_factory.mktemp("exp")
+    m = build("espcn", scale=3, channels=1)  # uses the srkeras PixelShuffle layer
+    m.save(d / "espcn.keras")
+    x = np.random.default_rng(0).random((2, 13, 17, 1), dtype=np.float32)
+    np.save(d / "x.npy", x)
+    np.save(d / "y.npy", np.asarray(m(x)))
+    return d
+
+
+def test_savedmodel_runs_without_srkeras(saved):
+    assert main(["--model", str(saved / "espcn.keras"), "--out", str(saved / "out"), "--format", "savedmodel"]) == 0
+    line = _fresh(CHECK.format(d=saved), cwd=saved).strip().splitlines()[-1]
+    _, diff, shape, scale = line.split("|")
+    assert float(diff) < 1e-5 and shape == "(2, 27, 21, 1)" and scale == "3"
+
+
+def test_tflite_runs_without_srkeras(saved):
+    assert main(["--model", str(saved / "espcn.keras"), "--out", str(saved / "out"), "--format", "tflite"]) == 0
+    line = _fresh(TFLITE.format(d=saved), cwd=saved).strip().splitlines()[-1]
+    assert float(line.split()[1]) < 1e-4
+
+
+def test_keras_export_roundtrip(saved):
+    from srkeras.inference import load_generator
+
+    assert main(["--model", str(saved / "espcn.keras"), "--out", str(saved / "k"), "--format", "keras"]) == 0
+    m = load_generator(saved / "k" / "model.keras")
+    assert np.abs(np.asarray(m(np.load(saved / "x.npy"))) - np.load(saved / "y.npy")).max() < 1e-6
+
+
+def test_savedmodel_loads_back_as_generator(saved):
+    from srkeras.inference import load_generator, model_scale, upscale
+
+    main(["--model", str(saved / "espcn.keras"), "--out", str(saved / "out2"), "--format", "savedmodel"])
+    m = load_generator(saved / "out2" / "saved_model")
+    assert model_scale(m) == 3
+    img = np.random.default_rng(2).random((20, 22, 3), dtype=np.float32)
+    ref = load_generator(saved / "espcn.keras")
+    assert np.abs(upscale(m, img) - upscale(ref, img)).max() < 1e-5
