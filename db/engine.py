@@ -31,12 +31,13 @@ class Database:
     front, waiting up to the busy timeout), elsewhere it is an ordinary transaction.
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, serialize_sqlite_writes: bool = True):
         self.engine = engine
         self.url = engine.url
         self.dialect = engine.dialect.name
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=engine.execution_options(srkeras_immediate=True), expire_on_commit=False)
+        self._sqlite_write_lock = threading.Lock() if (self.dialect == "sqlite" and serialize_sqlite_writes) else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -44,12 +45,17 @@ class Database:
 
     @contextlib.contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:
-        s = (self._write if write else self._read)()
-        try:
-            with s.begin():
-                yield s
-        finally:
-            s.close()
+        # SQLite: writer threads of this process queue on a Python lock (woken on release) rather than in
+        # SQLite's busy handler, which polls with sleeps of up to 100 ms and inflates tail latency.
+        # Other processes are still coordinated by BEGIN IMMEDIATE + busy_timeout.
+        lock = self._sqlite_write_lock if (write and self._sqlite_write_lock is not None) else contextlib.nullcontext()
+        with lock:
+            s = (self._write if write else self._read)()
+            try:
+                with s.begin():
+                    yield s
+            finally:
+                s.close()
 
     def close(self) -> None:
         """Close all pooled connections (call before dropping the database or its schema)."""
@@ -141,14 +147,16 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def open_database(url: str, migrate: bool = True, **engine_kwargs) -> Database:
+def open_database(url: str, migrate: bool = True, serialize_sqlite_writes: bool = True, **engine_kwargs) -> Database:
     """Open (and by default create or upgrade) the MOS database at SQLAlchemy ``url``.
 
     ``sqlite:///path/mos.db`` creates the folder and file; ``postgresql+psycopg://user:pw@host/db``
     needs an existing database (a schema can be chosen with ``?options=-csearch_path%3Dname``).
     With ``migrate`` the schema is brought to the Alembic head revision (a no-op when current).
+    ``serialize_sqlite_writes``: SQLite writers of this process wait on a FIFO Python lock (fair,
+    bounded tail latency) instead of SQLite's sleeping busy handler.
     """
     engine = make_engine(url, **engine_kwargs)
     if migrate and current_revision(engine) != head_revision():
         upgrade(engine)
-    return Database(engine)
+    return Database(engine, serialize_sqlite_writes=serialize_sqlite_writes)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -49,6 +50,25 @@ PAIR_CHOICES = ("A", "B", "none")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """``DateTime(timezone=True)`` that always returns aware UTC datetimes (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -83,8 +103,8 @@ class Study(Base):
     crop: Mapped[int | None] = mapped_column(Integer)  # HR crop size in px; NULL = whole images
     #: Absolute folder holding the stimulus files (``<sha256>.png``).
     stimuli_dir: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     methods: Mapped[list[Method]] = relationship(back_populates="study", order_by="Method.id")
     sources: Mapped[list[SourceImage]] = relationship(back_populates="study", order_by="SourceImage.id")
@@ -163,8 +183,8 @@ class Rater(Base):
     display: Mapped[str | None] = mapped_column(String(200))
     seed: Mapped[int] = mapped_column(Integer)  # orders this rater's trials
     n_trials: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     completion_code: Mapped[str | None] = mapped_column(String(32))
     #: Comma-separated quality-control flags last computed by :func:`db.qc.rater_qc` ("" = none).
     qc_flags: Mapped[str | None] = mapped_column(Text)
@@ -202,7 +222,7 @@ class Trial(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Test-retest: the earlier trial this one repeats (excluded from MOS and balance counts).
     is_repeat_of: Mapped[int | None] = mapped_column(ForeignKey("trial.id"))
-    shown_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    shown_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     rater: Mapped[Rater] = relationship()
     stimulus: Mapped[Stimulus | None] = relationship(foreign_keys=[stimulus_id])
@@ -228,7 +248,7 @@ class Rating(Base):
     rater_id: Mapped[int] = mapped_column(ForeignKey("rater.id", ondelete="CASCADE"), index=True)
     score: Mapped[int | None] = mapped_column(Integer)
     choice: Mapped[str | None] = mapped_column(String(4))
-    answered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Client-measured time from image shown to answer; server-measured when the client sent none.
     response_ms: Mapped[int | None] = mapped_column(Integer)
     viewport_w: Mapped[int | None] = mapped_column(Integer)
