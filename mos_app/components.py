@@ -111,10 +111,12 @@ def img_tag(uri: str, width: int, height: int, dpr: float, alt: str, caption: st
     )
 
 
-def scroll_box(inner: str, marker: str) -> str:
-    """A horizontally scrollable row; ``marker`` is an opaque id the browser test waits on."""
+def scroll_box(inner: str, marker: str, server_ms: float | None = None) -> str:
+    """A horizontally scrollable row; ``marker`` is an opaque id the browser test waits on, ``server_ms``
+    the server time from the submit to this page (read by benchmarks/bench_mos_app.py)."""
+    timing = "" if server_ms is None else f' data-srv-ms="{server_ms:.1f}"'
     return (
-        f'<div class="mos-stimulus" data-mos="{marker}" '
+        f'<div class="mos-stimulus" data-mos="{marker}"{timing} '
         f'style="overflow-x:auto;overflow-y:hidden;max-width:100%;padding-bottom:8px">'
         f'<div style="display:flex;gap:{PAIR_GAP}px;width:max-content">{inner}</div></div>'
     )
@@ -140,7 +142,8 @@ def fit_warning(widths: list[int], height: int, viewport: Viewport) -> str | Non
     )
 
 
-def show_images(paths: list[str], captions: list[str] | None, viewport: Viewport, marker: str) -> None:
+def show_images(paths: list[str], captions: list[str] | None, viewport: Viewport, marker: str,
+                server_ms: float | None = None) -> None:
     """Render one or more images side by side at 1:1 device pixels, with a warning when they do not fit."""
     tags, widths, height = [], [], 0
     for i, path in enumerate(paths):
@@ -153,4 +156,4 @@ def show_images(paths: list[str], captions: list[str] | None, viewport: Viewport
     warning = fit_warning(widths, height, viewport)
     if warning:
         st.warning(warning, icon="↔️")
-    st.html(scroll_box("".join(tags), marker))
+    st.html(scroll_box("".join(tags), marker, server_ms))

@@ -1,0 +1,194 @@
+"""Admin page of the MOS studies: ``MOS_DB_URL=... MOS_ADMIN_PASSWORD=... streamlit run mos_app/admin.py``.
+
+A separate entry point (not a page of the rater app), so raters never see a navigation menu or a link to
+it. Password from Streamlit secrets (``admin_password``) or env ``MOS_ADMIN_PASSWORD``; without one the page
+stays locked. Shows study status, per-rater quality control, the MOS table with 95 % confidence intervals
+next to PSNR / SSIM per method (the SRGAN paper's Table/Fig. of MOS vs PSNR, Ledig et al. 2017 Sec. 3.4),
+and exports the raw ratings as CSV.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import sys
+import time
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:  # `streamlit run mos_app/admin.py` puts mos_app/, not the repo root, on sys.path
+    sys.path.insert(0, _ROOT)
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from db import service
+from mos_app.state import ADMIN_PASSWORD_ENV, ConfigError, admin_password, database_url, get_database
+
+
+# Flag names recorded by db.qc.rater_qc (Rater.qc_flags).
+QC_FLAGS = ["gold_fail", "retest_inconsistent", "too_fast", "straight_lining", "incomplete"]
+
+
+def _login(expected: str) -> bool:
+    if st.session_state.get("admin_ok"):
+        return True
+    st.title("MOS studies — admin")
+    with st.form("login"):
+        entered = st.text_input("Admin password", type="password", key="admin_pw")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if submitted:
+        if hmac.compare_digest(entered.encode(), expected.encode()):
+            st.session_state["admin_ok"] = True
+            st.session_state.pop("admin_pw", None)
+            st.rerun()
+        time.sleep(0.5)  # slows down guessing
+        st.error("Wrong password.")
+    return False
+
+
+def _column(df: pd.DataFrame, *names: str) -> str | None:
+    lower = {c.lower(): c for c in df.columns}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    return None
+
+
+def mos_chart(table: pd.DataFrame) -> alt.Chart | None:
+    """MOS ± 95 % CI per method (left) and MOS against PSNR (right)."""
+    df = table.reset_index() if _column(table, "method") is None else table.copy()
+    method = _column(df, "method", "index")
+    mos, ci = _column(df, "mos"), _column(df, "ci95")
+    if method is None or mos is None or df.empty:
+        return None
+    df = df.rename(columns={method: "method", mos: "MOS"}).replace([float("inf"), float("-inf")], float("nan"))
+    df = df.dropna(subset=["MOS"])
+    df["lo"] = df["MOS"] - (df[ci] if ci else 0)
+    df["hi"] = df["MOS"] + (df[ci] if ci else 0)
+    order = df.sort_values("MOS")["method"].tolist()
+    mos_scale = alt.Scale(domain=[1, 5])
+    y = alt.Y("method:N", sort=order, title=None)
+    title = "MOS (1 bad … 5 excellent)"
+    x = alt.X("MOS:Q", scale=mos_scale, title=title)
+    dots = alt.Chart(df).mark_point(filled=True, size=80).encode(
+        x=x, y=y, tooltip=["method", "MOS", "lo", "hi"])
+    whiskers = alt.Chart(df).mark_rule().encode(x=alt.X("lo:Q", scale=mos_scale, title=title), x2="hi:Q", y=y)
+    left = (whiskers + dots).properties(title="MOS with 95 % CI", width=320, height=max(120, 36 * len(df)))
+    psnr = _column(df, "psnr")
+    if psnr is None or df[psnr].isna().all():
+        return left
+    sub = df.dropna(subset=[psnr]).rename(columns={psnr: "PSNR"})
+    px = alt.X("PSNR:Q", scale=alt.Scale(zero=False, padding=20), title="PSNR (dB, Y channel)")
+    pts = alt.Chart(sub).mark_point(filled=True, size=80).encode(
+        x=px, y=alt.Y("MOS:Q", scale=mos_scale, title="MOS"), tooltip=["method", "PSNR", "MOS"])
+    err = alt.Chart(sub).mark_rule().encode(x=px, y=alt.Y("lo:Q", scale=mos_scale, title="MOS"), y2="hi:Q")
+    labels = pts.mark_text(align="left", dx=7).encode(text="method:N")
+    right = (err + pts + labels).properties(title="MOS vs PSNR (HR: PSNR ∞, not drawn)", width=320, height=240)
+    return alt.hconcat(left, right)
+
+
+def pair_preferences(ratings: pd.DataFrame) -> pd.DataFrame | None:
+    """Per method: pair trials shown, wins, ties ("no preference") and the win rate (repeats left out)."""
+    pairs = ratings[ratings["mode"] == "pair"]
+    if "is_repeat_of" in pairs:
+        pairs = pairs[pairs["is_repeat_of"].isna()]
+    if pairs.empty:
+        return None
+    rows = []
+    for m in sorted(set(pairs["left_method"]) | set(pairs["right_method"])):
+        shown = pairs[(pairs["left_method"] == m) | (pairs["right_method"] == m)]
+        wins = int((shown["chosen_method"] == m).sum())
+        ties = int((shown["choice"] == "none").sum())
+        rows.append({"method": m, "shown": len(shown), "preferred": wins, "no preference": ties,
+                     "win rate": wins / len(shown)})
+    return pd.DataFrame(rows).sort_values("win rate", ascending=False)
+
+
+def study_view(db, name: str) -> None:
+    info = service.get_study(db, name)
+    status = service.study_status(db, name)
+    st.subheader(f"Study “{info.name}” — {info.status}")
+    st.caption(f"mode {info.mode} · ×{info.scale} · {info.votes_per_stimulus} votes per stimulus · "
+               f"{info.trials_per_rater or 'all'} trials per rater · break every {info.break_every or '—'} · "
+               f"{status.get('votes_per_stimulus', {}).get('items', '?')} test items")
+    votes = status.get("votes_per_stimulus", {})
+    shown = [("raters", status.get("raters")), ("completed", status.get("completed")),
+             ("ratings", status.get("ratings")),
+             ("votes per item (min / mean)", f"{votes.get('min', 0)} / {votes.get('mean', 0):.1f}"),
+             ("target votes per item", votes.get("target", info.votes_per_stimulus))]
+    for col, (k, v) in zip(st.columns(len(shown)), shown):
+        col.metric(k, v)
+    with st.expander("Full status", expanded=False):
+        st.json(status)
+
+    csv = service.export_ratings_csv(db, name)  # also refreshes the stored QC flags
+    ratings = pd.read_csv(io.StringIO(csv))
+    tab_mos, tab_qc, tab_export = st.tabs(["Results", "Raters (QC)", "Export / close"])
+    with tab_mos:
+        exclude = st.multiselect("Exclude raters flagged", QC_FLAGS, default=[], key="exclude",
+                                 help="Exclusions are your decision: report them with the results.")
+        table = service.mos_table(db, name, exclude_flags=tuple(exclude))
+        if table is None or len(table) == 0 or table["n"].sum() == 0:
+            st.info("No rating-scale (ACR) answers yet.")
+        else:
+            st.markdown("MOS per method with its 95 % confidence interval (t distribution), next to the mean "
+                        "PSNR / SSIM of the same stimuli (Y channel, border cropped by the scale; HR: PSNR ∞).")
+            st.dataframe(table, width="stretch", hide_index=True)
+            chart = mos_chart(table)
+            if chart is not None:
+                st.altair_chart(chart)
+        prefs = pair_preferences(ratings)
+        if prefs is not None:
+            st.markdown("Pair comparisons: how often each method was preferred when shown.")
+            st.dataframe(prefs, width="stretch", hide_index=True)
+    with tab_qc:
+        qc = service.rater_qc(db, name)
+        if not qc:
+            st.info("No raters yet.")
+        else:
+            st.caption("Flags are recorded, never used to drop raters silently: decide and report exclusions.")
+            st.dataframe(pd.DataFrame(qc), width="stretch", hide_index=True)
+    with tab_export:
+        st.download_button("Download ratings CSV", data=csv, file_name=f"{name}_ratings.csv",
+                           mime="text/csv", key="csv")
+        st.caption(f"{len(ratings)} rows (one per answer; repeats and QC flags included)")
+        st.dataframe(ratings, width="stretch", hide_index=True)
+        if info.status == "open":
+            sure = st.checkbox("I want to close this study (raters can no longer submit).", key="close_sure")
+            if st.button("Close study", disabled=not sure, key="close"):
+                service.close_study(db, name)
+                st.rerun()
+        elif st.button("Reopen study", key="reopen"):
+            service.reopen_study(db, name)
+            st.rerun()
+
+
+def main() -> None:
+    st.set_page_config(page_title="MOS admin", layout="wide")
+    expected = admin_password()
+    if expected is None:
+        st.error(f"The admin page is locked: set `admin_password` in .streamlit/secrets.toml or env "
+                 f"{ADMIN_PASSWORD_ENV}.")
+        return
+    if not _login(expected):
+        return
+    try:
+        db = get_database(database_url())
+    except ConfigError as err:
+        st.error(str(err))
+        return
+    names = [s if isinstance(s, str) else s.name for s in service.list_studies(db)]
+    st.sidebar.title("MOS admin")
+    if st.sidebar.button("Log out"):
+        st.session_state.clear()
+        st.rerun()
+    if not names:
+        st.info("No studies yet: create one with `python -m pipelines.prepare_study`.")
+        return
+    name = st.sidebar.selectbox("Study", names, key="study")
+    study_view(db, name)
+
+
+main()

@@ -1,0 +1,309 @@
+"""MOS rater app for volunteers: ``MOS_DB_URL=sqlite:///mos.db streamlit run mos_app/app.py``.
+
+For volunteers add ``--client.toolbarMode minimal`` (hides Streamlit's developer menu); the admin page
+is a separate app (``streamlit run mos_app/admin.py``), so raters see no navigation at all.
+
+Flow (the SRGAN MOS protocol, Ledig et al. 2017 Sec. 3.4, on the ITU-T P.910 ACR scale):
+consent and instructions -> calibration (nearest neighbour shown as 1 "bad", HR as 5 "excellent", on
+images that are not in the test) -> trials (ACR: one image scored 1..5; pair: A / B / no preference)
+-> thank-you with a completion code.
+
+The rater's opaque token lives in the URL (``?r=TOKEN``): a refresh or a later visit resumes where the rater
+stopped; the data layer stores at most one rating per trial, so double clicks never double-count.
+The study is taken from ``?study=NAME``, else env ``MOS_STUDY``, else the only open study.
+Nothing on the page names a method (blind): images travel as metadata-free ``data:`` PNGs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:  # `streamlit run mos_app/app.py` puts mos_app/, not the repo root, on sys.path
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st
+
+from db import service
+from mos_app import components
+from mos_app.state import STUDY_ENV, ConfigError, database_url, get_database, query_param
+
+# ITU-T P.910 ACR labels, as in the SRGAN MOS study.
+ACR_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
+PAIR_LABELS = {"A": "A (left)", "B": "B (right)", "none": "No preference"}
+DISPLAY_CHOICES = ["", "Laptop screen", "Desktop monitor", "Tablet", "Phone", "Other"]
+
+TEXT_WIDTH = 860  # CSS px: readable line length for text; images get the full page width
+TOKEN_PARAM = "r"
+STUDY_PARAM = "study"
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+def _flash(kind: str, text: str) -> None:
+    st.session_state["flash"] = (kind, text)
+
+
+def _show_flash() -> None:
+    kind, text = st.session_state.pop("flash", (None, None))
+    if kind == "error":
+        st.error(text)
+    elif kind == "warning":
+        st.warning(text)
+
+
+def narrow():
+    return st.container(width=TEXT_WIDTH)
+
+
+def _name(study) -> str:
+    return study if isinstance(study, str) else study.name
+
+
+def _pick_study(db) -> str | None:
+    """The study a new rater joins; shows the reason and returns None when there is none."""
+    import os
+
+    wanted = query_param(STUDY_PARAM) or os.environ.get(STUDY_ENV, "").strip() or None
+    if wanted:
+        try:
+            info = service.get_study(db, wanted)
+        except LookupError:
+            st.error("This study link is not valid. Please check the link you were given.")
+            return None
+        if info.status != "open":
+            st.info("This study has closed. Thank you for your interest!")
+            return None
+        return info.name
+    open_ = [s for s in (service.get_study(db, _name(s)) for s in service.list_studies(db)) if s.status == "open"]
+    if len(open_) == 1:
+        return open_[0].name
+    if not open_:
+        st.info("No study is open at the moment. Thank you for your interest!")
+    else:
+        st.error("Several studies are running: please open the exact link you were given.")
+    return None
+
+
+def _start_over() -> None:
+    st.query_params.clear()
+    for key in list(st.session_state.keys()):
+        if key != "viewport_probe":
+            del st.session_state[key]
+
+
+# --------------------------------------------------------------------------------------------------- pages
+def consent_page(db) -> None:
+    study_name = _pick_study(db)
+    if study_name is None:
+        return
+    study = service.get_study(db, study_name)
+    with narrow():
+        _consent_text(db, study)
+
+
+def _consent_text(db, study) -> None:
+    st.title("Image quality study")
+    st.markdown(
+        """
+Thank you for helping us! You will see a series of photographs and judge their **visual quality**.
+
+**What you will do**
+- First you see two *calibration* examples: one of the worst quality you will meet (a **1, "bad"**)
+  and one of the best (a **5, "excellent"**).
+- Then, for each image, choose a score from **1 (bad)** to **5 (excellent)** — or, when two versions
+  of a picture are shown side by side, pick the one that looks **better** (A or B), or *no preference*.
+- Judge the image as a whole; there are no right or wrong answers. Take your time, but go with your
+  first impression. Short breaks are offered along the way.
+
+**Viewing conditions** — images are shown at their true size (one image pixel per screen pixel).
+Please use a computer screen, keep the browser zoom at 100 % and make the window large (full screen, F11).
+
+**Your data** — we store only your answers, response times, your window size and pixel ratio, and the
+optional display type below, under a random code. No name, e-mail or IP address is recorded. You may stop
+at any time; the link in your address bar lets you continue later.
+"""
+    )
+    if study.trials_per_rater:
+        minutes = max(1, round(study.trials_per_rater * 8 / 60))  # ~8 s per answer
+        st.caption(f"The study has about {study.trials_per_rater} images and takes roughly "
+                   f"{minutes} minute{'s' if minutes > 1 else ''}.")
+    display = st.selectbox(
+        "Optional: what kind of screen are you using?", DISPLAY_CHOICES, index=0,
+        format_func=lambda s: s or "Prefer not to say", key="display",
+    )
+    agreed = st.checkbox("I have read the above and agree to take part.", key="consent")
+    st.button("Start", type="primary", disabled=not agreed, key="start",
+              on_click=_start_rater, args=(db, study.name, display or None))
+
+
+def _start_rater(db, study_name: str, display: str | None) -> None:
+    if query_param(TOKEN_PARAM):  # a second click while the first one is being processed
+        return
+    try:
+        token = service.start_rater(db, study_name, display=display)
+    except (ValueError, service.StudyFull) as err:  # closed or full meanwhile
+        _flash("error", str(err))
+        return
+    st.query_params[TOKEN_PARAM] = token
+    st.session_state["calibrated"] = False
+
+
+def calibration_page(db, rater, viewport) -> None:
+    with narrow():
+        st.title("Calibration")
+        st.markdown(
+            "These two examples show the **range** of quality you will see. They are not part of the test. "
+            "Use them as anchors: the first is a **1 (bad)**, the second a **5 (excellent)**."
+        )
+    examples = sorted(service.calibration_examples(db, rater.study_name), key=lambda e: (e.source_index, e.score))
+    for i, ex in enumerate(examples):
+        st.subheader(f"Example {i + 1}: this is a {ex.score} — “{ex.label}”")
+        components.show_images([str(ex.image_path)], None, viewport, marker=f"calibration-{i}")
+    if not examples:
+        st.info("No calibration examples are configured for this study.")
+    st.button("I understand — start rating", type="primary", key="calibrated_btn",
+              on_click=lambda: st.session_state.__setitem__("calibrated", True))
+
+
+def break_page(done: int, total: int) -> None:
+    with narrow():
+        _break_text(done, total)
+
+
+def _break_text(done: int, total: int) -> None:
+    st.title("Time for a short break")
+    st.markdown(
+        f"You have rated **{done} of {total}** images. Rest your eyes for a minute — look at something far "
+        "away. Your progress is saved; continue whenever you are ready."
+    )
+    st.progress(done / total)
+    st.button("Continue", type="primary", key=f"break_{done}",
+              on_click=lambda: st.session_state.__setitem__("break_ack", done))
+
+
+def thank_you_page(rater) -> None:
+    with narrow():
+        _thank_you_text(rater)
+
+
+def _thank_you_text(rater) -> None:
+    st.title("Thank you!")
+    st.success("You have completed the study. Your answers are saved.")
+    if rater.completion_code:
+        st.markdown("Your completion code (copy it if you were asked to report it):")
+        st.code(rater.completion_code, language=None)
+    st.markdown("You can close this page now.")
+
+
+def unknown_rater_page() -> None:
+    with narrow():
+        st.title("Image quality study")
+        st.error("This link does not belong to any rating session (it may be mistyped or incomplete). "
+                 "If you copied it, please check it is complete; otherwise you can start a new session.")
+        st.button("Start a new session", type="primary", key="start_over", on_click=_start_over)
+
+
+def trial_page(db, token: str, trial, viewport) -> None:
+    shown = st.session_state.setdefault("shown_at", {})
+    shown.setdefault(trial.trial_id, time.monotonic())  # response time = submit - first render, server side
+    marker = f"trial-{trial.trial_id}"  # opaque trial id: the browser test waits on it
+    clock = st.session_state.pop("submit_clock", None)  # server time from the submit to this page (ms)
+    server_ms = None if clock is None else (time.perf_counter() - clock) * 1000
+    pair = trial.mode == "pair"
+    with narrow():
+        st.progress(trial.position / trial.total, text=f"Image {trial.position + 1} of {trial.total}")
+        st.markdown("**Which version has the better quality?**" if pair
+                    else "**How would you rate the quality of this image?**")
+    if pair:  # A is the left image, B the right one, as the data layer randomised and recorded them
+        components.show_images([str(trial.left_path), str(trial.right_path)], ["A", "B"], viewport, marker,
+                               server_ms)
+        options, fmt, question = list(PAIR_LABELS), PAIR_LABELS.get, "Your choice"
+    else:
+        components.show_images([str(trial.image_path)], None, viewport, marker, server_ms)
+        options, question = list(ACR_LABELS), "Your score"
+        fmt = lambda s: f"{s} – {ACR_LABELS[s]}"  # noqa: E731
+    with narrow():
+        _show_flash()
+        # One form per trial: a stale click can never answer the next trial (its key and empty choice differ).
+        with st.form(key=f"form_{trial.trial_id}", border=False):
+            st.radio(question, options, index=None, format_func=fmt, horizontal=True, key=f"answer_{trial.trial_id}")
+            st.form_submit_button("Submit", type="primary", on_click=_submit,
+                                  args=(db, token, trial.trial_id, trial.mode, viewport))
+        st.caption("Your answers are saved as you go. To continue later, keep this page's address "
+                   "(bookmark it): it brings you back to where you stopped.")
+
+
+def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
+    answer = st.session_state.get(f"answer_{trial_id}")
+    if answer is None:
+        _flash("warning", "Please choose an answer before submitting.")
+        return
+    st.session_state["submit_clock"] = time.perf_counter()  # for the server-time figure of the benchmark
+    started = st.session_state.get("shown_at", {}).get(trial_id)
+    response_ms = int(round((time.monotonic() - started) * 1000)) if started is not None else None
+    try:
+        service.submit_rating(
+            db, token, trial_id,
+            score=int(answer) if mode == "acr" else None,
+            choice=str(answer) if mode == "pair" else None,
+            response_ms=response_ms,
+            viewport_w=viewport.width, viewport_h=viewport.height,
+            device_pixel_ratio=viewport.dpr if viewport.known else None,
+        )
+    except service.RatingRejected as err:
+        _flash("error", str(err))
+        return
+    st.session_state.get("shown_at", {}).pop(trial_id, None)
+
+
+# --------------------------------------------------------------------------------------------------- main
+def main() -> None:
+    st.set_page_config(page_title="Image quality study", layout="wide", initial_sidebar_state="collapsed",
+                       menu_items={"Get help": None, "Report a bug": None, "About": None})
+    viewport = components.capture_viewport()
+    try:
+        db = get_database(database_url())
+    except ConfigError as err:
+        st.error(str(err))
+        return
+    token = query_param(TOKEN_PARAM)
+    if token is None:
+        _show_flash()
+        consent_page(db)
+        return
+    try:
+        rater = service.get_rater(db, token)
+    except service.UnknownRater:
+        unknown_rater_page()
+        return
+    if rater.completed:
+        thank_you_page(rater)
+        return
+    study = service.get_study(db, rater.study_name)
+    if study.status != "open":
+        st.title("Image quality study")
+        st.info(f"This study has closed — thank you! You rated {rater.done} of {rater.total} images; "
+                "nothing more is needed from you.")
+        return
+    if rater.done == 0 and not st.session_state.get("calibrated", False):
+        calibration_page(db, rater, viewport)
+        return
+    every = study.break_every or 0
+    if every and 0 < rater.done < rater.total and rater.done % every == 0 \
+            and st.session_state.get("break_ack") != rater.done:
+        break_page(rater.done, rater.total)
+        return
+    try:
+        trial = service.next_trial(db, token)
+    except service.RatingRejected as err:
+        st.error(str(err))
+        return
+    if trial is None:
+        thank_you_page(service.get_rater(db, token))
+        return
+    trial_page(db, token, trial, viewport)
+
+
+main()
