@@ -1,0 +1,103 @@
+"""Training recipes: one small TOML file per paper (``srkeras/recipes/<name>.toml``).
+
+A recipe is a nested dict with the tables ``recipe`` (paper, kind = supervised | gan, init_from),
+``model``, ``data``, ``train``, ``optimizer``, ``schedule``, ``loss`` and, for GANs, ``gan`` and
+``d_optimizer``. Values are the paper's unless a comment says ``deviation:``; the optional
+``[paper]`` table (dotted keys) restores the paper's exact values for those
+(``load(name, profile="paper")``). Any value can be overridden with ``key.path=value`` strings
+(``--set`` on the command line); values are parsed as TOML (``1e-4``, ``true``, ``[1, 2]``), and
+taken as a plain string when that fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+RECIPE_DIR = Path(__file__).resolve().parent
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+
+
+def path_of(name_or_path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.is_file():
+        return p
+    q = RECIPE_DIR / f"{name_or_path}.toml"
+    if not q.is_file():
+        raise ValueError(f"unknown recipe {name_or_path!r}; choose from {', '.join(names())} or give a .toml file")
+    return q
+
+
+def parse_value(text: str):
+    """TOML value of ``text`` (number, bool, array, inline table, quoted string); else the raw string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_path(cfg: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    node = cfg
+    for k in keys[:-1]:
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ValueError(f"cannot set {dotted!r}: {k!r} is a value, not a table")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def get_path(cfg: dict, dotted: str, default=None):
+    node = cfg
+    for k in dotted.split("."):
+        if not isinstance(node, dict) or k not in node:
+            return default
+        node = node[k]
+    return node
+
+
+def apply_overrides(cfg: dict, overrides) -> dict:
+    """Copy of ``cfg`` with ``["a.b=value", ...]`` (or a {dotted: value} dict) applied."""
+    out = copy.deepcopy(cfg)
+    items = overrides.items() if isinstance(overrides, dict) else overrides
+    for item in items:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise ValueError(f"override {item!r} is not of the form key.path=value")
+            key, text = item.split("=", 1)
+            value = parse_value(text.strip())
+        else:
+            key, value = item
+        set_path(out, key.strip(), value)
+    return out
+
+
+def load(name_or_path, profile: str | None = None) -> dict:
+    """The recipe as a dict (``profile='paper'`` applies its ``[paper]`` table)."""
+    path = path_of(name_or_path)
+    with open(path, "rb") as f:
+        cfg = tomllib.load(f)
+    paper = cfg.pop("paper", {})
+    cfg.setdefault("recipe", {})["name"] = path.stem
+    if profile == "paper":
+        cfg = apply_overrides(cfg, _flatten(paper))
+        cfg["recipe"]["profile"] = "paper"
+    elif profile not in (None, "default"):
+        raise ValueError(f"unknown profile {profile!r}; choose default or paper")
+    return cfg
+
+
+def _flatten(table: dict, prefix: str = "") -> dict:
+    # [paper] may use dotted keys or nested tables; both become leaf paths (overlay per value).
+    out = {}
+    for k, v in table.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

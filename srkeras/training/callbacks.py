@@ -1,0 +1,285 @@
+"""Training callbacks driven by the global step: progress bar, NaN guard, time budget, checkpoints,
+validation PSNR/SSIM (best kept), CSV log and TensorBoard (scalars and LR | SR | HR image grids).
+
+``fit`` runs one epoch of the remaining steps; every callback reads the global step from a shared
+:class:`RunState` (``start_step + batch + 1``), so a resumed run logs and checkpoints at the same
+steps as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from srkeras.data import imresize, quantize, rgb_to_ycbcr, ycbcr_to_rgb
+from srkeras.metrics import psnr, ssim
+
+
+@dataclass
+class RunState:
+    start_step: int
+    total_steps: int
+    step: int = 0
+    started: float = field(default_factory=time.monotonic)
+    failed: str | None = None  # NaN/Inf message
+    stop_reason: str | None = None
+    last_logs: dict = field(default_factory=dict)
+    last_saved: int = -1
+    last_val_step: int = -1
+    val: dict = field(default_factory=dict)  # latest validation {"psnr":..,"ssim":..}
+
+    def __post_init__(self):
+        self.step = self.start_step
+
+
+def to_floats(logs) -> dict:
+    return {k: float(np.asarray(v)) for k, v in (logs or {}).items()}
+
+
+class StepCounter(keras.callbacks.Callback):
+    """Keeps ``state.step`` and ``state.last_logs`` current (first in the callback list)."""
+
+    def __init__(self, state: RunState):
+        super().__init__()
+        self.state = state
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state.step = self.state.start_step + batch + 1
+        self.state.last_logs = to_floats(logs)
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops at the first NaN/Inf loss; no checkpoint is written after it (the last good one stays)."""
+
+    def __init__(self, state: RunState):
+        super().__init__()
+        self.state = state
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: v for k, v in self.state.last_logs.items() if not math.isfinite(v)}
+        if bad:
+            self.state.failed = f"non-finite loss at step {self.state.step}: " + ", ".join(f"{k}={v}" for k, v in bad.items())
+            self.state.stop_reason = "nan"
+            self.model.stop_training = True
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops after ``max_minutes`` of wall clock (measured from ``state.started``)."""
+
+    def __init__(self, state: RunState, max_minutes: float | None):
+        super().__init__()
+        self.state = state
+        self.deadline = None if not max_minutes else state.started + 60.0 * float(max_minutes)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.deadline is not None and time.monotonic() >= self.deadline and not self.state.failed:
+            self.state.stop_reason = "time"
+            self.model.stop_training = True
+
+
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Saves every ``every`` steps; ``weights_finite()`` (optional) is checked first, so an update
+    that made the weights NaN/Inf stops the run instead of overwriting the last good checkpoint."""
+
+    def __init__(self, state: RunState, checkpoint, every: int, weights_finite=None):
+        super().__init__()
+        self.state, self.checkpoint, self.every = state, checkpoint, int(every)
+        self.weights_finite = weights_finite
+
+    def on_train_batch_end(self, batch, logs=None):
+        st = self.state
+        if not self.every or st.step % self.every or st.failed:
+            return
+        if self.weights_finite is not None and not self.weights_finite():
+            st.failed = f"weights became non-finite by step {st.step}"
+            st.stop_reason = "nan"
+            self.model.stop_training = True
+            return
+        self.checkpoint.save(st.step)
+        st.last_saved = st.step
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+def super_resolve(model, lr: np.ndarray, scale: int) -> np.ndarray:
+    """SR of one float LR image (H, W, 3); a 1-channel model gets BT.601 Y, Cb/Cr are bicubic-upscaled."""
+    if model.inputs[0].shape[-1] == 1:
+        ycc = rgb_to_ycbcr(lr.astype(np.float32))
+        y = np.asarray(model(ycc[None, ..., :1], training=False), dtype=np.float32)[0]
+        cbcr = imresize(ycc[..., 1:], float(scale))
+        return ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1))
+    return np.asarray(model(lr[None].astype(np.float32), training=False), dtype=np.float32)[0]
+
+
+def validate(model, images, scale: int, degradation: str = "bicubic", keep: int = 0):
+    """Mean PSNR/SSIM (Y, ``scale`` px shaved, 8-bit LR and SR: the evaluation protocol) over
+    ``images`` [(name, HR)]; also returns up to ``keep`` (LR, SR, HR) triples for image logs."""
+    from srkeras.data import degrade
+
+    ps, ss, samples = [], [], []
+    for name, hr in images:
+        lr = quantize(degrade(hr, scale, degradation)) / np.float32(255.0)
+        sr = quantize(super_resolve(model, lr, scale)) / np.float32(255.0)
+        ps.append(psnr(sr, hr, scale))
+        ss.append(ssim(sr, hr, scale))
+        if len(samples) < keep:
+            samples.append((lr, sr, hr))
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}, samples
+
+
+def image_grid(lr, sr, hr, scale: int, size: int = 192) -> np.ndarray:
+    """LR (nearest-upscaled) | SR | HR, centre crops of at most ``size`` HR pixels, side by side."""
+    up = np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)
+    h, w = hr.shape[:2]
+    ch, cw = min(h, size), min(w, size)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    crops = [np.clip(a[y0 : y0 + ch, x0 : x0 + cw], 0, 1) for a in (up, sr, hr)]
+    gap = np.ones((ch, 4, 3), np.float32)
+    return np.concatenate([crops[0], gap, crops[1], gap, crops[2]], axis=1)
+
+
+class Validation(keras.callbacks.Callback):
+    """Every ``every`` steps: PSNR/SSIM of the generator (EMA weights if enabled) on the validation
+    images; the best generator so far is exported to ``best.keras`` (see :func:`runner.export`)."""
+
+    def __init__(self, state, run, every: int):
+        super().__init__()
+        self.state, self.run, self.every = state, run, int(every)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every and self.state.step % self.every == 0 and not self.state.failed and self.run.val_images:
+            self.run.validate_now()
+
+
+# --------------------------------------------------------------------------------------------------
+# Logs
+# --------------------------------------------------------------------------------------------------
+
+
+class CSVLog(keras.callbacks.Callback):
+    """``metrics.csv``: step, elapsed_s, lr, losses, val_psnr, val_ssim, every ``every`` steps and at
+    validations. On resume, rows after the restored step (written before a crash) are dropped."""
+
+    def __init__(self, state: RunState, path: Path, every: int, lr_fn):
+        super().__init__()
+        self.state, self.path, self.every, self.lr_fn = state, Path(path), int(every), lr_fn
+        self.columns = None
+        self.last_step = -1
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows:
+                self.columns = list(rows[0].keys())
+                keep = [r for r in rows if int(r["step"]) <= state.start_step]
+                self._write_all(keep)
+
+    def _write_all(self, rows):
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, self.columns)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.path)
+
+    def write(self, force: bool = False):
+        st = self.state
+        if not st.last_logs or st.step == self.last_step:
+            return
+        if not force and not (self.every and st.step % self.every == 0) and st.last_val_step != st.step:
+            return
+        row = {"step": st.step, "elapsed_s": round(time.monotonic() - st.started, 2), "lr": f"{self.lr_fn():.6g}"}
+        row.update({k: f"{v:.6g}" for k, v in st.last_logs.items()})
+        if st.last_val_step == st.step:
+            row.update({"val_psnr": f"{st.val['psnr']:.4f}", "val_ssim": f"{st.val['ssim']:.5f}"})
+        if self.columns is None:
+            self.columns = ["step", "elapsed_s", "lr", *sorted(st.last_logs), "val_psnr", "val_ssim"]
+            self._write_all([])
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
+        self.last_step = st.step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.state.failed:
+            self.write()
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Scalars (losses, learning rate) every ``every`` steps; validation scalars and images are written
+    by :meth:`log_validation`."""
+
+    def __init__(self, state: RunState, logdir: Path, every: int, lr_fn):
+        super().__init__()
+        import tensorflow as tf
+
+        self.state, self.every, self.lr_fn = state, int(every), lr_fn
+        self.writer = tf.summary.create_file_writer(str(logdir))
+
+    def scalars(self, values: dict, prefix: str = "train/"):
+        import tensorflow as tf
+
+        with self.writer.as_default(step=self.state.step):
+            for k, v in values.items():
+                tf.summary.scalar(prefix + k, v)
+
+    def on_train_batch_end(self, batch, logs=None):
+        st = self.state
+        if self.every and st.step % self.every == 0 and not st.failed:
+            self.scalars({**st.last_logs, "learning_rate": self.lr_fn()})
+
+    def log_validation(self, metrics: dict, samples, scale: int):
+        import tensorflow as tf
+
+        self.scalars(metrics, prefix="val/")
+        if samples:
+            grids = [image_grid(lr, sr, hr, scale) for lr, sr, hr in samples]
+            h = min(g.shape[0] for g in grids)
+            w = min(g.shape[1] for g in grids)
+            batch = np.stack([g[:h, :w] for g in grids])
+            with self.writer.as_default(step=self.state.step):
+                tf.summary.image("val/lr_sr_hr", batch, max_outputs=len(grids))
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.flush()
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """tqdm bar over the global steps with ETA, loss and the latest validation PSNR."""
+
+    def __init__(self, state: RunState, enabled: bool = True, desc: str = "train"):
+        super().__init__()
+        from tqdm import tqdm
+
+        self.state = state
+        self.bar = tqdm(
+            total=state.total_steps,
+            initial=state.start_step,
+            desc=desc,
+            unit="step",
+            disable=not enabled,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        st = self.state
+        self.bar.update(st.step - self.bar.n)
+        post = {"loss": f"{st.last_logs.get('loss', float('nan')):.4g}"}
+        if st.val:
+            post["val_psnr"] = f"{st.val['psnr']:.2f}"
+        self.bar.set_postfix(post, refresh=False)
+
+    def close(self):
+        self.bar.close()

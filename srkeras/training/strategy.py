@@ -1,0 +1,99 @@
+"""Choosing the ``tf.distribute`` strategy, mixed precision and synchronised BatchNorm.
+
+``auto``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set (one process per machine, the
+way to outgrow one machine), ``MirroredStrategy`` with more than one GPU, else the default
+strategy (one CPU or GPU). The global batch is what the user sets; each of the R replicas gets
+``batch / R`` examples and the trainers divide their (per-replica mean) losses by R, so the summed
+gradients are those of the mean over the global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+_CACHE: dict = {}
+
+
+def make_strategy(name: str = "auto", devices=None):
+    """The ``tf.distribute.Strategy`` for ``name`` (see module docstring)."""
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    if name == "auto":
+        if os.environ.get("TF_CONFIG"):
+            name = "multiworker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    key = (name, tuple(devices or ()))
+    if key in _CACHE:
+        # One strategy per process and device set: a second MirroredStrategy over the same devices
+        # can reuse collective keys of the first and deadlock or mix tensors.
+        return _CACHE[key]
+    if name == "mirrored":
+        _CACHE[key] = tf.distribute.MirroredStrategy(devices=devices)
+        return _CACHE[key]
+    if not os.environ.get("TF_CONFIG"):
+        raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable (cluster and task)")
+    json.loads(os.environ["TF_CONFIG"])  # fail early on a malformed value
+    _CACHE[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _CACHE[key]
+
+
+def strategy_name(strategy) -> str:
+    return type(strategy).__name__.replace("_DefaultDistributionStrategy", "DefaultStrategy")
+
+
+def set_mixed_precision(enabled: bool) -> str:
+    """mixed_float16 on GPU (float32 variables, float16 compute, loss scaling in the trainers).
+
+    On CPU float16 is slower than float32, so it is refused with a message rather than silently used.
+    """
+    import keras
+    import tensorflow as tf
+
+    if not enabled:
+        keras.mixed_precision.set_global_policy("float32")
+        return "float32"
+    if not tf.config.list_physical_devices("GPU"):
+        print("note: --mixed-precision ignored: no GPU (float16 is slower than float32 on CPU)")
+        keras.mixed_precision.set_global_policy("float32")
+        return "float32"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    return "mixed_float16"
+
+
+def with_synchronized_bn(model, synchronized: bool = True):
+    """Copy of ``model`` whose BatchNormalization layers (``synchronized=...``) share batch statistics
+    across replicas, with the same weights: so two GPUs train SRResNet/SRGAN like one GPU with the
+    same global batch. Returns ``model`` itself when it has no BatchNormalization.
+    """
+    import keras
+
+    bn = [l for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
+    if not bn or all(l.synchronized == synchronized for l in bn):
+        return model
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            cfg = layer.get_config()
+            cfg["synchronized"] = synchronized
+            return keras.layers.BatchNormalization.from_config(cfg)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
