@@ -26,10 +26,10 @@ from srkeras import recipes  # noqa: E402
 DEMO = {
     "recipe": "espcn",
     "scale": 3,
-    "steps": 10000,
+    "steps": 4000,
     "max_minutes": 3.5,
     "out": Path("runs/demo-espcn-x3"),
-    "overrides": ["schedule.milestones=[7500]"],  # the recipe's late 10x drop, scaled to the short run
+    "overrides": ["schedule.milestones=[3200]"],  # the recipe's late 10x drop, scaled to the short run
 }
 
 

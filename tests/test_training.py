@@ -90,8 +90,10 @@ def test_overrides_parse_toml_values():
 def test_cli_resolution_of_patch_sizes_and_flags():
     from pipelines.train import parse_args, resolve
 
-    cfg = resolve(parse_args(["--recipe", "espcn", "--scale", "4", "--lr", "1e-4", "--set", "train.ema=true"]))
+    cfg = resolve(parse_args(["--recipe", "espcn", "--profile", "paper", "--scale", "4", "--lr", "1e-4", "--set", "train.ema=true"]))
     assert cfg["data"]["hr_patch"] == 17 * 4  # the paper's 17x17 LR sub-images
+    assert cfg["model"]["options"]["activation"] == "tanh"
+    assert resolve(parse_args(["--recipe", "espcn", "--scale", "4"]))["data"]["hr_patch"] == 24 * 4  # CPU default
     assert cfg["optimizer"]["lr"] == 1e-4 and cfg["train"]["ema"] is True
     cfg = resolve(parse_args(["--recipe", "espcn", "--patch-size", "30"]))
     assert cfg["data"]["hr_patch"] == 30
