@@ -8,7 +8,7 @@ from srkeras.data import imresize, quantize, rgb_to_ycbcr, ycbcr_to_rgb
 from srkeras.inference import load_generator, model_scale, receptive_field, upscale
 from srkeras.inference.loading import ModelNotFoundError
 from srkeras.inference.tiling import bicubic_rows, plan, tile_count
-from srkeras.models.layers import PixelShuffle
+from srkeras.models.layers import BicubicUpsample, PixelShuffle
 
 RNG = np.random.default_rng(0)
 
@@ -45,6 +45,76 @@ def test_tiled_equals_untiled_and_naive_tiling_does_not():
     assert np.abs(full - naive).max() > 1e-2
 
 
+def test_axis_split_covers_with_margins_and_minimal_work():
+    from srkeras.inference.tiling import _axis
+
+    # Hand-computed: 100 px, windows <= 40, margin 5 -> 3 windows of 40 at 0, 30, 60, cores cut
+    # halfway into each 10 px overlap.
+    assert _axis(100, 40, 5) == (((0, 35, 0), (35, 65, 30), (65, 100, 60)), 40)
+    assert _axis(30, 40, 5) == (((0, 30, 0),), 30)
+    for n, max_win, o in [(97, 31, 7), (1000, 300, 27), (61, 20, 0), (89, 81, 33), (50, 11, 5)]:
+        cores, win = _axis(n, max_win, o)
+        assert win <= max(max_win, 2 * o + 1) + 1
+        assert cores[0][0] == 0 and cores[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
+        for c0, c1, ws in cores:
+            assert 0 <= ws and ws + win <= n and c0 < c1
+            assert c0 - ws >= o or c0 == 0, (n, max_win, o, c0, ws)
+            assert ws + win - c1 >= o or c1 == n
+        # the fewest windows: a window adds at most max_win - 2 o of new pixels
+        step = max(max_win, 2 * o + 1) - 2 * o
+        assert len(cores) == max(1, -(-(n - 2 * o) // step)) or n <= max_win
+
+
+def _bicubic_residual(c=3, s=2):
+    """Conv trunk + PixelShuffle tail, plus a global bicubic skip from the LR input into the tail."""
+    inp = keras.Input((None, None, c), name="lr")
+    x = keras.layers.Conv2D(8, 5, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.Conv2D(c * s * s, 3, padding="same", name="c3")(x)
+    x = PixelShuffle(s, name="ps")(x)
+    x = keras.layers.Conv2D(c, 3, padding="same", name="hr_conv")(x)
+    x = keras.layers.Add(name="add")([x, BicubicUpsample(s, name="bic")(inp)])
+    return keras.Model(inp, x)
+
+
+@pytest.mark.parametrize(
+    "name,options,cut,channels",
+    [
+        ("srresnet", {"scale": 4, "num_blocks": 3, "num_features": 16}, ("long_skip",), (16,)),
+        ("rrdbnet", {"scale": 4, "num_blocks": 2, "num_features": 16, "growth": 8}, ("long_skip",), (16,)),
+        ("bicubic_residual", {}, ("lr", "c2"), (3, 8)),
+    ],
+)
+def test_split_trunk_then_tail_equals_model(name, options, cut, channels):
+    from srkeras.inference.split import split_generator
+    from srkeras.models import build
+
+    m = _bicubic_residual() if name == "bicubic_residual" else build(name, **options)
+    sp = split_generator(m)
+    # The cut is the narrowest one in front of the first upsampling layer: SRResNet's 64 -> 256
+    # conv before the PixelShuffle goes to the tail; a skip from the input into the tail crosses too.
+    assert sp.cut == cut and sp.channels == channels
+    assert not any(isinstance(l, (PixelShuffle, keras.layers.UpSampling2D, BicubicUpsample)) for l in sp.trunk.layers)
+    conv = next(l for l in sp.tail.layers if isinstance(l, keras.layers.Conv2D))
+    assert conv is m.get_layer(conv.name), "trunk and tail share the model's layers (no copies)"
+    x = RNG.random((2, 23, 19, 3), dtype=np.float32)
+    feats = sp.trunk(x)
+    for f in feats if isinstance(feats, list) else [feats]:
+        assert f.shape[1:3] == (23, 19)
+    ref = np.asarray(m(x))
+    assert np.abs(np.asarray(sp.tail(feats)) - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
+
+
+def test_models_that_upsample_first_or_have_no_tail_weights_are_not_split():
+    from srkeras.inference.split import split_generator
+    from srkeras.models import build
+
+    assert split_generator(build("srcnn", scale=3, channels=1)) is None  # bicubic first
+    assert split_generator(build("espcn", scale=3, channels=1)) is None  # tail = bare PixelShuffle
+    assert split_generator(conv_ps()) is None
+
+
 @pytest.mark.parametrize(
     "name,options,size",
     [
@@ -52,30 +122,83 @@ def test_tiled_equals_untiled_and_naive_tiling_does_not():
         ("espcn", {"scale": 3, "channels": 1}, (39, 43)),
         ("srresnet", {"scale": 4}, (89, 71)),
         ("rrdbnet", {"scale": 4, "num_blocks": 2, "num_features": 32, "growth": 16}, (45, 51)),
+        ("bicubic_residual", {}, (37, 29)),
     ],
 )
 def test_zoo_models_tiled_equals_untiled(name, options, size):
+    from srkeras.inference.tiling import _axis
     from srkeras.models import build
 
-    m = build(name, **options)
+    m = _bicubic_residual() if name == "bicubic_residual" else build(name, **options)
     img = RNG.random((*size, 3), dtype=np.float32)
     full = upscale(m, img, tile=0)
-    p = plan(m, size, tile=15)
-    assert p.window < max(size), "test image must need several tiles"
-    tiled = upscale(m, img, tile=15)
-    assert tile_count(m, img.shape, tile=15) > 4
+    p = plan(m, size, tile=9)
+    trunk_tiles = len(_axis(size[0], p.window, p.overlap)[0]) * len(_axis(size[1], p.tile_w + 2 * p.overlap, p.overlap)[0])
+    assert trunk_tiles >= 2, "test image must need several trunk tiles"
+    assert p.split == (name in ("srresnet", "rrdbnet", "bicubic_residual"))
+    n = tile_count(m, img.shape, tile=9)
+    if p.split:
+        assert n - trunk_tiles > 2 * trunk_tiles, "and several tail tiles in each"
+    seen = []
+    tiled = upscale(m, img, tile=9, progress=seen.append)
+    assert sum(seen) == n
     assert np.abs(_q(full) - _q(tiled)).max() <= 1, name
+    assert np.abs(full - tiled).max() < 1e-3, name
 
 
-@pytest.mark.slow
-def test_full_rrdbnet_tiled_equals_untiled():
+def test_memory_budget_plan_splits_srresnet():
+    """Under 2 GB, SRResNet x4's trunk gets large tiles and the tail small ones; the plan's memory
+    estimate fits the budget; a 600^2 image runs its trunk untiled (the overhead benchmark's case)."""
+    from srkeras.inference.split import flops_per_pixel, live_floats_per_pixel
+    from srkeras.inference.tiling import ACTIVATION_SHARE, _parts, plan_bytes, work_ratio
     from srkeras.models import build
 
-    m = build("rrdbnet", scale=4)
-    img = RNG.random((61, 57, 3), dtype=np.float32)
-    full = upscale(m, img, tile=0)
-    tiled = upscale(m, img, tile=8)
-    assert np.abs(_q(full) - _q(tiled)).max() <= 1
+    m = build("srresnet", scale=4)
+    parts = _parts(m)
+    assert parts.tail is not None and parts.feat_channels == 64
+    # Live floats per LR pixel from the graph walk. Trunk peak, inside a residual block: the input
+    # (3), the long skip, the block input, conv1's output and BN1's output (4 x 64). Tail peak at the
+    # second PixelShuffle: its features input (64), the 256-channel map at 2x (1024 per LR pixel)
+    # and the shuffled 64-channel map at 4x (1024).
+    assert live_floats_per_pixel(parts.trunk) == 3 + 4 * 64
+    assert live_floats_per_pixel(parts.tail) == 64 + 2 * 1024
+    # FLOPs per LR pixel: conv9 3->64 + 33 conv3 64->64 in the trunk; conv3 64->256 at 1x and 2x and
+    # conv9 64->3 at 4x in the tail.
+    assert flops_per_pixel(parts.trunk) == 2 * (81 * 3 * 64 + 33 * 9 * 64 * 64)
+    assert flops_per_pixel(parts.tail) == 2 * (9 * 64 * 256 * (1 + 4) + 81 * 64 * 3 * 16)
+    for hw in [(2000, 2000), (1000, 1000), (600, 600), (500, 3000)]:
+        p = plan(m, hw, max_memory="2GB")
+        assert p.split and plan_bytes(m, hw, p) <= ACTIVATION_SHARE * 2e9
+        assert p.tail_window < p.window and p.tail_tile >= 100
+    p = plan(m, (600, 600), max_memory="2GB")
+    assert (p.tile, p.tile_w) == (600, 600)
+    assert work_ratio(m, (600, 600), p) < 1.05  # only the tail's 5 px margins are computed twice
+    big = plan(m, (2000, 2000), max_memory="2GB")
+    assert big.tile * big.tile_w >= 300**2 and work_ratio(m, (2000, 2000), big) < 1.2
+    # A batch of tiles per call shrinks the tiles so the batch fits the same budget.
+    b4 = plan(m, (2000, 2000), max_memory="2GB", batch_size=4)
+    assert b4.batch_size == b4.tail_batch == 4 and plan_bytes(m, (2000, 2000), b4) <= ACTIVATION_SHARE * 2e9
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_budget_plan_streams_bands_equal_to_untiled(channels):
+    """The budget path end to end on a split model (RGB, and Y-only on an RGB image): several
+    output bands, trunk and tail both tiled, progress counts every tile, output == untiled."""
+    from srkeras.inference import upscale_bands
+    from srkeras.inference.tiling import ACTIVATION_SHARE, plan_bytes
+    from srkeras.models import build
+
+    m = build("srresnet", scale=4, channels=channels, num_blocks=2, num_features=16)
+    img = RNG.random((70, 61, 3), dtype=np.float32)
+    p = plan(m, (70, 61), max_memory="10MB")
+    assert p.split and p.tile < 70 and p.tail_tile < 61
+    assert plan_bytes(m, (70, 61), p) <= ACTIVATION_SHARE * 10e6
+    seen = []
+    bands = list(upscale_bands(m, img, max_memory="10MB", progress=seen.append))
+    assert len(bands) >= 2 and [r for r, _, _ in bands] == list(np.cumsum([0] + [b.shape[0] for _, b, _ in bands[:-1]]))
+    assert sum(seen) == tile_count(m, img.shape, max_memory="10MB") > len(bands)
+    tiled = np.concatenate([b for _, b, _ in bands])
+    assert np.abs(_q(upscale(m, img, tile=0)) - _q(tiled)).max() <= 1
 
 
 def test_y_model_on_rgb_uses_bicubic_chroma():
@@ -110,12 +233,13 @@ def test_memory_budget_sets_tiles_and_progress_counts_them():
     m = conv_ps()
     small = plan(m, (500, 500), max_memory="20MB")
     big = plan(m, (500, 500), max_memory="400MB")
-    assert small.tile < big.tile
-    assert small.window**2 * 336 * 1.0 <= 20e6 * 1.01  # window activations fit the budget estimate
+    assert small.tile * small.tile_w < big.tile * big.tile_w
     img = RNG.random((60, 50, 3), dtype=np.float32)
     seen = []
-    upscale(m, img, tile=16, progress=seen.append)
-    assert sum(seen) == tile_count(m, img.shape, tile=16) == 4 * 4
+    out = upscale(m, img, tile=16, progress=seen.append)
+    # margin 6 (receptive field 4 + 2): rows ceil((60 - 12) / 16) = 3 windows, columns ceil(38 / 16) = 3
+    assert sum(seen) == tile_count(m, img.shape, tile=16) == 3 * 3
+    assert np.abs(out - upscale(m, img, tile=0)).max() < 1e-4
 
 
 def test_bicubic_rows_equals_full_imresize():
