@@ -23,13 +23,13 @@ import argparse
 import dataclasses
 import hashlib
 import io
-import os
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from srkeras.data.io import write_atomically
 
 ANCHORS = {"nearest": "low_anchor", "hr": "high_anchor"}
 CLASSICAL = ("nearest", "bicubic", "hr")
@@ -74,17 +74,7 @@ def store_stimulus(stimuli_dir: Path, data: bytes) -> str:
     sha = hashlib.sha256(data).hexdigest()
     path = stimuli_dir / f"{sha}.png"
     if not path.exists():
-        stimuli_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".stim.", dir=stimuli_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
     return sha
 
 

@@ -230,28 +230,43 @@ def save_image(
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists (pass overwrite=True / --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower() or ".png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         if bit_depth == 16:
             if suffix != ".png":
                 raise ValueError(f"{path}: 16-bit output needs a .png file")
             from srkeras.data import png16
 
             png16.write_png16(tmp, pixels, alpha=alpha, icc_profile=icc_profile)
-        else:
-            im = to_pil(pixels, alpha)
-            kwargs = {}
-            if icc_profile:
-                kwargs["icc_profile"] = icc_profile
-            fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix)
-            if fmt == "JPEG":
-                if im.mode in ("RGBA", "LA"):
-                    raise ValueError(f"{path}: JPEG cannot store alpha; write a .png")
-                kwargs["quality"] = 95
-            im.save(tmp, format=fmt, **kwargs)
+            return
+        im = to_pil(pixels, alpha)
+        kwargs = {}
+        if icc_profile:
+            kwargs["icc_profile"] = icc_profile
+        fmt = Image.registered_extensions().get(suffix, "PNG")
+        if fmt == "JPEG":
+            if im.mode in ("RGBA", "LA"):
+                raise ValueError(f"{path}: JPEG cannot store alpha; write a .png")
+            kwargs["quality"] = 95
+        im.save(tmp, format=fmt, **kwargs)
+
+    return write_atomically(path, write)
+
+
+def write_atomically(path, write) -> Path:
+    """Run ``write(tmp_path)`` on a temp file beside ``path``, then rename it onto ``path``.
+
+    Readers see the old file or the whole new one, never a partial file; on failure the temp file is
+    removed and an existing ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
