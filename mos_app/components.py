@@ -96,12 +96,32 @@ def css_size(width: int, height: int, dpr: float) -> tuple[float, float]:
     return width / dpr, height / dpr
 
 
-def img_tag(uri: str, width: int, height: int, dpr: float, alt: str, caption: str | None = None) -> str:
-    w, h = css_size(width, height, dpr)
+#: Pixel ratios of common screens and browser zoom levels; CSS media queries size images 1:1 for these
+#: from the first paint, before the page has reported its own ratio to the server.
+COMMON_DPRS = (1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4)
+
+
+def img_tag(uri: str, width: int, height: int, dpr: float, alt: str, caption: str | None = None,
+            dpr_known: bool = True) -> str:
+    """An <img> drawn at one image pixel per device pixel.
+
+    The size is a CSS rule per device-pixel ratio (``@media (resolution: Ndppx)``), so the browser
+    sizes the image correctly even before the page's viewport report reaches the server. The rule
+    for ``dpr`` comes last and so wins when ``dpr_known`` (it is the ratio the browser reported,
+    e.g. an unusual zoom level); when the ratio is not known yet, the media rules win instead.
+    """
+    cls = f"mos-px-{width}x{height}"
+
+    def rule(r):
+        w, h = css_size(width, height, r)
+        return f".{cls}{{width:{w:.4f}px;height:{h:.4f}px}}"
+
+    media = "".join(f"@media (resolution:{r}dppx){{{rule(r)}}}" for r in COMMON_DPRS)
+    css = media + rule(dpr) if dpr_known else rule(dpr) + media
     img = (
-        f'<img src="{uri}" alt="{alt}" draggable="false" '
-        f'style="width:{w:.4f}px;height:{h:.4f}px;max-width:none;max-height:none;display:block;'
-        f'image-rendering:auto;flex:none" />'
+        f"<style>{css}</style>"
+        f'<img class="{cls}" src="{uri}" alt="{alt}" draggable="false" '
+        f'style="max-width:none;max-height:none;display:block;image-rendering:auto;flex:none" />'
     )
     if caption is None:
         return img
@@ -150,7 +170,7 @@ def show_images(paths: list[str], captions: list[str] | None, viewport: Viewport
         uri, w, h = image_data_uri(path)
         cap = captions[i] if captions else None
         alt = f"image {cap}" if cap else "image"
-        tags.append(img_tag(uri, w, h, viewport.dpr, alt=alt, caption=cap))
+        tags.append(img_tag(uri, w, h, viewport.dpr, alt=alt, caption=cap, dpr_known=viewport.known))
         widths.append(w)
         height = max(height, h)
     warning = fit_warning(widths, height, viewport)

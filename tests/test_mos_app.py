@@ -84,9 +84,12 @@ def images(at: AppTest) -> list[tuple[np.ndarray, str, float]]:
     """(pixels, alt text, CSS width) of every <img> on the page, in order."""
     out = []
     for h in at.get("html"):
-        for m in re.finditer(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]*)"[^>]*?width:([\d.]+)px', h.value):
-            with Image.open(io.BytesIO(base64.b64decode(m.group(1)))) as im:
-                out.append((np.asarray(im.convert("RGB")), m.group(2), float(m.group(3))))
+        pattern = r'<style>(.*?)</style><img class="(mos-px-\d+x\d+)" src="data:image/png;base64,([^"]+)" alt="([^"]*)"'
+        for m in re.finditer(pattern, h.value):
+            # The server's rule is the one outside the per-ratio @media rules.
+            css_w = re.search(r"(?:^|\}\})\." + m.group(2) + r"\{width:([\d.]+)px", m.group(1)).group(1)
+            with Image.open(io.BytesIO(base64.b64decode(m.group(3)))) as im:
+                out.append((np.asarray(im.convert("RGB")), m.group(4), float(css_w)))
     return out
 
 
@@ -437,6 +440,11 @@ def test_one_to_one_sizing_and_fit_warning():
 
     tag = img_tag("data:image/png;base64,AAAA", 256, 128, dpr=2.0, alt="image")
     assert "width:128.0000px" in tag and "height:64.0000px" in tag and "max-width:none" in tag
+    # Sized 1:1 by the browser itself from the first paint, before the ratio reaches the server.
+    early = img_tag("data:image/png;base64,AAAA", 256, 128, dpr=1.0, alt="image", dpr_known=False)
+    assert "@media (resolution:2dppx){.mos-px-256x128{width:128.0000px;height:64.0000px}}" in early
+    assert early.index(".mos-px-256x128{width:256.0000px") < early.index("@media"), "media rules must win"
+    assert tag.rindex(".mos-px-256x128{width:128.0000px") > tag.rindex("@media"), "a reported ratio wins"
     tag = img_tag("data:image/png;base64,AAAA", 300, 300, dpr=1.25, alt="image A", caption="A")
     assert "width:240.0000px" in tag and 'alt="image A"' in tag
     assert fit_warning([512], 512, Viewport()) is None, "no warning before the browser reported its window"

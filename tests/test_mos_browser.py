@@ -217,10 +217,11 @@ def test_rater_completes_study_in_browser(served_study):
                     modes_seen.add(mode)
                 assert f"Image {n + 1} of" in page.inner_text("body")
 
-                # Scope to this trial's form: Streamlit keeps the previous page's elements until replaced.
+                # Scope to this trial's form (Streamlit keeps the previous page's elements until replaced) and
+                # to its radio group (an aria helper element can repeat the option's text).
                 form = page.locator("[data-testid='stForm']", has=page.locator(f".st-key-answer_{tid}"))
                 if n == 2 and not reloaded:  # refresh mid-way: the same trial comes back, nothing stored
-                    form.get_by_text(label, exact=True).click()
+                    form.get_by_role("radiogroup").get_by_text(label, exact=True).click()
                     page.reload()
                     reloaded = True
                     kind = wait_next(None)
@@ -228,7 +229,7 @@ def test_rater_completes_study_in_browser(served_study):
                     assert f"Image {n + 1} of" in page.inner_text("body")
                     continue
 
-                form.get_by_text(label, exact=True).click()
+                form.get_by_role("radiogroup").get_by_text(label, exact=True).click()
                 sync_api.expect(form.get_by_role("radio", name=label, exact=True)).to_be_checked()
                 submit = form.get_by_role("button", name="Submit")
                 if n == 1 and not double_clicked:
