@@ -56,6 +56,17 @@ def functional_graph(model):
     return model
 
 
+
+def _graph_and_shapes(model, n):
+    """(functional graph, tensor shapes for an n x n probe) of ``model``, or None when either fails."""
+    graph = functional_graph(model)
+    if graph is None:
+        return None
+    try:
+        return graph, tensor_shapes(graph, n)
+    except Exception:
+        return None
+
 def topo_nodes(graph) -> list:
     """Non-input nodes of a functional graph in execution order."""
     by_depth = graph._nodes_by_depth
@@ -89,13 +100,10 @@ def split_generator(model, n: int = PROBE, check: bool = True):
     """:class:`Split` of a single-input, single-output functional generator, or None (see module doc)."""
     import keras
 
-    graph = functional_graph(model)
-    if graph is None or len(graph.inputs) != 1 or len(graph.outputs) != 1:
+    probed = _graph_and_shapes(model, n)
+    if probed is None or len(probed[0].inputs) != 1 or len(probed[0].outputs) != 1:
         return None
-    try:
-        shapes = tensor_shapes(graph, n)
-    except Exception:
-        return None
+    graph, shapes = probed
     nodes = topo_nodes(graph)
     tensors = {id(x): x for x in graph.inputs}
     for node in nodes:
@@ -192,13 +200,10 @@ def live_floats_per_pixel(model, n: int = PROBE) -> float | None:
     its last reader (inputs and outputs stay alive throughout). This is what a graph executor
     that frees tensors on last use holds; None when ``model`` is not a functional graph.
     """
-    graph = functional_graph(model)
-    if graph is None:
+    probed = _graph_and_shapes(model, n)
+    if probed is None:
         return None
-    try:
-        shapes = tensor_shapes(graph, n)
-    except Exception:
-        return None
+    graph, shapes = probed
     nodes = topo_nodes(graph)
     last = {}
     for i, node in enumerate(nodes):
@@ -230,13 +235,10 @@ def flops_per_pixel(model, n: int = PROBE) -> float | None:
     """
     import keras
 
-    graph = functional_graph(model)
-    if graph is None:
+    probed = _graph_and_shapes(model, n)
+    if probed is None:
         return None
-    try:
-        shapes = tensor_shapes(graph, n)
-    except Exception:
-        return None
+    graph, shapes = probed
     total = 0.0
     for node in topo_nodes(graph):
         layer = node.operation
