@@ -44,7 +44,11 @@ streaming writer never holds a second band) plus the larger of the trunk's live 
 (trunk features + tail live activations). Live
 activations per pixel come from walking the graph (:func:`~srkeras.inference.split.live_floats_per_pixel`)
 times ``LIVE_SAFETY`` for executor and oneDNN layout copies. Among the window sizes that fit, the
-plan minimises the convolution FLOPs actually computed (overlaps included).
+plan takes the smallest estimated peak whose convolution FLOPs (overlaps included, plus a per-call
+cost) are within ``PLAN_SLACK`` (3%) of the fewest. The FLOPs are flat near their minimum: once a
+window is several receptive fields wide its overlap costs a few per cent, so the strictly cheapest
+plan is usually whichever fills the budget, and its peak would grow with the image up to the
+budget. The slack keeps the peak near what the model needs, nearly independent of image size.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ ACTIVATION_SHARE = 0.6
 LIVE_SAFETY = 2.0
 CHUNK_BYTES = 8 * 1024**2  # upscale_bands yields output rows in pieces of about this size
 CALL_FLOPS = 2e7  # per-call overhead (dispatch, padding, copies) counted as this many FLOPs
+PLAN_SLACK = 0.03  # extra FLOPs the planner accepts for a smaller peak (module docstring)
 _PROBE_SIZES = (48, 96, 192, 384)
 _cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -114,11 +119,14 @@ def _runner(model):
         import tensorflow as tf
 
         chans = _input_channels(model)
+        # A weak reference: the runner lives in the model's entry of the weak-keyed cache, and a
+        # strong one would keep every model ever run (weights included) alive in a long-lived app.
+        ref = weakref.ref(model)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, sum(chans)], tf.float32)], reduce_retracing=True)
         def run(x):
             xs = x if len(chans) == 1 else tf.split(x, chans, axis=-1)
-            y = model(xs, training=False)
+            y = ref()(xs, training=False)
             ys = [tf.cast(t, tf.float32) for t in (y if isinstance(y, (list, tuple)) else [y])]
             return ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
 
@@ -189,7 +197,7 @@ def receptive_field(model, tol: float = RF_TOL, max_probe: int = _PROBE_SIZES[-1
 class _Parts:
     """How a model is run: whole (``tail`` None) or as trunk + tail, with margins and costs."""
 
-    trunk: object  # the whole model when not split
+    trunk: object | None  # None when not split: the model runs whole
     tail: object | None
     scale: int
     rf: int | None  # receptive field of the whole model (LR px)
@@ -232,7 +240,8 @@ def _parts(model) -> _Parts:
     out_c = int(run_model(model, np.zeros((1, 4, 4, c), np.float32)).shape[-1])
     if sp is None:
         f = flops_per_pixel(model) or 1.0
-        parts = _Parts(model, None, s, rf, 0, activation_bytes_per_pixel(model), 0.0, f, 0.0, 0, out_c)
+        # trunk None: the model runs whole (a reference to it here would keep it alive, see _runner)
+        parts = _Parts(None, None, s, rf, 0, activation_bytes_per_pixel(model), 0.0, f, 0.0, 0, out_c)
     else:
         trunk, tail = sp.trunk, sp.tail
         tail_rf = _probe_radius(tail, lambda p: run_model(trunk, _bases(c, p)), s, RF_TOL, _PROBE_SIZES[-1])
@@ -414,10 +423,14 @@ def _grid(lo: int, hi: int, n: int = 36) -> list:
 
 
 def _auto_plan(parts: _Parts, h, w, budget, o_t, o_h, img_channels, exact, batch=1) -> TilePlan:
-    """The window sizes that fit ``budget`` with the fewest FLOPs computed (module docstring)."""
+    """The least-memory window sizes within ``PLAN_SLACK`` of the fewest FLOPs that fit ``budget``.
+
+    Every (trunk window, tail window) pair that fits is costed (overlap FLOPs + per-call
+    overhead) and its peak estimated as in :func:`plan_bytes`; see the module docstring.
+    """
     avail = ACTIVATION_SHARE * budget
     min_tail = 2 * o_h + 8
-    best = None
+    cands = []  # (cost, bytes, plan)
     for wr in _grid(2 * o_t + 16, h, 24):
         rows, win_r = _axis(h, wr, o_t)
         core_h = max(b - a for a, b, _ in rows)
@@ -429,28 +442,26 @@ def _auto_plan(parts: _Parts, h, w, budget, o_t, o_h, img_channels, exact, batch
                 break
             calls = len(rows) * len(cols)
             cost = parts.trunk_flops * len(rows) * win_r * len(cols) * win_c + CALL_FLOPS * calls
-            tail_tile = 0
-            if parts.tail is not None:
-                rem = avail - band - win_r * win_c * parts.feat_channels * 4.0 * batch
-                tw = int(math.sqrt(max(rem, 0) / (parts.tail_bpp * batch)))
-                if tw < min_tail:
-                    continue
-                tw = min(tw, max(win_r, win_c))
-                tail_cost, tw = min(
-                    (parts.tail_flops * a + CALL_FLOPS * k, t)
-                    for t in _tail_candidates(rows, cols, h, w, tw, o_h, min_tail)
-                    for a, k in [_tail_work(parts, rows, cols, h, w, t, o_h)]
-                )
-                cost += tail_cost
-                tail_tile = tw - 2 * o_h
-            if best is None or cost < best[0]:
-                best = (cost, TilePlan(win_r - 2 * o_t if len(rows) > 1 else h, o_t, batch, exact,
-                                       win_c - 2 * o_t if len(cols) > 1 else w, tail_tile, o_h, batch))  # fmt: skip
-    if best is None:
+            tile_r = win_r - 2 * o_t if len(rows) > 1 else h
+            tile_c = win_c - 2 * o_t if len(cols) > 1 else w
+            if parts.tail is None:
+                cands.append((cost, band + trunk_mem, TilePlan(tile_r, o_t, batch, exact, tile_c)))
+                continue
+            feat = win_r * win_c * parts.feat_channels * 4.0 * batch
+            tw = int(math.sqrt(max(avail - band - feat, 0) / (parts.tail_bpp * batch)))
+            if tw < min_tail:
+                continue
+            for t in _tail_candidates(rows, cols, h, w, min(tw, max(win_r, win_c)), o_h, min_tail):
+                area, k = _tail_work(parts, rows, cols, h, w, t, o_h)
+                mem = band + max(trunk_mem, feat + parts.tail_bpp * t * t * batch)
+                p = TilePlan(tile_r, o_t, batch, exact, tile_c, t - 2 * o_h, o_h, batch)
+                cands.append((cost + parts.tail_flops * area + CALL_FLOPS * k, mem, p))
+    if not cands:
         tile = 16
         warnings.warn(f"memory budget of {budget / 1e9:.2f} GB is tight for this model; using {tile}px tiles", stacklevel=4)
         return TilePlan(tile, o_t, batch, exact, tile, tile if parts.tail is not None else 0, o_h, batch)
-    return best[1]
+    cheapest = min(c for c, _, _ in cands)
+    return min((m, c, i) + (p,) for i, (c, m, p) in enumerate(cands) if c <= cheapest * (1 + PLAN_SLACK))[-1]
 
 
 def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=None, channels=3) -> TilePlan:
