@@ -16,6 +16,11 @@
   160x160 under 250 MB), tiled (plan from the budget) vs ``tile=0``; target <= 15%. Also the
   plan's work ratio (FLOPs computed with overlaps / untiled FLOPs) at the memory sizes.
 * bfloat16 (where the CPU has it): speed and PSNR of the bfloat16 output against float32.
+* Try-it page (``--only try_it``): peak RSS of :func:`mos_app.try_it.super_resolve` (what the
+  page runs on Upscale: tiled SR, 8-bit SR and bicubic for display, the download PNG) on a
+  12-megapixel "phone photo" (4000x3000, a scikit-image photo resized up plus sensor-like noise)
+  at x4 with ESPCN (random weights: the memory is the output's, not the model's), in a child
+  process. Short run: 1000x750.
 """
 
 from __future__ import annotations
@@ -57,10 +62,35 @@ def _child_memory(size: int, budget: str) -> None:
     print(json.dumps({"size": size, "maxrss_mb": rss, "seconds": dt, "load": os.getloadavg()[0], **info}))
 
 
-def memory(size: int, budget: str) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.bench_inference", "--child-memory", str(size), "--budget", budget]
+def _child_try_it(width: int, budget: str) -> None:
+    import numpy as np
+
+    from mos_app.try_it import super_resolve
+    from srkeras.data import imresize
+    from srkeras.data.samples import sample_image
+    from srkeras.models import build
+
+    h = width * 3 // 4
+    base = sample_image("astronaut")  # 512 x 512
+    photo = np.clip(imresize(base, output_shape=(h, width)) + np.random.default_rng(0).normal(0, 0.02, (h, width, 3)), 0, 1)
+    photo = photo.astype(np.float32)
+    model = build("espcn", scale=4, channels=3)
+    t = time.perf_counter()
+    res = super_resolve(model, photo, max_memory=budget)
+    dt = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"width": width, "height": h, "out_mp": 16 * width * h / 1e6, "maxrss_mb": rss, "seconds": dt,
+                      "png_mb": len(res["png"]) / 1e6, "load": os.getloadavg()[0]}))
+
+
+def _in_child(*args: str) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.bench_inference", *args]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def memory(size: int, budget: str) -> dict:
+    return _in_child("--child-memory", str(size), "--budget", budget)
 
 
 def _cpu_seconds() -> float:
@@ -112,11 +142,15 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="issue sizes (1000^2 and 2000^2 LR for memory; slow)")
     p.add_argument("--json", default=None)
     p.add_argument("--budget", default="2GB")
-    p.add_argument("--only", choices=("memory", "speed", "tiling"), default=None, help="run one part")
+    p.add_argument("--only", choices=("memory", "speed", "tiling", "try_it"), default=None, help="run one part")
     p.add_argument("--child-memory", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-try-it", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child_memory:
         _child_memory(args.child_memory, args.budget)
+        return 0
+    if args.child_try_it:
+        _child_try_it(args.child_try_it, args.budget)
         return 0
 
     import numpy as np
@@ -142,6 +176,11 @@ def main(argv=None) -> int:
     res["load_after"] = os.getloadavg()
     if run("speed"):
         _bf16(res, m, img, lr)
+    if run("try_it"):
+        width = 4000 if args.full else 1000
+        t = res["try_it"] = _in_child("--child-try-it", str(width), "--budget", "1GB")
+        print(f"\nTry-it page, {t['width']}x{t['height']} photo x4 ESPCN ({t['out_mp']:.0f} output MP, budget 1GB): "
+              f"peak RSS {t['maxrss_mb']:.0f} MB, {t['seconds']:.1f} s, PNG {t['png_mb']:.0f} MB")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

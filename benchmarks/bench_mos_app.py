@@ -113,7 +113,7 @@ async def rater(browser, base: str, trials: int, think: float, seed: int, out: l
 async def run_round(base: str, raters: int, trials: int, think: float) -> tuple[list, list, float]:
     from playwright.async_api import async_playwright
 
-    from tests.test_mos_browser import CHROME_ARGS, CHROMIUM
+    from tests._browser import CHROME_ARGS, CHROMIUM
 
     out, errors = [], []
     async with async_playwright() as pw:
@@ -143,8 +143,9 @@ def main(argv=None) -> int:
         print("needs Debian's chromium (/usr/bin/chromium) and playwright: apt-get install chromium", file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT))
-    # The browser test's helpers: start/stop `streamlit run` by PID, launch Chromium with the CI flags.
-    from tests.test_mos_browser import free_port, start_streamlit, stop
+    # The browser tests' helpers: start/stop `streamlit run` by PID, launch Chromium with the CI flags.
+    from tests._browser import free_port, stop
+    from tests.test_mos_browser import start_streamlit
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_mos_app_") as d:

@@ -6,6 +6,12 @@ never may. Models come from the models folder (``$SRKERAS_MODEL_DIR``, default `
 the same tiled path as ``pipelines.upscale`` (bounded memory, so a 12-megapixel phone photo works).
 Bicubic and SR are shown side by side with one zoom and one crop centre for both, pixel-exact
 (nearest-neighbour magnification of the same crop).
+
+Memory: a 12-megapixel photo at x4 is 192 output megapixels, 2.3 GB as one float32 array (and
+4.6 GB for a float64 bicubic). :func:`super_resolve` therefore takes the SR output band by band
+from the tiled path, keeps only 8-bit copies of SR and bicubic for display, and encodes the
+download PNG (the input's bit depth, alpha and ICC profile, as ``pipelines.upscale`` writes it)
+while the bands go by; benchmarks/bench_inference.py measures its peak.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ import streamlit as st
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from srkeras.data import ImageLoadError, imresize, read_image  # noqa: E402
-from srkeras.data.io import to_pil  # noqa: E402
+from srkeras.data import ImageLoadError, quantize, read_image  # noqa: E402
+from srkeras.data.png16 import PngStreamWriter  # noqa: E402
 from srkeras.data.samples import SAMPLE_NAMES, sample_image  # noqa: E402
-from srkeras.inference import list_models, load_generator, model_scale, models_dir, upscale  # noqa: E402
+from srkeras.inference import list_models, load_generator, model_scale, models_dir, upscale_bands  # noqa: E402
 from srkeras.inference.loading import ModelNotFoundError  # noqa: E402
+from srkeras.inference.tiling import bicubic_rows  # noqa: E402
 
 VIEW = 384  # displayed crop edge in screen pixels
 
@@ -35,10 +42,29 @@ def _model(path: str):
     return load_generator(path)
 
 
-def _png_bytes(pixels, alpha=None) -> bytes:
+def super_resolve(model, pixels, alpha=None, max_memory="1GB", progress=None, bit_depth=8, icc_profile=None) -> dict:
+    """SR and bicubic of ``pixels`` (float [0, 1], (H, W, C)) as uint8 arrays plus the SR as PNG bytes.
+
+    Returns {"sr", "bicubic": uint8 (H*s, W*s, C), "alpha": uint8 (H*s, W*s) or None, "png": bytes}.
+    The output is produced band by band (module docstring), so the peak is the 8-bit copies, the
+    PNG and one band, never a float copy of the whole output.
+    """
+    s = model_scale(model)
+    h, w, c = pixels.shape
+    sr = np.empty((h * s, w * s, c), np.uint8)
+    bic = np.empty_like(sr)
+    a8 = None if alpha is None else np.empty((h * s, w * s), np.uint8)
     buf = io.BytesIO()
-    to_pil(pixels, alpha).save(buf, format="PNG")
-    return buf.getvalue()
+    writer = PngStreamWriter(buf, w * s, h * s, c, alpha is not None, bit_depth, icc_profile, level=6)
+    for r0, band, al in upscale_bands(model, pixels, max_memory=max_memory, progress=progress, alpha=alpha):
+        r1 = r0 + band.shape[0]
+        writer.write(band, al)
+        sr[r0:r1] = quantize(band)
+        bic[r0:r1] = quantize(bicubic_rows(pixels, s, r0, r1))
+        if al is not None:
+            a8[r0:r1] = quantize(al.reshape(band.shape[:2]))
+    writer.close()
+    return {"sr": sr, "bicubic": bic, "alpha": a8, "png": buf.getvalue()}
 
 
 def _crop(img, cy, cx, zoom):
@@ -53,7 +79,8 @@ def _crop(img, cy, cx, zoom):
 
 
 def _load_input(upload, sample):
-    """(pixels, alpha, name) from the upload (read like any file: EXIF, bomb guard) or a sample."""
+    """(pixels, alpha, name, bit depth, ICC profile) from the upload (read like any file: EXIF,
+    bomb guard, 16 bit) or a sample."""
     if upload is not None:
         suffix = Path(upload.name).suffix or ".png"
         with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
@@ -62,9 +89,9 @@ def _load_input(upload, sample):
             img = read_image(f.name)
         finally:
             os.unlink(f.name)
-        return img.pixels, img.alpha, Path(upload.name).stem
+        return img.pixels, img.alpha, Path(upload.name).stem, img.bit_depth, img.icc_profile
     if sample and sample != "(none)":
-        return sample_image(sample), None, sample
+        return sample_image(sample), None, sample, 8, None
     return None
 
 
@@ -103,7 +130,7 @@ def main():
     if loaded is None:
         st.info("Upload a photo or pick a sample.")
         st.stop()
-    pixels, alpha, stem = loaded
+    pixels, alpha, stem, bit_depth, icc = loaded
     st.caption(f"Input {pixels.shape[1]}x{pixels.shape[0]} -> output {pixels.shape[1] * scale}x{pixels.shape[0] * scale}")
 
     key = hashlib.sha1(pixels.tobytes() + choices[name].encode() + budget.encode()).hexdigest()
@@ -118,10 +145,9 @@ def main():
             done[0] += n
             bar.progress(min(1.0, done[0] / total), text=f"tile {done[0]}/{total}")
 
-        sr = upscale(model, pixels, max_memory=budget, progress=tick)
-        bic = np.clip(imresize(pixels, float(scale)), 0, 1)
-        a = None if alpha is None else np.clip(imresize(alpha, float(scale)), 0, 1)
-        st.session_state["result"] = {"key": key, "sr": sr, "bicubic": bic, "alpha": a, "stem": stem, "model": name}
+        st.session_state.pop("result", None)  # let the previous result go before making a new one
+        res = super_resolve(model, pixels, alpha, budget, tick, bit_depth, icc)
+        st.session_state["result"] = {**res, "key": key, "stem": stem, "model": name}
         bar.empty()
     res = st.session_state.get("result")
     if not res or res["key"] != key:
@@ -132,11 +158,14 @@ def main():
     cx = c1.slider("Centre x (%)", 0, 100, 50, key="cx") / 100
     cy = c2.slider("Centre y (%)", 0, 100, 50, key="cy") / 100
     left, right = st.columns(2)
-    left.image(_crop(res["bicubic"], cy, cx, zoom), caption="bicubic", clamp=True)
-    right.image(_crop(res["sr"], cy, cx, zoom), caption=f"SR ({res['model']})", clamp=True)
+    left.image(_crop(res["bicubic"], cy, cx, zoom), caption="bicubic")
+    right.image(_crop(res["sr"], cy, cx, zoom), caption=f"SR ({res['model']})")
+    png = res["png"]
     st.download_button(
-        "Download SR PNG",
-        data=_png_bytes(res["sr"], res["alpha"]),
+        f"Download SR PNG ({len(png) / 1e6:.1f} MB)",
+        # Deferred: Streamlit would otherwise hash and re-register the (possibly 100s of MB) PNG
+        # on every rerun, i.e. on every move of the zoom slider.
+        data=lambda: png,
         file_name=f"{res['stem']}_x{scale}.png",
         mime="image/png",
     )

@@ -15,78 +15,26 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
+from tests._browser import ROOT, free_port, launch_chromium, require_browser, start_app, stop
+
 APP = ROOT / "mos_app" / "app.py"
-CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+sync_api = require_browser()
 
 DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
 B64_RUN = re.compile(rb"[A-Za-z0-9+/=]{80,}")
 
-
-# ---------------------------------------------------------------------------------------------- server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_streamlit(db_url: str, study: str | None, port: int, log_path: Path) -> subprocess.Popen:
-    """``streamlit run mos_app/app.py`` in its own process; returns once /_stcore/health answers."""
-    env = dict(os.environ, MOS_DB_URL=db_url, PYTHONUNBUFFERED="1")
-    if study:
-        env["MOS_STUDY"] = study
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-           "--client.toolbarMode", "minimal"]
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited ({proc.returncode}): {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    stop(proc)
-    raise RuntimeError(f"streamlit did not start within 60 s: {log_path.read_text()[-2000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def launch_chromium(pw):
-    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS, headless=True)
+def start_streamlit(db_url: str, study: str | None, port: int, log_path: Path):
+    """The rater app on ``db_url`` (and ``study``), as :func:`tests._browser.start_app`."""
+    return start_app(APP, {"MOS_DB_URL": db_url, **({"MOS_STUDY": study} if study else {})}, port, log_path)
 
 
 # ---------------------------------------------------------------------------------------------- checks
