@@ -5,7 +5,10 @@
 
 savedmodel (default): DIR/saved_model with a ``serving_default`` signature ``lr`` (N, H, W, C)
 float32 in [0, 1] -> ``sr`` (N, sH, sW, C), H and W dynamic; loads with TensorFlow alone.
-keras: DIR/model.keras. tflite: DIR/model.tflite (dynamic H, W; resize the input tensor first).
+keras: DIR/model.keras made of built-in Keras layers (PixelShuffle as an exact frozen
+Conv2DTranspose), so plain ``keras.saving.load_model`` reads it; a model with BicubicUpsample (SRCNN)
+is saved as is, with a warning that it needs srkeras to load.
+tflite: DIR/model.tflite (dynamic H, W; resize the input tensor first).
 Models are exported in float32, channels last.
 """
 

@@ -68,12 +68,47 @@ def test_tflite_runs_without_srkeras(saved):
     assert float(line.split()[1]) < 1e-4
 
 
-def test_keras_export_roundtrip(saved):
+KERAS = BLOCKED + """
+import numpy as np, keras
+for name in {names!r}:
+    m = keras.saving.load_model(r'{d}/' + name + '/model.keras')
+    x = np.load(r'{d}/' + name + '_x.npy'); want = np.load(r'{d}/' + name + '_y.npy')
+    print('K', name, float(np.abs(np.asarray(m(x)) - want).max()))
+"""
+
+
+def test_keras_export_runs_without_srkeras(saved):
+    """PixelShuffle models (ESPCN, SRResNet with BatchNorm) and RRDBNet (srkeras initializer) export
+    as .keras files of built-in layers that plain Keras loads; the outputs are bit-exact."""
     from srkeras.inference import load_generator
 
-    assert main(["--model", str(saved / "espcn.keras"), "--out", str(saved / "k"), "--format", "keras"]) == 0
-    m = load_generator(saved / "k" / "model.keras")
-    assert np.abs(np.asarray(m(np.load(saved / "x.npy"))) - np.load(saved / "y.npy")).max() < 1e-6
+    assert main(["--model", str(saved / "espcn.keras"), "--out", str(saved / "espcn"), "--format", "keras"]) == 0
+    np.save(saved / "espcn_x.npy", np.load(saved / "x.npy"))
+    np.save(saved / "espcn_y.npy", np.load(saved / "y.npy"))
+    for name, m in [("srresnet", build("srresnet", scale=4, num_blocks=2)),
+                    ("rrdbnet", build("rrdbnet", scale=2, num_blocks=1, num_features=16, growth=8))]:  # fmt: skip
+        x = np.random.default_rng(1).random((1, 11, 14, 3), dtype=np.float32)
+        m.save(saved / f"{name}.keras")
+        np.save(saved / f"{name}_x.npy", x)
+        np.save(saved / f"{name}_y.npy", np.asarray(m(x)))
+        assert main(["--model", str(saved / f"{name}.keras"), "--out", str(saved / name), "--format", "keras"]) == 0
+    out = _fresh(KERAS.format(d=saved, names=["espcn", "srresnet", "rrdbnet"]), cwd=saved)
+    diffs = {line.split()[1]: float(line.split()[2]) for line in out.splitlines() if line.startswith("K ")}
+    assert diffs == {"espcn": 0.0, "srresnet": 0.0, "rrdbnet": 0.0}
+    # ... and they still load as srkeras generators
+    m = load_generator(saved / "espcn" / "model.keras")
+    assert np.abs(np.asarray(m(np.load(saved / "x.npy"))) - np.load(saved / "y.npy")).max() == 0
+
+
+def test_keras_export_of_bicubic_model_says_it_needs_srkeras(tmp_path):
+    from srkeras.inference import load_generator
+    from srkeras.inference.export import export_keras
+
+    m = build("srcnn", scale=3, channels=1)  # BicubicUpsample: no exact built-in twin
+    with pytest.warns(UserWarning, match="BicubicUpsample.*needs srkeras to load"):
+        path = export_keras(m, tmp_path / "srcnn.keras")
+    x = np.random.default_rng(0).random((1, 9, 8, 1), dtype=np.float32)
+    assert np.abs(np.asarray(load_generator(path)(x)) - np.asarray(m(x))).max() < 1e-6
 
 
 def test_savedmodel_loads_back_as_generator(saved):

@@ -3,8 +3,11 @@
 The SavedModel has a ``serving_default`` signature on ``(N, H, W, C)`` float32 with dynamic N, H
 and W (input ``lr`` in [0, 1] -> output ``sr``) and a ``scale`` constant; it is a traced graph, so it
 loads with ``tf.saved_model.load`` alone, without srkeras or its custom layers (the tests check this
-in a fresh interpreter where ``import srkeras`` fails). A ``.keras`` file stores the layer configs,
-so models with srkeras layers (PixelShuffle, BicubicUpsample) need srkeras to load it.
+in a fresh interpreter where ``import srkeras`` fails). A ``.keras`` file stores layer configs, not
+code, so :func:`export_keras` first rewrites the model with built-in Keras layers only
+(:func:`builtin_layers_only`): it then loads with plain ``keras.saving.load_model``. A model with
+a layer that has no exact built-in equivalent (BicubicUpsample: MATLAB's symmetric borders on
+dynamic shapes) is saved as is, and loading it needs srkeras; the SavedModel never does.
 TFLite: converted from the same concrete function with dynamic H and W (call
 ``interpreter.resize_tensor_input`` before ``allocate_tensors``).
 """
@@ -37,13 +40,96 @@ def _serving_module(model):
     return Serving()
 
 
-def export_keras(model, path) -> Path:
+def _builtin_config(obj_config, where: str):
+    """``obj_config`` (a layer config) with srkeras initializers replaced by their built-in twins."""
+    import keras
+
+    from srkeras.models.layers import ScaledHeNormal
+
+    out = {}
+    for k, v in obj_config.items():
+        if isinstance(v, dict) and "module" in v and not str(v["module"]).startswith("keras"):
+            obj = keras.saving.deserialize_keras_object(v)
+            if not isinstance(obj, ScaledHeNormal):
+                raise ValueError(f"{where}: {k} is a custom {type(obj).__name__} with no built-in Keras equivalent")
+            # He normal x factor is VarianceScaling(2 factor^2, fan_in, untruncated normal) exactly.
+            v = keras.initializers.serialize(
+                keras.initializers.VarianceScaling(obj.scale, obj.mode, obj.distribution, seed=obj.seed)
+            )
+        out[k] = v
+    return out
+
+
+def builtin_layers_only(model):
+    """A copy of ``model`` built from Keras's own layers, with the same weights and outputs.
+
+    PixelShuffle(r) (ESPCN eq. 4) becomes a frozen ``Conv2DTranspose(C, r, strides=r)`` whose
+    kernel is depth_to_space's permutation, ``K[i, j, c, (i r + j) C + c] = 1``: each output is one
+    input times 1 plus zeros, so the result is bit-exact (at r^4 C^2 extra multiply-adds per input
+    pixel, ~15% of SRResNet). srkeras initializers become the equivalent built-in VarianceScaling.
+    Raises ValueError naming the layer when one has no exact built-in equivalent.
+    """
+    import keras
+    import numpy as np
+
+    from srkeras.models.layers import PixelShuffle
+
+    shuffles = {}
+
+    def clone(layer):
+        if isinstance(layer, PixelShuffle):
+            r = layer.scale
+            c = int(layer.input.shape[-1]) // (r * r)
+            shuffles[layer.name] = (r, c)
+            return keras.layers.Conv2DTranspose(c, r, strides=r, use_bias=False, trainable=False, name=layer.name)
+        if not type(layer).__module__.startswith("keras"):
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no exact built-in Keras equivalent")
+        return type(layer).from_config(_builtin_config(layer.get_config(), f"layer {layer.name!r}"))
+
+    new = keras.models.clone_model(model, clone_function=clone)
+    for old_layer in model.layers:
+        layer = new.get_layer(old_layer.name)
+        if old_layer.name in shuffles:
+            r, c = shuffles[old_layer.name]
+            k = np.zeros((r, r, c, r * r * c), np.float32)
+            for i in range(r):
+                for j in range(r):
+                    k[i, j, np.arange(c), (i * r + j) * c + np.arange(c)] = 1.0
+            layer.set_weights([k])
+        else:
+            layer.set_weights(old_layer.get_weights())
+    return new
+
+
+def export_keras(model, path, portable: bool = True) -> Path:
+    """Save ``model`` as ``.keras``; ``portable``: rewritten with built-in layers when every layer
+    has an exact built-in equivalent (then srkeras is not needed to load it), else as is, with a
+    warning saying why."""
+    import warnings
+
+    import numpy as np
+
     path = Path(path)
     if path.suffix != ".keras":
         path = path / "model.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(str(path))
-    return path
+    if portable:
+        try:
+            rewritten = builtin_layers_only(model)
+        except ValueError as e:
+            warnings.warn(f"{e}: {path} is saved with srkeras layers and needs srkeras to load; "
+                          "the SavedModel export does not", stacklevel=2)  # fmt: skip
+        else:
+            from srkeras.inference.tiling import model_channels
+
+            x = np.random.default_rng(0).random((1, 13, 11, model_channels(model)), dtype=np.float32)
+            want, got = np.asarray(model(x, training=False)), np.asarray(rewritten(x, training=False))
+            if np.abs(got - want).max() > 1e-5 * (1 + np.abs(want).max()):  # a guard; exact in practice
+                raise RuntimeError(f"built-in rewrite differs from the model by {np.abs(got - want).max():.3g}")
+            model = rewritten
+    from srkeras.data.io import write_atomically
+
+    return write_atomically(path, lambda tmp: model.save(str(tmp)))
 
 
 def export_savedmodel(model, directory) -> Path:
