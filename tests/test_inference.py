@@ -165,6 +165,28 @@ def test_zoo_models_tiled_equals_untiled(name, options, size):
     assert np.abs(full - tiled).max() < 1e-3, name
 
 
+@pytest.mark.slow
+def test_full_rrdbnet_tiled_equals_untiled():
+    """ESRGAN's full generator (23 RRDBs, 350+ convolutions, ~2 min on 2 CPU cores): the probed
+    receptive field is far below the analytic one, yet tiles with that margin stitch to the untiled
+    output on an odd-sized image that needs 2 x 2 trunk tiles."""
+    from srkeras.inference.tiling import _axis, _parts
+    from srkeras.models import build
+
+    m = build("rrdbnet", scale=4)
+    parts = _parts(m)
+    assert parts.tail is not None and 20 <= parts.rf <= 120 and parts.tail_rf <= 4  # 66 and 2 measured
+    core, o = 60, parts.rf + 2
+    size = (2 * core + 2 * o - 3, 2 * core + 2 * o - 9)  # odd, and needs two windows per axis
+    img = RNG.random((*size, 3), dtype=np.float32)
+    p = plan(m, size, tile=core)
+    assert len(_axis(size[0], p.window, p.overlap)[0]) * len(_axis(size[1], p.tile_w + 2 * p.overlap, p.overlap)[0]) == 4
+    full = upscale(m, img, tile=0)
+    tiled = upscale(m, img, tile=p.tile)
+    assert np.abs(_q(full) - _q(tiled)).max() <= 1
+    assert np.abs(full - tiled).max() < 1e-3
+
+
 def test_memory_budget_plan_splits_srresnet():
     """Under 2 GB, SRResNet x4's trunk gets large tiles and the tail small ones; the plan's memory
     estimate fits the budget; a 600^2 image runs its trunk untiled (the overhead benchmark's case)."""
