@@ -365,13 +365,16 @@ class Run:
         self.csv = cb.CSVLog(st, self.run_dir / "metrics.csv", every("log_every", 100), self.lr_now)
         ckpt_cb = cb.PeriodicCheckpoint(st, self.checkpoint, every("checkpoint_every", 1000), self.weights_finite)
         bar = cb.ProgressBar(st, self.progress, desc=f"{cfg['recipe']['name']} x{self.scale}")
+        # The checkpoint comes after validation and logging: a run killed at any instant resumes
+        # from a step whose CSV row is already written (rows past it are dropped on resume), so
+        # metrics.csv never loses a step.
         callbacks = [
             cb.StepCounter(st),
             cb.NaNGuard(st),
-            ckpt_cb,
             cb.Validation(st, self, every("val_every", 1000)),
             self.csv,
             self.tb,
+            ckpt_cb,
             cb.TimeBudget(st, cfg["run"].get("max_minutes")),
             bar,
         ]
