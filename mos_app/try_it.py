@@ -45,7 +45,7 @@ def _model(path: str):
 def super_resolve(model, pixels, alpha=None, max_memory="1GB", progress=None, bit_depth=8, icc_profile=None) -> dict:
     """SR and bicubic of ``pixels`` (float [0, 1], (H, W, C)) as uint8 arrays plus the SR as PNG bytes.
 
-    Returns {"sr", "bicubic": uint8 (H*s, W*s, C), "alpha": uint8 (H*s, W*s) or None, "png": bytes}.
+    Returns {"sr", "bicubic": uint8 (H*s, W*s, C) for display, "png": bytes with alpha if given}.
     The output is produced band by band (module docstring), so the peak is the 8-bit copies, the
     PNG and one band, never a float copy of the whole output.
     """
@@ -53,7 +53,6 @@ def super_resolve(model, pixels, alpha=None, max_memory="1GB", progress=None, bi
     h, w, c = pixels.shape
     sr = np.empty((h * s, w * s, c), np.uint8)
     bic = np.empty_like(sr)
-    a8 = None if alpha is None else np.empty((h * s, w * s), np.uint8)
     buf = io.BytesIO()
     writer = PngStreamWriter(buf, w * s, h * s, c, alpha is not None, bit_depth, icc_profile, level=6)
     for r0, band, al in upscale_bands(model, pixels, max_memory=max_memory, progress=progress, alpha=alpha):
@@ -61,10 +60,8 @@ def super_resolve(model, pixels, alpha=None, max_memory="1GB", progress=None, bi
         writer.write(band, al)
         sr[r0:r1] = quantize(band)
         bic[r0:r1] = quantize(bicubic_rows(pixels, s, r0, r1))
-        if al is not None:
-            a8[r0:r1] = quantize(al.reshape(band.shape[:2]))
     writer.close()
-    return {"sr": sr, "bicubic": bic, "alpha": a8, "png": buf.getvalue()}
+    return {"sr": sr, "bicubic": bic, "png": buf.getvalue()}
 
 
 def _crop(img, cy, cx, zoom):
