@@ -53,6 +53,25 @@ def rgb_to_y(rgb, round_to_8bit: bool = False):
     return y
 
 
+LUMA_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def rgb_to_y_full(rgb: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 luma (0.299 R + 0.587 G + 0.114 B) as (..., 1) float32: the grey image of
+    an RGB result (e.g. an RGB model's output for a grey input)."""
+    return (np.asarray(rgb, np.float32) @ LUMA_BT601)[..., None].astype(np.float32)
+
+
+def grey_to_y(grey):
+    """A grey image (R = G = B = g) as studio-swing BT.601 Y: (16 + 219 g) / 255 (exact for any g)."""
+    return (16.0 + 219.0 * grey) / 255.0
+
+
+def y_to_grey(y):
+    """Inverse of :func:`grey_to_y`: (255 Y - 16) / 219, not clipped."""
+    return (y * 255.0 - 16.0) / 219.0
+
+
 def rgb_to_ycbcr(rgb):
     """(..., 3) RGB in [0, 1] -> (..., 3) YCbCr in [0, 1] (studio swing), MATLAB convention."""
     x = np.asarray(rgb, dtype=np.float64)
