@@ -41,10 +41,9 @@ def _child_memory(size: int, budget: str) -> None:
     import numpy as np
 
     from srkeras.data.png16 import PngStreamWriter
-    from srkeras.inference import upscale_bands
+    from srkeras.inference import plan, tile_count, upscale_bands
+    from srkeras.inference.planning import plan_bytes, work_ratio
     from srkeras.models import build
-
-    from srkeras.inference.tiling import plan, plan_bytes, tile_count, work_ratio
 
     model = build("srresnet", scale=4)
     img = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
@@ -110,10 +109,9 @@ def _time(fn, repeat=2):
 
 
 def conv_gflops(size=192) -> float:
+    import keras
     import numpy as np
     import tensorflow as tf
-
-    import keras
 
     conv = keras.layers.Conv2D(64, 3, padding="same")
     x = np.random.default_rng(0).random((1, size, size, 64), dtype=np.float32)
@@ -128,11 +126,11 @@ def model_flops_per_lr_pixel(model) -> float:
 
     n = 16
     total = 0.0
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
-    probe = keras.Model(model.inputs, [l.output for l in convs])
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    probe = keras.Model(model.inputs, [layer.output for layer in convs])
     specs = probe.compute_output_spec(keras.KerasTensor((1, n, n, model.input_shape[-1])))
-    for l, sp in zip(convs, specs if isinstance(specs, (list, tuple)) else [specs]):
-        kh, kw, cin, cout = l.kernel.shape
+    for layer, sp in zip(convs, specs if isinstance(specs, (list, tuple)) else [specs]):
+        kh, kw, cin, cout = layer.kernel.shape
         total += 2.0 * kh * kw * cin * cout * (sp.shape[1] * sp.shape[2]) / (n * n)
     return total
 
@@ -214,7 +212,7 @@ def _speed(res, img, lr, args):
         models["rrdbnet"] = build("rrdbnet", scale=4)
     res["models"] = {}
     for name, m in models.items():
-        dt = _time(lambda: upscale(m, img, max_memory=args.budget), repeat=2)
+        dt = _time(lambda m=m: upscale(m, img, max_memory=args.budget), repeat=2)
         mp = (lr * 4) ** 2 / dt / 1e6
         gf = model_flops_per_lr_pixel(m) * lr * lr / dt / 1e9
         res["models"][name] = {"params": m.count_params(), "out_mp_s": mp, "gflops": gf, "seconds": dt}
@@ -225,7 +223,7 @@ def _tiling(res, m, rng, mem, args):
     import numpy as np
 
     from srkeras.inference import upscale
-    from srkeras.inference.tiling import count_tiles, plan, work_ratio
+    from srkeras.inference.planning import count_tiles, plan, work_ratio
 
     n, budget = (600, "2GB") if args.full else (160, "250MB")
     big = rng.random((n, n, 3), dtype=np.float32)

@@ -72,7 +72,7 @@ def bench_one(name: str, batch: int, steps: int, images, devices=None, strategy=
         step_s = time_fit(run.trainer, ds, steps)
         out = {
             "recipe": name,
-            "model": run.cfg["model"]["name"],
+            "model": run.recipe.model.name,
             "hr_patch": run.spec.hr_patch,
             "batch": batch,
             "replicas": run.replicas,

@@ -1,5 +1,11 @@
 """MOS study storage: SQLAlchemy models, Alembic migrations, and the data layer of the rater app.
 
+Modules: ``engine`` (opening a database, :meth:`Database.run` = one retried transaction), ``models``
+(schema and the ``StrEnum`` vocabularies), ``errors`` (:class:`~db.errors.MosError` and subclasses),
+``views`` (dataclasses handed to the apps), ``queries`` (shared reads), ``assignment`` (balanced trial
+lists, pure), ``studies``, ``raters``, ``ratings`` (the hot path), the admin side ``status``, ``qc``,
+``export`` and ``frames``, and ``service``: the public API of all of them in one namespace.
+
 Typical use::
 
     from db import open_database, service

@@ -1,4 +1,4 @@
-"""Balanced assignment of trials to raters (pure functions; ``db.service`` runs them in a transaction).
+"""Balanced assignment of trials to raters (pure functions; ``db.raters`` runs them in a transaction).
 
 A study's *items* are what gets votes: ACR items are single stimuli, pair items are unordered pairs of
 two methods' stimuli of the same source. Items are kept in a fixed cyclic *Latin order*: round ``r``,
@@ -24,13 +24,15 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from db.models import MethodRole, TrialMode
+
 
 @dataclasses.dataclass(frozen=True)
 class Item:
     """Something a rater can vote on. ``stimuli`` is (stimulus,) for ACR, canonical (a, b) for pairs
     (a has the smaller method id); ``methods`` are the method ids in the same order."""
 
-    mode: str  # "acr" | "pair"
+    mode: TrialMode
     stimuli: tuple[int, ...]
     methods: tuple[int, ...]
     source: int
@@ -60,11 +62,14 @@ class StimRow:
     stimulus_id: int
     method_id: int
     source_id: int
-    role: str  # "low_anchor" | "high_anchor" | "test"
+    role: MethodRole
 
 
 def latin_items(
-    stimuli: Iterable[StimRow], mode: str, seed: int = 0, gold_roles=("low_anchor", "high_anchor")
+    stimuli: Iterable[StimRow],
+    mode: TrialMode,
+    seed: int = 0,
+    gold_roles=(MethodRole.LOW_ANCHOR, MethodRole.HIGH_ANCHOR),
 ) -> list[Item]:
     """All items of one trial mode in the study's cyclic Latin order (see module docstring).
 
@@ -79,9 +84,9 @@ def latin_items(
     sources = sorted({r.source_id for r in rows})
     rng.shuffle(methods)
     rng.shuffle(sources)
-    if mode == "acr":
+    if mode == TrialMode.ACR:
         slots = [(m,) for m in methods]
-    elif mode == "pair":
+    elif mode == TrialMode.PAIR:
         slots = [tuple(sorted(p)) for p in itertools.combinations(methods, 2)]
     else:
         raise ValueError(f"trial mode must be 'acr' or 'pair', got {mode!r}")
@@ -94,7 +99,7 @@ def latin_items(
             if any(g is None for g in got):
                 continue  # a missing stimulus: the study builder never makes these
             slot_roles = {roles[m] for m in slot}
-            gold = slot_roles <= set(gold_roles) if mode == "acr" else slot_roles == set(gold_roles)
+            gold = slot_roles <= set(gold_roles) if mode == TrialMode.ACR else slot_roles == set(gold_roles)
             items.append(Item(mode, tuple(g.stimulus_id for g in got), slot, src, gold))
     return items
 
@@ -220,7 +225,7 @@ def build_rater_list(
     for items, reps in ((acr, rep_acr), (pair, rep_pair)):
         if not items:
             continue
-        slots = [Slot(it, swap=(it.mode == "pair" and rng.random() < 0.5)) for it in items]
+        slots = [Slot(it, swap=(it.mode == TrialMode.PAIR and rng.random() < 0.5)) for it in items]
         block = insert_repeats(arrange(slots, rng, last), reps, rng)
         base = len(out)
         for s in block:

@@ -3,32 +3,48 @@
 SQLite (the default deployment) gets WAL journaling (readers never block the writer), a busy timeout
 (writers queue instead of failing) and enforced foreign keys on every connection; write transactions
 start with ``BEGIN IMMEDIATE`` so two writers never deadlock on a read-then-write lock upgrade.
-PostgreSQL write paths lock the rows they depend on (``SELECT ... FOR UPDATE``, see ``db.service``).
+PostgreSQL write paths lock the rows they depend on (``SELECT ... FOR UPDATE``, see ``db.raters`` and
+``db.ratings``). :meth:`Database.run` is the unit of work of the data layer: one transaction, run again
+as a whole after a transient lock conflict.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Milliseconds an SQLite writer waits for the lock before giving up ("database is locked").
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: PostgreSQL SQLSTATEs worth retrying: serialization failure, deadlock detected.
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+T = TypeVar("T")
+
+
+def is_transient(err: DBAPIError) -> bool:
+    """A lock conflict that a fresh attempt of the same transaction can get past."""
+    code = getattr(getattr(err, "orig", None), "sqlstate", None)
+    return code in RETRY_SQLSTATES or (isinstance(err, OperationalError) and "database is locked" in str(err))
 
 
 class Database:
-    """A connection pool plus session factory. ``with db.session() as s:`` is one transaction.
+    """A connection pool plus session factory.
 
-    ``db.session()`` commits on normal exit and rolls back on an exception. ``write=True`` marks a
-    transaction that will write: on SQLite it starts with ``BEGIN IMMEDIATE`` (takes the write lock up
-    front, waiting up to the busy timeout), elsewhere it is an ordinary transaction.
+    ``with db.session() as s:`` is one transaction: it commits on normal exit and rolls back on an
+    exception. ``write=True`` marks a transaction that will write: on SQLite it starts with ``BEGIN
+    IMMEDIATE`` (takes the write lock up front, waiting up to the busy timeout), elsewhere it is an
+    ordinary transaction. ``db.run(work)`` is the same transaction, retried on lock conflicts.
     """
 
     def __init__(self, engine: Engine, serialize_sqlite_writes: bool = True):
@@ -56,6 +72,25 @@ class Database:
                     yield s
             finally:
                 s.close()
+
+    def run(self, work: Callable[[Session], T], *, write: bool = False, attempts: int = 6) -> T:
+        """``work(session)`` as one transaction (see :meth:`session`); its return value.
+
+        After a transient lock error (:func:`is_transient`: PostgreSQL serialization failure or
+        deadlock, SQLite "database is locked") the transaction is rolled back and ``work`` runs again
+        from the start in a fresh one, up to ``attempts`` times with exponential backoff (10 ms,
+        20 ms, ...). ``work`` must therefore have no side effects outside the session. Every other
+        exception propagates unchanged after the rollback.
+        """
+        for i in range(attempts):
+            try:
+                with self.session(write=write) as s:
+                    return work(s)
+            except DBAPIError as e:
+                if not is_transient(e) or i == attempts - 1:
+                    raise
+            time.sleep(0.01 * (2**i))
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Close all pooled connections (call before dropping the database or its schema)."""

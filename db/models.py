@@ -6,6 +6,9 @@ content-hash name. A *rater* is an opaque random token; their whole list of *tri
 they start (ACR: one stimulus; pair: stimulus A shown left, stimulus B shown right). A *rating* answers
 one trial, at most once (unique ``trial_id``).
 
+Closed vocabularies (modes, statuses, roles, pair choices, QC flags) are ``StrEnum``s: members equal
+their plain string values, so stored values, CSV and JSON are unchanged.
+
 The Alembic migrations in ``db/migrations`` are the source of truth for the deployed schema;
 ``tests/test_db.py`` checks that ``alembic upgrade head`` produces exactly this metadata.
 """
@@ -13,6 +16,7 @@ The Alembic migrations in ``db/migrations`` are the source of truth for the depl
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import (
     Boolean,
@@ -39,13 +43,65 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-STUDY_MODES = ("acr", "pair", "both")
-TRIAL_MODES = ("acr", "pair")
-STUDY_STATUSES = ("open", "closed")
-#: Method roles: the hidden anchors of the SRGAN MOS protocol (NN rated 1 "bad", HR rated 5 "excellent").
-METHOD_ROLES = ("low_anchor", "high_anchor", "test")
-#: Pair-trial answers: "A" = the left image, "B" = the right image, "none" = no preference.
-PAIR_CHOICES = ("A", "B", "none")
+
+
+class StudyMode(enum.StrEnum):
+    """What a study asks: ACR scores, pair comparisons, or both (ACR block first)."""
+
+    ACR = "acr"
+    PAIR = "pair"
+    BOTH = "both"
+
+    @property
+    def trial_modes(self) -> tuple[TrialMode, ...]:
+        """The trial modes of this study mode, in the order a rater meets them."""
+        return (TrialMode.ACR, TrialMode.PAIR) if self is StudyMode.BOTH else (TrialMode(self.value),)
+
+
+class TrialMode(enum.StrEnum):
+    ACR = "acr"  # one stimulus, scored 1..5
+    PAIR = "pair"  # two stimuli of one source, answered with a PairChoice
+
+
+class StudyStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class MethodRole(enum.StrEnum):
+    """The hidden anchors of the SRGAN MOS protocol (NN rated 1 "bad", HR rated 5 "excellent") and the rest."""
+
+    LOW_ANCHOR = "low_anchor"
+    HIGH_ANCHOR = "high_anchor"
+    TEST = "test"
+
+
+class PairChoice(enum.StrEnum):
+    """Pair-trial answers: the left image ("A"), the right image ("B"), or no preference."""
+
+    A = "A"
+    B = "B"
+    NONE = "none"
+
+
+class QcFlag(enum.StrEnum):
+    """Quality-control flags stored comma-separated in ``Rater.qc_flags`` (see :mod:`db.qc`)."""
+
+    GOLD_FAIL = "gold_fail"
+    RETEST_INCONSISTENT = "retest_inconsistent"
+    TOO_FAST = "too_fast"
+    STRAIGHT_LINING = "straight_lining"
+    INCOMPLETE = "incomplete"
+
+
+def stimulus_file_name(sha256: str) -> str:
+    """The file name of a stimulus in its study's ``stimuli_dir``: the PNG bytes' hash, so names leak nothing."""
+    return f"{sha256}.png"
+
+
+def _one_of(column: str, values: type[enum.StrEnum]) -> str:
+    """SQL ``column IN ('a', 'b', ...)`` over an enum's values (the text the migrations create)."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 def utcnow() -> dt.datetime:
@@ -78,8 +134,8 @@ class Base(DeclarativeBase):
 class Study(Base):
     __tablename__ = "study"
     __table_args__ = (
-        CheckConstraint("mode IN ('acr', 'pair', 'both')", name="mode"),
-        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        CheckConstraint(_one_of("mode", StudyMode), name="mode"),
+        CheckConstraint(_one_of("status", StudyStatus), name="status"),
         CheckConstraint("scale >= 1", name="scale"),
         CheckConstraint("votes_per_stimulus >= 1", name="votes"),
         CheckConstraint("trials_per_rater IS NULL OR trials_per_rater >= 1", name="cap"),
@@ -90,7 +146,7 @@ class Study(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     mode: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(8), default="open")
+    status: Mapped[str] = mapped_column(String(8), default=StudyStatus.OPEN)
     scale: Mapped[int] = mapped_column(Integer)
     votes_per_stimulus: Mapped[int] = mapped_column(Integer)
     #: Cap on trials per rater (repeats included); NULL = one vote on every stimulus/pair.
@@ -116,13 +172,13 @@ class Method(Base):
     __tablename__ = "method"
     __table_args__ = (
         UniqueConstraint("study_id", "name"),
-        CheckConstraint("role IN ('low_anchor', 'high_anchor', 'test')", name="role"),
+        CheckConstraint(_one_of("role", MethodRole), name="role"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="test")
+    role: Mapped[str] = mapped_column(String(16), default=MethodRole.TEST)
     #: What produced it: "nearest", "bicubic", "hr" or the model path given to the study builder.
     spec: Mapped[str | None] = mapped_column(Text)
 
@@ -168,7 +224,7 @@ class Stimulus(Base):
 
     @property
     def file_name(self) -> str:
-        return f"{self.sha256}.png"
+        return stimulus_file_name(self.sha256)
 
 
 class Rater(Base):
@@ -186,7 +242,7 @@ class Rater(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     completion_code: Mapped[str | None] = mapped_column(String(32))
-    #: Comma-separated quality-control flags last computed by :func:`db.qc.rater_qc` ("" = none).
+    #: Comma-separated :class:`QcFlag` values last computed by :mod:`db.qc` ("" = none).
     qc_flags: Mapped[str | None] = mapped_column(Text)
 
     study: Mapped[Study] = relationship()
@@ -199,7 +255,7 @@ class Trial(Base):
     __tablename__ = "trial"
     __table_args__ = (
         UniqueConstraint("rater_id", "position"),
-        CheckConstraint("mode IN ('acr', 'pair')", name="mode"),
+        CheckConstraint(_one_of("mode", TrialMode), name="mode"),
         CheckConstraint(
             "(mode = 'acr' AND stimulus_id IS NOT NULL AND stimulus_a_id IS NULL AND stimulus_b_id IS NULL)"
             " OR (mode = 'pair' AND stimulus_id IS NULL AND stimulus_a_id IS NOT NULL"
@@ -238,7 +294,7 @@ class Rating(Base):
     __table_args__ = (
         UniqueConstraint("trial_id"),
         CheckConstraint("score IS NULL OR (score >= 1 AND score <= 5)", name="score"),
-        CheckConstraint("choice IS NULL OR choice IN ('A', 'B', 'none')", name="choice"),
+        CheckConstraint(f"choice IS NULL OR {_one_of('choice', PairChoice)}", name="choice"),
         CheckConstraint("(score IS NULL) <> (choice IS NULL)", name="one_answer"),
         CheckConstraint("response_ms IS NULL OR response_ms >= 0", name="response_ms"),
     )

@@ -19,16 +19,15 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # `streamlit run mos_app/admin.py` puts mos_app/, not the repo root, on sys.path
     sys.path.insert(0, _ROOT)
 
-import altair as alt
-import pandas as pd
-import streamlit as st
+import altair as alt  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
 
-from db import service
-from mos_app.state import ADMIN_PASSWORD_ENV, ConfigError, admin_password, database_url, get_database
+from db import service  # noqa: E402
+from mos_app.state import ADMIN_PASSWORD_ENV, ConfigError, admin_password, database_url, get_database  # noqa: E402
 
-
-# Flag names recorded by db.qc.rater_qc (Rater.qc_flags).
-QC_FLAGS = ["gold_fail", "retest_inconsistent", "too_fast", "straight_lining", "incomplete"]
+# Flag names recorded by db.qc (Rater.qc_flags), as plain strings for the widget.
+QC_FLAGS = [f.value for f in service.QcFlag]
 
 
 def _login(expected: str) -> bool:
@@ -91,7 +90,7 @@ def mos_chart(table: pd.DataFrame) -> alt.Chart | None:
 
 def pair_preferences(ratings: pd.DataFrame) -> pd.DataFrame | None:
     """Per method: pair trials shown, wins, ties ("no preference") and the win rate (repeats left out)."""
-    pairs = ratings[ratings["mode"] == "pair"]
+    pairs = ratings[ratings["mode"] == service.TrialMode.PAIR]
     if "is_repeat_of" in pairs:
         pairs = pairs[pairs["is_repeat_of"].isna()]
     if pairs.empty:
@@ -100,7 +99,7 @@ def pair_preferences(ratings: pd.DataFrame) -> pd.DataFrame | None:
     for m in sorted(set(pairs["left_method"]) | set(pairs["right_method"])):
         shown = pairs[(pairs["left_method"] == m) | (pairs["right_method"] == m)]
         wins = int((shown["chosen_method"] == m).sum())
-        ties = int((shown["choice"] == "none").sum())
+        ties = int((shown["choice"] == service.PairChoice.NONE).sum())
         rows.append({"method": m, "shown": len(shown), "preferred": wins, "no preference": ties,
                      "win rate": wins / len(shown)})
     return pd.DataFrame(rows).sort_values("win rate", ascending=False)
@@ -155,7 +154,7 @@ def study_view(db, name: str) -> None:
                            mime="text/csv", key="csv")
         st.caption(f"{len(ratings)} rows (one per answer; repeats and QC flags included)")
         st.dataframe(ratings, width="stretch", hide_index=True)
-        if info.status == "open":
+        if info.status == service.StudyStatus.OPEN:
             sure = st.checkbox("I want to close this study (raters can no longer submit).", key="close_sure")
             if st.button("Close study", disabled=not sure, key="close"):
                 service.close_study(db, name)
@@ -179,7 +178,7 @@ def main() -> None:
     except ConfigError as err:
         st.error(str(err))
         return
-    names = [s if isinstance(s, str) else s.name for s in service.list_studies(db)]
+    names = [s.name for s in service.list_studies(db)]
     st.sidebar.title("MOS admin")
     if st.sidebar.button("Log out"):
         st.session_state.clear()

@@ -24,15 +24,16 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # `streamlit run mos_app/app.py` puts mos_app/, not the repo root, on sys.path
     sys.path.insert(0, _ROOT)
 
-import streamlit as st
+import streamlit as st  # noqa: E402
 
-from db import service
-from mos_app import components
-from mos_app.state import STUDY_ENV, ConfigError, database_url, get_database, query_param
+from db import service  # noqa: E402
+from mos_app import components  # noqa: E402
+from mos_app.state import STUDY_ENV, ConfigError, database_url, get_database, query_param  # noqa: E402
 
 # ITU-T P.910 ACR labels, as in the SRGAN MOS study.
 ACR_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
-PAIR_LABELS = {"A": "A (left)", "B": "B (right)", "none": "No preference"}
+PAIR_LABELS = {service.PairChoice.A: "A (left)", service.PairChoice.B: "B (right)",
+               service.PairChoice.NONE: "No preference"}
 DISPLAY_CHOICES = ["", "Laptop screen", "Desktop monitor", "Tablet", "Phone", "Other"]
 
 TEXT_WIDTH = 860  # CSS px: readable line length for text; images get the full page width
@@ -57,10 +58,6 @@ def narrow():
     return st.container(width=TEXT_WIDTH)
 
 
-def _name(study) -> str:
-    return study if isinstance(study, str) else study.name
-
-
 def _pick_study(db) -> str | None:
     """The study a new rater joins; shows the reason and returns None when there is none."""
     import os
@@ -69,14 +66,14 @@ def _pick_study(db) -> str | None:
     if wanted:
         try:
             info = service.get_study(db, wanted)
-        except LookupError:
+        except service.UnknownStudy:
             st.error("This study link is not valid. Please check the link you were given.")
             return None
-        if info.status != "open":
+        if info.status != service.StudyStatus.OPEN:
             st.info("This study has closed. Thank you for your interest!")
             return None
         return info.name
-    open_ = [s for s in (service.get_study(db, _name(s)) for s in service.list_studies(db)) if s.status == "open"]
+    open_ = [s for s in service.list_studies(db) if s.status == service.StudyStatus.OPEN]
     if len(open_) == 1:
         return open_[0].name
     if not open_:
@@ -143,7 +140,7 @@ def _start_rater(db, study_name: str, display: str | None) -> None:
         return
     try:
         token = service.start_rater(db, study_name, display=display)
-    except (ValueError, service.StudyFull) as err:  # closed or full meanwhile
+    except service.MosError as err:  # closed, full or gone meanwhile
         _flash("error", str(err))
         return
     st.query_params[TOKEN_PARAM] = token
@@ -211,14 +208,14 @@ def trial_page(db, token: str, trial, viewport) -> None:
     marker = f"trial-{trial.trial_id}"  # opaque trial id: the browser test waits on it
     clock = st.session_state.pop("submit_clock", None)  # server time from the submit to this page (ms)
     server_ms = None if clock is None else (time.perf_counter() - clock) * 1000
-    pair = trial.mode == "pair"
+    pair = trial.mode == service.TrialMode.PAIR
     with narrow():
         st.progress(trial.position / trial.total, text=f"Image {trial.position + 1} of {trial.total}")
         st.markdown("**Which version has the better quality?**" if pair
                     else "**How would you rate the quality of this image?**")
     if pair:  # A is the left image, B the right one, as the data layer randomised and recorded them
-        components.show_images([str(trial.left_path), str(trial.right_path)], ["A", "B"], viewport, marker,
-                               server_ms)
+        components.show_images([str(trial.left_path), str(trial.right_path)],
+                               [service.PairChoice.A, service.PairChoice.B], viewport, marker, server_ms)
         options, fmt, question = list(PAIR_LABELS), PAIR_LABELS.get, "Your choice"
     else:
         components.show_images([str(trial.image_path)], None, viewport, marker, server_ms)
@@ -246,8 +243,8 @@ def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
     try:
         service.submit_rating(
             db, token, trial_id,
-            score=int(answer) if mode == "acr" else None,
-            choice=str(answer) if mode == "pair" else None,
+            score=int(answer) if mode == service.TrialMode.ACR else None,
+            choice=str(answer) if mode == service.TrialMode.PAIR else None,
             response_ms=response_ms,
             viewport_w=viewport.width, viewport_h=viewport.height,
             device_pixel_ratio=viewport.dpr if viewport.known else None,
@@ -282,7 +279,7 @@ def main() -> None:
         thank_you_page(rater)
         return
     study = service.get_study(db, rater.study_name)
-    if study.status != "open":
+    if study.status != service.StudyStatus.OPEN:
         st.title("Image quality study")
         st.info(f"This study has closed — thank you! You rated {rater.done} of {rater.total} images; "
                 "nothing more is needed from you.")

@@ -30,9 +30,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from srkeras.data import ImageLoadError, quantize, read_image  # noqa: E402
 from srkeras.data.png16 import PngStreamWriter  # noqa: E402
 from srkeras.data.samples import SAMPLE_NAMES, sample_image  # noqa: E402
-from srkeras.inference import list_models, load_generator, model_scale, models_dir, upscale_bands  # noqa: E402
+from srkeras.inference import (  # noqa: E402
+    bicubic_rows,
+    list_models,
+    load_generator,
+    model_scale,
+    models_dir,
+    upscale_bands,
+)
 from srkeras.inference.loading import ModelNotFoundError  # noqa: E402
-from srkeras.inference.tiling import bicubic_rows  # noqa: E402
 
 VIEW = 384  # displayed crop edge in screen pixels
 

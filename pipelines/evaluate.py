@@ -5,7 +5,8 @@
 
 Each HR image is mod-cropped to the scale, degraded with MATLAB bicubic (``--degradation``), stored as
 8-bit LR, upscaled by every method, quantised to 8 bits and scored with PSNR/SSIM on Y with ``scale``
-border pixels shaved (see :mod:`srkeras.metrics`). Without ``--hr-dir`` the photos that ship inside
+border pixels shaved: the protocol of :mod:`srkeras.evaluation` (``prepare`` -> method -> ``score``),
+the same code that scores validation during training. Without ``--hr-dir`` the photos that ship inside
 scikit-image are used. Unreadable files or images too small for the scale are reported by name and
 skipped; the exit code is 1 when any file was skipped, 0 otherwise.
 """
@@ -14,29 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from srkeras.data import (
-    DEFAULT_MAX_PIXELS,
-    DEGRADATIONS,
-    UPSAMPLERS,
-    ImageLoadError,
-    degrade,
-    list_images,
-    load_image,
-    modcrop,
-    quantize,
-    upsample,
-)
-from srkeras.metrics import PROTOCOL, psnr, ssim
-
-SSIM_WINDOW = 11
+from srkeras import evaluation
+from srkeras.data import DEFAULT_MAX_PIXELS, DEGRADATIONS, UPSAMPLERS, ImageLoadError, list_images, load_image
+from srkeras.data.io import write_atomically
 
 
 def parse_args(argv=None):
@@ -78,7 +65,7 @@ def load_methods(args) -> dict:
     """Name -> callable(lr float (H, W, C)) -> SR float, for every method and model asked for."""
     methods = {}
     for m in args.method:
-        methods[m] = lambda lr, m=m: upsample(lr, args.scale, m)
+        methods[m] = lambda lr, m=m: evaluation.classical_sr(lr, args.scale, m)
     for i, spec in enumerate(args.model):
         from srkeras import inference
 
@@ -89,7 +76,7 @@ def load_methods(args) -> dict:
         key = _model_key(spec, args.name[i] if i < len(args.name) else None)
         if key in methods:
             raise SystemExit(f"error: two methods are both called {key!r}; give --name")
-        methods[key] = lambda lr, model=model: inference.upscale(model, lr, tile=args.tile)
+        methods[key] = lambda lr, model=model: evaluation.super_resolve(model, lr, args.scale, tile=args.tile)
     return methods
 
 
@@ -111,47 +98,33 @@ def evaluate(args) -> tuple[dict, dict]:
     skipped = {}
     sources = list(hr_sources(args))
     s = args.scale
-    min_side = SSIM_WINDOW + 2 * s  # the shaved HR must still hold one SSIM window
     bar = tqdm(sources, desc=f"evaluate x{s}", unit="img", disable=args.quiet, file=sys.stderr)
     for name, load in bar:
         bar.set_postfix_str(name)
         try:
-            hr = load()
-        except ImageLoadError as e:
+            pair = evaluation.prepare(load(), s, args.degradation, name)
+        except (ImageLoadError, evaluation.ImageTooSmall) as e:
             skipped[name] = str(e)
             tqdm.write(f"skipped: {e}", file=sys.stderr)
             continue
-        hr = modcrop(hr, s)
-        if min(hr.shape[:2]) < min_side:
-            skipped[name] = f"{name}: too small for x{s} ({hr.shape[1]}x{hr.shape[0]} after modcrop; need {min_side} px a side)"
-            tqdm.write(f"skipped: {skipped[name]}", file=sys.stderr)
-            continue
-        hr = quantize(hr) / 255.0  # score against the 8-bit HR, as the MATLAB protocol does
-        lr = quantize(degrade(hr, s, args.degradation)) / 255.0
         for m, fn in methods.items():
-            sr = quantize(fn(lr)) / 255.0
-            if sr.shape != hr.shape:
-                raise SystemExit(f"error: method {m} returned {sr.shape} for HR {hr.shape} ({name})")
-            per_image[m][name] = {"psnr": psnr(sr, hr, s), "ssim": ssim(sr, hr, s)}
+            sr = fn(pair.lr)
+            if np.shape(sr) != pair.hr.shape:
+                raise SystemExit(f"error: method {m} returned {np.shape(sr)} for HR {pair.hr.shape} ({name})")
+            per_image[m][name] = evaluation.score(sr, pair.hr, s)
     return per_image, skipped
 
 
 def summarise(args, per_image: dict, skipped: dict) -> dict:
     out = {
         "scale": args.scale,
-        "protocol": PROTOCOL + f"; LR by {args.degradation} (MATLAB imresize), 8-bit LR and SR",
+        "protocol": evaluation.protocol(args.degradation),
         "hr_dir": str(args.hr_dir) if args.hr_dir else "skimage.data (embedded photos)",
         "methods": {},
         "skipped": skipped,
     }
     for m, imgs in per_image.items():
-        n = len(imgs)
-        out["methods"][m] = {
-            "psnr": float(np.mean([v["psnr"] for v in imgs.values()])) if n else math.nan,
-            "ssim": float(np.mean([v["ssim"] for v in imgs.values()])) if n else math.nan,
-            "n_images": n,
-            "images": imgs,
-        }
+        out["methods"][m] = {**evaluation.mean_scores(imgs.values()), "n_images": len(imgs), "images": imgs}
     return out
 
 
@@ -193,10 +166,8 @@ def main(argv=None) -> int:
         for why in skipped.values():
             print(f"  {why}", file=sys.stderr)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=True))
-        os.replace(tmp, args.out)
+        text = json.dumps(result, indent=2, allow_nan=True)
+        write_atomically(args.out, lambda tmp: Path(tmp).write_text(text))
         print(f"\nwrote {args.out}")
     return 1 if skipped else 0
 

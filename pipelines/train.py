@@ -9,7 +9,8 @@ the last checkpoint (optimizer state and step included), even after ``kill -9``.
 
 With no arguments it runs the embedded demo: ESPCN x3 trained on the scikit-image photos (never on
 the held-out ones) on CPU for a few minutes, then a table of its PSNR/SSIM next to bicubic on the
-held-out photos.
+held-out photos. Validation during training and that table score through :mod:`srkeras.evaluation`,
+so they read what ``pipelines.evaluate`` reads for RUN_DIR/model.keras on the same images.
 """
 
 from __future__ import annotations
@@ -110,24 +111,21 @@ def photo_sources():
 
 
 def comparison_table(model_path: Path, val_source, scale: int, degradation: str, title: str) -> str:
-    """PSNR/SSIM of bicubic and the trained model per validation image (evaluation protocol)."""
-    import keras
+    """PSNR/SSIM of bicubic and the trained model per validation image, under the evaluation protocol
+    (:mod:`srkeras.evaluation`, the model loaded as ``pipelines.evaluate`` loads it)."""
     import numpy as np
 
-    import srkeras.models  # noqa: F401  (registers the custom layers)
-    from srkeras.data import degrade, quantize, upsample
+    from srkeras import evaluation, inference
     from srkeras.data.dataset import load_validation
-    from srkeras.metrics import psnr, ssim
-    from srkeras.training.callbacks import super_resolve
 
-    model = keras.models.load_model(model_path, compile=False)
+    model = inference.load_generator(model_path)
     images, _ = load_validation(val_source, scale)
     rows = []
     for name, hr in images:
-        lr = quantize(degrade(hr, scale, degradation)) / np.float32(255.0)
-        bic = quantize(upsample(lr, scale)) / np.float32(255.0)
-        sr = quantize(super_resolve(model, lr, scale)) / np.float32(255.0)
-        rows.append((name, psnr(bic, hr, scale), ssim(bic, hr, scale), psnr(sr, hr, scale), ssim(sr, hr, scale)))
+        pair = evaluation.prepare(hr, scale, degradation, name)
+        bic = evaluation.score(evaluation.classical_sr(pair.lr, scale), pair.hr, scale)
+        sr = evaluation.score(evaluation.super_resolve(model, pair.lr, scale), pair.hr, scale)
+        rows.append((name, bic["psnr"], bic["ssim"], sr["psnr"], sr["ssim"]))
     w = max([len("image"), len("mean")] + [len(r[0]) for r in rows])
     lines = [title, f"{'image':<{w}}  {'bicubic PSNR/SSIM':>20}  {'model PSNR/SSIM':>20}  {'gain':>7}"]
     show = rows if len(rows) <= 12 else []
@@ -172,13 +170,13 @@ def main(argv=None) -> int:
         train_source, val_source = photo_sources()
         if args.val_dir:
             val_source = args.val_dir
-    from srkeras.training.runner import NonFiniteError, TrainingError, train
+    from srkeras.training.runner import EXIT_NAN, NonFiniteError, TrainingError, train
 
     try:
         summary = train(cfg, out, train_source, val_source, progress=not args.quiet)
     except NonFiniteError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 3
+        return EXIT_NAN
     except (TrainingError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

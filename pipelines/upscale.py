@@ -6,7 +6,8 @@
 INPUT: files, folders (their images) and globs. Outputs keep the input's name, format and mode
 (grey, RGBA with bicubic alpha, palette, 16-bit; 16-bit non-PNG inputs are written as PNG), with
 EXIF orientation applied and the ICC profile carried over. PNG outputs are streamed band by band.
-Files are written atomically and never replace an existing file without --overwrite. Bad inputs
+Files are written atomically (:func:`srkeras.data.io.write_atomically`: mode 0666 minus the umask)
+and never replace an existing file without --overwrite. Bad inputs
 are reported by name and skipped; the exit code is 1 if any file failed, 2 if nothing could start.
 """
 
@@ -16,7 +17,6 @@ import argparse
 import glob
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 KEEP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -82,28 +82,23 @@ def output_path(src: Path, out_dir: Path, bit_depth: int) -> Path:
 
 def _stream_png(dst: Path, model, img, opts, tick, overwrite: bool):
     """Write the SR result band by band into a temp PNG next to ``dst``, then rename it."""
+    from srkeras.data.io import write_atomically
     from srkeras.data.png16 import PngStreamWriter
     from srkeras.inference import model_scale, upscale_bands
 
     s = model_scale(model)
     h, w = img.pixels.shape[:2]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".png", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
             wr = PngStreamWriter(
                 f, w * s, h * s, img.pixels.shape[-1], img.alpha is not None, img.bit_depth, img.icc_profile
             )
             for _, band, alpha in upscale_bands(model, img.pixels, progress=tick, alpha=img.alpha, **opts):
                 wr.write(band, alpha)
             wr.close()
-        if dst.exists() and not overwrite:
-            raise FileExistsError(f"{dst}: exists (pass --overwrite to replace it)")
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    write_atomically(dst, write, overwrite=overwrite)
 
 
 def _save_whole(dst: Path, model, img, opts, tick, overwrite: bool):
@@ -126,7 +121,7 @@ def _save_palette(dst: Path, sr, img, overwrite: bool):
     import numpy as np
     from PIL import Image
 
-    from srkeras.data.io import to_pil
+    from srkeras.data.io import to_pil, write_atomically
 
     with Image.open(img.path) as src:
         src.load()
@@ -135,16 +130,9 @@ def _save_palette(dst: Path, sr, img, overwrite: bool):
         out = rgb.quantize(palette=pal, dither=Image.Dither.NONE) if pal is not None else rgb.quantize()
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst}: exists (pass --overwrite to replace it)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=dst.suffix, dir=dst.parent)
-    os.close(fd)
-    try:
-        kwargs = {"icc_profile": img.icc_profile} if img.icc_profile else {}
-        out.save(tmp, format="PNG" if dst.suffix.lower() == ".png" else None, **kwargs)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    kwargs = {"icc_profile": img.icc_profile} if img.icc_profile else {}
+    fmt = "PNG" if dst.suffix.lower() == ".png" else None  # None: from the temp file's suffix, dst's
+    write_atomically(dst, lambda tmp: out.save(tmp, format=fmt, **kwargs), overwrite=overwrite)
 
 
 def main(argv=None) -> int:
@@ -201,7 +189,7 @@ def main(argv=None) -> int:
             failed.append((str(src), str(e)))
             tqdm.write(f"failed: {e}", file=sys.stderr)
     print(f"written {len(written)}, skipped {len(skipped)}, failed {len(failed)}  (model x{s}, out {out_dir})")
-    for src, dst in written:
+    for _, dst in written:
         print(f"  wrote   {dst}")
     for src, why in skipped:
         print(f"  skipped {src}: {why}")

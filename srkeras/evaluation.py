@@ -9,22 +9,31 @@ The protocol of SRCNN (Dong et al. 2014), EDSR, RCAN and ESRGAN, as their MATLAB
 5. ``s`` pixels shaved from every border; PSNR with peak 255 and the SSIM of Wang et al. 2004
    (11x11 Gaussian, sigma 1.5, valid region): :mod:`srkeras.metrics`.
 
-:func:`prepare` does steps 1-2, :func:`score` steps 3-5, :func:`super_resolve` runs a generator with
-the Y-only colour path (a 1-channel model sees BT.601 Y; Cb/Cr are upscaled bicubically).
+:func:`prepare` does steps 1-2, :func:`score` steps 3-5 (:func:`mean_scores` averages them),
+:func:`classical_sr` gives the bicubic (or nearest) baseline and :func:`super_resolve` runs a
+generator with the colour path of :func:`srkeras.inference.upscale` (a Y-only model sees BT.601 Y
+with Cb/Cr upscaled by MATLAB bicubic; grey images stay grey; the formulas are
+:mod:`srkeras.data.color`'s).
+A grey HR image is kept grey (one channel) throughout, never replicated to RGB, since replicated
+grey would be scored on studio-swing Y (16 + 219 g) instead of on its own values.
+
+Callers: ``pipelines.evaluate`` (the tables), the training validation
+(:func:`srkeras.training.callbacks.validate`), the final table of ``pipelines.train`` and the
+Keras metrics (:class:`srkeras.metrics.PSNR` / ``SSIM`` apply steps 3-4 themselves on 8-bit
+references), so they all read the same numbers on the same images.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from srkeras.data.degradations import degrade
+from srkeras.data.degradations import degrade, upsample
 from srkeras.data.io import modcrop, quantize
 from srkeras.metrics import PROTOCOL as METRIC_PROTOCOL
-from srkeras.metrics import psnr, ssim
-
-SSIM_WINDOW = 11
+from srkeras.metrics import SSIM_WINDOW, psnr, ssim
 
 
 def protocol(degradation: str = "bicubic") -> str:
@@ -48,7 +57,7 @@ class ImageTooSmall(ValueError):
 
 @dataclass(frozen=True)
 class Pair:
-    """The 8-bit HR image and its 8-bit LR input, both float32 in [0, 1]."""
+    """The 8-bit HR image and its 8-bit LR input, both float32 in [0, 1], (H, W, 1 or 3)."""
 
     hr: np.ndarray
     lr: np.ndarray
@@ -57,26 +66,54 @@ class Pair:
 def prepare(hr, scale: int, degradation: str = "bicubic", name: str = "image") -> Pair:
     """Protocol steps 1-2: ``modcrop`` + 8-bit HR, and the 8-bit LR made by ``degradation``.
 
-    Raises :class:`ImageTooSmall` (naming ``name``) when the image cannot be scored at ``scale``.
+    ``hr`` is float (H, W, C) in [0, 1] (or (H, W) grey); a grey image stays grey. Idempotent on
+    its own output: ``prepare(prepare(x, s).hr, s)`` gives the same pair. Raises
+    :class:`ImageTooSmall` (naming ``name``) when the image cannot be scored at ``scale``.
     """
     s = int(scale)
-    hr = modcrop(np.asarray(hr), s)
+    hr = np.asarray(hr)
+    hr = modcrop(hr[..., None] if hr.ndim == 2 else hr, s)
     need = min_hr_side(s)
     if min(hr.shape[:2]) < need:
         raise ImageTooSmall(
             f"{name}: too small for x{s} ({hr.shape[1]}x{hr.shape[0]} after modcrop; need {need} px a side)"
         )
-    hr8 = to_8bit(hr)
-    return Pair(hr=hr8, lr=to_8bit(degrade(hr8, s, degradation)))
+    exact = _exact_8bit(hr)  # LR from the float64 8-bit HR, as MATLAB's imresize (double) makes it
+    return Pair(hr=exact.astype(np.float32), lr=to_8bit(degrade(exact, s, degradation)))
+
+
+def _exact_8bit(pixels) -> np.ndarray:
+    # k / 255 in float64 for the 8-bit value k: float32 and float64 copies of one 8-bit image agree.
+    return quantize(np.asarray(pixels), 8) / 255.0
 
 
 def score(sr, hr8, scale: int) -> dict:
-    """Protocol steps 3-5: ``{"psnr", "ssim"}`` of ``sr`` (quantised to 8 bits here) against the
-    8-bit ``hr8`` on Y with ``scale`` px shaved; PSNR is ``inf`` for identical images."""
-    sr8 = to_8bit(np.clip(np.asarray(sr, dtype=np.float32), 0.0, 1.0))
-    if sr8.shape != np.shape(hr8):
-        raise ValueError(f"SR shape {sr8.shape} differs from HR {np.shape(hr8)}")
-    return {"psnr": psnr(sr8, hr8, crop_border=int(scale)), "ssim": ssim(sr8, hr8, crop_border=int(scale))}
+    """Protocol steps 3-5: ``{"psnr", "ssim"}`` of ``sr`` (clipped and quantised to 8 bits here)
+    against the 8-bit ``hr8`` on Y with ``scale`` px shaved; PSNR is ``inf`` for identical images.
+
+    ``hr8`` is quantised too (a no-op on :attr:`Pair.hr`), so the numbers do not depend on whether
+    a caller holds the images as float32 or float64.
+    """
+    a, b = _exact_8bit(sr), _exact_8bit(hr8)
+    if a.shape != b.shape:
+        raise ValueError(f"SR shape {a.shape} differs from HR {b.shape}")
+    s = int(scale)
+    return {"psnr": psnr(a, b, crop_border=s), "ssim": ssim(a, b, crop_border=s)}
+
+
+def mean_scores(scores) -> dict:
+    """``{"psnr", "ssim"}`` averaged over images (the tables' mean row); NaN when there are none."""
+    scores = list(scores)
+    if not scores:
+        return {"psnr": math.nan, "ssim": math.nan}
+    return {k: float(np.mean([v[k] for v in scores])) for k in ("psnr", "ssim")}
+
+
+def classical_sr(lr8, scale: int, method: str = "bicubic") -> np.ndarray:
+    """The classical baselines of the tables (``bicubic``: MATLAB ``imresize``; ``nearest``) of the
+    8-bit LR ``lr8`` (:attr:`Pair.lr`), computed on its exact float64 values as MATLAB does on
+    ``im2double`` images, so a float32 copy of the LR gives the same SR as a float64 one."""
+    return upsample(_exact_8bit(lr8), int(scale), method)
 
 
 def model_channels(model) -> int:
@@ -84,16 +121,22 @@ def model_channels(model) -> int:
     return int(model.inputs[0].shape[-1])
 
 
-def super_resolve(model, lr, scale: int) -> np.ndarray:
-    """SR of one float LR image (H, W, C), untiled, float32 in [0, 1] with the input's channels.
+def super_resolve(model, lr, scale: int, tile: int | None = 0) -> np.ndarray:
+    """SR of one float LR image (H, W, C), float32 in [0, 1] with the input's channels.
 
     The colour path of :func:`srkeras.inference.upscale` (one definition, used for scoring,
     validation and serving): a Y-only model sees BT.601 Y with Cb/Cr upscaled by MATLAB bicubic;
-    an RGB model on a grey image sees the grey replicated and its output is turned back to grey.
+    on a grey image it sees ``(16 + 219 g) / 255`` and its output is mapped back to grey; an RGB
+    model on a grey image sees the grey replicated and its output is turned back to grey (luma).
+    ``tile=0`` (default) runs the whole image in one call; other values as ``upscale``'s (tiles
+    give the untiled result to float rounding). The model's traced runner and scale are cached per
+    model object, so calling this at every validation of a training run costs one model call per
+    image (EMA validation swaps weights into the same object).
     """
     from srkeras import inference  # TensorFlow only when a model is actually run
 
-    out = inference.upscale(model, np.asarray(lr, dtype=np.float32), tile=0)
+    lr = np.asarray(lr, dtype=np.float32)
+    out = inference.upscale(model, lr, tile=tile)
     if out.shape[:2] != (lr.shape[0] * int(scale), lr.shape[1] * int(scale)):
         raise ValueError(f"the model returned {out.shape[:2]} for LR {lr.shape[:2]} at x{scale}")
     return out
@@ -103,6 +146,8 @@ __all__ = [
     "ImageTooSmall",
     "Pair",
     "SSIM_WINDOW",
+    "classical_sr",
+    "mean_scores",
     "min_hr_side",
     "model_channels",
     "prepare",

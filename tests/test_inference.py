@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from srkeras.data import imresize, quantize, rgb_to_ycbcr, ycbcr_to_rgb
-from srkeras.inference import load_generator, model_scale, receptive_field, upscale
+from srkeras.inference import bicubic_rows, load_generator, model_scale, plan, receptive_field, tile_count, upscale
 from srkeras.inference.loading import ModelNotFoundError
-from srkeras.inference.tiling import bicubic_rows, plan, tile_count
 from srkeras.models.layers import BicubicUpsample, PixelShuffle
 
 RNG = np.random.default_rng(0)
@@ -46,7 +45,7 @@ def test_tiled_equals_untiled_and_naive_tiling_does_not():
 
 
 def test_axis_split_covers_with_margins_and_minimal_work():
-    from srkeras.inference.tiling import _axis
+    from srkeras.inference.planning import axis_windows as _axis
 
     # Hand-computed: 100 px, windows <= 40, margin 5 -> 3 windows of 40 at 0, 30, 60, cores cut
     # halfway into each 10 px overlap.
@@ -112,7 +111,7 @@ def test_upscaling_does_not_keep_models_alive():
     import gc
     import weakref
 
-    from srkeras.inference import tiling
+    from srkeras.inference import runtime as tiling  # the per-model cache lives in runtime
     from srkeras.models import build
 
     refs = []
@@ -145,7 +144,7 @@ def test_models_that_upsample_first_or_have_no_tail_weights_are_not_split():
     ],
 )
 def test_zoo_models_tiled_equals_untiled(name, options, size):
-    from srkeras.inference.tiling import _axis
+    from srkeras.inference.planning import axis_windows as _axis
     from srkeras.models import build
 
     m = _bicubic_residual() if name == "bicubic_residual" else build(name, **options)
@@ -170,7 +169,8 @@ def test_full_rrdbnet_tiled_equals_untiled():
     """ESRGAN's full generator (23 RRDBs, 350+ convolutions, ~2 min on 2 CPU cores): the probed
     receptive field is far below the analytic one, yet tiles with that margin stitch to the untiled
     output on an odd-sized image that needs 2 x 2 trunk tiles."""
-    from srkeras.inference.tiling import _axis, _parts
+    from srkeras.inference.planning import axis_windows as _axis
+    from srkeras.inference.probing import model_parts as _parts
     from srkeras.models import build
 
     m = build("rrdbnet", scale=4)
@@ -190,8 +190,9 @@ def test_full_rrdbnet_tiled_equals_untiled():
 def test_memory_budget_plan_splits_srresnet():
     """Under 2 GB, SRResNet x4's trunk gets large tiles and the tail small ones; the plan's memory
     estimate fits the budget; a 600^2 image runs its trunk untiled (the overhead benchmark's case)."""
+    from srkeras.inference.planning import ACTIVATION_SHARE, PLAN_SLACK, plan_bytes, work_ratio
+    from srkeras.inference.probing import model_parts as _parts
     from srkeras.inference.split import flops_per_pixel, live_floats_per_pixel
-    from srkeras.inference.tiling import ACTIVATION_SHARE, PLAN_SLACK, _parts, plan_bytes, work_ratio
     from srkeras.models import build
 
     m = build("srresnet", scale=4)
@@ -232,7 +233,7 @@ def test_budget_plan_streams_bands_equal_to_untiled(channels):
     """The budget path end to end on a split model (RGB, and Y-only on an RGB image): several
     output bands, trunk and tail both tiled, progress counts every tile, output == untiled."""
     from srkeras.inference import upscale_bands
-    from srkeras.inference.tiling import ACTIVATION_SHARE, plan_bytes
+    from srkeras.inference.planning import ACTIVATION_SHARE, plan_bytes
     from srkeras.models import build
 
     m = build("srresnet", scale=4, channels=channels, num_blocks=2, num_features=16)

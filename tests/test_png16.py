@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srkeras.data import ImageLoadError, quantize, read_image
-from srkeras.data import png16
+from srkeras.data import ImageLoadError, png16, quantize, read_image
+from srkeras.data.io import read_png16
 
 
 def _img(h, w, c, seed=0):
@@ -40,7 +40,7 @@ def test_round_trip_exact(tmp_path, channels, alpha):
     a = _img(29, 41, 1, seed=3)[..., 0] if alpha else None
     p = tmp_path / "x.png"
     png16.write_png16(p, px, alpha=a, icc_profile=b"\x00icc-bytes" * 7)
-    li = png16.read_png16(p)
+    li = read_png16(p)
     assert li.bit_depth == 16 and li.pixels.shape == (29, 41, channels)
     assert np.array_equal(quantize(li.pixels, 16), quantize(px, 16))
     if alpha:

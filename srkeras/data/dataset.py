@@ -9,8 +9,10 @@
   ``step * global_batch``).
 * The LR patch is made from the HR patch per batch by a named degradation (MATLAB bicubic by
   default, :func:`srkeras.data.imresize_tf`) and quantised to 8 bits, as the evaluation protocol
-  stores LR images (:mod:`pipelines.evaluate`).
+  stores LR images (:mod:`srkeras.evaluation`).
 * Y-only models (``channels=1``) get BT.601 Y (MATLAB ``rgb2ycbcr``), as SRCNN/ESPCN train.
+* Validation images (:func:`load_validation`) are held as the evaluation protocol holds HR images
+  (:mod:`srkeras.evaluation`: mod-cropped, 8-bit, grey kept grey) and scored by it.
 
 Multi-replica input: :func:`replica_dataset_fn` gives each input pipeline (one per worker) the
 per-replica batches whose union over replicas is exactly the global batch the default strategy would
@@ -20,7 +22,6 @@ see, so one, two or many devices train on the same data.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from pathlib import Path
 
@@ -56,7 +57,7 @@ class ImageCache:
         return self.pixels[o : o + h * w * 3].reshape(h, w, 3).astype(np.float32) / self.max_value
 
     @classmethod
-    def from_arrays(cls, images, names, min_size: int, bit_depth: int = 8) -> "ImageCache":
+    def from_arrays(cls, images, names, min_size: int, bit_depth: int = 8) -> ImageCache:
         """Pack float [0, 1] (H, W, C) arrays, skipping those with a side under ``min_size``."""
         kept, kept_names, skipped = [], [], []
         for img, name in zip(images, names):
@@ -104,12 +105,16 @@ def load_hr_folders(dirs, min_size: int, max_pixels: int | None = DEFAULT_MAX_PI
 
 
 def load_validation(source, scale: int, max_images: int | None = None, min_side: int | None = None):
-    """[(name, HR float32 (H, W, 3) mod-cropped to ``scale``)] from a folder, or from a dict name->array.
+    """[(name, HR)] from a folder (any format :func:`read_image` reads) or a dict name->array, as the
+    evaluation protocol holds HR images: mod-cropped to ``scale``, 8-bit, float32 in [0, 1], grey
+    images kept grey (H, W, 1) -- the HR of :func:`srkeras.evaluation.prepare`, so validation scores
+    a folder exactly as ``pipelines.evaluate`` does. Alpha is dropped.
 
-    Images too small to score (one 11x11 SSIM window after shaving ``scale`` px) are skipped.
-    Returns (images, skipped messages).
+    Unreadable images, and images too small to score (``min_side``, default
+    :func:`srkeras.evaluation.min_hr_side`: one 11x11 SSIM window after shaving ``scale`` px), are
+    skipped. Returns (images, skipped messages).
     """
-    min_side = min_side or 11 + 2 * scale
+    min_side = min_side or 11 + 2 * scale  # srkeras.evaluation.min_hr_side (a layer above srkeras.data)
     if isinstance(source, dict):
         items = list(source.items())
     else:
@@ -124,9 +129,9 @@ def load_validation(source, scale: int, max_images: int | None = None, min_side:
         if isinstance(img, Exception):
             skipped.append(str(img))
             continue
-        if img.shape[-1] == 1:
-            img = np.repeat(img, 3, axis=-1)
-        img = modcrop(img[..., :3], scale)
+        img = np.asarray(img)
+        img = img[..., None] if img.ndim == 2 else img[..., : 1 if img.shape[-1] <= 2 else 3]
+        img = modcrop(img, scale)
         if min(img.shape[:2]) < min_side:
             skipped.append(f"{name}: too small to validate at x{scale}")
             continue
@@ -282,8 +287,3 @@ def replica_dataset_fn(cache: ImageCache, spec: PipelineSpec, start_step: int = 
 
     return dataset_fn
 
-
-def steps_per_epoch_hint(cache: ImageCache, hr_patch: int, batch: int) -> int:
-    """Batches that cover the cached pixels about once (for messages only; the stream is endless)."""
-    area = float(np.sum(cache.shapes[:, 0] * cache.shapes[:, 1]))
-    return max(1, math.ceil(area / (hr_patch * hr_patch * batch)))

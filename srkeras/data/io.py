@@ -2,20 +2,25 @@
 
 Everything inside srkeras works on float32 arrays in [0, 1], channels last: (H, W, 3) colour or
 (H, W, 1) grey. :func:`read_image` keeps what a faithful round trip needs (alpha, bit depth, ICC
-profile, original mode); :func:`load_image` returns just the pixels.
+profile, original mode); :func:`load_image` returns just the pixels. 16-bit PNGs (which Pillow
+reduces to 8 bits) go through the codec :mod:`srkeras.data.png16`, whose errors are reported here
+with the file's name. Every file is written through :func:`write_atomically`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from srkeras.data import png16
+from srkeras.data.png16 import quantize
 
 #: Default decompression-bomb guard: 16k x 16k pixels (about 4x Pillow's own 89.5 MP default).
 DEFAULT_MAX_PIXELS = 16384 * 16384
@@ -68,6 +73,13 @@ def _png_ihdr(path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
+def _too_large(path, width: int, height: int, max_pixels: int) -> ImageLoadError:
+    return ImageLoadError(
+        f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
+        "(decompression-bomb guard); raise it with --max-pixels if the file is trusted"
+    )
+
+
 def read_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, exif_transpose: bool = True) -> LoadedImage:
     """Read an image file into a :class:`LoadedImage`.
 
@@ -84,19 +96,14 @@ def read_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, exif_transpose
         ihdr = _png_ihdr(path)
         if ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 4, 6):
             # Pillow reduces 16-bit colour / grey+alpha PNGs to 8 bits: decode them ourselves.
-            from srkeras.data import png16
-
-            return png16.read_png16(path, max_pixels=max_pixels)
+            return read_png16(path, max_pixels=max_pixels)
         old_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # our own guard below gives a message naming the flag
         try:
             with Image.open(path) as im:
                 w, h = im.size
                 if max_pixels is not None and w * h > max_pixels:
-                    raise ImageLoadError(
-                        f"{path}: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
-                        "(decompression-bomb guard); raise it with --max-pixels if the file is trusted"
-                    )
+                    raise _too_large(path, w, h, max_pixels)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     im.load()
@@ -115,6 +122,69 @@ def read_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, exif_transpose
         raise ImageLoadError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ImageLoadError(f"{path}: truncated or corrupt image file ({e})") from None
+
+
+def read_png16(path, max_pixels: int | None = None) -> LoadedImage:
+    """Read a 16-bit (or 8-bit) grey/grey+alpha/RGB/RGBA PNG with :mod:`srkeras.data.png16`.
+
+    EXIF orientation (an eXIf chunk) is applied; codec errors become :class:`ImageLoadError`
+    naming the file.
+    """
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ImageLoadError(f"{path}: cannot read file ({e})") from None
+    try:
+        decoded = png16.decode(data, max_pixels)
+    except png16.PngTooLarge as e:
+        raise _too_large(path, e.width, e.height, e.max_pixels) from None
+    except png16.PngError as e:
+        raise ImageLoadError(f"{path}: {e}") from None
+    px, alpha = png16.decoded_pixels(decoded)
+    notes = []
+    orient = exif_orientation(decoded["exif"])
+    if orient != 1:
+        px = apply_orientation(px, orient)
+        alpha = None if alpha is None else apply_orientation(alpha, orient)
+        notes.append(f"applied EXIF orientation {orient}")
+    return LoadedImage(
+        pixels=px,
+        path=path,
+        source_mode=png16.mode_name(decoded["depth"], decoded["color_type"]),
+        bit_depth=decoded["depth"],
+        alpha=alpha,
+        icc_profile=decoded["icc"],
+        notes=tuple(notes),
+    )
+
+
+def exif_orientation(exif_bytes) -> int:
+    """EXIF orientation tag (0x0112, 1-8) of a raw EXIF block; 1 when absent or unreadable."""
+    if not exif_bytes:
+        return 1
+    try:
+        ex = Image.Exif()
+        ex.load(exif_bytes)
+        return int(ex.get(0x0112, 1) or 1)
+    except Exception:  # unreadable EXIF: leave the pixels as stored
+        return 1
+
+
+def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip (H, W, ...) so that it displays upright (EXIF tag 0x0112, values 1-8)."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    fn = ops.get(orientation)
+    return arr if fn is None else np.ascontiguousarray(fn(arr))
 
 
 def _from_pil(im: Image.Image, path: str, icc, notes: list[str]) -> LoadedImage:
@@ -196,13 +266,6 @@ def load_image(path, channels: int | None = 3, max_pixels: int | None = DEFAULT_
     raise ValueError(f"channels must be 1, 3 or None, got {channels}")
 
 
-def quantize(pixels: np.ndarray, bit_depth: int = 8) -> np.ndarray:
-    """Round float [0, 1] pixels to integers of ``bit_depth`` bits (uint8 or uint16), clipping."""
-    top = (1 << bit_depth) - 1
-    dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.clip(np.round(np.asarray(pixels, dtype=np.float64) * top), 0, top).astype(dtype)
-
-
 def to_pil(pixels: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
     """8-bit Pillow image from float [0, 1] pixels (grey or RGB), with optional alpha."""
     q = quantize(pixels, 8)
@@ -236,8 +299,6 @@ def save_image(
         if bit_depth == 16:
             if suffix != ".png":
                 raise ValueError(f"{path}: 16-bit output needs a .png file")
-            from srkeras.data import png16
-
             png16.write_png16(tmp, pixels, alpha=alpha, icc_profile=icc_profile)
             return
         im = to_pil(pixels, alpha)
@@ -251,22 +312,36 @@ def save_image(
             kwargs["quality"] = 95
         im.save(tmp, format=fmt, **kwargs)
 
-    return write_atomically(path, write)
+    return write_atomically(path, write, overwrite=overwrite)
 
 
-def write_atomically(path, write) -> Path:
+def _new_temp_file(path: Path) -> Path:
+    """A new empty file beside ``path`` with the permissions of any new file (0666 minus umask)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{path}: could not create a temporary file beside it")
+
+
+def write_atomically(path, write, overwrite: bool = True) -> Path:
     """Run ``write(tmp_path)`` on a temp file beside ``path``, then rename it onto ``path``.
 
     Readers see the old file or the whole new one, never a partial file; on failure the temp file is
-    removed and an existing ``path`` is untouched.
+    removed and an existing ``path`` is untouched. The file gets the permissions of any new file
+    (0666 minus the umask; ``mkstemp`` would make it 0600). ``overwrite=False``: refuse (with
+    FileExistsError) when ``path`` exists once the new file is written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = _new_temp_file(path)
     try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
+        write(str(tmp))
+        if not overwrite and path.exists():
+            raise FileExistsError(f"{path}: exists (pass overwrite=True / --overwrite to replace it)")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

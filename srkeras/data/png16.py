@@ -13,11 +13,16 @@ recurrences along the row *and* down the columns; pixel (r, i) depends on (r, i-
 (r-1, i-1) only, so all pixels on one anti-diagonal ``r + i = t`` are independent: the decoder
 sweeps H + W - 1 anti-diagonals, each a vectorised NumPy step, instead of H * W Python steps.
 
-Reading: colour types 0 (grey), 2 (RGB), 4 (grey + alpha) and 6 (RGBA) at 16 bits (8 bits too),
-non-interlaced (Adam7 files are refused with a message), tRNS colour key, iCCP profile, eXIf
-orientation. Writing: 16-bit grey / grey+alpha / RGB / RGBA with an optional iCCP chunk, per-row
-adaptive filter choice (libpng's minimum-sum-of-absolute-differences heuristic), and a
-:class:`PngStreamWriter` that takes the image band by band so a huge output never sits in memory.
+A pure codec on bytes and arrays: it knows nothing of files' names or of :mod:`srkeras.data.io`
+(which reads files through it and names the file in its errors); problems are :class:`PngError`.
+
+Reading (:func:`decode`, :func:`decoded_pixels`): colour types 0 (grey), 2 (RGB), 4 (grey + alpha)
+and 6 (RGBA) at 16 bits (8 bits too), non-interlaced (Adam7 files are refused with a message), tRNS
+colour key, iCCP profile, raw eXIf block. Writing: 16-bit grey / grey+alpha / RGB / RGBA with an
+optional iCCP chunk, per-row adaptive filter choice (libpng's minimum-sum-of-absolute-differences
+heuristic), and a :class:`PngStreamWriter` that takes the image band by band so a huge output never
+sits in memory. :func:`quantize` (float [0, 1] -> 8/16-bit samples) is the one rounding rule for
+every writer (re-exported by :mod:`srkeras.data.io`).
 """
 
 from __future__ import annotations
@@ -31,30 +36,36 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 
 
-def _error(path, msg):
-    from srkeras.data.io import ImageLoadError
-
-    return ImageLoadError(f"{path}: {msg}")
+class PngError(ValueError):
+    """A PNG byte stream that this codec cannot decode; the message says why (not which file)."""
 
 
-def _chunks(data: bytes, path):
+class PngTooLarge(PngError):
+    """The image has more pixels than the caller's limit (decompression-bomb guard)."""
+
+    def __init__(self, width: int, height: int, max_pixels: int):
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        super().__init__(f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,}")
+
+
+def _chunks(data: bytes):
     pos = len(SIGNATURE)
     while pos < len(data):
         if pos + 8 > len(data):
-            raise _error(path, "truncated or corrupt PNG (chunk header cut off)")
+            raise PngError("truncated or corrupt PNG (chunk header cut off)")
         length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
         end = pos + 12 + length
         if end > len(data):
-            raise _error(path, f"truncated or corrupt PNG ({ctype.decode('latin-1')} chunk cut off)")
+            raise PngError(f"truncated or corrupt PNG ({ctype.decode('latin-1')} chunk cut off)")
         body = data[pos + 8 : pos + 8 + length]
         (crc,) = struct.unpack(">I", data[pos + 8 + length : end])
         if zlib.crc32(ctype + body) & 0xFFFFFFFF != crc:
-            raise _error(path, f"corrupt PNG (CRC mismatch in {ctype.decode('latin-1')} chunk)")
+            raise PngError(f"corrupt PNG (CRC mismatch in {ctype.decode('latin-1')} chunk)")
         yield ctype, body
         if ctype == b"IEND":
             return
         pos = end
-    raise _error(path, "truncated PNG (no IEND chunk)")
+    raise PngError("truncated PNG (no IEND chunk)")
 
 
 def paeth_predictor(a, b, c):
@@ -106,133 +117,92 @@ def unfilter(raw: np.ndarray, height: int, width_units: int, bpp: int) -> np.nda
     return canvas[1:, 1:].astype(np.uint8)
 
 
-def decode(data: bytes, path="<bytes>", max_pixels=None) -> dict:
-    """Parse a PNG byte string: samples as uint16/uint8 (H, W, channels) plus metadata."""
-    if data[:8] != SIGNATURE:
-        raise _error(path, "not a PNG file")
-    ihdr = None
-    idat = []
-    icc = None
-    trns = None
-    exif = None
-    for ctype, body in _chunks(data, path):
+def _read_chunks(data: bytes, max_pixels) -> dict:
+    """IHDR fields and the ancillary chunks this codec uses, checking the size before any pixel data."""
+    found = {"ihdr": None, "idat": [], "icc": None, "trns": None, "exif": None}
+    for ctype, body in _chunks(data):
         if ctype == b"IHDR":
-            ihdr = struct.unpack(">IIBBBBB", body)
-            w, h = ihdr[0], ihdr[1]
+            found["ihdr"] = struct.unpack(">IIBBBBB", body)
+            w, h = found["ihdr"][:2]
             if max_pixels is not None and w * h > max_pixels:
-                raise _error(
-                    path,
-                    f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
-                    "(decompression-bomb guard); raise it with --max-pixels if the file is trusted",
-                )
+                raise PngTooLarge(w, h, max_pixels)
         elif ctype == b"IDAT":
-            idat.append(body)
+            found["idat"].append(body)
         elif ctype == b"iCCP":
             name_end = body.find(b"\0")
             try:
-                icc = zlib.decompress(body[name_end + 2 :])
+                found["icc"] = zlib.decompress(body[name_end + 2 :])
             except zlib.error:
-                icc = None  # a broken profile is dropped, the pixels are still fine
+                found["icc"] = None  # a broken profile is dropped, the pixels are still fine
         elif ctype == b"tRNS":
-            trns = body
+            found["trns"] = body
         elif ctype == b"eXIf":
-            exif = body
-    if ihdr is None:
-        raise _error(path, "corrupt PNG (no IHDR chunk)")
-    w, h, depth, ctype_, _comp, _filt, interlace = ihdr
+            found["exif"] = body
+    if found["ihdr"] is None:
+        raise PngError("corrupt PNG (no IHDR chunk)")
+    return found
+
+
+def decode(data: bytes, max_pixels=None) -> dict:
+    """Parse a PNG byte string: samples as uint16/uint8 (H, W, channels) plus metadata.
+
+    Returns {"samples", "depth", "color_type", "icc", "trns", "exif"} (the last three raw chunk
+    bodies or None). Raises :class:`PngError` (:class:`PngTooLarge` over ``max_pixels``).
+    """
+    if data[:8] != SIGNATURE:
+        raise PngError("not a PNG file")
+    found = _read_chunks(data, max_pixels)
+    w, h, depth, ctype_, _comp, _filt, interlace = found["ihdr"]
     if interlace:
-        raise _error(path, "interlaced (Adam7) 16-bit PNG is not supported; re-save it non-interlaced")
+        raise PngError("interlaced (Adam7) 16-bit PNG is not supported; re-save it non-interlaced")
     if ctype_ not in _CHANNELS or depth not in (8, 16):
-        raise _error(path, f"PNG colour type {ctype_} at {depth} bits is not supported by the 16-bit reader")
+        raise PngError(f"PNG colour type {ctype_} at {depth} bits is not supported by the 16-bit reader")
     ch = _CHANNELS[ctype_]
     bpp = ch * depth // 8
     try:
-        raw = zlib.decompress(b"".join(idat))
+        raw = zlib.decompress(b"".join(found["idat"]))
     except zlib.error as e:
-        raise _error(path, f"truncated or corrupt PNG image data ({e})") from None
+        raise PngError(f"truncated or corrupt PNG image data ({e})") from None
     expected = h * (1 + w * bpp)
     if len(raw) < expected:
-        raise _error(path, f"truncated PNG image data ({len(raw):,} of {expected:,} bytes)")
+        raise PngError(f"truncated PNG image data ({len(raw):,} of {expected:,} bytes)")
     rows = np.frombuffer(raw, dtype=np.uint8, count=expected).reshape(h, 1 + w * bpp)
     try:
         px = unfilter(rows, h, w, bpp)
     except ValueError as e:
-        raise _error(path, f"corrupt PNG ({e})") from None
+        raise PngError(f"corrupt PNG ({e})") from None
     if depth == 16:
         samples = px.reshape(h, w, ch, 2).astype(np.uint16)
         samples = (samples[..., 0] << 8) | samples[..., 1]
     else:
         samples = px.reshape(h, w, ch)
-    return {"samples": samples, "depth": depth, "color_type": ctype_, "icc": icc, "trns": trns, "exif": exif}
+    return {"samples": samples, "depth": depth, "color_type": ctype_} | {k: found[k] for k in ("icc", "trns", "exif")}
 
 
-def _orientation(exif_bytes) -> int:
-    if not exif_bytes:
-        return 1
-    try:
-        from PIL import Image
+def decoded_pixels(decoded: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """(pixels float32 (H, W, 1 or 3), alpha float32 (H, W) or None) in [0, 1] of :func:`decode`'s result.
 
-        ex = Image.Exif()
-        ex.load(exif_bytes)
-        return int(ex.get(0x0112, 1) or 1)
-    except Exception:  # unreadable EXIF: leave the pixels as stored
-        return 1
-
-
-def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
-    """Rotate/flip (H, W, ...) so that it displays upright (EXIF tag 0x0112, values 1-8)."""
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: np.swapaxes(a, 0, 1),
-        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
-        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
-        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
-    }
-    fn = ops.get(orientation)
-    return arr if fn is None else np.ascontiguousarray(fn(arr))
-
-
-def read_png16(path, max_pixels=None):
-    """Read a 16-bit (or 8-bit) grey/grey+alpha/RGB/RGBA PNG into a :class:`LoadedImage`."""
-    from srkeras.data.io import LoadedImage
-
-    path = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise _error(path, f"cannot read file ({e})") from None
-    d = decode(data, path, max_pixels)
-    s, depth, ct = d["samples"], d["depth"], d["color_type"]
-    top = float((1 << depth) - 1)
-    ch = _CHANNELS[ct]
+    Alpha comes from an alpha channel or a tRNS colour key (key colour -> 0, others -> 1).
+    """
+    s, ct = decoded["samples"], decoded["color_type"]
+    top = float((1 << decoded["depth"]) - 1)
     colour = 3 if ct in (2, 6) else 1
     px = s[..., :colour].astype(np.float32) / top
     alpha = None
-    if ch in (2, 4):
+    if _CHANNELS[ct] in (2, 4):
         alpha = s[..., -1].astype(np.float32) / top
-    elif d["trns"] is not None:
-        key = np.frombuffer(d["trns"][: 2 * colour], dtype=">u2").astype(s.dtype)
+    elif decoded["trns"] is not None:
+        key = np.frombuffer(decoded["trns"][: 2 * colour], dtype=">u2").astype(s.dtype)
         if key.size == colour:
             alpha = np.where(np.all(s == key, axis=-1), 0.0, 1.0).astype(np.float32)
-    notes = []
-    orient = _orientation(d["exif"])
-    if orient != 1:
-        px = apply_orientation(px, orient)
-        alpha = None if alpha is None else apply_orientation(alpha, orient)
-        notes.append(f"applied EXIF orientation {orient}")
-    mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}[ct] if depth == 16 else {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}[ct]
-    return LoadedImage(
-        pixels=np.ascontiguousarray(px),
-        path=path,
-        source_mode=mode,
-        bit_depth=depth,
-        alpha=alpha,
-        icc_profile=d["icc"],
-        notes=tuple(notes),
-    )
+    return np.ascontiguousarray(px), alpha
+
+
+def mode_name(depth: int, color_type: int) -> str:
+    """Pillow-style mode of a PNG: "RGB", "LA", ... at 8 bits, "I;16", "RGB;16", ... at 16."""
+    if depth == 16:
+        return {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}[color_type]
+    return {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}[color_type]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -269,9 +239,14 @@ def filter_rows(px: np.ndarray, prev_row: np.ndarray | None, bpp: int) -> bytes:
     return np.concatenate([best.astype(np.uint8)[:, None], chosen], axis=1).tobytes()
 
 
-def _to_samples(pixels, alpha, bit_depth):
-    from srkeras.data.io import quantize
+def quantize(pixels: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Round float [0, 1] pixels to integers of ``bit_depth`` bits (uint8 or uint16), clipping."""
+    top = (1 << bit_depth) - 1
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return np.clip(np.round(np.asarray(pixels, dtype=np.float64) * top), 0, top).astype(dtype)
 
+
+def _to_samples(pixels, alpha, bit_depth):
     px = np.asarray(pixels)
     if px.ndim == 2:
         px = px[..., None]
@@ -294,7 +269,7 @@ class PngStreamWriter:
     """Write a PNG band by band: ``w.write(band_pixels, band_alpha)`` top to bottom, then ``close()``.
 
     Only one band (plus the zlib window) is in memory at a time. The caller owns the file object
-    (write to a temp file and rename for atomicity; :func:`write_png16` does).
+    (for atomicity, write to a temp file and rename it: :func:`srkeras.data.io.write_atomically`).
     """
 
     def __init__(self, fileobj, width, height, channels, has_alpha=False, bit_depth=16, icc_profile=None, level=6):

@@ -22,7 +22,8 @@ FORMATS = ("keras", "savedmodel", "tflite")
 def _serving_module(model):
     import tensorflow as tf
 
-    from srkeras.inference.tiling import model_channels, model_scale
+    from srkeras.inference.probing import model_scale
+    from srkeras.inference.runtime import model_channels
 
     c = model_channels(model)
     s = model_scale(model)
@@ -72,11 +73,12 @@ def builtin_layers_only(model):
     import keras
     import numpy as np
 
+    from srkeras.models.graph import rebuild
     from srkeras.models.layers import PixelShuffle
 
     shuffles = {}
 
-    def clone(layer):
+    def replace(layer):
         if isinstance(layer, PixelShuffle):
             r = layer.scale
             c = int(layer.input.shape[-1]) // (r * r)
@@ -84,9 +86,12 @@ def builtin_layers_only(model):
             return keras.layers.Conv2DTranspose(c, r, strides=r, use_bias=False, trainable=False, name=layer.name)
         if not type(layer).__module__.startswith("keras"):
             raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no exact built-in Keras equivalent")
-        return type(layer).from_config(_builtin_config(layer.get_config(), f"layer {layer.name!r}"))
+        return None
 
-    new = keras.models.clone_model(model, clone_function=clone)
+    def builtin_config(layer):
+        return _builtin_config(layer.get_config(), f"layer {layer.name!r}")
+
+    new = rebuild(model, config_of=builtin_config, weights=False, layer_of=replace)
     for old_layer in model.layers:
         layer = new.get_layer(old_layer.name)
         if old_layer.name in shuffles:
@@ -120,7 +125,7 @@ def export_keras(model, path, portable: bool = True) -> Path:
             warnings.warn(f"{e}: {path} is saved with srkeras layers and needs srkeras to load; "
                           "the SavedModel export does not", stacklevel=2)  # fmt: skip
         else:
-            from srkeras.inference.tiling import model_channels
+            from srkeras.inference.runtime import model_channels
 
             x = np.random.default_rng(0).random((1, 13, 11, model_channels(model)), dtype=np.float32)
             want, got = np.asarray(model(x, training=False)), np.asarray(rewritten(x, training=False))
@@ -156,8 +161,10 @@ def export_tflite(model, path) -> Path:
     frozen = convert_variables_to_constants_v2(module.serve.get_concrete_function())
     conv = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    path.write_bytes(conv.convert())
-    return path
+    data = conv.convert()
+    from srkeras.data.io import write_atomically
+
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def export(model, out_dir, fmt: str = "savedmodel") -> Path:

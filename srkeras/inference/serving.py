@@ -2,14 +2,16 @@
 
 * CPUs have no fast float16 arithmetic and several TF CPU kernels lack float16 variants, so a model
   trained with the ``mixed_float16`` policy is served on CPU as a float32 clone
-  (:func:`as_float32`, same weights: mixed-precision variables are float32 already).
+  (:func:`as_float32`, same weights: mixed-precision variables are float32 already). Dtype clones
+  are layer-by-layer rebuilds (:func:`srkeras.models.graph.rebuild`).
 * bfloat16 (:func:`as_bfloat16`, policy ``mixed_bfloat16``: float32 weights, bfloat16 maths) is
   fast only where the CPU has bfloat16 instructions (x86 AVX512_BF16 / AMX, Arm BF16);
   :func:`bf16_supported` checks. It costs accuracy: 8 mantissa bits; the benchmark reports the
   PSNR change.
 * :func:`to_channels_last` rebuilds a model built with ``data_format="channels_first"`` (the fast
   layout on NVIDIA GPUs) as a channels-last model with the same weights, and checks both give the
-  same output. The rebuild rewrites the serialized config: ``data_format``, input/tensor shapes
+  same output. The rebuild rewrites the whole serialized config (the input shapes change, which a
+  layer-by-layer clone cannot do): ``data_format``, input/tensor shapes
   (NCHW -> NHWC), channel ``axis`` arguments (1 -> -1) and PReLU ``shared_axes``; weights whose
   shape is a permutation (PReLU alpha (C, 1, 1) -> (1, 1, C)) are transposed. Convolution kernels
   are stored (kh, kw, in, out) in both layouts and copy as they are.
@@ -22,20 +24,12 @@ import re
 
 import numpy as np
 
-_LOW = ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
+from srkeras.models.graph import all_layers, rebuild
 
 
 def compute_dtypes(model) -> set:
-    return {str(getattr(l, "compute_dtype", "float32")) for l in _all_layers(model)}
-
-
-def _all_layers(model):
-    out = []
-    for l in getattr(model, "layers", []):
-        out.append(l)
-        if hasattr(l, "layers"):
-            out.extend(_all_layers(l))
-    return out
+    """Compute dtypes of every layer of ``model``, nested models' layers included."""
+    return {str(getattr(layer, "compute_dtype", "float32")) for layer in all_layers(model)}
 
 
 def _set_policy(cfg, policy):
@@ -51,22 +45,15 @@ def _set_policy(cfg, policy):
             _set_policy(v, policy)
 
 
-def _rebuild(model, cfg):
-    import keras
-
-    new = keras.saving.deserialize_keras_object(cfg)
-    if not new.built:
-        new.build(model.input_shape)
-    return new
-
-
 def with_dtype_policy(model, policy: str):
     """Clone of ``model`` with every layer's dtype policy set to ``policy`` and the same weights."""
-    import keras
 
-    cfg = keras.saving.serialize_keras_object(model)
-    _set_policy(cfg, policy)
-    new = _rebuild(model, cfg)
+    def config_of(layer):
+        cfg = copy.deepcopy(layer.get_config())
+        _set_policy(cfg, policy)  # the layer's own policy and those of layers nested in it
+        return cfg
+
+    new = rebuild(model, config_of=config_of, weights=False)
     new.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
     return new
 

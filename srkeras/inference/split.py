@@ -7,7 +7,7 @@ then upsample. Per LR pixel the tail is the memory hog (SRResNet x4: 256-channel
 large receptive field (SRResNet: ~26 LR pixels effective). Tiling the whole network makes the
 memory of the tail set the tile size and the receptive field of the trunk set the overlap, so
 small tiles recompute wide margins. Tiling trunk and tail separately lets each use its own tile
-size and overlap (:mod:`srkeras.inference.tiling`).
+size and overlap (:mod:`srkeras.inference.planning`).
 
 Where to cut. Every node of the graph gets the spatial size of its outputs from a symbolic probe
 (``compute_output_spec`` on an ``n x n`` input). Trunk candidates are the nodes whose outputs and
@@ -33,7 +33,7 @@ import numpy as np
 PROBE = 24  # symbolic probe size; any size >= 1 that the model accepts works
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Split:
     trunk: object  # keras.Model: LR image -> crossing tensors, all at LR size
     tail: object  # keras.Model: crossing tensors (same order) -> HR output
@@ -96,6 +96,88 @@ def _has_weights(layer) -> bool:
     return bool(getattr(layer, "weights", None))
 
 
+@dataclass
+class _Graph:
+    """A functional graph indexed by tensor id: nodes in execution order, producers, consumers."""
+
+    graph: object
+    shapes: dict  # id(KerasTensor) -> shape for the n x n probe
+    n: int
+    nodes: list
+    tensors: dict  # id -> KerasTensor
+    producer: dict  # tensor id -> node
+    consumers: dict  # tensor id -> [node]
+
+    @classmethod
+    def index(cls, graph, shapes, n):
+        nodes = topo_nodes(graph)
+        tensors = {id(x): x for x in graph.inputs}
+        producer, consumers = {}, {}
+        for node in nodes:
+            for kt in node.outputs:
+                tensors[id(kt)] = kt
+                producer[id(kt)] = node
+            for kt in node.input_tensors:
+                consumers.setdefault(id(kt), []).append(node)
+        return cls(graph, shapes, n, nodes, tensors, producer, consumers)
+
+    def at_input_size(self, t_id) -> bool:
+        s = self.shapes.get(t_id)
+        return s is not None and len(s) == 4 and s[1] == self.n and s[2] == self.n
+
+    def channels(self, t_ids) -> int:
+        return sum(int(self.shapes[t][-1]) for t in t_ids)
+
+
+@dataclass
+class _Cut:
+    """Trunk side of a cut: its node ids and the ids of the tensors they produce (inputs included)."""
+
+    nodes: set
+    tensors: set
+
+    @classmethod
+    def widest(cls, g: _Graph):
+        """Every node whose inputs are trunk tensors and whose outputs stay at input size."""
+        cut = cls(set(), {id(x) for x in g.graph.inputs})
+        for node in g.nodes:
+            if all(id(t) in cut.tensors for t in node.input_tensors) and all(
+                g.at_input_size(id(t)) for t in node.outputs
+            ):
+                cut.nodes.add(id(node))
+                cut.tensors.update(id(t) for t in node.outputs)
+        return cut
+
+    def crossing(self, g: _Graph) -> list:
+        """Trunk tensors read by the tail (or that are model outputs)."""
+        out_ids = {id(x) for x in g.graph.outputs}
+        return [t for t in self.tensors
+                if t in out_ids or any(id(c) not in self.nodes for c in g.consumers.get(t, []))]  # fmt: skip
+
+    def narrow(self, g: _Graph) -> None:
+        """Move frontier nodes to the tail while that narrows the cut (fewer channels to hold)."""
+        out_ids = {id(x) for x in g.graph.outputs}
+        while True:
+            cross = set(self.crossing(g))
+            best, best_gain = None, 0
+            for node in g.nodes:
+                if id(node) not in self.nodes:
+                    continue
+                outs = [id(t) for t in node.outputs]
+                if not all(t in cross for t in outs) or any(t in out_ids for t in outs):
+                    continue
+                if any(id(c) in self.nodes for t in outs for c in g.consumers.get(t, [])):
+                    continue
+                gain = g.channels(outs) - g.channels({id(t) for t in node.input_tensors} - cross)
+                if gain > best_gain:
+                    best, best_gain = node, gain
+            if best is None:
+                return
+            self.nodes.discard(id(best))
+            for t in best.outputs:
+                self.tensors.discard(id(t))
+
+
 def split_generator(model, n: int = PROBE, check: bool = True):
     """:class:`Split` of a single-input, single-output functional generator, or None (see module doc)."""
     import keras
@@ -103,81 +185,28 @@ def split_generator(model, n: int = PROBE, check: bool = True):
     probed = _graph_and_shapes(model, n)
     if probed is None or len(probed[0].inputs) != 1 or len(probed[0].outputs) != 1:
         return None
-    graph, shapes = probed
-    nodes = topo_nodes(graph)
-    tensors = {id(x): x for x in graph.inputs}
-    for node in nodes:
-        for kt in node.outputs:
-            tensors[id(kt)] = kt
-    producer = {id(kt): node for node in nodes for kt in node.outputs}
-    consumers: dict = {}
-    for node in nodes:
-        for kt in node.input_tensors:
-            consumers.setdefault(id(kt), []).append(node)
-
-    def lr(t_id):
-        s = shapes.get(t_id)
-        return s is not None and len(s) == 4 and s[1] == n and s[2] == n
-
-    trunk_tensors = {id(x) for x in graph.inputs}
-    trunk_nodes = []
-    for node in nodes:
-        if all(id(t) in trunk_tensors for t in node.input_tensors) and all(lr(id(t)) for t in node.outputs):
-            trunk_nodes.append(node)
-            trunk_tensors.update(id(t) for t in node.outputs)
-    in_trunk = set(map(id, trunk_nodes))
-    out_ids = {id(x) for x in graph.outputs}
-
-    def crossing():
-        cross = []
-        for t in trunk_tensors:
-            if t in out_ids or any(id(c) not in in_trunk for c in consumers.get(t, [])):
-                cross.append(t)
-        return cross
-
-    def channels(ids):
-        return sum(int(shapes[t][-1]) for t in ids)
-
-    # Move frontier nodes to the tail while that narrows the cut (fewer channels to hold).
-    while True:
-        cross = set(crossing())
-        best, best_gain = None, 0
-        for node in trunk_nodes:
-            if id(node) not in in_trunk:
-                continue
-            outs = [id(t) for t in node.outputs]
-            if not all(t in cross for t in outs) or any(t in out_ids for t in outs):
-                continue
-            if any(id(c) in in_trunk for t in outs for c in consumers.get(t, [])):
-                continue
-            new = {id(t) for t in node.input_tensors} - cross
-            gain = channels(outs) - channels(new)
-            if gain > best_gain:
-                best, best_gain = node, gain
-        if best is None:
-            break
-        in_trunk.discard(id(best))
-        for t in best.outputs:
-            trunk_tensors.discard(id(t))
-    trunk_layers = [nd.operation for nd in nodes if id(nd) in in_trunk]
-    tail_layers = [nd.operation for nd in nodes if id(nd) not in in_trunk]
+    g = _Graph.index(*probed, n)
+    cut = _Cut.widest(g)
+    cut.narrow(g)
+    trunk_layers = [nd.operation for nd in g.nodes if id(nd) in cut.nodes]
+    tail_layers = [nd.operation for nd in g.nodes if id(nd) not in cut.nodes]
     if not any(map(_has_weights, trunk_layers)) or not any(map(_has_weights, tail_layers)):
         return None
     # Crossing tensors in execution order, so the split is deterministic.
-    order = {id(x): i for i, x in enumerate(graph.inputs)}
-    for i, node in enumerate(nodes):
+    order = {id(x): i for i, x in enumerate(g.graph.inputs)}
+    for i, node in enumerate(g.nodes):
         for kt in node.outputs:
-            order[id(kt)] = len(graph.inputs) + i
-    cross = sorted(crossing(), key=order.__getitem__)
-    cross_kt = [tensors[t] for t in cross]
+            order[id(kt)] = len(g.graph.inputs) + i
+    cross = sorted(cut.crossing(g), key=order.__getitem__)
+    cross_kt = [g.tensors[t] for t in cross]
     try:
-        cut = cross_kt[0] if len(cross_kt) == 1 else cross_kt
-        trunk = keras.Model(graph.inputs[0], cut, name=f"{model.name}_trunk")
-        tail = keras.Model(cut, graph.outputs[0], name=f"{model.name}_tail")
+        cut_kt = cross_kt[0] if len(cross_kt) == 1 else cross_kt
+        trunk = keras.Model(g.graph.inputs[0], cut_kt, name=f"{model.name}_trunk")
+        tail = keras.Model(cut_kt, g.graph.outputs[0], name=f"{model.name}_tail")
     except Exception:
         return None
-    names = tuple(producer[t].operation.name if t in producer else tensors[t].name for t in cross)
-    sp = Split(trunk, tail, tuple(int(shapes[t][-1]) for t in cross), names)
+    names = tuple(g.producer[t].operation.name if t in g.producer else g.tensors[t].name for t in cross)
+    sp = Split(trunk=trunk, tail=tail, channels=tuple(int(g.shapes[t][-1]) for t in cross), cut=names)
     if check and not _agrees(model, sp):
         return None
     return sp

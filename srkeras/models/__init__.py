@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 from srkeras.models import layers  # noqa: F401  (registers PixelShuffle, BicubicUpsample, ScaledHeNormal)
+from srkeras.models.edsr import build_edsr
 from srkeras.models.esrgan import build_esrgan_discriminator, build_rrdbnet
 from srkeras.models.espcn import build_espcn
 from srkeras.models.interpolation import interpolate
 from srkeras.models.johnson import build_johnson
 from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
+from srkeras.models.rdn import build_rdn, build_rrdn
 from srkeras.models.srcnn import build_srcnn, build_srcnn_955
 from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
+from srkeras.models.srvgg import build_srvgg_compact
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ register("srgan_discriminator", build_srgan_discriminator, kind="discriminator",
 register("rrdbnet", build_rrdbnet, scales=(2, 3, 4, 8), paper="Wang et al. 2018")
 register("esrgan_discriminator", build_esrgan_discriminator, kind="discriminator", paper="Wang et al. 2018")
 register("johnson", build_johnson, scales=(2, 4, 8), paper="Johnson et al. 2016")
+register("rdn", build_rdn, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (idealo ISR)")
+register("rrdn", build_rrdn, scales=(2, 3, 4, 8), paper="Wang et al. 2018 (idealo ISR)")
+register("srvgg_compact", build_srvgg_compact, scales=(1, 2, 3, 4), paper="Wang et al. 2021")
+register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
 
 __all__ = [
     "BicubicUpsample",

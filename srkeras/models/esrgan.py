@@ -12,7 +12,10 @@ convs with Keras defaults (the official code keeps PyTorch defaults there).
 
 Scales: x4 as in the paper; x2 is one nearest x2 stage and x3 one nearest x3 stage. (BasicSR
 instead pixel-unshuffles the LR input for x2 and keeps two x2 stages; that needs even LR sizes, so
-we use the single-stage form to keep odd sizes working.) Input and output in [0, 1], as in BasicSR.
+we use the single-stage form to keep odd sizes working.) ``pixel_unshuffle=True`` builds BasicSR's /
+Real-ESRGAN's form for x2 and x1 (RealESRGAN_x2plus): :class:`PixelUnshuffle` by 4/s, conv_first on
+``channels * (4/s)^2`` channels, two x2 stages; its LR sizes must be multiples of 4/s. Input and
+output in [0, 1], as in BasicSR.
 
 VGG-style discriminator (BasicSR ``VGGStyleDiscriminator``, input 128): five stages of
 [conv3 s1, conv4 s2] with 64, 128, 256, 512, 512 channels, BN after every conv except the first,
@@ -24,6 +27,7 @@ bias, as in BasicSR. Returns a logit; takes HR images in [0, 1] (no normalisatio
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from srkeras.models.layers import ScaledHeNormal, upsample_stages
 
@@ -54,6 +58,32 @@ def _dense_block(x, prefix, num_features, growth, residual_scale, init_scale):
     return keras.layers.Add(name=f"{prefix}_add")([x, y])
 
 
+@keras.saving.register_keras_serializable(package="srkeras")
+class PixelUnshuffle(keras.layers.Layer):
+    """(N, H, W, C) -> (N, H/r, W/r, C*r^2) in PyTorch's ``pixel_unshuffle`` channel order
+    (``c_out = c*r^2 + dy*r + dx``), so PyTorch conv weights that follow it port unchanged."""
+
+    def __init__(self, scale: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, x):
+        r = self.scale
+        shape = ops.shape(x)
+        c = x.shape[-1]
+        y = ops.reshape(x, (shape[0], shape[1] // r, r, shape[2] // r, r, c))
+        y = ops.transpose(y, (0, 1, 3, 5, 2, 4))  # N, H/r, W/r, C, dy, dx
+        return ops.reshape(y, (shape[0], shape[1] // r, shape[2] // r, c * r * r))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        r = self.scale
+        return (n, None if h is None else h // r, None if w is None else w // r, c * r * r)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
 def build_rrdbnet(
     scale: int = 4,
     channels: int = 3,
@@ -62,11 +92,19 @@ def build_rrdbnet(
     growth: int = 32,
     residual_scale: float = 0.2,
     init_scale: float = 0.1,
+    pixel_unshuffle: bool = False,
     name=None,
 ):
-    """RRDBNet (Wang et al. 2018); ``num_blocks`` / ``num_features`` shrink it for tests."""
+    """RRDBNet (Wang et al. 2018); ``num_blocks`` / ``num_features`` shrink it for tests (6 blocks is
+    RealESRGAN_x4plus_anime_6B); ``pixel_unshuffle`` is Real-ESRGAN's x2/x1 input (see module doc)."""
     inputs = keras.Input(shape=(None, None, channels), name="lr")
-    feat = _conv(num_features, "conv_first")(inputs)
+    x = inputs
+    if pixel_unshuffle:
+        if scale not in (1, 2):
+            raise ValueError(f"rrdbnet pixel_unshuffle applies to scales 1 and 2 (Real-ESRGAN), got {scale}")
+        x = PixelUnshuffle(4 // scale, name="pixel_unshuffle")(x)
+    stages = [2, 2] if pixel_unshuffle else upsample_stages(scale)
+    feat = _conv(num_features, "conv_first")(x)
     x = feat
     for b in range(num_blocks):
         y = x
@@ -76,7 +114,7 @@ def build_rrdbnet(
         x = keras.layers.Add(name=f"rrdb{b}_add")([x, y])
     x = _conv(num_features, "conv_body")(x)
     x = keras.layers.Add(name="long_skip")([feat, x])
-    for i, r in enumerate(upsample_stages(scale)):
+    for i, r in enumerate(stages):
         x = keras.layers.UpSampling2D(r, interpolation="nearest", name=f"up{i}_nearest")(x)
         x = _lrelu(f"up{i}_lrelu")(_conv(num_features, f"up{i}_conv")(x))
     x = _lrelu("hr_lrelu")(_conv(num_features, "conv_hr")(x))

@@ -13,17 +13,27 @@ def all_layers(model) -> Iterator:
             yield from all_layers(layer)
 
 
-def rebuild(model, config_of: Callable[[object], dict | None] | None = None, weights: bool = True):
+def rebuild(
+    model,
+    config_of: Callable[[object], dict | None] | None = None,
+    weights: bool = True,
+    layer_of: Callable[[object], object | None] | None = None,
+):
     """Copy of ``model`` with every layer rebuilt from its (possibly edited) config.
 
     ``config_of(layer)`` returns the config to build the layer's copy from (``None``: its own config
-    unchanged); the copy gets ``model``'s weights unless ``weights=False``. Functional and Sequential
-    models only (``keras.models.clone_model``).
+    unchanged); ``layer_of(layer)``, tried first, may return a replacement layer of any class
+    (``None``: rebuild from the config). The copy gets ``model``'s weights unless ``weights=False``
+    (replacements that change the weights need ``weights=False``). Functional and Sequential models
+    only (``keras.models.clone_model``).
     """
     import keras
     import numpy as np
 
     def clone(layer):
+        replacement = layer_of(layer) if layer_of else None
+        if replacement is not None:
+            return replacement
         cfg = config_of(layer) if config_of else None
         return layer.__class__.from_config(layer.get_config() if cfg is None else cfg)
 

@@ -7,13 +7,19 @@ A recipe is a nested dict with the tables ``recipe`` (paper, kind = supervised |
 (``load(name, profile="paper")``). Any value can be overridden with ``key.path=value`` strings
 (``--set`` on the command line); values are parsed as TOML (``1e-4``, ``true``, ``[1, 2]``), and
 taken as a plain string when that fails.
+
+:class:`Recipe` (:mod:`.spec`) is the typed, read-only view of a resolved recipe with every default
+in one place: ``Recipe.from_dict(cfg).train.ema_decay``.
 """
 
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
+
+import tomllib
+
+from srkeras.recipes.spec import Recipe, RecipeError
 
 RECIPE_DIR = Path(__file__).resolve().parent
 
@@ -60,6 +66,21 @@ def get_path(cfg: dict, dotted: str, default=None):
     return node
 
 
+def changed_keys(a: dict, b: dict, ignore=()) -> list[str]:
+    """Sorted dotted paths whose values differ between two configurations, ``ignore``-d paths (and
+    everything under them) left out: what stops a run from resuming with another recipe."""
+    skip = tuple(ignore)
+
+    def walk(x, y, prefix):
+        if prefix and any(prefix == k or prefix.startswith(k + ".") for k in skip):
+            return []
+        if not (isinstance(x, dict) and isinstance(y, dict)):
+            return [prefix] if x != y else []
+        return [d for k in set(x) | set(y) for d in walk(x.get(k), y.get(k), f"{prefix}.{k}" if prefix else k)]
+
+    return sorted(walk(a, b, ""))
+
+
 def apply_overrides(cfg: dict, overrides) -> dict:
     """Copy of ``cfg`` with ``["a.b=value", ...]`` (or a {dotted: value} dict) applied."""
     out = copy.deepcopy(cfg)
@@ -101,3 +122,6 @@ def _flatten(table: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+__all__ = ["RECIPE_DIR", "Recipe", "RecipeError", "apply_overrides", "changed_keys", "get_path", "load", "names", "parse_value", "path_of", "set_path"]

@@ -1,6 +1,10 @@
 """Training callbacks driven by the global step: progress bar, NaN guard, time budget, checkpoints,
 validation PSNR/SSIM (best kept), CSV log and TensorBoard (scalars and LR | SR | HR image grids).
 
+Validation scores through :mod:`srkeras.evaluation` (LR by the run's degradation, 8-bit LR and SR,
+Y, ``scale`` px shaved, the serving colour path), so the numbers logged during training are those
+``pipelines.evaluate`` gives for the exported model on the same images.
+
 ``fit`` runs one epoch of the remaining steps; every callback reads the global step from a shared
 :class:`RunState` (``start_step + batch + 1``), so a resumed run logs and checkpoints at the same
 steps as an uninterrupted one.
@@ -10,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,8 +22,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from srkeras.data import imresize, quantize, rgb_to_ycbcr, ycbcr_to_rgb
-from srkeras.metrics import psnr, ssim
+from srkeras import evaluation
+from srkeras.data.io import write_atomically
 
 
 @dataclass
@@ -112,39 +115,29 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
 # --------------------------------------------------------------------------------------------------
 
 
-def super_resolve(model, lr: np.ndarray, scale: int) -> np.ndarray:
-    """SR of one float LR image (H, W, 3); a 1-channel model gets BT.601 Y, Cb/Cr are bicubic-upscaled."""
-    if model.inputs[0].shape[-1] == 1:
-        ycc = rgb_to_ycbcr(lr.astype(np.float32))
-        y = np.asarray(model(ycc[None, ..., :1], training=False), dtype=np.float32)[0]
-        cbcr = imresize(ycc[..., 1:], float(scale))
-        return ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1))
-    return np.asarray(model(lr[None].astype(np.float32), training=False), dtype=np.float32)[0]
-
-
 def validate(model, images, scale: int, degradation: str = "bicubic", keep: int = 0):
-    """Mean PSNR/SSIM (Y, ``scale`` px shaved, 8-bit LR and SR: the evaluation protocol) over
-    ``images`` [(name, HR)]; also returns up to ``keep`` (LR, SR, HR) triples for image logs."""
-    from srkeras.data import degrade
-
-    ps, ss, samples = [], [], []
+    """Mean PSNR/SSIM of ``model`` over ``images`` [(name, HR)] under the evaluation protocol
+    (:mod:`srkeras.evaluation`: prepare -> super_resolve -> score); also returns up to ``keep``
+    (LR, SR, HR) triples (8-bit, float32) for image logs."""
+    scores, samples = [], []
     for name, hr in images:
-        lr = quantize(degrade(hr, scale, degradation)) / np.float32(255.0)
-        sr = quantize(super_resolve(model, lr, scale)) / np.float32(255.0)
-        ps.append(psnr(sr, hr, scale))
-        ss.append(ssim(sr, hr, scale))
+        pair = evaluation.prepare(hr, scale, degradation, name)
+        sr = evaluation.super_resolve(model, pair.lr, scale)
+        scores.append(evaluation.score(sr, pair.hr, scale))
         if len(samples) < keep:
-            samples.append((lr, sr, hr))
-    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}, samples
+            samples.append((pair.lr, evaluation.to_8bit(sr), pair.hr))
+    return evaluation.mean_scores(scores), samples
 
 
 def image_grid(lr, sr, hr, scale: int, size: int = 192) -> np.ndarray:
-    """LR (nearest-upscaled) | SR | HR, centre crops of at most ``size`` HR pixels, side by side."""
+    """LR (nearest-upscaled) | SR | HR, centre crops of at most ``size`` HR pixels, side by side,
+    as RGB (a grey image is shown grey)."""
     up = np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)
     h, w = hr.shape[:2]
     ch, cw = min(h, size), min(w, size)
     y0, x0 = (h - ch) // 2, (w - cw) // 2
     crops = [np.clip(a[y0 : y0 + ch, x0 : x0 + cw], 0, 1) for a in (up, sr, hr)]
+    crops = [np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in crops]
     gap = np.ones((ch, 4, 3), np.float32)
     return np.concatenate([crops[0], gap, crops[1], gap, crops[2]], axis=1)
 
@@ -185,12 +178,13 @@ class CSVLog(keras.callbacks.Callback):
                 self._write_all(keep)
 
     def _write_all(self, rows):
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, self.columns)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.path)
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, self.columns)
+                w.writeheader()
+                w.writerows(rows)
+
+        write_atomically(self.path, write)
 
     def write(self, force: bool = False):
         st = self.state

@@ -1,6 +1,10 @@
 """Build and run a training job from a resolved recipe: data, strategy, models, losses, optimizers,
 trainer, checkpoint/resume, callbacks, final validation and export.
 
+The recipe dict is read through its typed view :class:`srkeras.recipes.Recipe` (defaults in one
+place); the dict itself is what ``config.json`` records. ``Run.setup`` = data, models, trainer,
+restore. Files are written atomically (:func:`srkeras.data.io.write_atomically`).
+
 RUN_DIR layout: ``config.json`` (resolved recipe and run options), ``checkpoints/`` (resume state),
 ``metrics.csv``, ``tensorboard/``, ``model.keras`` (the generator, NHWC, EMA weights if enabled),
 ``best.keras`` + ``best.json`` (best validation PSNR so far) and ``summary.json``.
@@ -11,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from srkeras.recipes import get_path
+from srkeras.data.io import write_atomically
+from srkeras.models.graph import all_layers, rebuild
+from srkeras.recipes import Recipe, changed_keys
+from srkeras.recipes.spec import LossConfig, OptimizerConfig, ScheduleConfig
 
 EXIT_NAN = 3
 
@@ -38,61 +44,54 @@ class NonFiniteError(TrainingError):
 # --------------------------------------------------------------------------------------------------
 
 
-def make_schedule(opt_cfg: dict, sched_cfg: dict, total_steps: int):
+def make_schedule(opt: OptimizerConfig, sched: ScheduleConfig, total_steps: int):
     """Learning rate or schedule on optimizer iterations: constant | multistep | cosine."""
     import keras
 
-    lr = float(opt_cfg.get("lr", 1e-3))
-    kind = (sched_cfg or {}).get("kind", "constant")
-    if kind == "constant":
-        return lr
-    if kind == "multistep":
-        milestones = [int(m) for m in sched_cfg.get("milestones", [])]
-        gamma = float(sched_cfg.get("gamma", 0.5))
-        if not milestones:
-            return lr
-        return keras.optimizers.schedules.PiecewiseConstantDecay(milestones, [lr * gamma**i for i in range(len(milestones) + 1)])
-    if kind == "cosine":
-        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, int(total_steps)), alpha=float(sched_cfg.get("alpha", 0.0)))
-    raise TrainingError(f"unknown schedule kind {kind!r}; choose constant, multistep or cosine")
+    if sched.kind == "constant":
+        return opt.lr
+    if sched.kind == "multistep":
+        if not sched.milestones:
+            return opt.lr
+        values = [opt.lr * sched.gamma**i for i in range(len(sched.milestones) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(list(sched.milestones), values)
+    if sched.kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(opt.lr, decay_steps=max(1, int(total_steps)), alpha=sched.alpha)
+    raise TrainingError(f"unknown schedule kind {sched.kind!r}; choose constant, multistep or cosine")
 
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 
 
-def make_optimizer(opt_cfg: dict, sched_cfg: dict, total_steps: int, mixed_precision: bool):
+def make_optimizer(opt: OptimizerConfig, sched: ScheduleConfig, total_steps: int, mixed_precision: bool):
+    """The Keras optimizer of ``opt`` on the schedule ``sched``, loss-scaled under mixed precision."""
     import keras
 
-    cfg = dict(opt_cfg)
-    name = cfg.pop("name", "adam").lower()
-    cfg.pop("lr", None)
-    cfg.pop("lr_multipliers", None)
-    if name not in OPTIMIZERS:
-        raise TrainingError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-    opt = getattr(keras.optimizers, OPTIMIZERS[name])(learning_rate=make_schedule(opt_cfg, sched_cfg, total_steps), **cfg)
-    if mixed_precision:
-        opt = keras.optimizers.LossScaleOptimizer(opt)
-    return opt
+    if opt.name not in OPTIMIZERS:
+        raise TrainingError(f"unknown optimizer {opt.name!r}; choose from {', '.join(OPTIMIZERS)}")
+    cls = getattr(keras.optimizers, OPTIMIZERS[opt.name])
+    out = cls(learning_rate=make_schedule(opt, sched, total_steps), **opt.options)
+    return keras.optimizers.LossScaleOptimizer(out) if mixed_precision else out
 
 
-def make_loss_terms(loss_cfg: dict):
+def make_loss_terms(loss: LossConfig):
+    """The weighted content losses; perceptual ones get ``loss.backbone_weights`` unless they set theirs."""
     from srkeras import losses
     from srkeras.training.supervised import LossTerms
 
     terms = []
-    for t in loss_cfg.get("terms", []):
-        name = t["name"]
-        options = dict(t.get("options", {}))
-        if name in losses.PRESETS:
-            options.setdefault("weights", loss_cfg.get("backbone_weights", "imagenet"))
+    for t in loss.terms:
+        options = dict(t.options)
+        if t.name in losses.PRESETS:
+            options.setdefault("weights", loss.backbone_weights)
         try:
-            fn = losses.get(name, **options)
+            fn = losses.get(t.name, **options)
         except losses.WeightsNotFoundError as e:
             raise TrainingError(
-                f"loss {name!r} needs ImageNet backbone weights: {e}\n"
+                f"loss {t.name!r} needs ImageNet backbone weights: {e}\n"
                 "Pass a local weights file with --set loss.backbone_weights=/path/to/file.h5"
             ) from None
-        terms.append((name, fn, float(t.get("weight", 1.0))))
+        terms.append((t.name, fn, t.weight))
     return LossTerms(terms)
 
 
@@ -100,46 +99,27 @@ def exportable(model):
     """A float32 copy of ``model`` with plain (unsynchronised) BatchNorm, outside any strategy."""
     import keras
 
-    from srkeras.training.strategy import _all_layers
-
-    def clone(layer):
+    def config_of(layer):
         cfg = layer.get_config()
         if isinstance(layer, keras.layers.BatchNormalization):
             cfg["synchronized"] = False
         if "dtype" in cfg:
             cfg["dtype"] = "float32"
-        return layer.__class__.from_config(cfg)
+        return cfg
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights([np.asarray(w) for w in model.get_weights()])
-    assert len(list(_all_layers(copy))) == len(list(_all_layers(model)))
+    copy = rebuild(model, config_of)
+    assert len(list(all_layers(copy))) == len(list(all_layers(model)))
     return copy
 
 
 def save_model_atomic(model, path: Path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """``model.save`` to a temporary ``.keras`` file beside ``path``, then renamed onto it."""
+    write_atomically(path, lambda tmp: model.save(tmp))
 
 
 def write_json(path: Path, data: dict):
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
-    os.replace(tmp, path)
-
-
-def _strip(cfg: dict, keys) -> dict:
-    import copy
-
-    out = copy.deepcopy(cfg)
-    for k in keys:
-        node = out
-        parts = k.split(".")
-        for p in parts[:-1]:
-            node = node.get(p, {})
-        node.pop(parts[-1], None)
-    return out
+    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def resolve_init_path(spec: str) -> Path:
@@ -158,10 +138,15 @@ def resolve_init_path(spec: str) -> Path:
 
 class Run:
     """One training job. ``cfg`` is a resolved recipe (see :mod:`pipelines.train`), with ``run``
-    holding the run options (strategy, mixed_precision, jit_compile, max_minutes, init_from, ...)."""
+    holding the run options (strategy, mixed_precision, jit_compile, max_minutes, init_from, ...);
+    ``recipe`` is its typed view (:class:`srkeras.recipes.Recipe`), ``cfg`` what ``config.json`` records.
+
+    :meth:`setup` = :meth:`setup_data`, :meth:`setup_models`, :meth:`setup_trainer`, :meth:`restore`.
+    """
 
     def __init__(self, cfg: dict, run_dir, train_source, val_source=None, progress: bool = True, log=print, devices=None):
         self.cfg = cfg
+        self.recipe = Recipe.from_dict(cfg)
         self.run_dir = Path(run_dir)
         self.train_source = train_source  # list of folders, or {name: HR array}
         self.val_source = val_source  # folder, {name: HR array} or None
@@ -169,25 +154,25 @@ class Run:
         self.log = log
         self.devices = devices
         self.val_images = []
+        self.discriminator = None
+        self.d_optimizer = None
         self.created = time.monotonic()  # --max-minutes counts from here (data loading and model building included)
 
     # ---- configuration -------------------------------------------------------------------------
 
     @property
     def scale(self) -> int:
-        return int(self.cfg["model"]["scale"])
+        return self.recipe.model.scale
 
     @property
     def kind(self) -> str:
-        return self.cfg["recipe"].get("kind", "supervised")
+        return self.recipe.kind
 
     def check_config(self):
         path = self.run_dir / "config.json"
         if path.exists() and (self.run_dir / "checkpoints" / "checkpoint").exists():
-            old = json.loads(path.read_text())
-            a, b = _strip(old, RESUMABLE_KEYS), _strip(self.cfg, RESUMABLE_KEYS)
-            if a != b:
-                diff = sorted(_diff_keys(a, b))
+            diff = changed_keys(json.loads(path.read_text()), self.cfg, ignore=RESUMABLE_KEYS)
+            if diff:
                 raise TrainingError(
                     f"{self.run_dir} holds a run with a different configuration ({', '.join(diff)}); "
                     "use another --out, or the same options to resume it"
@@ -198,33 +183,37 @@ class Run:
     # ---- setup ---------------------------------------------------------------------------------
 
     def setup(self):
+        """Check the run directory, then build data, models and trainer and restore (or initialise) them."""
         import keras
 
-        from srkeras import models
-        from srkeras.data import dataset as ds
         from srkeras.training import strategy as st
-        from srkeras.training.checkpoint import TrainingCheckpoint
-        from srkeras.training.ema import EMA
 
-        cfg, run = self.cfg, self.cfg["run"]
         self._check_init_from()
         self.check_config()
-        self.policy = st.set_mixed_precision(bool(run.get("mixed_precision")))
-        self.strategy = st.make_strategy(run.get("strategy", "auto"), devices=self.devices)
+        self.policy = st.set_mixed_precision(self.recipe.run.mixed_precision, log=self.log)
+        self.strategy = st.make_strategy(self.recipe.run.strategy, devices=self.devices)
         self.replicas = self.strategy.num_replicas_in_sync
-        keras.utils.set_random_seed(int(get_path(cfg, "train.seed", 0)))
+        keras.utils.set_random_seed(self.recipe.train.seed)
+        self.setup_data()
+        with self.strategy.scope():
+            self.setup_models()
+            self.setup_trainer()
+            self.restore()
 
-        data = cfg["data"]
-        channels = int(cfg["model"].get("options", {}).get("channels", 3))
+    def setup_data(self):
+        """The patch pipeline spec, the cached training images and the validation images."""
+        from srkeras.data import dataset as ds
+
+        r = self.recipe
         self.spec = ds.PipelineSpec(
-            hr_patch=int(data["hr_patch"]),
+            hr_patch=r.data.hr_patch,
             scale=self.scale,
-            global_batch=int(data["batch"]),
-            degradation=data.get("degradation", "bicubic"),
-            channels=channels,
-            augment=bool(data.get("augment", True)),
-            seed=int(get_path(cfg, "train.seed", 0)),
-            blur_sigma=float(data.get("blur_sigma", 1.0)),
+            global_batch=r.data.batch,
+            degradation=r.data.degradation,
+            channels=r.model.channels,
+            augment=r.data.augment,
+            seed=r.train.seed,
+            blur_sigma=r.data.blur_sigma,
         )
         self.spec.check()
         if self.spec.global_batch % self.replicas:
@@ -236,64 +225,78 @@ class Run:
         for msg in self.cache.skipped:
             self.log(f"skipped training image: {msg}")
         if self.val_source is not None:
-            self.val_images, skipped = ds.load_validation(self.val_source, self.scale, get_path(cfg, "train.val_max_images"))
+            self.val_images, skipped = ds.load_validation(self.val_source, self.scale, r.train.val_max_images)
             for msg in skipped:
                 self.log(f"skipped validation image: {msg}")
 
-        steps = int(cfg["train"]["steps"])
-        with self.strategy.scope():
-            g = models.build(cfg["model"]["name"], scale=self.scale, **cfg["model"].get("options", {}))
-            d = None
-            if self.kind == "gan":
-                gan = cfg["gan"]
-                d_options = {**gan.get("d_options", {}), "input_size": self.spec.hr_patch, "channels": channels}
-                d = models.build(gan["discriminator"], **d_options)
-            if self.replicas > 1 and run.get("sync_bn", True):
-                # After building both, so the initial weights do not depend on the strategy.
-                g = st.with_synchronized_bn(g)
-                d = st.with_synchronized_bn(d) if d is not None else None
-            self.generator = g
-            self.ema = EMA(g, float(get_path(cfg, "train.ema_decay", 0.999))) if get_path(cfg, "train.ema", False) else None
-            content = make_loss_terms(cfg["loss"])
-            mp = self.policy == "mixed_float16"
-            self.g_optimizer = make_optimizer(cfg["optimizer"], cfg.get("schedule", {}), steps, mp)
-            multipliers = cfg["optimizer"].get("lr_multipliers")
-            objects = {"generator": g, "g_optimizer": self.g_optimizer}
-            if self.kind == "gan":
-                from srkeras.training.gan import GANTrainer
+    def setup_models(self):
+        """Generator, discriminator (GAN recipes) and the EMA of the generator, in the strategy scope."""
+        from srkeras import models
+        from srkeras.training import strategy as st
+        from srkeras.training.ema import EMA
 
-                self.discriminator = d
-                self.d_optimizer = make_optimizer(cfg.get("d_optimizer", cfg["optimizer"]), cfg.get("d_schedule", cfg.get("schedule", {})), steps, mp)
-                trainer = GANTrainer(g, d, content, gan.get("adversarial", "standard"), float(gan.get("adversarial_weight", 1e-3)), self.ema, multipliers)
-                trainer.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, jit_compile=bool(run.get("jit_compile")))
-                self.d_optimizer.build(d.trainable_variables)
-                objects.update(discriminator=d, d_optimizer=self.d_optimizer)
-            else:
-                from srkeras.training.supervised import SupervisedTrainer
+        r = self.recipe
+        g = models.build(r.model.name, scale=self.scale, **r.model.options)
+        d = None
+        if r.gan is not None:
+            d_options = {**r.gan.d_options, "input_size": self.spec.hr_patch, "channels": r.model.channels}
+            d = models.build(r.gan.discriminator, **d_options)
+        if self.replicas > 1 and r.run.sync_bn:
+            # After building both, so the initial weights do not depend on the strategy.
+            g = st.with_synchronized_bn(g)
+            d = st.with_synchronized_bn(d) if d is not None else None
+        self.generator, self.discriminator = g, d
+        self.ema = EMA(g, r.train.ema_decay) if r.train.ema else None
 
-                self.discriminator = None
-                trainer = SupervisedTrainer(g, content, self.ema, multipliers)
-                trainer.compile(optimizer=self.g_optimizer, jit_compile=bool(run.get("jit_compile")))
-            self.g_optimizer.build(g.trainable_variables)
-            if self.ema is not None:
-                objects["ema"] = self.ema.shadow
-            self.trainer = trainer
-            self.checkpoint = TrainingCheckpoint(self.run_dir / "checkpoints", max_to_keep=int(get_path(cfg, "train.keep_checkpoints", 3)), **objects)
-            self.start_step = self.checkpoint.restore()
-            if self.start_step == 0:
-                self._init_from()
-            else:
-                self.log(f"resuming from {self.checkpoint.latest} (step {self.start_step}, optimizer iterations {int(np.asarray(self.g_optimizer.iterations.numpy()))})")
+    def setup_trainer(self):
+        """Losses, optimizers (slots built, so a checkpoint restores them at once) and the trainer."""
+        r = self.recipe
+        steps, mp = r.train.steps, self.policy == "mixed_float16"
+        content = make_loss_terms(r.loss)
+        multipliers = r.optimizer.lr_multipliers
+        self.g_optimizer = make_optimizer(r.optimizer, r.schedule, steps, mp)
+        if r.gan is not None:
+            from srkeras.training.gan import GANTrainer
+
+            self.d_optimizer = make_optimizer(r.d_optimizer, r.d_schedule, steps, mp)
+            trainer = GANTrainer(self.generator, self.discriminator, content, r.gan.adversarial, r.gan.adversarial_weight, self.ema, multipliers)
+            trainer.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, jit_compile=r.run.jit_compile)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+        else:
+            from srkeras.training.supervised import SupervisedTrainer
+
+            trainer = SupervisedTrainer(self.generator, content, self.ema, multipliers)
+            trainer.compile(optimizer=self.g_optimizer, jit_compile=r.run.jit_compile)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.trainer = trainer
+
+    def restore(self):
+        """Resume from the latest checkpoint, else start from ``--init-from`` (or the random weights)."""
+        from srkeras.training.checkpoint import TrainingCheckpoint
+
+        objects = {"generator": self.generator, "g_optimizer": self.g_optimizer}
+        if self.discriminator is not None:
+            objects.update(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
+        if self.ema is not None:
+            objects["ema"] = self.ema.shadow
+        keep = self.recipe.train.keep_checkpoints
+        self.checkpoint = TrainingCheckpoint(self.run_dir / "checkpoints", max_to_keep=keep, **objects)
+        self.start_step = self.checkpoint.restore()
+        if self.start_step == 0:
+            self._init_from()
+        else:
+            iterations = int(np.asarray(self.g_optimizer.iterations.numpy()))
+            self.log(f"resuming from {self.checkpoint.latest} (step {self.start_step}, optimizer iterations {iterations})")
 
     def _check_init_from(self):
         """Two-stage recipes need the first stage's generator (checked before anything is built)."""
         if (self.run_dir / "checkpoints" / "checkpoint").exists():
             return None  # resuming: the checkpoint has the weights
-        spec = self.cfg["run"].get("init_from")
-        first = self.cfg["recipe"].get("init_from")
+        spec = self.recipe.run.init_from
+        first = self.recipe.recipe.init_from
         if spec in (None, "") and first:
             raise TrainingError(
-                f"recipe {self.cfg['recipe']['name']!r} starts from a trained {first!r} generator (two-stage training): "
+                f"recipe {self.recipe.name!r} starts from a trained {first!r} generator (two-stage training): "
                 f"train it first (--recipe {first} --out RUN1) and pass --init-from RUN1/model.keras, "
                 "or --init-from none to start from random weights"
             )
@@ -355,32 +358,32 @@ class Run:
     # ---- training --------------------------------------------------------------------------------
 
     def train(self) -> dict:
+        """Fit until the step count, ``--max-minutes`` or a NaN; then :meth:`finish`. Returns the summary."""
         from srkeras.training import callbacks as cb
 
-        cfg = self.cfg
-        total = int(cfg["train"]["steps"])
+        r = self.recipe
+        total, max_minutes = r.train.steps, r.run.max_minutes
         self.state = st = cb.RunState(self.start_step, total, started=self.created)
-        every = lambda k, d: int(get_path(cfg, f"train.{k}", d) or 0)  # noqa: E731
-        self.tb = cb.TensorBoardLog(st, self.run_dir / "tensorboard", every("log_every", 100), self.lr_now)
-        self.csv = cb.CSVLog(st, self.run_dir / "metrics.csv", every("log_every", 100), self.lr_now)
-        ckpt_cb = cb.PeriodicCheckpoint(st, self.checkpoint, every("checkpoint_every", 1000), self.weights_finite)
-        bar = cb.ProgressBar(st, self.progress, desc=f"{cfg['recipe']['name']} x{self.scale}")
+        self.tb = cb.TensorBoardLog(st, self.run_dir / "tensorboard", r.train.log_every, self.lr_now)
+        self.csv = cb.CSVLog(st, self.run_dir / "metrics.csv", r.train.log_every, self.lr_now)
+        ckpt_cb = cb.PeriodicCheckpoint(st, self.checkpoint, r.train.checkpoint_every, self.weights_finite)
+        bar = cb.ProgressBar(st, self.progress, desc=f"{r.name} x{self.scale}")
         # The checkpoint comes after validation and logging: a run killed at any instant resumes
         # from a step whose CSV row is already written (rows past it are dropped on resume), so
         # metrics.csv never loses a step.
         callbacks = [
             cb.StepCounter(st),
             cb.NaNGuard(st),
-            cb.Validation(st, self, every("val_every", 1000)),
+            cb.Validation(st, self, r.train.val_every),
             self.csv,
             self.tb,
             ckpt_cb,
-            cb.TimeBudget(st, cfg["run"].get("max_minutes")),
+            cb.TimeBudget(st, max_minutes),
             bar,
         ]
         remaining = total - self.start_step
         t0 = time.monotonic()
-        if remaining > 0 and not (cfg["run"].get("max_minutes") is not None and float(cfg["run"]["max_minutes"]) <= 0):
+        if remaining > 0 and not (max_minutes is not None and max_minutes <= 0):
             self.trainer.fit(self.dataset(), epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=0, shuffle=False)
         else:
             st.stop_reason = st.stop_reason or "done"
@@ -410,7 +413,7 @@ class Run:
         self.export(self.run_dir / "model.keras")
         steps_done = st.step - self.start_step
         summary = {
-            "recipe": self.cfg["recipe"]["name"],
+            "recipe": self.recipe.name,
             "step": st.step,
             "total_steps": st.total_steps,
             "stop_reason": st.stop_reason,
@@ -428,16 +431,6 @@ class Run:
         write_json(self.run_dir / "summary.json", summary)
         self.tb.writer.flush()
         return summary
-
-
-def _diff_keys(a, b, prefix=""):
-    keys = set(a) | set(b) if isinstance(a, dict) and isinstance(b, dict) else set()
-    if not keys:
-        return [prefix.rstrip(".")] if a != b else []
-    out = []
-    for k in keys:
-        out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.") if isinstance(a.get(k), dict) or isinstance(b.get(k), dict) else ([f"{prefix}{k}"] if a.get(k) != b.get(k) else [])
-    return out
 
 
 def train(cfg: dict, run_dir, train_source, val_source=None, progress: bool = True, log=print, devices=None) -> dict:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 
+from srkeras.models.graph import all_layers, rebuild
+
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 _CACHE: dict = {}
 
@@ -46,14 +48,10 @@ def make_strategy(name: str = "auto", devices=None):
     return _CACHE[key]
 
 
-def strategy_name(strategy) -> str:
-    return type(strategy).__name__.replace("_DefaultDistributionStrategy", "DefaultStrategy")
-
-
-def set_mixed_precision(enabled: bool) -> str:
+def set_mixed_precision(enabled: bool, log=print) -> str:
     """mixed_float16 on GPU (float32 variables, float16 compute, loss scaling in the trainers).
 
-    On CPU float16 is slower than float32, so it is refused with a message rather than silently used.
+    On CPU float16 is slower than float32, so it is refused with a note (to ``log``) rather than used.
     """
     import keras
     import tensorflow as tf
@@ -62,7 +60,7 @@ def set_mixed_precision(enabled: bool) -> str:
         keras.mixed_precision.set_global_policy("float32")
         return "float32"
     if not tf.config.list_physical_devices("GPU"):
-        print("note: --mixed-precision ignored: no GPU (float16 is slower than float32 on CPU)")
+        log("note: --mixed-precision ignored: no GPU (float16 is slower than float32 on CPU)")
         keras.mixed_precision.set_global_policy("float32")
         return "float32"
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -76,24 +74,15 @@ def with_synchronized_bn(model, synchronized: bool = True):
     """
     import keras
 
-    bn = [l for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
-    if not bn or all(l.synchronized == synchronized for l in bn):
+    bn = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bn or all(layer.synchronized == synchronized for layer in bn):
         return model
 
-    def clone(layer):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            cfg = layer.get_config()
-            cfg["synchronized"] = synchronized
-            return keras.layers.BatchNormalization.from_config(cfg)
-        return layer.__class__.from_config(layer.get_config())
+    def config_of(layer):
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            return None  # rebuilt from its own config
+        cfg = layer.get_config()
+        cfg["synchronized"] = synchronized
+        return cfg
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
+    return rebuild(model, config_of)

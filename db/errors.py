@@ -1,0 +1,51 @@
+"""Errors of the MOS data layer: catch :class:`MosError` for all of them.
+
+Each also derives from the builtin it has always been (``ValueError``, ``LookupError``,
+``RuntimeError``), so older ``except ValueError`` callers keep working.
+"""
+
+from __future__ import annotations
+
+
+class MosError(Exception):
+    """Base of every error the data layer raises on purpose; the message is fit to show a person."""
+
+
+class InvalidStudy(MosError, ValueError):
+    """A study definition given to ``register_study`` is inconsistent; nothing stored."""
+
+
+class StudyExists(InvalidStudy):
+    """A study with that name is already registered."""
+
+
+class UnknownStudy(MosError, LookupError):
+    """No study with that name."""
+
+
+class StudyFull(MosError, RuntimeError):
+    """Every stimulus (or pair) already has its target number of votes; no new raters are needed."""
+
+
+class RatingRejected(MosError, ValueError):
+    """An answer (or a request on behalf of a rater) was refused; the message says why. Nothing stored."""
+
+
+class UnknownRater(RatingRejected):
+    """The rater token is not in the database (mistyped, forged, or from a deleted study)."""
+
+
+class StudyClosed(RatingRejected):
+    """The study no longer accepts raters or answers."""
+
+
+__all__ = [
+    "InvalidStudy",
+    "MosError",
+    "RatingRejected",
+    "StudyClosed",
+    "StudyExists",
+    "StudyFull",
+    "UnknownRater",
+    "UnknownStudy",
+]

@@ -1,0 +1,64 @@
+"""A study's ratings as the three long frames of :mod:`srkeras.mos.schema` (for ``pipelines.report``).
+
+``acr``: rater, method, image, score, role, repeat, trial, response_ms; ``pairs``: rater, image,
+method_a (shown left), method_b (right), choice ``a`` / ``b`` / ``tie``, role_a, role_b, repeat, trial,
+response_ms; ``metrics``: method, image, psnr (``inf`` for HR), ssim of the test stimuli. Raters are
+their opaque tokens, images the HR source names. Method names appear here: admin side only.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.engine import Database
+from db.models import Method, PairChoice, Rater, Rating, SourceImage, Stimulus, Trial, TrialMode
+from db.queries import TrialJoin, answered_trials, study_row
+
+ACR_FRAME = ["rater", "method", "image", "score", "role", "repeat", "trial", "response_ms"]
+PAIR_FRAME = ["rater", "image", "method_a", "method_b", "choice", "role_a", "role_b", "repeat", "trial", "response_ms"]
+METRIC_FRAME = ["method", "image", "psnr", "ssim"]
+#: Pair answers in the frame vocabulary of :mod:`srkeras.mos.schema`.
+FRAME_CHOICE = {PairChoice.A: "a", PairChoice.B: "b", PairChoice.NONE: "tie"}
+
+
+def _vote_columns(j: TrialJoin) -> tuple:
+    return (
+        Rater.token, Trial.mode, Trial.position, Trial.is_repeat_of, Rating.score, Rating.choice,
+        Rating.response_ms, j.method.name, j.method.role, j.source.name, j.method_a.name, j.method_a.role,
+        j.method_b.name, j.method_b.role, j.source_a.name,
+    )
+
+
+def _rows(s: Session, name: str):
+    st = study_row(s, name)
+    votes = s.execute(answered_trials(st.id, _vote_columns)).all()
+    metrics = s.execute(
+        select(Method.name, SourceImage.name, Stimulus.psnr, Stimulus.ssim)
+        .join(Method, Stimulus.method_id == Method.id)
+        .join(SourceImage, Stimulus.source_id == SourceImage.id)
+        .where(Stimulus.study_id == st.id, SourceImage.is_calibration.is_(False))
+        .order_by(Method.id, SourceImage.id)
+    ).all()
+    return votes, metrics
+
+
+def rating_frames(db: Database, name: str):
+    """(acr, pairs, metrics) pandas DataFrames of study ``name``, repeats included and marked ``repeat``."""
+    import pandas as pd
+
+    votes, metrics = db.run(lambda s: _rows(s, name))
+    acr, pairs = [], []
+    for tok, mode, pos, rep, score, choice, ms, m, role, src, ma, role_a, mb, role_b, src_a in votes:
+        common = dict(rater=tok, repeat=rep is not None, trial=pos, response_ms=math.nan if ms is None else ms)
+        if mode == TrialMode.ACR:
+            acr.append(dict(common, method=m, image=src, score=float(score), role=role))
+        else:
+            pairs.append(dict(common, image=src_a, method_a=ma, method_b=mb, choice=FRAME_CHOICE[PairChoice(choice)],
+                              role_a=role_a, role_b=role_b))
+    met = [dict(method=m, image=src, psnr=math.inf if p is None else p, ssim=math.nan if x is None else x)
+           for m, src, p, x in metrics]
+    return (pd.DataFrame(acr, columns=ACR_FRAME), pd.DataFrame(pairs, columns=PAIR_FRAME),
+            pd.DataFrame(met, columns=METRIC_FRAME))

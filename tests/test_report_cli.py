@@ -1,0 +1,89 @@
+"""``python -m pipelines.report``: SRGAN Table 2 round trip, outputs, pair-only input, errors, DB branch."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+from xml.etree import ElementTree
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import report as cli
+from srkeras.mos.simulate import SRGAN_TABLE2, simulate_pairs, srgan_study
+
+
+@pytest.fixture(scope="module")
+def srgan(tmp_path_factory):
+    d = tmp_path_factory.mktemp("srgan")
+    acr, met = srgan_study("BSD100", n_images=30, n_raters=26, seed=0)
+    acr.to_csv(d / "votes.csv", index=False)
+    met.to_csv(d / "metrics.csv", index=False)
+    rc = cli.main(["--ratings-csv", str(d / "votes.csv"), "--metrics-csv", str(d / "metrics.csv"),
+                   "--out", str(d / "out"), "--bootstrap", "500", "--quiet"])
+    assert rc == 0
+    return d / "out"
+
+
+def test_srgan_table2_mos_within_ci_and_psnr_disagrees(srgan):
+    s = json.loads((srgan / "summary.json").read_text())
+    for m, (psnr, _ssim, mos) in SRGAN_TABLE2["BSD100"].items():
+        lo, hi = s["methods"][m]["ci95"]
+        assert lo <= mos <= hi, (m, mos, lo, hi)
+        assert s["methods"][m]["psnr"] == (psnr if np.isfinite(psnr) else "inf")
+    assert s["correlation"]["psnr"]["pearson"] < 0  # MOS and PSNR disagree (SRGAN: best MOS, low PSNR)
+    assert s["correlation_methods"]["psnr"]["pearson"] < 0
+    flagged = {(d["better_by_mos"], d["worse_by_mos"]) for d in s["metric_disagreements"]["psnr"]}
+    assert ("SRGAN", "SRResNet") in flagged
+    assert s["wilcoxon_holm"]["SRGAN|SRResNet"] < 0.05
+    assert set(s["raters"]) and not any(r["rejected"] for r in s["raters"].values())
+    assert 0 < s["alpha"] < 1
+
+
+def test_output_files_and_columns(srgan):
+    st = pd.read_csv(srgan / "stimuli.csv")
+    assert list(st.columns[:10]) == cli.STIMULI_COLS and {"psnr", "ssim"} <= set(st.columns)
+    assert list(pd.read_csv(srgan / "raters.csv").columns[:7]) == cli.RATER_COLS
+    assert "mos" in pd.read_csv(srgan / "methods.csv").columns
+    html = (srgan / "report.html").read_text()
+    assert html.count("<svg") >= 5 and "How to read this" in html
+    assert "<script" not in html and not re.search(r"""(src|href)=["']?https?:""", html)
+    assert "@import" not in html and "url(" not in html
+    for svg in re.findall(r"<svg.*?</svg>", html, re.S):  # every chart is well-formed inline SVG
+        ElementTree.fromstring(svg)
+
+
+def test_pairs_only(tmp_path):
+    p = simulate_pairs({"a": 0.0, "b": 0.7, "c": 1.4}, n_raters=6, images=4, seed=2, tie_prob=0.1)
+    p[["rater", "image", "method_a", "method_b", "choice"]].to_csv(tmp_path / "pairs.csv", index=False)
+    rc = cli.main(["--pairs-csv", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["pairs"]["c"]["bt"] > s["pairs"]["a"]["bt"]
+    assert len(s["pairs"]["a"]["ci95"]) == 2
+    assert "<svg" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_malformed_csv_exit_2(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    f.write_text("rater,method,image,score\nr1,a,i,3\nr1,a,i2,x\n")
+    assert cli.main(["--ratings-csv", str(f), "--out", str(tmp_path / "o")]) == 2
+    assert "bad.csv, line 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--out", str(tmp_path / "o")])
+
+
+def test_db_branch_uses_service_rating_frames(tmp_path, monkeypatch):
+    acr, met = srgan_study("Set5", n_images=5, n_raters=8, seed=1)
+    calls = []
+    service = types.SimpleNamespace(rating_frames=lambda db, study: calls.append((db, study)) or (acr, None, met))
+    fake_db = types.ModuleType("db")
+    fake_db.service, fake_db.open_database = service, lambda url, migrate=True: f"DB({url})"
+    monkeypatch.setitem(sys.modules, "db", fake_db)
+    rc = cli.main(["--db", "sqlite:///x.db", "--study", "s1", "--out", str(tmp_path / "o"), "--bootstrap", "200",
+                   "--quiet"])
+    assert rc == 0 and calls == [("DB(sqlite:///x.db)", "s1")]
+    assert "SRGAN" in json.loads((tmp_path / "o" / "summary.json").read_text())["methods"]
