@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from srkeras.stimuli import file_name
+
 # Deterministic constraint names: Alembic can compare/drop them and they are the same on SQLite and PG.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -94,9 +96,9 @@ class QcFlag(enum.StrEnum):
     INCOMPLETE = "incomplete"
 
 
-def stimulus_file_name(sha256: str) -> str:
-    """The file name of a stimulus in its study's ``stimuli_dir``: the PNG bytes' hash, so names leak nothing."""
-    return f"{sha256}.png"
+# The file name of a stimulus in its study's ``stimuli_dir`` (the PNG bytes' hash, so names leak
+# nothing) is defined once, by the code that writes the files.
+stimulus_file_name = file_name
 
 
 def _one_of(column: str, values: type[enum.StrEnum]) -> str:

@@ -315,14 +315,14 @@ def _prepared(f: Path, scale: int, crop: int | None) -> evaluation.Pair:
 
 
 def _outputs(p: Plan, pair: evaluation.Pair, runners: dict, calibration: bool, f: Path) -> dict:
-    """``{method: float image}``: anchors only for a calibration image, every method otherwise."""
-    from srkeras.data.degradations import upsample
-
+    """``{method: float image}``: anchors only for a calibration image, every method otherwise.
+    Classical methods are the evaluation protocol's baselines, so a study's PSNR/SSIM equal
+    ``pipelines.evaluate``'s."""
     outputs = {}
     for m in p.classical:
         if calibration and m not in ANCHORS:
             continue
-        outputs[m] = pair.hr if m == "hr" else upsample(pair.lr, p.scale, m)
+        outputs[m] = pair.hr if m == "hr" else evaluation.classical_sr(pair.lr, p.scale, m)
     if not calibration:
         for name, run in runners.items():
             out = np.asarray(run(pair.lr), dtype=np.float32)

@@ -23,7 +23,7 @@ import numpy as np
 from srkeras.pretrained import catalogue, ncnn, store, tfjs
 from srkeras.pretrained.errors import ChecksumError, OfflineError, ShapeMismatchError, VerificationError
 
-CLIENT_TIMEOUT_S = 120  # a whole download; connection failures come back in seconds (no retries)
+CLIENT_TIMEOUT_S = 1800  # a whole download (thick: 110 MB); connection failures come back in seconds (no retries)
 FIXTURE_TOL = 1.0  # grey levels
 
 
@@ -47,7 +47,7 @@ def download(pkg: catalogue.Package) -> Path:
         with tempfile.TemporaryDirectory(dir=final.parent, prefix=".dl-") as tmp:
             cmd = _client_command(pkg, Path(tmp))
             try:
-                res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S, env={**os.environ})
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
             except (OSError, subprocess.TimeoutExpired) as e:
                 raise OfflineError(_offline_message(pkg, str(e))) from None
             got = Path(tmp) / pkg.filename
@@ -70,7 +70,10 @@ def _offline_message(pkg, detail: str) -> str:
 def _check_sha(path: Path, pkg) -> None:
     got = store.sha256_file(path)
     if got != pkg.sha256:
-        raise ChecksumError(f"{path}: sha256 {got} is not the pinned {pkg.sha256} of {pkg.name}=={pkg.version} (tampered or truncated)")
+        raise ChecksumError(
+            f"{path}: sha256 {got} is not the pinned {pkg.sha256} of {pkg.name}=={pkg.version} "
+            "(tampered or truncated; delete the file and fetch again)"
+        )
 
 
 def _members(archive: Path, wanted: list[str]) -> dict[str, bytes]:
