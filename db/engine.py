@@ -6,11 +6,19 @@ start with ``BEGIN IMMEDIATE`` so two writers never deadlock on a read-then-writ
 PostgreSQL write paths lock the rows they depend on (``SELECT ... FOR UPDATE``, see ``db.raters`` and
 ``db.ratings``). :meth:`Database.run` is the unit of work of the data layer: one transaction, run again
 as a whole after a transient lock conflict.
+
+A SQLite database file that is deleted or replaced under a running server (``rm mos.db*``, a restored
+copy) would otherwise keep taking writes into the unlinked file, lost when the process ends. The
+:class:`Database` remembers the file's identity (device, inode) at open and checks it before every
+transaction and again after every write commits; a mismatch raises :class:`~db.errors.DatabaseGone`,
+so nothing is reported as stored unless it is in the file on disk. Once gone, it stays gone for the
+life of the :class:`Database` (a restart opens the new file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +30,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from db.errors import DatabaseGone
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Milliseconds an SQLite writer waits for the lock before giving up ("database is locked").
@@ -54,10 +64,35 @@ class Database:
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=engine.execution_options(srkeras_immediate=True), expire_on_commit=False)
         self._sqlite_write_lock = threading.Lock() if (self.dialect == "sqlite" and serialize_sqlite_writes) else None
+        self._file = sqlite_file(self.url)
+        self._identity = _file_identity(self._file) if self._file is not None else None
+        self._gone: str | None = None  # why the file is no longer ours, once noticed
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    def check_file(self) -> None:
+        """Raise :class:`~db.errors.DatabaseGone` if the SQLite file was deleted or replaced since open.
+
+        A no-op for in-memory SQLite and other databases. Costs one ``stat`` call.
+        """
+        if self._file is None:
+            return
+        if self._identity is None:  # opened before the file existed: it is ours from first sight
+            self._identity = _file_identity(self._file)
+            return
+        if self._gone is None:
+            now = _file_identity(self._file)
+            if now is None:
+                self._gone = "deleted"
+            elif now != self._identity:
+                self._gone = "replaced by another file"
+        if self._gone is not None:
+            raise DatabaseGone(
+                f"the database file {self._file.name} was {self._gone} while the server was running; "
+                "no answer can be stored until the server is restarted with a valid database"
+            )
 
     @contextlib.contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:
@@ -66,12 +101,15 @@ class Database:
         # Other processes are still coordinated by BEGIN IMMEDIATE + busy_timeout.
         lock = self._sqlite_write_lock if (write and self._sqlite_write_lock is not None) else contextlib.nullcontext()
         with lock:
+            self.check_file()
             s = (self._write if write else self._read)()
             try:
                 with s.begin():
                     yield s
             finally:
                 s.close()
+            if write:  # committed: it counts as stored only if it went to the file that is still there
+                self.check_file()
 
     def run(self, work: Callable[[Session], T], *, write: bool = False, attempts: int = 6) -> T:
         """``work(session)`` as one transaction (see :meth:`session`); its return value.
@@ -80,7 +118,8 @@ class Database:
         deadlock, SQLite "database is locked") the transaction is rolled back and ``work`` runs again
         from the start in a fresh one, up to ``attempts`` times with exponential backoff (10 ms,
         20 ms, ...). ``work`` must therefore have no side effects outside the session. Every other
-        exception propagates unchanged after the rollback.
+        exception propagates unchanged after the rollback; :class:`~db.errors.DatabaseGone` (the
+        SQLite file was deleted or replaced, see :meth:`check_file`) is never retried.
         """
         for i in range(attempts):
             try:
@@ -98,6 +137,28 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def sqlite_file(url) -> Path | None:
+    """The absolute path of the SQLite database file of ``url``; None for in-memory or other databases."""
+    u = make_url(url) if isinstance(url, str) else url
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return None
+    name = u.database
+    if name.startswith("file:"):  # sqlite:///file:path?mode=ro&uri=true
+        if "mode=memory" in name or u.query.get("mode") == "memory":
+            return None
+        name = name.removeprefix("file:").split("?", 1)[0]
+    return Path(name).expanduser().resolve()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _sqlite_setup(engine: Engine) -> None:

@@ -39,7 +39,12 @@ class StudyClosed(RatingRejected):
     """The study no longer accepts raters or answers."""
 
 
+class DatabaseGone(MosError, RuntimeError):
+    """The SQLite database file was deleted or replaced while the server ran: nothing more is stored."""
+
+
 __all__ = [
+    "DatabaseGone",
     "InvalidStudy",
     "MosError",
     "RatingRejected",

@@ -1,23 +1,30 @@
-"""Admin outputs of a MOS study: the ratings CSV, the per-method MOS table and the pair preferences.
+"""Admin outputs of a MOS study: the ratings CSV, the long CSVs, the quick MOS and preference tables.
 
-MOS with a 95 % confidence interval from the t distribution, ``mos +- t(0.975, n-1) * std / sqrt(n)``
-(sample std, ddof=1), as in ITU-T P.800.2 / P.1401; repeated (test-retest) trials are left out so each
-rater counts once per stimulus. Everything here names methods: admin side only, never the rater app.
+This module only loads; every statistic comes from :mod:`srkeras.mos` (``mos_table`` and
+``preference_table`` are thin wrappers over :func:`db.frames.rating_frames` plus
+:func:`srkeras.mos.scores.vote_table` / :func:`srkeras.mos.pairs.preference_table`). Exports are
+read-only: the QC flags in a CSV are computed for it, never recorded as a side effect (recording is the
+explicit :func:`db.qc.rater_qc`). Every CSV is spreadsheet-safe (:func:`srkeras.mos.schema.neutralise`).
+Everything here names methods: admin side only, never the rater app.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from db.engine import Database
-from db.models import Method, PairChoice, Rater, Rating, SourceImage, Stimulus, StudyMode, Trial, TrialMode
-from db.qc import FAST_MS, rater_qc
+from db.frames import rating_frames, study_methods
+from db.models import PairChoice, Rater, Rating, StudyMode, Trial, TrialMode
+from db.qc import FAST_MS, current_flags, study_qc
 from db.queries import TrialJoin, answered_trials, study_row
+from srkeras.mos.files import safe_frame
+from srkeras.mos.pairs import PREFERENCE_TABLE
+from srkeras.mos.pairs import preference_table as _preference_table
+from srkeras.mos.schema import neutralise
+from srkeras.mos.scores import VOTE_TABLE, vote_table
 
 CSV_COLUMNS = [
     "study",
@@ -52,7 +59,10 @@ CSV_COLUMNS = [
     "device_pixel_ratio",
 ]
 
-MOS_COLUMNS = ["method", "role", "mos", "std", "n", "ci95", "ci95_low", "ci95_high", "psnr", "ssim", "n_stimuli"]
+MOS_COLUMNS = VOTE_TABLE
+PREF_COLUMNS = PREFERENCE_TABLE
+#: Opaque server-made identifiers ([A-Za-z0-9_-]), written verbatim so they match the database.
+VERBATIM_COLUMNS = frozenset({"rater_token"})
 
 
 def _csv_columns(j: TrialJoin) -> tuple:
@@ -60,15 +70,11 @@ def _csv_columns(j: TrialJoin) -> tuple:
             j.source_a)
 
 
-def _flags(text: str | None) -> set[str]:
-    return set(filter(None, (text or "").split(",")))
-
-
 def _iso(t):
     return None if t is None else t.isoformat()
 
 
-def _csv_row(study: str, fast_ms: int, rt, t, r, s0, m0, src0, sa_, ma, sb_, mb, srca) -> dict:
+def _csv_row(study: str, fast_ms: int, flags: dict, rt, t, r, s0, m0, src0, sa_, ma, sb_, mb, srca) -> dict:
     """One CSV row from a row of :func:`db.queries.answered_trials` (see :data:`CSV_COLUMNS`)."""
     row = dict(
         study=study,
@@ -76,7 +82,7 @@ def _csv_row(study: str, fast_ms: int, rt, t, r, s0, m0, src0, sa_, ma, sb_, mb,
         rater_token=r.token,
         rater_display=r.display or "",
         rater_completed=int(r.completed_at is not None),
-        rater_qc_flags=r.qc_flags or "",
+        rater_qc_flags=flags.get(r.id, r.qc_flags or ""),
         trial_id=t.id,
         position=t.position,
         mode=t.mode,
@@ -115,141 +121,75 @@ def _csv_row(study: str, fast_ms: int, rt, t, r, s0, m0, src0, sa_, ma, sb_, mb,
 def export_ratings_csv(db: Database, name: str, fast_ms: int | None = None) -> str:
     """All ratings of study ``name`` as CSV text, one row per rating (admin only: has method names).
 
-    QC: ``rater_qc_flags`` are recomputed first (see :func:`db.qc.rater_qc`) so the file carries
-    current flags; ``too_fast`` marks the single answer. ``psnr`` is empty for the HR stimulus.
+    QC: ``rater_qc_flags`` are each rater's flags computed now (as :func:`db.qc.rater_qc` would record
+    them; nothing is written); ``too_fast`` marks the single answer. ``psnr`` is empty for the HR
+    stimulus. Text cells a spreadsheet would run as formulas get a leading ``'``.
     """
     fast_ms = FAST_MS if fast_ms is None else fast_ms
-    rater_qc(db, name, fast_ms=fast_ms)
 
     def work(s: Session) -> str:
         st = study_row(s, name)
+        flags = {r.id: ",".join(q["flags"]) for r, q in study_qc(s, st.id, fast_ms)}
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
         w.writeheader()
         for row in s.execute(answered_trials(st.id, _csv_columns)):
-            w.writerow(_csv_row(st.name, fast_ms, *row))
+            w.writerow({k: v if k in VERBATIM_COLUMNS else neutralise(v)
+                        for k, v in _csv_row(st.name, fast_ms, flags, *row).items()})
         return buf.getvalue()
 
     return db.run(work)
 
 
-def _ci95(values):
-    from scipy import stats
+def export_long_csv(db: Database, name: str) -> dict[str, str]:
+    """Study ``name`` in the long CSV format that ``pipelines.report`` imports (:mod:`srkeras.mos.schema`).
 
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan, math.nan
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    std = math.sqrt(var)
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return mean, std, half
-
-
-def _mos_rows(s: Session, name: str):
-    """(study, methods, test stimuli (method, psnr, ssim), ACR ratings (method, score, rater flags))."""
-    st = study_row(s, name)
-    methods = list(s.scalars(select(Method).where(Method.study_id == st.id).order_by(Method.id)))
-    stim = s.execute(
-        select(Stimulus.method_id, Stimulus.psnr, Stimulus.ssim)
-        .join(SourceImage, Stimulus.source_id == SourceImage.id)
-        .where(Stimulus.study_id == st.id, SourceImage.is_calibration.is_(False))
-    ).all()
-    ratings = s.execute(
-        select(Stimulus.method_id, Rating.score, Rater.qc_flags)
-        .join(Trial, Rating.trial_id == Trial.id)
-        .join(Rater, Rating.rater_id == Rater.id)
-        .join(Stimulus, Trial.stimulus_id == Stimulus.id)
-        .where(Rater.study_id == st.id, Trial.mode == TrialMode.ACR, Trial.is_repeat_of.is_(None))
-    ).all()
-    return st, methods, stim, ratings
+    ``{"ratings.csv": ..., "pairs.csv": ..., "metrics.csv": ...}``, each key only when the study has such
+    rows: ACR ``rater,method,image,score,role,repeat,trial,response_ms``, pairs
+    ``rater,image,method_a,method_b,choice,role_a,role_b,repeat,trial,response_ms`` and metrics
+    ``method,image,psnr,ssim``. Reporting these with ``--ratings-csv/--pairs-csv --metrics-csv`` gives the
+    numbers of ``--db``; text cells are spreadsheet-safe and read back unchanged.
+    """
+    acr, pairs, metrics = rating_frames(db, name)
+    files = {"ratings.csv": acr, "pairs.csv": pairs, "metrics.csv": metrics}
+    return {k: safe_frame(df).to_csv(index=False, lineterminator="\n", float_format="%.17g")
+            for k, df in files.items() if len(df)}
 
 
-def mos_table(db: Database, name: str, exclude_flags=()):
-    """Per-method MOS of the ACR ratings of study ``name`` as a pandas DataFrame (method order).
+def _excluded(db: Database, name: str, exclude_flags) -> set[str]:
+    excl = {str(f) for f in exclude_flags}
+    if not excl:
+        return set()
+    return {tok for tok, flags in current_flags(db, name).items() if excl & set(flags)}
 
-    Columns: method, role, mos, std (sample), n (ratings), ci95 (half width, t distribution),
-    ci95_low, ci95_high, psnr and ssim (mean over the method's test stimuli; psnr is inf for HR),
-    n_stimuli. Repeats are excluded; raters carrying any flag in ``exclude_flags`` (e.g.
-    ``("gold_fail",)``) are excluded too; by default nobody is. Empty (no rows) for pair-only studies.
+
+def mos_table(db: Database, name: str, exclude_flags=(), n_boot: int = 1000):
+    """Per-method MOS of the ACR votes of study ``name`` (method order): :func:`srkeras.mos.scores.vote_table`.
+
+    Columns :data:`MOS_COLUMNS`: method, role, mos, std, n (votes), ci95 (t half width over the votes),
+    ci95_low, ci95_high, boot_ci95_low/high (raters x images bootstrap), psnr and ssim (mean over the
+    method's test stimuli; psnr is inf for HR), n_stimuli. Repeats are excluded; raters whose current QC
+    flags include one of ``exclude_flags`` (e.g. ``("gold_fail",)``) too; by default nobody is. Empty
+    (no rows) for pair-only studies. The full analysis is ``pipelines.report`` / the admin dashboard.
     """
     import pandas as pd
 
-    st, methods, stim, ratings = db.run(lambda s: _mos_rows(s, name))
-    if st.mode == StudyMode.PAIR:
+    mode, roles = study_methods(db, name)
+    if mode == StudyMode.PAIR:
         return pd.DataFrame(columns=MOS_COLUMNS)
-    excl = set(exclude_flags)
-    rows = []
-    for m in methods:
-        scores = [sc for mid, sc, fl in ratings if mid == m.id and not (excl & _flags(fl))]
-        ps = [math.inf if p is None else p for mid, p, _ in stim if mid == m.id]
-        ss = [x for mid, _, x in stim if mid == m.id and x is not None]
-        mos, std, half = _ci95(scores)
-        rows.append(
-            dict(
-                method=m.name,
-                role=m.role,
-                mos=mos,
-                std=std,
-                n=len(scores),
-                ci95=half,
-                ci95_low=mos - half,
-                ci95_high=mos + half,
-                psnr=(sum(ps) / len(ps)) if ps else math.nan,
-                ssim=(sum(ss) / len(ss)) if ss else math.nan,
-                n_stimuli=len(ps),
-            )
-        )
-    return pd.DataFrame(rows, columns=MOS_COLUMNS)
-
-
-PREF_COLUMNS = ["method_a", "method_b", "a_wins", "b_wins", "no_preference", "n", "a_preference", "ci95"]
-
-
-def _pair_rows(s: Session, name: str):
-    """(method names by id, pair ratings (left method, right method, choice, rater flags))."""
-    st = study_row(s, name)
-    sa_, sb_ = aliased(Stimulus), aliased(Stimulus)
-    names = {m.id: m.name for m in s.scalars(select(Method).where(Method.study_id == st.id))}
-    rows = s.execute(
-        select(sa_.method_id, sb_.method_id, Rating.choice, Rater.qc_flags)
-        .join(Trial, Rating.trial_id == Trial.id)
-        .join(Rater, Rating.rater_id == Rater.id)
-        .join(sa_, Trial.stimulus_a_id == sa_.id)
-        .join(sb_, Trial.stimulus_b_id == sb_.id)
-        .where(Rater.study_id == st.id, Trial.mode == TrialMode.PAIR, Trial.is_repeat_of.is_(None))
-    ).all()
-    return names, rows
+    acr, _, metrics = rating_frames(db, name)
+    acr = acr.loc[~acr["rater"].isin(_excluded(db, name, exclude_flags))]
+    return vote_table(acr, metrics, roles, n_boot=n_boot)
 
 
 def preference_table(db: Database, name: str, exclude_flags=()):
-    """Pair-comparison results of study ``name`` per method pair (methods in study order), as a DataFrame.
+    """Pair-comparison votes of study ``name`` per method pair: :func:`srkeras.mos.pairs.preference_table`.
 
-    ``a_preference`` = (a_wins + no_preference / 2) / n, the share of votes for ``method_a`` with ties
-    split; ``ci95`` its normal-approximation half width 1.96 sqrt(p (1 - p) / n). Repeats excluded;
-    raters carrying a flag in ``exclude_flags`` left out. Empty for ACR-only studies.
+    Methods in study order; ``a_preference`` = (a_wins + no_preference / 2) / n, ``ci95`` its normal
+    half width. Repeats excluded; raters whose current QC flags include one of ``exclude_flags`` left
+    out. Empty for ACR-only studies.
     """
-    import pandas as pd
-
-    names, rows = db.run(lambda s: _pair_rows(s, name))
-    excl = set(exclude_flags)
-    tally: dict[tuple[int, int], list[int]] = {}
-    for left, right, choice, flags in rows:
-        if excl & _flags(flags):
-            continue
-        a, b = sorted((left, right))
-        t = tally.setdefault((a, b), [0, 0, 0])
-        if choice == PairChoice.NONE:
-            t[2] += 1
-        else:
-            chosen = left if choice == PairChoice.A else right
-            t[0 if chosen == a else 1] += 1
-    out = []
-    for (a, b), (wa, wb, ties) in sorted(tally.items()):
-        n = wa + wb + ties
-        p = (wa + ties / 2) / n
-        out.append(dict(method_a=names[a], method_b=names[b], a_wins=wa, b_wins=wb, no_preference=ties, n=n,
-                        a_preference=p, ci95=1.96 * math.sqrt(p * (1 - p) / n)))
-    return pd.DataFrame(out, columns=PREF_COLUMNS)
+    _, roles = study_methods(db, name)
+    _, pairs, _ = rating_frames(db, name)
+    pairs = pairs.loc[~pairs["rater"].isin(_excluded(db, name, exclude_flags))]
+    return _preference_table(pairs, list(roles))

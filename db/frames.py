@@ -3,7 +3,8 @@
 ``acr``: rater, method, image, score, role, repeat, trial, response_ms; ``pairs``: rater, image,
 method_a (shown left), method_b (right), choice ``a`` / ``b`` / ``tie``, role_a, role_b, repeat, trial,
 response_ms; ``metrics``: method, image, psnr (``inf`` for HR), ssim of the test stimuli. Raters are
-their opaque tokens, images the HR source names. Method names appear here: admin side only.
+their opaque tokens, images the HR source names. :func:`study_methods` gives the study's mode and its
+methods with their roles in study order. Method names appear here: admin side only.
 """
 
 from __future__ import annotations
@@ -62,3 +63,14 @@ def rating_frames(db: Database, name: str):
            for m, src, p, x in metrics]
     return (pd.DataFrame(acr, columns=ACR_FRAME), pd.DataFrame(pairs, columns=PAIR_FRAME),
             pd.DataFrame(met, columns=METRIC_FRAME))
+
+
+def study_methods(db: Database, name: str) -> tuple[str, dict[str, str]]:
+    """(study mode, ``{method name: role}`` in study order) of study ``name``."""
+
+    def work(s: Session):
+        st = study_row(s, name)
+        rows = s.execute(select(Method.name, Method.role).where(Method.study_id == st.id).order_by(Method.id)).all()
+        return str(st.mode), {m: str(r) for m, r in rows}
+
+    return db.run(work)

@@ -133,22 +133,28 @@ def store_rater_flags(s: Session, rater: Rater, fast_ms: int = FAST_MS) -> dict:
     return q
 
 
-def rater_qc(db: Database, name: str, fast_ms: int = FAST_MS) -> list[dict]:
-    """QC of every rater of study ``name`` (creation order); records each rater's flags in the DB.
+def study_qc(s: Session, study_id: int, fast_ms: int = FAST_MS) -> list[tuple[Rater, dict]]:
+    """(rater row, :func:`compute_qc` result) for every rater of a study, creation order; nothing written."""
+    recs = _records(s, study_id)
+    raters = s.scalars(select(Rater).where(Rater.study_id == study_id).order_by(Rater.id))
+    return [(r, compute_qc(recs.get(r.id, []), r.completed_at is not None, fast_ms)) for r in raters]
 
-    Each dict: token, display, completed, n_trials, n_ratings, gold_n, gold_correct, gold_accuracy,
-    retest_n, retest_agreement, retest_mean_abs_diff, fast_n, fast_fraction, median_response_ms,
-    score_std, longest_same_score_run, flags (list of :class:`QcFlag`). Ratios are None when undefined.
+
+def rater_qc(db: Database, name: str, fast_ms: int = FAST_MS, store: bool = True) -> list[dict]:
+    """QC of every rater of study ``name`` (creation order); with ``store`` records the flags in the DB.
+
+    Recording is this explicit call (and a rater's completion, :func:`store_rater_flags`); exports and
+    reports compute the current flags read-only. Each dict: token, display, completed, n_trials,
+    n_ratings, gold_n, gold_correct, gold_accuracy, retest_n, retest_agreement, retest_mean_abs_diff,
+    fast_n, fast_fraction, median_response_ms, score_std, longest_same_score_run, flags (list of
+    :class:`QcFlag`). Ratios are None when undefined.
     """
 
     def work(s: Session) -> list[dict]:
-        st = study_row(s, name)
-        recs = _records(s, st.id)
         out = []
-        for r in s.scalars(select(Rater).where(Rater.study_id == st.id).order_by(Rater.id)):
-            q = compute_qc(recs.get(r.id, []), r.completed_at is not None, fast_ms)
+        for r, q in study_qc(s, study_row(s, name).id, fast_ms):
             flags = ",".join(q["flags"])
-            if r.qc_flags != flags:
+            if store and r.qc_flags != flags:
                 r.qc_flags = flags
             out.append(
                 {"token": r.token, "display": r.display, "completed": r.completed_at is not None,
@@ -156,4 +162,9 @@ def rater_qc(db: Database, name: str, fast_ms: int = FAST_MS) -> list[dict]:
             )
         return out
 
-    return db.run(work, write=True)
+    return db.run(work, write=store)
+
+
+def current_flags(db: Database, name: str, fast_ms: int = FAST_MS) -> dict[str, list[str]]:
+    """``{rater token: current QC flags}`` of study ``name``, computed now and not recorded."""
+    return {q["token"]: [str(f) for f in q["flags"]] for q in rater_qc(db, name, fast_ms, store=False)}

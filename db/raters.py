@@ -12,24 +12,27 @@ from sqlalchemy.orm import Session
 from db import assignment
 from db.engine import Database
 from db.errors import RatingRejected, StudyClosed, StudyFull
-from db.models import Rater, Study, StudyMode, StudyStatus, Trial, TrialMode, utcnow
+from db.models import Rater, Rating, Study, StudyMode, StudyStatus, Trial, TrialMode, utcnow
 from db.queries import done_count, rater_row, stimulus_methods, study_row, test_stimuli, vote_key, vote_rows
 from db.studies import min_budget
 from db.views import RaterInfo
 
-#: A rater inactive this long (no start, no trial shown) and not finished counts as gone: their
+#: A rater inactive this long (no answer, no trial shown) and not finished counts as gone: their
 #: unanswered trials stop counting as votes, so new raters get those stimuli. Nothing is deleted;
 #: if they come back they continue their list (the stimulus then gets a surplus vote).
 ABANDONED_AFTER = dt.timedelta(hours=2)
+#: The same for a rater who has not answered any trial yet (consent given, then Back, a closed tab, a
+#: second start): their list holds its stimuli only this long, so unstarted lists never exhaust a study.
+UNSTARTED_AFTER = dt.timedelta(minutes=15)
 
 
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return t if t is None or t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _active_raters(s: Session, study_id: int, now: dt.datetime) -> set[int]:
-    """Raters not finished who started or were shown a trial within :data:`ABANDONED_AFTER`."""
-    cutoff = now - ABANDONED_AFTER
+    """Raters not finished whose last sign of life (start, or a trial shown) is within
+    :data:`ABANDONED_AFTER`, or within :data:`UNSTARTED_AFTER` for raters with no answer yet."""
     last_shown = dict(
         s.execute(
             select(Trial.rater_id, func.max(Trial.shown_at))
@@ -38,19 +41,25 @@ def _active_raters(s: Session, study_id: int, now: dt.datetime) -> set[int]:
             .group_by(Trial.rater_id)
         ).all()
     )
+    started = set(  # raters with at least one answer
+        s.scalars(
+            select(Rating.rater_id).join(Rater, Rating.rater_id == Rater.id).where(Rater.study_id == study_id).distinct()
+        )
+    )
     active = set()
     for rid, created, completed in s.execute(
         select(Rater.id, Rater.created_at, Rater.completed_at).where(Rater.study_id == study_id)
     ):
         last = max(x for x in (_aware(created), _aware(last_shown.get(rid))) if x is not None)
-        if completed is None and last >= cutoff:
+        window = ABANDONED_AFTER if rid in started else UNSTARTED_AFTER
+        if completed is None and last >= now - window:
             active.add(rid)
     return active
 
 
 def assigned_counts(s: Session, study_id: int, now: dt.datetime | None = None) -> Counter:
     """Votes per :attr:`db.assignment.Item.key`, repeats excluded: answered trials, plus unanswered
-    trials of raters still active (see :data:`ABANDONED_AFTER`)."""
+    trials of raters still active (see :data:`ABANDONED_AFTER` and :data:`UNSTARTED_AFTER`)."""
     active = _active_raters(s, study_id, now or utcnow())
     method_of = stimulus_methods(s, study_id)
     counts: Counter = Counter()
@@ -118,7 +127,8 @@ def start_rater(db: Database, study_name: str, display: str | None = None, *, se
     """Create a rater with a fresh opaque token and assign their whole trial list; returns the token.
 
     In one transaction holding the study lock: the least-voted items first (see :mod:`db.assignment`;
-    votes = answered trials plus the open trials of raters active in the last :data:`ABANDONED_AFTER`),
+    votes = answered trials plus the open trials of raters still active: answered within the last
+    :data:`ABANDONED_AFTER`, or started within :data:`UNSTARTED_AFTER` and no answer yet),
     every method included, the rater's own seeded order (``seed``: random unless given, stored on the
     rater) with no two versions of one source back to back, anchor trials flagged ``is_gold``,
     ``study.repeats`` test-retest copies, at most ``trials_per_rater`` trials.

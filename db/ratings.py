@@ -187,7 +187,7 @@ def _store(s: Session, token: str, trial_id: int, ans: _Answer) -> SubmitResult:
     now = utcnow()
     ms = ans.response_ms
     if ms is None:  # server-side fallback: time since the trial was first shown
-        ms = max(0, int((now - shown_at.replace(tzinfo=shown_at.tzinfo or dt.timezone.utc)).total_seconds() * 1000))
+        ms = max(0, int((now - shown_at.replace(tzinfo=shown_at.tzinfo or dt.UTC)).total_seconds() * 1000))
     values = {**vars(ans), "trial_id": tid, "rater_id": r.id, "answered_at": now, "response_ms": ms}
     # IntegrityError here if a concurrent transaction stored this trial's answer.
     rating_id = s.execute(_INSERT_RATING, values).inserted_primary_key[0]

@@ -26,10 +26,10 @@ from db.errors import (
     UnknownRater,
     UnknownStudy,
 )
-from db.export import export_ratings_csv, mos_table, preference_table
-from db.frames import rating_frames
+from db.export import export_long_csv, export_ratings_csv, mos_table, preference_table
+from db.frames import rating_frames, study_methods
 from db.models import MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
-from db.qc import rater_qc
+from db.qc import current_flags, rater_qc
 from db.raters import ABANDONED_AFTER, get_rater, start_rater
 from db.ratings import next_trial, submit_rating
 from db.status import study_status
@@ -72,6 +72,8 @@ __all__ = [
     "UnknownStudy",
     "calibration_examples",
     "close_study",
+    "current_flags",
+    "export_long_csv",
     "export_ratings_csv",
     "get_rater",
     "get_study",
@@ -86,6 +88,7 @@ __all__ = [
     "start_rater",
     "stimulus_file_name",
     "stimulus_path",
+    "study_methods",
     "study_status",
     "submit_rating",
 ]

@@ -2,9 +2,11 @@
 
 A separate entry point (not a page of the rater app), so raters never see a navigation menu or a link to
 it. Password from Streamlit secrets (``admin_password``) or env ``MOS_ADMIN_PASSWORD``; without one the page
-stays locked. Shows study status, per-rater quality control, the MOS table with 95 % confidence intervals
-next to PSNR / SSIM per method (the SRGAN paper's Table/Fig. of MOS vs PSNR, Ledig et al. 2017 Sec. 3.4),
-and exports the raw ratings as CSV.
+stays locked. Two pages (sidebar): "Study" shows status, per-rater quality control (recording the flags is
+an explicit button), a quick MOS table next to PSNR / SSIM per method (the SRGAN paper's Table/Fig. of MOS
+vs PSNR, Ledig et al. 2017 Sec. 3.4), pair preferences, and exports the ratings as CSV; "Dashboard" is
+the full analysis of :mod:`srkeras.mos` (:mod:`mos_app.dashboard`). Every statistic comes from
+:mod:`srkeras.mos`; this page only lays it out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from db import service  # noqa: E402
+from mos_app.dashboard import dashboard_view  # noqa: E402
 from mos_app.state import ADMIN_PASSWORD_ENV, ConfigError, admin_password, database_url, get_database  # noqa: E402
 
 # Flag names recorded by db.qc (Rater.qc_flags), as plain strings for the widget.
@@ -88,23 +91,6 @@ def mos_chart(table: pd.DataFrame) -> alt.Chart | None:
     return alt.hconcat(left, right)
 
 
-def pair_preferences(ratings: pd.DataFrame) -> pd.DataFrame | None:
-    """Per method: pair trials shown, wins, ties ("no preference") and the win rate (repeats left out)."""
-    pairs = ratings[ratings["mode"] == service.TrialMode.PAIR]
-    if "is_repeat_of" in pairs:
-        pairs = pairs[pairs["is_repeat_of"].isna()]
-    if pairs.empty:
-        return None
-    rows = []
-    for m in sorted(set(pairs["left_method"]) | set(pairs["right_method"])):
-        shown = pairs[(pairs["left_method"] == m) | (pairs["right_method"] == m)]
-        wins = int((shown["chosen_method"] == m).sum())
-        ties = int((shown["choice"] == service.PairChoice.NONE).sum())
-        rows.append({"method": m, "shown": len(shown), "preferred": wins, "no preference": ties,
-                     "win rate": wins / len(shown)})
-    return pd.DataFrame(rows).sort_values("win rate", ascending=False)
-
-
 def study_view(db, name: str) -> None:
     info = service.get_study(db, name)
     status = service.study_status(db, name)
@@ -122,46 +108,67 @@ def study_view(db, name: str) -> None:
     with st.expander("Full status", expanded=False):
         st.json(status)
 
-    csv = service.export_ratings_csv(db, name)  # also refreshes the stored QC flags
+    csv = service.export_ratings_csv(db, name)  # read-only: flags computed for the file, not recorded
     ratings = pd.read_csv(io.StringIO(csv))
     tab_mos, tab_qc, tab_export = st.tabs(["Results", "Raters (QC)", "Export / close"])
     with tab_mos:
-        exclude = st.multiselect("Exclude raters flagged", QC_FLAGS, default=[], key="exclude",
-                                 help="Exclusions are your decision: report them with the results.")
-        table = service.mos_table(db, name, exclude_flags=tuple(exclude))
-        if table is None or len(table) == 0 or table["n"].sum() == 0:
-            st.info("No rating-scale (ACR) answers yet.")
-        else:
-            st.markdown("MOS per method with its 95 % confidence interval (t distribution), next to the mean "
-                        "PSNR / SSIM of the same stimuli (Y channel, border cropped by the scale; HR: PSNR ∞).")
-            st.dataframe(table, width="stretch", hide_index=True)
-            chart = mos_chart(table)
-            if chart is not None:
-                st.altair_chart(chart)
-        prefs = pair_preferences(ratings)
-        if prefs is not None:
-            st.markdown("Pair comparisons: how often each method was preferred when shown.")
-            st.dataframe(prefs, width="stretch", hide_index=True)
+        _results(db, name)
     with tab_qc:
-        qc = service.rater_qc(db, name)
-        if not qc:
-            st.info("No raters yet.")
-        else:
-            st.caption("Flags are recorded, never used to drop raters silently: decide and report exclusions.")
-            st.dataframe(pd.DataFrame(qc), width="stretch", hide_index=True)
+        _qc(db, name)
     with tab_export:
-        st.download_button("Download ratings CSV", data=csv, file_name=f"{name}_ratings.csv",
-                           mime="text/csv", key="csv")
-        st.caption(f"{len(ratings)} rows (one per answer; repeats and QC flags included)")
-        st.dataframe(ratings, width="stretch", hide_index=True)
-        if info.status == service.StudyStatus.OPEN:
-            sure = st.checkbox("I want to close this study (raters can no longer submit).", key="close_sure")
-            if st.button("Close study", disabled=not sure, key="close"):
-                service.close_study(db, name)
-                st.rerun()
-        elif st.button("Reopen study", key="reopen"):
-            service.reopen_study(db, name)
+        _export(db, name, info, csv, ratings)
+
+
+def _results(db, name: str) -> None:
+    exclude = st.multiselect("Exclude raters flagged", QC_FLAGS, default=[], key="exclude",
+                             help="Exclusions are your decision: report them with the results.")
+    table = service.mos_table(db, name, exclude_flags=tuple(exclude))
+    if table is None or len(table) == 0 or table["n"].sum() == 0:
+        st.info("No rating-scale (ACR) answers yet.")
+    else:
+        st.markdown("Quick view: MOS per method with the 95 % t interval over the votes (`ci95`) and the raters x "
+                    "images bootstrap interval (`boot_ci95_*`, the one to report), next to the mean PSNR / SSIM of "
+                    "the same stimuli (Y channel, border cropped by the scale; HR: PSNR ∞). The **Dashboard** page "
+                    "has the full analysis.")
+        st.dataframe(table, width="stretch", hide_index=True)
+        chart = mos_chart(table)
+        if chart is not None:
+            st.altair_chart(chart)
+    prefs = service.preference_table(db, name, exclude_flags=tuple(exclude))
+    if len(prefs):
+        st.markdown("Pair comparisons: share of votes for `method_a` (ties split) with its 95 % interval.")
+        st.dataframe(prefs, width="stretch", hide_index=True)
+
+
+def _qc(db, name: str) -> None:
+    qc = service.rater_qc(db, name, store=False)
+    if not qc:
+        st.info("No raters yet.")
+        return
+    st.caption("Flags are recorded, never used to drop raters silently: decide and report exclusions.")
+    st.dataframe(pd.DataFrame(qc), width="stretch", hide_index=True)
+    if st.button("Record these flags in the database", key="store_qc",
+                 help="Flags are recorded when a rater completes; this refreshes every rater's stored flags."):
+        service.rater_qc(db, name)
+        st.success("QC flags recorded.")
+
+
+def _export(db, name: str, info, csv: str, ratings: pd.DataFrame) -> None:
+    st.download_button("Download ratings CSV", data=csv, file_name=f"{name}_ratings.csv",
+                       mime="text/csv", key="csv")
+    for fname, text in service.export_long_csv(db, name).items():
+        st.download_button(f"Download {fname} (long format, for pipelines.report)", data=text,
+                           file_name=f"{name}_{fname}", mime="text/csv", key=f"long_{fname}")
+    st.caption(f"{len(ratings)} rows (one per answer; repeats and QC flags included)")
+    st.dataframe(ratings, width="stretch", hide_index=True)
+    if info.status == service.StudyStatus.OPEN:
+        sure = st.checkbox("I want to close this study (raters can no longer submit).", key="close_sure")
+        if st.button("Close study", disabled=not sure, key="close"):
+            service.close_study(db, name)
             st.rerun()
+    elif st.button("Reopen study", key="reopen"):
+        service.reopen_study(db, name)
+        st.rerun()
 
 
 def main() -> None:
@@ -187,7 +194,11 @@ def main() -> None:
         st.info("No studies yet: create one with `python -m pipelines.prepare_study`.")
         return
     name = st.sidebar.selectbox("Study", names, key="study")
-    study_view(db, name)
+    page = st.sidebar.radio("Page", ["Study", "Dashboard"], key="page")
+    if page == "Dashboard":
+        dashboard_view(db, name)
+    else:
+        study_view(db, name)
 
 
 main()

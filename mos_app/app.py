@@ -9,13 +9,22 @@ images that are not in the test) -> trials (ACR: one image scored 1..5; pair: A 
 -> thank-you with a completion code.
 
 The rater's opaque token lives in the URL (``?r=TOKEN``): a refresh or a later visit resumes where the rater
-stopped; the data layer stores at most one rating per trial, so double clicks never double-count.
+stopped; the data layer stores at most one rating per trial, so double clicks never double-count. The
+browser also remembers the token of an unfinished rater (session state, and a cookie per study set from the
+page), so Back to the consent page or a new visit without ``?r=`` resumes it instead of starting a second
+rater with a fresh list.
+
+Errors: every entry point (the page script, each callback) runs under :func:`mos_app.state.guarded`: a
+rater reads a short plain message, never a traceback; unexpected errors are logged with their details. A
+deleted or replaced database file (:class:`db.errors.DatabaseGone`) stops the study with a message that
+claims nothing as saved.
 The study is taken from ``?study=NAME``, else env ``MOS_STUDY``, else the only open study.
 Nothing on the page names a method (blind): images travel as metadata-free ``data:`` PNGs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -28,7 +37,15 @@ import streamlit as st  # noqa: E402
 
 from db import service  # noqa: E402
 from mos_app import components  # noqa: E402
-from mos_app.state import STUDY_ENV, ConfigError, database_url, get_database, query_param  # noqa: E402
+from mos_app.state import (  # noqa: E402
+    STUDY_ENV,
+    ConfigError,
+    database_url,
+    get_database,
+    guarded,
+    query_param,
+    user_message,
+)
 
 # ITU-T P.910 ACR labels, as in the SRGAN MOS study.
 ACR_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
@@ -39,6 +56,7 @@ DISPLAY_CHOICES = ["", "Laptop screen", "Desktop monitor", "Tablet", "Phone", "O
 TEXT_WIDTH = 860  # CSS px: readable line length for text; images get the full page width
 TOKEN_PARAM = "r"
 STUDY_PARAM = "study"
+TOKEN_COOKIE_DAYS = 30  # how long a browser remembers its unfinished rater
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -56,6 +74,43 @@ def _show_flash() -> None:
 
 def narrow():
     return st.container(width=TEXT_WIDTH)
+
+
+def _flash_error(text: str) -> None:
+    _flash("error", text)
+
+
+def error_page(text: str) -> None:
+    """The whole page when the script itself failed (see :func:`mos_app.state.guarded`)."""
+    st.session_state.pop("flash", None)  # the callback that failed first may have left the same message
+    with narrow():
+        st.title("Image quality study")
+        st.error(text)
+
+
+# ------------------------------------------------------------------------------------ the browser's rater
+def _cookie_name(study_name: str) -> str:
+    return "mos_rater_" + hashlib.sha256(study_name.encode()).hexdigest()[:16]
+
+
+def remember_rater(rater) -> None:
+    """Let this browser come back to ``rater`` (an unfinished rater whose token was just verified)."""
+    st.session_state.setdefault("raters", {})[rater.study_name] = rater.token
+    components.remember_cookie(_cookie_name(rater.study_name), rater.token, TOKEN_COOKIE_DAYS * 86400)
+
+
+def remembered_rater(db, study_name: str) -> str | None:
+    """The token of this browser's unfinished rater of ``study_name`` (this session's, else the cookie's)."""
+    for token in (st.session_state.get("raters", {}).get(study_name), components.cookie(_cookie_name(study_name))):
+        if not token:
+            continue
+        try:
+            rater = service.get_rater(db, token)
+        except service.UnknownRater:
+            continue
+        if rater.study_name == study_name and not rater.completed:
+            return rater.token
+    return None
 
 
 def _pick_study(db) -> str | None:
@@ -95,6 +150,10 @@ def consent_page(db) -> None:
     study_name = _pick_study(db)
     if study_name is None:
         return
+    token = remembered_rater(db, study_name)
+    if token is not None:  # Back from the study, or a new visit without ?r=: this browser's rater continues
+        st.query_params[TOKEN_PARAM] = token
+        st.rerun()
     study = service.get_study(db, study_name)
     with narrow():
         _consent_text(db, study)
@@ -135,13 +194,14 @@ at any time; the link in your address bar lets you continue later.
               on_click=_start_rater, args=(db, study.name, display or None))
 
 
+@guarded(_flash_error)
 def _start_rater(db, study_name: str, display: str | None) -> None:
     if query_param(TOKEN_PARAM):  # a second click while the first one is being processed
         return
     try:
         token = service.start_rater(db, study_name, display=display)
     except service.MosError as err:  # closed, full or gone meanwhile
-        _flash("error", str(err))
+        _flash("error", user_message(err))
         return
     st.query_params[TOKEN_PARAM] = token
     st.session_state["calibrated"] = False
@@ -232,6 +292,7 @@ def trial_page(db, token: str, trial, viewport) -> None:
                    "(bookmark it): it brings you back to where you stopped.")
 
 
+@guarded(_flash_error)
 def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
     answer = st.session_state.get(f"answer_{trial_id}")
     if answer is None:
@@ -260,6 +321,12 @@ def main() -> None:
     st.set_page_config(page_title="Image quality study", layout="wide", initial_sidebar_state="collapsed",
                        menu_items={"Get help": None, "Report a bug": None, "About": None})
     viewport = components.capture_viewport()
+    page(viewport)
+
+
+@guarded(error_page)
+def page(viewport) -> None:
+    """The page for this URL and session: consent, calibration, break, trial or thank-you."""
     try:
         db = get_database(database_url())
     except ConfigError as err:
@@ -278,6 +345,7 @@ def main() -> None:
     if rater.completed:
         thank_you_page(rater)
         return
+    remember_rater(rater)
     study = service.get_study(db, rater.study_name)
     if study.status != service.StudyStatus.OPEN:
         st.title("Image quality study")

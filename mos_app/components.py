@@ -45,6 +45,34 @@ export default function(component) {
 _viewport_probe = st.components.v2.component("srkeras_viewport_probe", js=_VIEWPORT_JS)
 
 
+_COOKIE_JS = """
+export default function(component) {
+  const d = component.data;
+  if (d && d.name && d.value) {
+    document.cookie = d.name + "=" + encodeURIComponent(d.value) + "; path=/; max-age=" + d.maxAge + "; SameSite=Lax";
+  }
+}
+"""
+
+# Sets a cookie from the page (Streamlit has no response headers to set one): the server reads it back
+# with st.context.cookies when this browser opens a new session.
+_cookie_setter = st.components.v2.component("srkeras_cookie_setter", js=_COOKIE_JS)
+
+
+def remember_cookie(name: str, value: str, max_age_s: int, key: str = "cookie_setter") -> None:
+    """Ask the browser to store cookie ``name=value`` for ``max_age_s`` seconds (path ``/``)."""
+    _cookie_setter(key=key, data={"name": name, "value": value, "maxAge": int(max_age_s)}, height=0)
+
+
+def cookie(name: str) -> str | None:
+    """The cookie ``name`` this browser sent when the session started (None if absent or unknown)."""
+    try:
+        value = st.context.cookies.get(name)
+    except Exception:  # no browser context (e.g. AppTest)
+        return None
+    return str(value) if value else None
+
+
 @dataclass(frozen=True)
 class Viewport:
     """The browser window as the rater sees it (CSS px) and its device pixel ratio."""

@@ -1,12 +1,30 @@
-"""Shared plumbing of the rater app and the admin page: the cached database and configuration lookups."""
+"""Shared plumbing of the rater app and the admin page: the cached database, configuration lookups,
+and :func:`guarded`, the one place where errors become what a rater may see."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import streamlit as st
 
 from db import Database, open_database
+from db.errors import DatabaseGone, MosError
+
+log = logging.getLogger("mos_app")
+F = TypeVar("F", bound=Callable)
+
+#: Shown for any unexpected failure (a database error, a bug): the details go to the server log only.
+#: True because an answer is acknowledged only after its transaction committed to the database file.
+APOLOGY = ("Sorry, something went wrong on our side and this step could not be completed. "
+           "Your answers so far are saved. Please try again in a few minutes.")
+#: Shown when the database file was deleted or replaced under the server: nothing is claimed as saved.
+GONE = ("Sorry, the study cannot take answers at the moment: its data store is no longer available on the "
+        "server, so your last answer was not saved. Please let the study organisers know; there is no need "
+        "to keep trying.")
 
 DB_URL_ENV = "MOS_DB_URL"
 STUDY_ENV = "MOS_STUDY"
@@ -52,3 +70,34 @@ def admin_password() -> str | None:
         secret = None
     secret = secret or os.environ.get(ADMIN_PASSWORD_ENV)
     return str(secret) if secret else None
+
+
+def user_message(err: Exception) -> str:
+    """What a rater may read about ``err``: the data layer's own words for its deliberate errors
+    (:class:`~db.errors.MosError`), a plain apology for anything else; details go to the log."""
+    if isinstance(err, DatabaseGone):
+        log.error("rater app: %s", err)
+        return GONE
+    if isinstance(err, MosError):
+        return str(err)
+    log.error("rater app: unexpected %s", type(err).__name__, exc_info=err)
+    return APOLOGY
+
+
+def guarded(show: Callable[[str], None]) -> Callable[[F], F]:
+    """Decorator for every entry point of the rater app (the page script and each widget callback):
+    no exception escapes to Streamlit's traceback display; ``show`` gets :func:`user_message` instead.
+    Streamlit's own control flow (``st.rerun``, ``st.stop``) derives from ``BaseException`` and passes."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:
+                show(user_message(err))
+                return None
+
+        return run  # type: ignore[return-value]
+
+    return wrap

@@ -8,7 +8,13 @@ Each HR image is mod-cropped to the scale, degraded with MATLAB bicubic (``--deg
 border pixels shaved: the protocol of :mod:`srkeras.evaluation` (``prepare`` -> method -> ``score``),
 the same code that scores validation during training. Without ``--hr-dir`` the photos that ship inside
 scikit-image are used. Unreadable files or images too small for the scale are reported by name and
-skipped; the exit code is 1 when any file was skipped, 0 otherwise.
+skipped; the exit code is 1 when any file was skipped, 0 otherwise, 2 when nothing could be scored
+or ``--out`` cannot be written (checked before scoring; a failed write names the path and leaves
+no temporary file).
+
+Images are keyed by their stem (``"baby"``) in the table and the JSON; files whose stems collide
+(``a.png`` and ``a.jpg``) are keyed by their file names (``"a.png"``, ``"a.jpg"``) instead, so every
+file is scored or listed as skipped. File names that are not UTF-8 are shown with ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +30,13 @@ from tqdm import tqdm
 
 from srkeras import evaluation
 from srkeras.data import DEFAULT_MAX_PIXELS, DEGRADATIONS, UPSAMPLERS, ImageLoadError, list_images, load_image
-from srkeras.data.io import write_atomically
+from srkeras.data.io import (
+    destination_problem,
+    display_name,
+    remove_stale_temporaries,
+    write_atomically,
+    write_error,
+)
 
 
 def parse_args(argv=None):
@@ -56,9 +69,32 @@ def parse_args(argv=None):
 
 def _model_key(spec: str, name: str | None) -> str:
     if name:
-        return name
+        return display_name(name)
     path = Path(spec.rstrip("/"))
-    return path.stem if path.suffix == ".keras" else path.name
+    return display_name(path.stem if path.suffix == ".keras" else path.name)
+
+
+def unique_keys(files) -> list[str]:
+    """One display key per file: its stem when no other file shares it, else its file name.
+
+    Keys name images in results (JSON, tables): ``a.png`` and ``a.jpg`` become ``"a.png"`` and
+    ``"a.jpg"``, a lone ``b.png`` stays ``"b"``. Keys that still collide (same name in two
+    folders) get ``#2``, ``#3``... in order.
+    """
+    files = [Path(f) for f in files]
+    keys = [display_name(f.stem) for f in files]
+    while True:
+        dup = {k for k in keys if keys.count(k) > 1}
+        switch = [i for i, k in enumerate(keys) if k in dup and keys[i] != display_name(files[i].name)]
+        if not switch:
+            break
+        for i in switch:
+            keys[i] = display_name(files[i].name)
+    seen: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        seen[k] = seen.get(k, 0) + 1
+        keys[i] = k if seen[k] == 1 else f"{k}#{seen[k]}"
+    return keys
 
 
 def load_methods(args) -> dict:
@@ -88,8 +124,9 @@ def hr_sources(args):
         for n in SAMPLE_NAMES:
             yield n, (lambda n=n: sample_image(n))
         return
-    for f in list_images(args.hr_dir):
-        yield f.stem, (lambda f=f: load_image(f, channels=None, max_pixels=args.max_pixels))
+    files = list_images(args.hr_dir)
+    for key, f in zip(unique_keys(files), files):
+        yield key, (lambda f=f: load_image(f, channels=None, max_pixels=args.max_pixels))
 
 
 def evaluate(args) -> tuple[dict, dict]:
@@ -119,7 +156,7 @@ def summarise(args, per_image: dict, skipped: dict) -> dict:
     out = {
         "scale": args.scale,
         "protocol": evaluation.protocol(args.degradation),
-        "hr_dir": str(args.hr_dir) if args.hr_dir else "skimage.data (embedded photos)",
+        "hr_dir": display_name(args.hr_dir) if args.hr_dir else "skimage.data (embedded photos)",
         "methods": {},
         "skipped": skipped,
     }
@@ -147,8 +184,25 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _write(path: Path, result: dict) -> str | None:
+    """Write the JSON atomically; the error message (naming the path) when the write failed."""
+    text = json.dumps(result, indent=2, allow_nan=True)
+    try:
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    except OSError as e:
+        return write_error(path, e)
+    return None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    started = time.time()
+    if args.out is not None:
+        problem = destination_problem(args.out)
+        if problem:
+            print(f"error: --out {problem}", file=sys.stderr)
+            return 2
+        remove_stale_temporaries(args.out.parent, started)
     try:
         per_image, skipped = evaluate(args)
     except FileNotFoundError as e:
@@ -166,9 +220,11 @@ def main(argv=None) -> int:
         for why in skipped.values():
             print(f"  {why}", file=sys.stderr)
     if args.out:
-        text = json.dumps(result, indent=2, allow_nan=True)
-        write_atomically(args.out, lambda tmp: Path(tmp).write_text(text))
-        print(f"\nwrote {args.out}")
+        failed = _write(args.out, result)
+        if failed:
+            print(f"error: {failed} (the scores above were not saved)", file=sys.stderr)
+            return 2
+        print(f"\nwrote {display_name(args.out)}")
     return 1 if skipped else 0
 
 

@@ -68,7 +68,8 @@ def cmd_fetch(names, probe: bool) -> int:
         meta = pretrained.sidecar(path) or {}
         check = (meta.get("verification") or {}).get("max_abs_diff_grey_levels")
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
-        print(f"installed {name}: {path} ({meta.get('params', '?'):,} params{extra})")
+        params = meta.get("params")
+        print(f"installed {name}: {path} ({f'{params:,}' if isinstance(params, int) else '?'} params{extra})")
     return 0
 
 

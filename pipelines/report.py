@@ -14,18 +14,14 @@ and line).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from srkeras.mos import analyze, html, read_acr_csv, read_metrics_csv, read_pairs_csv, summary
+from srkeras.mos import analyze, read_acr_csv, read_metrics_csv, read_pairs_csv
+from srkeras.mos.files import RATER_COLS, STIMULI_COLS, report_files
 from srkeras.mos.schema import RatingsFileError, validate_acr, validate_metrics, validate_pairs
 
-STIMULI_COLS = ["method", "image", "n", "mos", "ci95_low", "ci95_high", "mos_screened", "mle", "mle_ci95_low",
-                "mle_ci95_high"]
-RATER_COLS = ["rater", "n", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency"]
+__all__ = ["RATER_COLS", "STIMULI_COLS", "load", "main", "parse_args", "write"]
 
 
 def parse_args(argv=None):
@@ -73,28 +69,11 @@ def load(a):
     return acr, pairs, metrics
 
 
-def _csv(df: pd.DataFrame | None, path: Path, first=()) -> None:
-    if df is None:
-        df = pd.DataFrame(columns=list(first))
-    df = df.copy()
-    for c in df.columns:
-        if df[c].map(lambda v: isinstance(v, list)).any():
-            df[c] = df[c].map(lambda v: "; ".join(v) if isinstance(v, list) else v)
-    cols = [c for c in first if c in df.columns] + [c for c in df.columns if c not in first]
-    df[cols].to_csv(path, index=False)
-
-
 def write(rep, out: Path, title: str) -> None:
-    """All report files into ``out``."""
+    """All report files into ``out`` (CSV cells spreadsheet-safe, see :mod:`srkeras.mos.files`)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary(rep), indent=2, allow_nan=False))
-    _csv(rep.stimuli, out / "stimuli.csv", STIMULI_COLS)
-    _csv(rep.raters, out / "raters.csv", RATER_COLS)
-    _csv(rep.methods, out / "methods.csv", ["method"])
-    _csv(rep.pairs, out / "pairs.csv", ["method", "bt", "ci95_low", "ci95_high"])
-    if rep.methods_by_dataset is not None:
-        _csv(rep.methods_by_dataset, out / "methods_by_dataset.csv", ["dataset", "method"])
-    (out / "report.html").write_text(html.render(rep, title), encoding="utf-8")
+    for name, data in report_files(rep, title).items():
+        (out / name).write_bytes(data)
 
 
 def main(argv=None) -> int:

@@ -66,30 +66,43 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+# Recipe key -> the flag that sets it (and the name of the flag's value in ``args``).
+FLAG_KEYS = {
+    "model.scale": ("--scale", "scale"),
+    "train.steps": ("--steps", "steps"),
+    "train.checkpoint_every": ("--checkpoint-every", "checkpoint_every"),
+    "train.val_every": ("--val-every", "val_every"),
+    "train.log_every": ("--log-every", "log_every"),
+    "train.seed": ("--seed", "seed"),
+    "train.ema": ("--ema", "ema"),
+    "train.val_max_images": ("--val-max-images", "val_max_images"),
+    "data.batch": ("--batch-size", "batch_size"),
+    "data.hr_patch": ("--patch-size", "patch_size"),
+    "data.degradation": ("--degradation", "degradation"),
+    "optimizer.lr": ("--lr", "lr"),
+    "run.max_minutes": ("--max-minutes", "max_minutes"),
+}
+
+
 def resolve(args) -> dict:
-    """The recipe with the command line applied, plus the run options under ``run``."""
+    """The recipe with the command line applied, plus the run options under ``run``; validated
+    (:class:`srkeras.recipes.Recipe`), so a bad value is refused before any work, naming its flag."""
     cfg = recipes.load(args.recipe, args.profile)
-    flags = {
-        "model.scale": args.scale,
-        "train.steps": args.steps,
-        "train.checkpoint_every": args.checkpoint_every,
-        "train.val_every": args.val_every,
-        "train.log_every": args.log_every,
-        "train.seed": args.seed,
-        "train.ema": args.ema,
-        "train.val_max_images": args.val_max_images,
-        "data.batch": args.batch_size,
-        "data.degradation": args.degradation,
-        "optimizer.lr": args.lr,
-    }
-    cfg = recipes.apply_overrides(cfg, {k: v for k, v in flags.items() if v is not None})
-    if args.patch_size is not None:
+    sets = recipes.parse_overrides(args.overrides)
+    flags = {key: getattr(args, name) for key, (_, name) in FLAG_KEYS.items() if getattr(args, name) is not None}
+    for key, value in flags.items():
+        flag = FLAG_KEYS[key][0]
+        if key in sets and sets[key] != value:
+            raise recipes.RecipeError(f"{flag} {value} conflicts with --set {key}={sets[key]}; give one of them", key=key)
+        if key == "data.hr_patch" and "data.lr_patch" in sets:
+            raise recipes.RecipeError(f"{flag} conflicts with --set data.lr_patch (both set the crop size); give one of them", key=key)
+    flags.pop("run.max_minutes", None)
+    if "data.hr_patch" in flags or "data.hr_patch" in sets:
         cfg["data"].pop("lr_patch", None)
-        cfg["data"]["hr_patch"] = args.patch_size
-    cfg = recipes.apply_overrides(cfg, args.overrides)
-    data = cfg["data"]
-    if "lr_patch" in data:  # papers that state LR sub-image sizes (ESPCN): HR = LR * scale
-        data["hr_patch"] = int(data.pop("lr_patch")) * int(cfg["model"]["scale"])
+    elif "data.lr_patch" in sets:
+        cfg["data"].pop("hr_patch", None)
+    cfg = recipes.apply_overrides(cfg, flags)
+    cfg = recipes.apply_overrides(cfg, sets)
     cfg["run"] = {
         "strategy": args.strategy,
         "mixed_precision": bool(args.mixed_precision),
@@ -99,7 +112,24 @@ def resolve(args) -> dict:
         "train_dirs": [str(d) for d in args.train_dir] if args.train_dir else "skimage photos (not held out)",
         "val_dir": str(args.val_dir) if args.val_dir else None,
     }
+    try:
+        typed = recipes.Recipe.from_dict(cfg)
+    except recipes.RecipeError as e:
+        raise recipes.RecipeError(f"{_source(e.key, sets, args)}{e}", key=e.key) from None
+    data = cfg["data"]
+    if "lr_patch" in data:  # papers that state LR sub-image sizes (ESPCN): HR = LR * scale
+        data.pop("lr_patch")
+        data["hr_patch"] = typed.data.hr_patch
     return cfg
+
+
+def _source(key, sets: dict, args) -> str:
+    """Which argument set ``key``: '--scale 0: ' or '--set model.scale=0: ' (empty for the recipe's own)."""
+    if key in sets:
+        return f"--set {key}={sets[key]}: "
+    if key in FLAG_KEYS and getattr(args, FLAG_KEYS[key][1]) is not None:
+        return f"{FLAG_KEYS[key][0]} {getattr(args, FLAG_KEYS[key][1])}: "
+    return ""
 
 
 def photo_sources():

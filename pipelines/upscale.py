@@ -9,6 +9,12 @@ EXIF orientation applied and the ICC profile carried over. PNG outputs are strea
 Files are written atomically (:func:`srkeras.data.io.write_atomically`: mode 0666 minus the umask)
 and never replace an existing file without --overwrite. Bad inputs
 are reported by name and skipped; the exit code is 1 if any file failed, 2 if nothing could start.
+
+Every destination is decided before any work: inputs that would be written to the same output file
+(``a.png`` from two folders, ``b.png`` and ``b.gif``) or onto themselves are refused by name (FAILED,
+exit 1), never written one over the other. The output folder is checked first (exit 2 if it cannot
+be written); temporaries that a killed run left there are removed. Non-UTF-8 file names are
+processed and shown with ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
@@ -17,9 +23,25 @@ import argparse
 import glob
 import os
 import sys
+import time
 from pathlib import Path
 
+from srkeras.data.io import display_name
+
 KEEP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _memory_budget(value: str) -> str:
+    """argparse type of --max-memory: a positive size such as 2GB, 512MB or 1.5GiB."""
+    from srkeras.inference.planning import parse_memory  # no TensorFlow import
+
+    try:
+        n = parse_memory(value)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a memory size (e.g. 2GB, 512MB, 1.5GiB)") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: the budget must be more than 0 bytes")
+    return value
 
 
 def parse_args(argv=None):
@@ -30,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--tile", type=int, default=None, help="core tile edge in LR pixels; 0 = untiled; default from --max-memory")
-    p.add_argument("--max-memory", default="2GB", help="memory budget for the model's activations (e.g. 2GB, 512MB)")
+    p.add_argument("--max-memory", default="2GB", type=_memory_budget, help="memory budget for the model's activations (e.g. 2GB, 512MB)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles per model call (default from the budget)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb guard (default 16384^2 pixels)")
@@ -57,19 +79,19 @@ def expand_inputs(items):
             try:
                 for f in list_images(p):
                     add(f)
-            except FileNotFoundError as e:
-                errors.append((item, str(e)))
+            except OSError as e:
+                errors.append((item, str(e) if isinstance(e, FileNotFoundError) else f"{display_name(item)}: {e.strerror}"))
         elif p.is_file():
             add(p)
         elif any(ch in item for ch in "*?["):
             matches = sorted(m for m in glob.glob(item, recursive=True) if Path(m).is_file())
             matches = [m for m in matches if Path(m).suffix.lower() in IMAGE_EXTENSIONS]
             if not matches:
-                errors.append((item, f"{item}: glob matches no image files"))
+                errors.append((item, f"{display_name(item)}: glob matches no image files"))
             for m in matches:
                 add(m)
         else:
-            errors.append((item, f"{item}: no such file or folder"))
+            errors.append((item, f"{display_name(item)}: no such file or folder"))
     return files, errors
 
 
@@ -78,6 +100,53 @@ def output_path(src: Path, out_dir: Path, bit_depth: int) -> Path:
     if suffix not in KEEP_SUFFIXES or (bit_depth == 16 and suffix != ".png"):
         suffix = ".png"
     return out_dir / (src.stem + suffix)
+
+
+def _bit_depth(src: Path) -> int:
+    """16 for a 16-bit grey file that is not a PNG (written as PNG), from its header; else 8."""
+    if src.suffix.lower() == ".png" or src.suffix.lower() not in KEEP_SUFFIXES:
+        return 8  # written as PNG either way
+    from PIL import Image
+
+    try:
+        with Image.open(src) as im:  # the header only
+            return 16 if im.mode.startswith("I;16") or im.mode == "I" else 8
+    except Exception:  # unreadable: it fails by name when it is read
+        return 8
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def plan_outputs(files, out_dir: Path, overwrite: bool):
+    """-> (jobs [(src, dst)], skipped [(src, why)], refused [(src, why)]), before any work.
+
+    Inputs sharing a destination are all refused (none is written over another), as is an input
+    that is its own destination; an existing destination is skipped without --overwrite.
+    """
+    dests = [output_path(Path(f), out_dir, _bit_depth(Path(f))) for f in files]
+    by_dst: dict[Path, list] = {}
+    for src, dst in zip(files, dests):
+        by_dst.setdefault(dst, []).append(src)
+    jobs, skipped, refused = [], [], []
+    for src, dst in zip(files, dests):
+        others = [display_name(o) for o in by_dst[dst] if o != src]
+        if others:
+            why = f"{display_name(src)}: would be written to {display_name(dst)} like {', '.join(others)}"
+            refused.append((src, why + "; rename one or upscale them into separate --out folders"))
+        elif _same_file(src, dst):
+            refused.append((src, f"{display_name(src)}: is its own output {display_name(dst)}; choose another --out"))
+        elif dst.is_dir():
+            refused.append((src, f"{display_name(src)}: its output {display_name(dst)} is a folder"))
+        elif dst.exists() and not overwrite:
+            skipped.append((src, f"{display_name(dst)} exists (use --overwrite)"))
+        else:
+            jobs.append((src, dst))
+    return jobs, skipped, refused
 
 
 def _stream_png(dst: Path, model, img, opts, tick, overwrite: bool):
@@ -135,24 +204,16 @@ def _save_palette(dst: Path, sr, img, overwrite: bool):
     write_atomically(dst, lambda tmp: out.save(tmp, format=fmt, **kwargs), overwrite=overwrite)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tqdm import tqdm
-
-    from srkeras.data import DEFAULT_MAX_PIXELS, ImageLoadError, read_image
-    from srkeras.inference import load_generator, model_scale, parse_memory, tile_count
+def _load(args):
+    """(model, scale) or an error message."""
+    from srkeras.inference import load_generator, model_scale
     from srkeras.inference.loading import ModelNotFoundError
 
     if args.device == "gpu":
         import tensorflow as tf
 
         if not tf.config.list_physical_devices("GPU"):
-            print("error: --device gpu but TensorFlow sees no GPU (install the [gpu] extra / CUDA)", file=sys.stderr)
-            return 2
-    files, errors = expand_inputs(args.inputs)
+            return "--device gpu but TensorFlow sees no GPU (install the [gpu] extra / CUDA)"
     try:
         model = load_generator(args.model, dtype="float32" if args.device == "cpu" else None)
         if args.precision == "bfloat16":
@@ -163,38 +224,79 @@ def main(argv=None) -> int:
             model = as_bfloat16(model)
         s = model_scale(model)
     except (ModelNotFoundError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return str(e)
     if args.scale is not None and args.scale != s:
-        print(f"error: the model upscales x{s}, but --scale {args.scale} was asked", file=sys.stderr)
-        return 2
-    out_dir = Path(args.out)
-    opts = {"tile": args.tile, "max_memory": parse_memory(args.max_memory), "batch_size": args.batch_size}
+        return f"the model upscales x{s}, but --scale {args.scale} was asked"
+    return model, s
+
+
+def _one(src: Path, dst: Path, model, args, opts) -> str | None:
+    """Upscale ``src`` into ``dst``; None, or why it failed (naming the file)."""
+    from tqdm import tqdm
+
+    from srkeras.data import DEFAULT_MAX_PIXELS, ImageLoadError, read_image
+    from srkeras.data.io import write_error
+    from srkeras.inference import tile_count
+
     max_pixels = args.max_pixels if args.max_pixels is not None else DEFAULT_MAX_PIXELS
-    written, skipped, failed = [], [], list(errors)
-    bar = tqdm(files, desc="images", unit="img", disable=args.quiet)
-    for src in bar:
-        try:
-            img = read_image(src, max_pixels=max_pixels)
-            dst = output_path(src, out_dir, img.bit_depth)
-            if dst.exists() and not args.overwrite:
-                skipped.append((str(src), f"{dst} exists (use --overwrite)"))
-                continue
-            total = tile_count(model, img.pixels.shape, **opts)
-            with tqdm(total=total, desc=src.name, unit="tile", leave=False, disable=args.quiet) as tbar:
-                use_stream = dst.suffix == ".png" and img.source_mode != "P"
-                (_stream_png if use_stream else _save_whole)(dst, model, img, opts, tbar.update, args.overwrite)
-            written.append((str(src), str(dst)))
-        except (ImageLoadError, FileExistsError, ValueError, OSError, MemoryError) as e:
-            failed.append((str(src), str(e)))
-            tqdm.write(f"failed: {e}", file=sys.stderr)
-    print(f"written {len(written)}, skipped {len(skipped)}, failed {len(failed)}  (model x{s}, out {out_dir})")
-    for _, dst in written:
-        print(f"  wrote   {dst}")
+    try:
+        img = read_image(src, max_pixels=max_pixels)
+        total = tile_count(model, img.pixels.shape, **opts)
+        with tqdm(total=total, desc=display_name(src.name), unit="tile", leave=False, disable=args.quiet) as tbar:
+            use_stream = dst.suffix == ".png" and img.source_mode != "P"
+            (_stream_png if use_stream else _save_whole)(dst, model, img, opts, tbar.update, args.overwrite)
+    except (ImageLoadError, FileExistsError, ValueError) as e:
+        return str(e)
+    except MemoryError:
+        return f"{display_name(src)}: not enough memory (lower --max-memory or --tile)"
+    except OSError as e:  # writing: disk full, folder removed... (reading errors are ImageLoadError)
+        return write_error(dst, e)
+    return None
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tqdm import tqdm
+
+    from srkeras.data.io import destination_problem, remove_stale_temporaries
+    from srkeras.inference import parse_memory
+
+    out_dir = Path(args.out)
+    problem = destination_problem(out_dir, folder=True)
+    if problem:
+        print(f"error: --out {problem}", file=sys.stderr)
+        return 2
+    for stale in remove_stale_temporaries(out_dir, started):
+        print(f"removed {display_name(stale)} (left by an interrupted run)", file=sys.stderr)
+    files, errors = expand_inputs(args.inputs)
+    jobs, skipped, refused = plan_outputs(files, out_dir, args.overwrite)
+    loaded = _load(args)
+    if isinstance(loaded, str):
+        print(f"error: {loaded}", file=sys.stderr)
+        return 2
+    model, s = loaded
+    opts = {"tile": args.tile, "max_memory": parse_memory(args.max_memory), "batch_size": args.batch_size}
+    written, failed = [], [why for _, why in errors] + [why for _, why in refused]
+    for why in failed:
+        tqdm.write(f"failed: {why}", file=sys.stderr)
+    for src, dst in tqdm(jobs, desc="images", unit="img", disable=args.quiet):
+        why = _one(Path(src), dst, model, args, opts)
+        if why is None:
+            written.append(dst)
+        else:
+            failed.append(why if display_name(src) in why else f"{display_name(src)}: {why}")
+            tqdm.write(f"failed: {failed[-1]}", file=sys.stderr)
+    print(f"written {len(written)}, skipped {len(skipped)}, failed {len(failed)}  (model x{s}, out {display_name(out_dir)})")
+    for dst in written:
+        print(f"  wrote   {display_name(dst)}")
     for src, why in skipped:
-        print(f"  skipped {src}: {why}")
-    for src, why in failed:
-        print(f"  FAILED  {why if str(src) in why else f'{src}: {why}'}")
+        print(f"  skipped {display_name(src)}: {why}")
+    for why in failed:
+        print(f"  FAILED  {why}")
     return 1 if failed else 0
 
 

@@ -94,8 +94,8 @@ def test_split_trunk_then_tail_equals_model(name, options, cut, channels):
     # The cut is the narrowest one in front of the first upsampling layer: SRResNet's 64 -> 256
     # conv before the PixelShuffle goes to the tail; a skip from the input into the tail crosses too.
     assert sp.cut == cut and sp.channels == channels
-    assert not any(isinstance(l, (PixelShuffle, keras.layers.UpSampling2D, BicubicUpsample)) for l in sp.trunk.layers)
-    conv = next(l for l in sp.tail.layers if isinstance(l, keras.layers.Conv2D))
+    assert not any(isinstance(layer, (PixelShuffle, keras.layers.UpSampling2D, BicubicUpsample)) for layer in sp.trunk.layers)
+    conv = next(layer for layer in sp.tail.layers if isinstance(layer, keras.layers.Conv2D))
     assert conv is m.get_layer(conv.name), "trunk and tail share the model's layers (no copies)"
     x = RNG.random((2, 23, 19, 3), dtype=np.float32)
     feats = sp.trunk(x)
@@ -323,7 +323,7 @@ def test_mixed_float16_model_served_in_float32(tmp_path):
         keras.config.set_dtype_policy("float32")
     m16.save(tmp_path / "m16.keras")
     m = load_generator(tmp_path / "m16.keras")
-    assert {l.compute_dtype for l in m.layers} == {"float32"}
+    assert {layer.compute_dtype for layer in m.layers} == {"float32"}
     m32 = conv_ps()
     m32.set_weights(m16.get_weights())
     x = RNG.random((1, 12, 12, 3), dtype=np.float32)
@@ -336,7 +336,7 @@ def test_bfloat16_clone_costs_a_little_psnr():
 
     m = conv_ps()
     mb = as_bfloat16(m)
-    assert "bfloat16" in {l.compute_dtype for l in mb.layers}
+    assert "bfloat16" in {layer.compute_dtype for layer in mb.layers}
     img = RNG.random((24, 24, 3), dtype=np.float32)
     a, b = upscale(m, img), upscale(mb, img)
     assert a.dtype == b.dtype == np.float32

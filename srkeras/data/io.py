@@ -10,9 +10,13 @@ with the file's name. Every file is written through :func:`write_atomically`.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import re
 import secrets
+import shutil
 import struct
+import time
 import warnings
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from srkeras.data import png16
-from srkeras.data.png16 import quantize
+from srkeras.data.png16 import apply_orientation, exif_orientation, quantize  # noqa: F401 (re-exported)
 
 #: Default decompression-bomb guard: 16k x 16k pixels (about 4x Pillow's own 89.5 MP default).
 DEFAULT_MAX_PIXELS = 16384 * 16384
@@ -30,6 +34,23 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 
 class ImageLoadError(ValueError):
     """An image file could not be used; the message names the file and the problem."""
+
+
+class ImageTooLarge(ImageLoadError):
+    """The image declares more pixels than the limit (read from its header, nothing decoded)."""
+
+    def __init__(self, message: str, width: int, height: int, max_pixels: int):
+        super().__init__(message)
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+
+
+def display_name(path) -> str:
+    """``path`` (str, bytes or Path) as printable, valid UTF-8 text: every path printed or stored.
+
+    A Linux file name that is not UTF-8 arrives as a str with lone surrogates, which can be neither
+    printed to a UTF-8 terminal nor stored in JSON or a database: its bytes are shown as ``\\xNN``.
+    """
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 @dataclasses.dataclass
@@ -57,10 +78,10 @@ def list_images(directory) -> list[Path]:
     """Image files directly inside ``directory`` sorted by name; a clear error if it is unusable."""
     d = Path(directory)
     if not d.is_dir():
-        raise FileNotFoundError(f"{d}: not a directory")
+        raise FileNotFoundError(f"{display_name(d)}: not a directory")
     files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise FileNotFoundError(f"{d}: contains no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        raise FileNotFoundError(f"{display_name(d)}: contains no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
@@ -73,37 +94,48 @@ def _png_ihdr(path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
-def _too_large(path, width: int, height: int, max_pixels: int) -> ImageLoadError:
-    return ImageLoadError(
-        f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
-        "(decompression-bomb guard); raise it with --max-pixels if the file is trusted"
+def _too_large(name, width: int, height: int, max_pixels: int) -> ImageTooLarge:
+    return ImageTooLarge(
+        f"{name}: {width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
+        "(decompression-bomb guard); raise it with --max-pixels if the file is trusted",
+        width, height, max_pixels,
     )
 
 
-def read_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, exif_transpose: bool = True) -> LoadedImage:
+def _cannot_read(name: str, e: OSError) -> ImageLoadError:
+    """A file-system refusal (permission, I/O error...), said as such: not 'truncated or corrupt'."""
+    why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+    return ImageLoadError(f"{name}: cannot read the file ({why})")
+
+
+def read_image(
+    path, max_pixels: int | None = DEFAULT_MAX_PIXELS, exif_transpose: bool = True, *, name: str | None = None
+) -> LoadedImage:
     """Read an image file into a :class:`LoadedImage`.
 
     Handles RGB, grey (L, 1), grey+alpha, RGBA, palette (with or without transparency), 16-bit grey
     and colour PNG, CMYK (JPEG, incl. Adobe inverted) and YCbCr/LAB JPEG, applying EXIF orientation.
-    Raises :class:`ImageLoadError` naming the file for truncated or unreadable files, images over
-    ``max_pixels`` (decompression-bomb guard; ``None`` disables it) and unsupported modes.
+    Raises :class:`ImageLoadError` naming the file (``name``, default its :func:`display_name`) for
+    unreadable (permission, I/O error), truncated or corrupt files, images over ``max_pixels``
+    (:class:`ImageTooLarge`, from the header before decoding; ``None`` disables it) and unsupported modes.
     """
     path = str(path)
+    name = name if name is not None else display_name(path)
     if not os.path.isfile(path):
-        raise ImageLoadError(f"{path}: no such file")
+        raise ImageLoadError(f"{name}: no such file")
     notes: list[str] = []
     try:
         ihdr = _png_ihdr(path)
         if ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 4, 6):
             # Pillow reduces 16-bit colour / grey+alpha PNGs to 8 bits: decode them ourselves.
-            return read_png16(path, max_pixels=max_pixels)
+            return read_png16(path, max_pixels=max_pixels, name=name)
         old_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # our own guard below gives a message naming the flag
         try:
             with Image.open(path) as im:
                 w, h = im.size
                 if max_pixels is not None and w * h > max_pixels:
-                    raise _too_large(path, w, h, max_pixels)
+                    raise _too_large(name, w, h, max_pixels)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     im.load()
@@ -113,35 +145,40 @@ def read_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, exif_transpose
                     if orientation not in (None, 1):
                         im = ImageOps.exif_transpose(im)
                         notes.append(f"applied EXIF orientation {orientation}")
-                return _from_pil(im, path, icc, notes)
+                return _from_pil(im, path, icc, notes, name)
         finally:
             Image.MAX_IMAGE_PIXELS = old_limit
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
-        raise ImageLoadError(f"{path}: not an image file Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
-        raise ImageLoadError(f"{path}: truncated or corrupt image file ({e})") from None
+        raise ImageLoadError(f"{name}: not an image file Pillow can read") from None
+    except OSError as e:
+        if e.errno is not None:  # the file system refused (Pillow's decoding errors carry no errno)
+            raise _cannot_read(name, e) from None
+        raise ImageLoadError(f"{name}: truncated or corrupt image file ({e})") from None
+    except (SyntaxError, ValueError, struct.error, EOFError) as e:
+        raise ImageLoadError(f"{name}: truncated or corrupt image file ({e})") from None
 
 
-def read_png16(path, max_pixels: int | None = None) -> LoadedImage:
+def read_png16(path, max_pixels: int | None = None, *, name: str | None = None) -> LoadedImage:
     """Read a 16-bit (or 8-bit) grey/grey+alpha/RGB/RGBA PNG with :mod:`srkeras.data.png16`.
 
     EXIF orientation (an eXIf chunk) is applied; codec errors become :class:`ImageLoadError`
-    naming the file.
+    naming the file (``name``, default its :func:`display_name`).
     """
     path = str(path)
+    name = name if name is not None else display_name(path)
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise ImageLoadError(f"{path}: cannot read file ({e})") from None
+        raise _cannot_read(name, e) from None
     try:
         decoded = png16.decode(data, max_pixels)
     except png16.PngTooLarge as e:
-        raise _too_large(path, e.width, e.height, e.max_pixels) from None
+        raise _too_large(name, e.width, e.height, e.max_pixels) from None
     except png16.PngError as e:
-        raise ImageLoadError(f"{path}: {e}") from None
+        raise ImageLoadError(f"{name}: {e}") from None
     px, alpha = png16.decoded_pixels(decoded)
     notes = []
     orient = exif_orientation(decoded["exif"])
@@ -160,34 +197,7 @@ def read_png16(path, max_pixels: int | None = None) -> LoadedImage:
     )
 
 
-def exif_orientation(exif_bytes) -> int:
-    """EXIF orientation tag (0x0112, 1-8) of a raw EXIF block; 1 when absent or unreadable."""
-    if not exif_bytes:
-        return 1
-    try:
-        ex = Image.Exif()
-        ex.load(exif_bytes)
-        return int(ex.get(0x0112, 1) or 1)
-    except Exception:  # unreadable EXIF: leave the pixels as stored
-        return 1
-
-
-def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
-    """Rotate/flip (H, W, ...) so that it displays upright (EXIF tag 0x0112, values 1-8)."""
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: np.swapaxes(a, 0, 1),
-        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
-        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
-        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
-    }
-    fn = ops.get(orientation)
-    return arr if fn is None else np.ascontiguousarray(fn(arr))
-
-
-def _from_pil(im: Image.Image, path: str, icc, notes: list[str]) -> LoadedImage:
+def _from_pil(im: Image.Image, path: str, icc, notes: list[str], name: str) -> LoadedImage:
     mode = im.mode
     alpha = None
     bit_depth = 8
@@ -224,17 +234,17 @@ def _from_pil(im: Image.Image, path: str, icc, notes: list[str]) -> LoadedImage:
     elif m.startswith("I;16") or m == "I":
         arr = np.asarray(im).astype(np.float64)
         if m == "I" and arr.max(initial=0) > 65535 or arr.min(initial=0) < 0:
-            raise ImageLoadError(f"{path}: 32-bit integer image with values outside 0..65535 is not supported")
+            raise ImageLoadError(f"{name}: 32-bit integer image with values outside 0..65535 is not supported")
         px = (arr / 65535.0).astype(np.float32)[..., None]
         bit_depth = 16
     elif m == "F":
         arr = np.asarray(im, dtype=np.float32)
         if arr.min() < 0 or arr.max() > 1:
-            raise ImageLoadError(f"{path}: float image with values outside [0, 1] is not supported")
+            raise ImageLoadError(f"{name}: float image with values outside [0, 1] is not supported")
         px = arr[..., None]
         notes.append("read 32-bit float grey image as is")
     else:
-        raise ImageLoadError(f"{path}: unsupported image mode {mode!r}")
+        raise ImageLoadError(f"{name}: unsupported image mode {mode!r}")
     return LoadedImage(
         pixels=np.ascontiguousarray(px, dtype=np.float32),
         path=path,
@@ -262,7 +272,7 @@ def load_image(path, channels: int | None = 3, max_pixels: int | None = DEFAULT_
     if channels == 1 and px.shape[-1] == 3:
         if np.array_equal(px[..., 0], px[..., 1]) and np.array_equal(px[..., 1], px[..., 2]):
             return px[..., :1]
-        raise ImageLoadError(f"{path}: colour image where a single-channel image was asked for")
+        raise ImageLoadError(f"{display_name(path)}: colour image where a single-channel image was asked for")
     raise ValueError(f"channels must be 1, 3 or None, got {channels}")
 
 
@@ -292,13 +302,13 @@ def save_image(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists (pass overwrite=True / --overwrite to replace it)")
+        raise FileExistsError(f"{display_name(path)}: exists (pass overwrite=True / --overwrite to replace it)")
     suffix = path.suffix.lower() or ".png"
 
     def write(tmp):
         if bit_depth == 16:
             if suffix != ".png":
-                raise ValueError(f"{path}: 16-bit output needs a .png file")
+                raise ValueError(f"{display_name(path)}: 16-bit output needs a .png file")
             png16.write_png16(tmp, pixels, alpha=alpha, icc_profile=icc_profile)
             return
         im = to_pil(pixels, alpha)
@@ -308,32 +318,111 @@ def save_image(
         fmt = Image.registered_extensions().get(suffix, "PNG")
         if fmt == "JPEG":
             if im.mode in ("RGBA", "LA"):
-                raise ValueError(f"{path}: JPEG cannot store alpha; write a .png")
+                raise ValueError(f"{display_name(path)}: JPEG cannot store alpha; write a .png")
             kwargs["quality"] = 95
         im.save(tmp, format=fmt, **kwargs)
 
     return write_atomically(path, write, overwrite=overwrite)
 
 
+#: In every temporary's name (``.<name>.srkeras-tmp-<pid>-<hex><suffix>``): :func:`remove_stale_temporaries`.
+TEMP_MARK = ".srkeras-tmp-"
+_TEMP_RE = re.compile(r"^\..*" + re.escape(TEMP_MARK) + r"(\d+)-[0-9a-f]+")
+
+
+def temp_path(path) -> Path:
+    """A fresh temporary name beside ``path`` (same suffix, so writers pick the same format)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+
+
 def _new_temp_file(path: Path) -> Path:
     """A new empty file beside ``path`` with the permissions of any new file (0666 minus umask)."""
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{path.suffix}")
+        tmp = temp_path(path)
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
         return tmp
-    raise FileExistsError(f"{path}: could not create a temporary file beside it")
+    raise FileExistsError(f"{display_name(path)}: could not create a temporary file beside it")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # PermissionError: it exists, owned by another user
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder, older_than: float | None = None) -> list[Path]:
+    """Remove from ``folder`` the temporaries (:data:`TEMP_MARK`) of runs that were killed.
+    Only entries whose process is gone and last modified before ``older_than`` (``time.time()``
+    when this run started; default now) are removed: live runs' temporaries stay. Returns them.
+    """
+    cutoff = time.time() if older_than is None else older_than
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def destination_problem(path, folder: bool = False) -> str | None:
+    """Why ``path`` (a file, or a folder with ``folder=True``) cannot be written, or None: it is a
+    folder, a parent is a file, the folder refuses a probe file (right for root and read-only mounts)
+    or cannot be created (``os.access`` on its nearest existing parent). For checks before any work."""
+    p = Path(path)
+    if not folder and p.is_dir():
+        return f"{display_name(p)}: is a folder, not a file"
+    target = p if folder else p.parent
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{display_name(existing)}: is not a folder, so {display_name(p)} cannot be written"
+    if existing != target:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{display_name(target)}: cannot create this folder in {display_name(existing)} (permission denied)"
+        return None
+    try:
+        os.unlink(_new_temp_file(target / "probe"))
+    except OSError as e:
+        return f"{display_name(target)}: cannot write in this folder ({e.strerror or e})"
+    return None
+
+
+def write_error(path, e: OSError) -> str:
+    """The message for a failed write of ``path``, naming it and the reason (e.g. disk full)."""
+    why = "no space left on the device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+    return f"cannot write {display_name(path)}: {why}"
 
 
 def write_atomically(path, write, overwrite: bool = True) -> Path:
     """Run ``write(tmp_path)`` on a temp file beside ``path``, then rename it onto ``path``.
 
-    Readers see the old file or the whole new one, never a partial file; on failure the temp file is
-    removed and an existing ``path`` is untouched. The file gets the permissions of any new file
-    (0666 minus the umask; ``mkstemp`` would make it 0600). ``overwrite=False``: refuse (with
-    FileExistsError) when ``path`` exists once the new file is written.
+    Readers see the old file or the whole new one, never a partial file; on failure (and on
+    KeyboardInterrupt) the temp file is removed and ``path`` is untouched (after kill -9, see
+    :func:`remove_stale_temporaries`). Mode 0666 minus the umask (``mkstemp`` would give 0600).
+    ``overwrite=False``: FileExistsError when ``path`` exists once the new file is written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -341,10 +430,10 @@ def write_atomically(path, write, overwrite: bool = True) -> Path:
     try:
         write(str(tmp))
         if not overwrite and path.exists():
-            raise FileExistsError(f"{path}: exists (pass overwrite=True / --overwrite to replace it)")
+            raise FileExistsError(f"{display_name(path)}: exists (pass overwrite=True / --overwrite to replace it)")
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
     return path

@@ -321,3 +321,32 @@ def write_png16(path, pixels, alpha=None, icc_profile=None, bit_depth=16, band_r
             wr.write(px[r : r + band_rows], None if alpha is None else np.asarray(alpha)[r : r + band_rows])
         wr.close()
     return path
+
+
+def exif_orientation(exif_bytes) -> int:
+    """EXIF orientation tag (0x0112, 1-8) of a raw EXIF block; 1 when absent or unreadable."""
+    if not exif_bytes:
+        return 1
+    try:
+        from PIL import Image
+
+        ex = Image.Exif()
+        ex.load(exif_bytes)
+        return int(ex.get(0x0112, 1) or 1)
+    except Exception:  # unreadable EXIF: leave the pixels as stored
+        return 1
+
+
+def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip (H, W, ...) so that it displays upright (EXIF tag 0x0112, values 1-8)."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    fn = ops.get(orientation)
+    return arr if fn is None else np.ascontiguousarray(fn(arr))

@@ -295,7 +295,7 @@ def tap_model(backbone: keras.Model, taps) -> keras.Model:
     known = {layer.name for layer in backbone.layers}
     missing = sorted(names - known)
     if missing:
-        raise ValueError(f"{backbone.name} has no layer(s) {missing}; e.g. {[l.name for l in backbone.layers[1:6]]}")
+        raise ValueError(f"{backbone.name} has no layer(s) {missing}; e.g. {[layer.name for layer in backbone.layers[1:6]]}")
     pre_names = {name for name, pre in taps if pre}
     for name in pre_names:
         layer = backbone.get_layer(name)

@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from srkeras.data.imresize import resize_matrix

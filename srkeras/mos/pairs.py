@@ -97,3 +97,33 @@ def thurstone_case_v(W, clip: float = 0.01) -> np.ndarray:
     cnt = (N > 0).sum(1)
     s = Z.sum(1) / np.maximum(cnt, 1)
     return s - s.mean()
+
+
+PREFERENCE_TABLE = ["method_a", "method_b", "a_wins", "b_wins", "no_preference", "n", "a_preference", "ci95"]
+
+
+def preference_table(pairs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Per compared method pair (``method_a`` before ``method_b`` in ``methods`` order): vote counts.
+
+    ``a_preference`` = (a_wins + no_preference / 2) / n (ties split, as in :func:`win_matrix`), ``ci95``
+    its normal-approximation half width 1.96 sqrt(p (1 - p) / n). Repeats left out.
+    """
+    p = pairs.loc[~pairs["repeat"].astype(bool)] if "repeat" in pairs.columns else pairs
+    seen = set(p["method_a"]) | set(p["method_b"])
+    order = [m for m in (methods if methods is not None else sorted(seen)) if m in seen]
+    order += sorted(seen - set(order))
+    rank = {m: k for k, m in enumerate(order)}
+    tally: dict[tuple[str, str], list[int]] = {}
+    for ma, mb, ch in zip(p["method_a"], p["method_b"], p["choice"]):
+        a, b = sorted((ma, mb), key=rank.__getitem__)
+        t = tally.setdefault((a, b), [0, 0, 0])
+        if ch == "tie":
+            t[2] += 1
+        else:
+            t[0 if (ma if ch == "a" else mb) == a else 1] += 1
+    rows = []
+    for (a, b), (wa, wb, ties) in sorted(tally.items(), key=lambda kv: (rank[kv[0][0]], rank[kv[0][1]])):
+        n = wa + wb + ties
+        share = (wa + ties / 2) / n
+        rows.append((a, b, wa, wb, ties, n, share, 1.96 * np.sqrt(share * (1 - share) / n)))
+    return pd.DataFrame(rows, columns=PREFERENCE_TABLE)

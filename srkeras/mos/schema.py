@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,9 @@ PAIR_OPTIONAL = ("dataset", "response_ms", "role_a", "role_b", "repeat", "trial"
 ROLES = ("low_anchor", "high_anchor", "test")
 CHOICES = ("a", "b", "tie")
 SCORE_RANGE = (1.0, 5.0)
+#: Text starting with one of these is run as a formula by spreadsheets (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
 
@@ -53,8 +57,29 @@ class RatingsFileError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+def neutralise(value):
+    """``value`` with a leading ``'`` when it is text a spreadsheet would run as a formula; else unchanged.
+
+    Numbers, and text that is a plain decimal number such as ``-0.5``, are left alone (OWASP's advice).
+    """
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    return value if _NUMBER.fullmatch(value) else "'" + value
+
+
+def unneutralise(text: str) -> str:
+    """Inverse of :func:`neutralise` for text read back from a CSV file written with it."""
+    if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_START) and not _NUMBER.fullmatch(text[1:]):
+        return text[1:]
+    return text
+
+
 def _text(v) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
+
+
+def _name(v) -> str:
+    return unneutralise(_text(v))
 
 
 def _number(v, src, line, col, *, allow_inf=False, allow_empty=False) -> float:
@@ -94,7 +119,7 @@ def _names(df, cols, src, first_line) -> None:
 
 def _key_images(out: pd.DataFrame) -> None:
     if "dataset" in out.columns:
-        ds = out["dataset"].map(_text)
+        ds = out["dataset"].map(_name)
         out["dataset"] = ds
         out["image"] = [f"{d}/{i}" if d else i for d, i in zip(ds, out["image"])]
 
@@ -136,7 +161,7 @@ def validate_acr(df: pd.DataFrame, source: str = "<acr frame>", first_line: int 
     _required(df, ACR_COLUMNS, source)
     df = df.reset_index(drop=True)
     _names(df, ("rater", "method", "image"), source, first_line)
-    out = pd.DataFrame({c: df[c].map(_text) for c in ("rater", "method", "image")})
+    out = pd.DataFrame({c: df[c].map(_name) for c in ("rater", "method", "image")})
     lo, hi = SCORE_RANGE
     scores = []
     for i, v in enumerate(df["score"].tolist()):
@@ -159,7 +184,7 @@ def validate_pairs(df: pd.DataFrame, source: str = "<pairs frame>", first_line: 
     _required(df, PAIR_COLUMNS, source)
     df = df.reset_index(drop=True)
     _names(df, ("rater", "image", "method_a", "method_b"), source, first_line)
-    out = pd.DataFrame({c: df[c].map(_text) for c in ("rater", "image", "method_a", "method_b")})
+    out = pd.DataFrame({c: df[c].map(_name) for c in ("rater", "image", "method_a", "method_b")})
     choices = []
     for i, (v, a, b) in enumerate(zip(df["choice"], out["method_a"], out["method_b"])):
         s = _text(v).lower()
@@ -178,7 +203,7 @@ def validate_metrics(df: pd.DataFrame, source: str = "<metrics frame>", first_li
     _required(df, METRIC_KEYS, source)
     df = df.reset_index(drop=True)
     _names(df, METRIC_KEYS, source, first_line)
-    out = pd.DataFrame({c: df[c].map(_text) for c in METRIC_KEYS})
+    out = pd.DataFrame({c: df[c].map(_name) for c in METRIC_KEYS})
     for c in df.columns:
         if c in (*METRIC_KEYS, "dataset"):
             continue

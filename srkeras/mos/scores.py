@@ -18,7 +18,7 @@ LEVELS = (1, 2, 3, 4, 5)
 
 def scored(acr: pd.DataFrame) -> pd.DataFrame:
     """The votes that enter scores: test-retest repeats removed."""
-    return acr[~acr["repeat"]] if "repeat" in acr.columns else acr
+    return acr.loc[~acr["repeat"].astype(bool)] if "repeat" in acr.columns else acr
 
 
 def t_interval(x, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -130,3 +130,38 @@ def method_scores(acr: pd.DataFrame, n_boot: int = 2000, seed: int = 0, progress
     extra = a.groupby("method").agg(raters=("rater", "nunique"), images=("image", "nunique"))
     out = out.join(z, on="method").join(mean_rank(a), on="method").join(extra, on="method")
     return out.merge(histogram(a), on="method", how="left")
+
+
+VOTE_TABLE = ["method", "role", "mos", "std", "n", "ci95", "ci95_low", "ci95_high", "boot_ci95_low", "boot_ci95_high",
+              "psnr", "ssim", "n_stimuli"]
+
+
+def vote_table(acr: pd.DataFrame, metrics: pd.DataFrame | None = None, roles: dict | None = None,
+               n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Quick per-method table (the admin's at-a-glance view; the report has the full analysis).
+
+    One row per method of ``roles`` (``{method: role}``, in that order; default: the voted methods):
+    ``mos``, ``std`` (sample) and ``n`` of the votes (repeats left out); ``ci95`` (half width),
+    ``ci95_low``, ``ci95_high``: Student t over the votes as if they were independent (P.1401 applied
+    to the pooled votes, too narrow when raters or images differ); ``boot_ci95_low``/``boot_ci95_high``:
+    the raters x images bootstrap of :func:`cluster_bootstrap`, the interval the report uses; ``psnr``,
+    ``ssim``, ``n_stimuli``: mean metric over the method's rows of ``metrics`` (PSNR ``inf`` for HR).
+    """
+    a = scored(acr)
+    if roles is None:
+        roles = dict(a.groupby("method")["role"].first()) if "role" in a else {m: "test" for m in a["method"]}
+    boot = (cluster_bootstrap(a, n_boot=n_boot, seed=seed).set_index("method") if len(a) else
+            pd.DataFrame(columns=["ci95_low", "ci95_high"]))
+    rows = []
+    for m, role in roles.items():
+        x = a.loc[a["method"] == m, "score"].to_numpy(float)
+        mos, lo, hi = t_interval(x)
+        met = metrics[metrics["method"] == m] if metrics is not None else pd.DataFrame()
+        rows.append(dict(
+            method=m, role=role, mos=mos, std=float(np.std(x, ddof=1)) if len(x) > 1 else float("nan"), n=len(x),
+            ci95=(hi - mos), ci95_low=lo, ci95_high=hi,
+            boot_ci95_low=boot["ci95_low"].get(m, float("nan")), boot_ci95_high=boot["ci95_high"].get(m, float("nan")),
+            psnr=float(met["psnr"].mean()) if "psnr" in met and len(met) else float("nan"),
+            ssim=float(met["ssim"].mean()) if "ssim" in met and met["ssim"].notna().any() else float("nan"),
+            n_stimuli=len(met)))
+    return pd.DataFrame(rows, columns=VOTE_TABLE)

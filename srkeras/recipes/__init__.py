@@ -15,9 +15,8 @@ in one place: ``Recipe.from_dict(cfg).train.ema_decay``.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from srkeras.recipes.spec import Recipe, RecipeError
 
@@ -47,14 +46,37 @@ def parse_value(text: str):
 
 
 def set_path(cfg: dict, dotted: str, value) -> None:
+    """Set ``a.b.c`` in ``cfg``; a table is never replaced by a plain value (``--set optimizer=1``)."""
     keys = dotted.split(".")
+    if not all(keys):
+        raise RecipeError(f"override key {dotted!r} is not a dotted path such as optimizer.lr", key=dotted)
     node = cfg
     for k in keys[:-1]:
         nxt = node.setdefault(k, {})
         if not isinstance(nxt, dict):
-            raise ValueError(f"cannot set {dotted!r}: {k!r} is a value, not a table")
+            raise RecipeError(f"cannot set {dotted!r}: {k!r} is a value, not a table", key=dotted)
         node = nxt
+    if isinstance(node.get(keys[-1]), dict) and not isinstance(value, dict):
+        some = next(iter(node[keys[-1]]), "key")
+        raise RecipeError(
+            f"cannot set {dotted!r} to {value!r}: it is a table of values; set one of them instead (e.g. {dotted}.{some}=...)", key=dotted
+        )
     node[keys[-1]] = value
+
+
+def parse_overrides(items) -> dict:
+    """``["a.b=value", ...]`` as {dotted key: parsed value}; a key given twice with different values is
+    an error (neither is silently chosen)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r} is not of the form key.path=value")
+        key, text = (t.strip() for t in item.split("=", 1))
+        value = parse_value(text)
+        if key in out and out[key] != value:
+            raise RecipeError(f"--set {key} is given twice, as {out[key]!r} and {value!r}; give it once", key=key)
+        out[key] = value
+    return out
 
 
 def get_path(cfg: dict, dotted: str, default=None):
@@ -84,15 +106,8 @@ def changed_keys(a: dict, b: dict, ignore=()) -> list[str]:
 def apply_overrides(cfg: dict, overrides) -> dict:
     """Copy of ``cfg`` with ``["a.b=value", ...]`` (or a {dotted: value} dict) applied."""
     out = copy.deepcopy(cfg)
-    items = overrides.items() if isinstance(overrides, dict) else overrides
-    for item in items:
-        if isinstance(item, str):
-            if "=" not in item:
-                raise ValueError(f"override {item!r} is not of the form key.path=value")
-            key, text = item.split("=", 1)
-            value = parse_value(text.strip())
-        else:
-            key, value = item
+    items = overrides.items() if isinstance(overrides, dict) else parse_overrides(overrides).items()
+    for key, value in items:
         set_path(out, key.strip(), value)
     return out
 
@@ -124,4 +139,4 @@ def _flatten(table: dict, prefix: str = "") -> dict:
     return out
 
 
-__all__ = ["RECIPE_DIR", "Recipe", "RecipeError", "apply_overrides", "changed_keys", "get_path", "load", "names", "parse_value", "path_of", "set_path"]
+__all__ = ["RECIPE_DIR", "Recipe", "RecipeError", "apply_overrides", "changed_keys", "get_path", "load", "names", "parse_overrides", "parse_value", "path_of", "set_path"]

@@ -12,11 +12,11 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
+from srkeras.recipes import checks as ck
+from srkeras.recipes.checks import OPTIMIZER_NAMES, SCHEDULE_KINDS, RecipeError
+
 KINDS = ("supervised", "gan")
-
-
-class RecipeError(ValueError):
-    """A recipe lacks a required value or has one of the wrong kind; the message names its key."""
+DEGRADATIONS = ("bicubic", "blur_bicubic", "nearest")  # srkeras.data.dataset.DEGRADATIONS_TF
 
 
 def _table(cfg: dict, key: str) -> dict:
@@ -24,19 +24,21 @@ def _table(cfg: dict, key: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise RecipeError(f"recipe key {key!r} must be a table, got {value!r}")
+        raise RecipeError(f"recipe key {key!r} must be a table, got {value!r}", key=key)
     return value
 
 
 def _required(table: dict, key: str, where: str):
     if table.get(key) is None:
-        raise RecipeError(f"the recipe has no {where}.{key}")
+        raise RecipeError(f"the recipe has no {where}.{key}", key=f"{where}.{key}")
     return table[key]
 
 
-def _every(table: dict, key: str, default: int) -> int:
+def _every(table: dict, key: str, default: int, where: str = "train") -> int:
     """A period in steps: missing -> ``default``; ``0``/``None`` -> never."""
-    return int(table.get(key, default) or 0)
+    if key in table and table[key] is None:
+        return 0
+    return ck.integer(table, key, where, default, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -138,56 +140,58 @@ def _options(table: dict, cls, skip=()):
     return {k: copy.deepcopy(v) for k, v in table.items() if k in names}
 
 
-def _optimizer(table: dict) -> OptimizerConfig:
+def _optimizer(table: dict, where: str = "optimizer") -> OptimizerConfig:
     rest = {k: copy.deepcopy(v) for k, v in table.items() if k not in ("name", "lr", "lr_multipliers")}
     return OptimizerConfig(
-        name=str(table.get("name", "adam")).lower(),
-        lr=float(table.get("lr", 1e-3)),
+        name=ck.choice(table, "name", where, "adam", OPTIMIZER_NAMES, lower=True),
+        lr=ck.number(table, "lr", where, 1e-3, low=0.0, open_low=True),
         lr_multipliers=copy.deepcopy(table.get("lr_multipliers")),
         options=rest,
     )
 
 
-def _schedule(table: dict) -> ScheduleConfig:
+def _schedule(table: dict, where: str = "schedule") -> ScheduleConfig:
     return ScheduleConfig(
-        kind=table.get("kind", "constant"),
-        milestones=tuple(int(m) for m in table.get("milestones", [])),
-        gamma=float(table.get("gamma", 0.5)),
-        alpha=float(table.get("alpha", 0.0)),
+        kind=ck.choice(table, "kind", where, "constant", SCHEDULE_KINDS),
+        milestones=ck.milestones(table, where),
+        gamma=ck.number(table, "gamma", where, 0.5, low=0.0, open_low=True),
+        alpha=ck.number(table, "alpha", where, 0.0, low=0.0, high=1.0),
     )
 
 
 def _data(table: dict, scale: int) -> DataConfig:
-    hr_patch = table.get("hr_patch")
+    hr_patch = ck.integer(table, "hr_patch", "data", None, minimum=1)
     if hr_patch is None and table.get("lr_patch") is not None:
-        hr_patch = int(table["lr_patch"]) * scale
+        hr_patch = ck.integer(table, "lr_patch", "data", minimum=1) * scale
+    hr_patch = ck.integer({"hr_patch": hr_patch}, "hr_patch", "data", minimum=1)
+    if hr_patch % scale:
+        raise RecipeError(f"data.hr_patch {hr_patch} is not a multiple of model.scale {scale}", key="data.hr_patch")
     return DataConfig(
-        hr_patch=int(_required({"hr_patch": hr_patch}, "hr_patch", "data")),
-        batch=int(_required(table, "batch", "data")),
-        degradation=table.get("degradation", "bicubic"),
-        augment=bool(table.get("augment", True)),
-        blur_sigma=float(table.get("blur_sigma", 1.0)),
+        hr_patch=hr_patch,
+        batch=ck.integer(table, "batch", "data", minimum=1),
+        degradation=ck.choice(table, "degradation", "data", "bicubic", DEGRADATIONS),
+        augment=ck.boolean(table, "augment", "data", True),
+        blur_sigma=ck.number(table, "blur_sigma", "data", 1.0, low=0.0, open_low=True),
     )
 
 
 def _train(table: dict) -> TrainConfig:
-    seed, keep = table.get("seed"), table.get("keep_checkpoints")
     return TrainConfig(
-        steps=int(_required(table, "steps", "train")),
-        seed=int(seed) if seed is not None else 0,
+        steps=ck.integer(table, "steps", "train", minimum=1),
+        seed=ck.integer(table, "seed", "train", 0, minimum=0),
         checkpoint_every=_every(table, "checkpoint_every", 1000),
         val_every=_every(table, "val_every", 1000),
         log_every=_every(table, "log_every", 100),
-        ema=bool(table.get("ema", False)),
-        ema_decay=float(table.get("ema_decay", 0.999)),
-        keep_checkpoints=int(keep) if keep is not None else 3,
-        val_max_images=table.get("val_max_images"),
+        ema=ck.boolean(table, "ema", "train", False),
+        ema_decay=ck.number(table, "ema_decay", "train", 0.999, low=0.0, high=1.0, open_high=True),
+        keep_checkpoints=ck.integer(table, "keep_checkpoints", "train", 3, minimum=1),
+        val_max_images=ck.integer(table, "val_max_images", "train", None, minimum=1, optional=True),
     )
 
 
 def _loss(table: dict) -> LossConfig:
     terms = tuple(
-        LossTerm(name=_required(t, "name", "loss.terms[]"), weight=float(t.get("weight", 1.0)), options=dict(t.get("options", {})))
+        LossTerm(name=_required(t, "name", "loss.terms[]"), weight=ck.number(t, "weight", "loss.terms[]", 1.0), options=dict(t.get("options", {})))
         for t in table.get("terms", [])
     )
     return LossConfig(terms=terms, backbone_weights=table.get("backbone_weights", "imagenet"))
@@ -198,17 +202,16 @@ def _gan(table: dict) -> GANConfig:
         discriminator=_required(table, "discriminator", "gan"),
         d_options=copy.deepcopy(dict(table.get("d_options", {}))),
         adversarial=table.get("adversarial", "standard"),
-        adversarial_weight=float(table.get("adversarial_weight", 1e-3)),
+        adversarial_weight=ck.number(table, "adversarial_weight", "gan", 1e-3, low=0.0),
     )
 
 
 def _run(table: dict) -> RunOptions:
-    minutes = table.get("max_minutes")
     return RunOptions(
-        strategy=table.get("strategy", "auto"),
+        strategy=ck.choice(table, "strategy", "run", "auto", ck.STRATEGIES),
         mixed_precision=bool(table.get("mixed_precision")),
         jit_compile=bool(table.get("jit_compile")),
-        max_minutes=None if minutes is None else float(minutes),
+        max_minutes=ck.number(table, "max_minutes", "run", None, low=0.0, open_low=True),
         init_from=table.get("init_from"),
         sync_bn=bool(table.get("sync_bn", True)),
     )
@@ -247,15 +250,17 @@ class Recipe:
         except (TypeError, ValueError) as e:
             if isinstance(e, RecipeError):
                 raise
-            raise RecipeError(f"recipe {_table(cfg, 'recipe').get('name', '?')!r}: {e}") from None
+            name = cfg.get("recipe", {}).get("name", "?") if isinstance(cfg.get("recipe"), dict) else "?"
+            raise RecipeError(f"recipe {name!r}: {e}") from None
 
     @classmethod
     def _from_dict(cls, cfg: dict) -> Recipe:
+        ck.check_keys(cfg)
         meta = Meta(**_options(_table(cfg, "recipe"), Meta))
         if meta.kind not in KINDS:
-            raise RecipeError(f"recipe {meta.name!r}: kind {meta.kind!r} is not one of {', '.join(KINDS)}")
+            raise RecipeError(f"recipe {meta.name!r}: kind {meta.kind!r} is not one of {', '.join(KINDS)}", key="recipe.kind")
         m = _table(cfg, "model")
-        model = ModelConfig(_required(m, "name", "model"), int(_required(m, "scale", "model")), copy.deepcopy(dict(m.get("options", {}))))
+        model = ModelConfig(_required(m, "name", "model"), ck.integer(m, "scale", "model", minimum=1), copy.deepcopy(dict(m.get("options", {}))))
         optimizer, schedule = _table(cfg, "optimizer"), _table(cfg, "schedule")
         return cls(
             recipe=meta,
@@ -266,8 +271,8 @@ class Recipe:
             schedule=_schedule(schedule),
             loss=_loss(_table(cfg, "loss")),
             gan=_gan(_table(cfg, "gan")) if meta.kind == "gan" else None,
-            d_optimizer=_optimizer(_table(cfg, "d_optimizer") if "d_optimizer" in cfg else optimizer),
-            d_schedule=_schedule(_table(cfg, "d_schedule") if "d_schedule" in cfg else schedule),
+            d_optimizer=_optimizer(_table(cfg, "d_optimizer"), "d_optimizer") if "d_optimizer" in cfg else _optimizer(optimizer),
+            d_schedule=_schedule(_table(cfg, "d_schedule"), "d_schedule") if "d_schedule" in cfg else _schedule(schedule),
             run=_run(_table(cfg, "run")),
         )
 
@@ -276,14 +281,17 @@ __all__ = [
     "DataConfig",
     "GANConfig",
     "KINDS",
+    "DEGRADATIONS",
     "LossConfig",
     "LossTerm",
     "Meta",
     "ModelConfig",
+    "OPTIMIZER_NAMES",
     "OptimizerConfig",
     "Recipe",
     "RecipeError",
     "RunOptions",
+    "SCHEDULE_KINDS",
     "ScheduleConfig",
     "TrainConfig",
 ]

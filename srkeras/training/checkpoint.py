@@ -6,42 +6,104 @@ files and then atomically rewrites the ``checkpoint`` index, so a process killed
 ``kill -9``) leaves the previous complete checkpoint as the latest. The data stream position needs no
 state: it is a pure function of the step (:mod:`srkeras.data.dataset`).
 
+A checkpoint whose files were damaged afterwards (truncated or corrupt ``.index`` / ``.data``, a
+missing file) is moved to ``checkpoints/unreadable/`` and the newest readable one is restored instead,
+with a message naming both and why; with none readable, :class:`CheckpointError` says so.
+
 Keras 3 optimizer slots exist only after ``optimizer.build(variables)``; build them (in the strategy
 scope) before :meth:`TrainingCheckpoint.restore` so every value is restored immediately.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import tensorflow as tf
+
+# What reading a damaged checkpoint raises: OpError (bad sstable, checksum, missing file), IndexError
+# ("Read less bytes than requested" from a truncated .data file), and the like.
+READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, EOFError, OSError)
+
+
+def _number(prefix: str) -> int:
+    m = re.search(r"ckpt-(\d+)$", prefix)
+    return int(m.group(1)) if m else -1
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint can be restored; the message says which and why."""
 
 
 class TrainingCheckpoint:
     def __init__(self, directory, max_to_keep: int = 3, **objects):
         self.directory = Path(directory)
+        self.max_to_keep = max_to_keep
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.best_psnr = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False, name="best_psnr")
         self.checkpoint = tf.train.Checkpoint(step=self.step, best_psnr=self.best_psnr, **objects)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
+        self.manager = self._manager()
+
+    def _manager(self):
+        try:
+            return tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=self.max_to_keep)
+        except Exception:  # noqa: BLE001 - a damaged ``checkpoint`` state file: rebuild it from the files
+            state = self.directory / "checkpoint"
+            state.replace(self.directory / "checkpoint.unreadable")
+            found = self.candidates()
+            if found:
+                tf.train.update_checkpoint_state(str(self.directory), found[0], all_model_checkpoint_paths=found[::-1])
+            return tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=self.max_to_keep)
 
     @property
     def latest(self) -> str | None:
         return self.manager.latest_checkpoint
 
-    def restore(self) -> int:
-        """Restore the latest checkpoint if there is one; returns its step (0 for a fresh run)."""
-        path = self.latest
-        if path is None:
+    def candidates(self) -> list[str]:
+        """Checkpoint prefixes in the directory (listed in its state or present as files), newest first."""
+        listed = list(getattr(self, "manager", None) and self.manager.checkpoints or [])
+        on_disk = [str(p.with_suffix("")) for p in self.directory.glob("ckpt-*.index")]
+        return sorted(set(listed) | set(on_disk), key=_number, reverse=True)
+
+    def restore(self, log=print) -> int:
+        """Restore the newest readable checkpoint if there is one; returns its step (0 for a fresh run).
+        Unreadable newer ones are moved aside (``unreadable/``) with a message saying which and why."""
+        if self.latest is None and not self.candidates():
             return 0
-        status = self.checkpoint.restore(path)
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError as e:
-            raise RuntimeError(
-                f"{path}: checkpoint does not match this model/optimizer (was the recipe or a model option changed?): {e}"
-            ) from None
-        return int(self.step.numpy())
+        bad = []
+        for path in self.candidates():
+            try:
+                status = self.checkpoint.restore(path)
+            except READ_ERRORS as e:
+                bad.append((path, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'}"))
+                continue
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError as e:
+                raise CheckpointError(
+                    f"{path}: checkpoint does not match this model/optimizer (was the recipe or a model option changed?): {e}"
+                ) from None
+            if bad:
+                self._set_aside(bad, path, log)
+            return int(self.step.numpy())
+        reasons = "\n  ".join(f"{Path(p).name}: {why}" for p, why in bad)
+        raise CheckpointError(
+            f"no checkpoint in {self.directory} can be read:\n  {reasons}\n"
+            "Move the folder away to start the run again, or use another --out."
+        )
+
+    def _set_aside(self, bad, good: str, log) -> None:
+        aside = self.directory / "unreadable"
+        aside.mkdir(exist_ok=True)
+        for path, why in bad:
+            for f in self.directory.glob(Path(path).name + ".*"):
+                shutil.move(str(f), aside / f.name)
+            log(f"checkpoint {Path(path).name} is unreadable ({why}); moved it to {aside}")
+        keep = [p for p in self.candidates() if p not in {b for b, _ in bad}]
+        tf.train.update_checkpoint_state(str(self.directory), good, all_model_checkpoint_paths=keep[::-1])
+        self.manager = self._manager()
+        log(f"falling back to {Path(good).name}, the newest readable checkpoint")
 
     def save(self, step: int) -> str:
         self.step.assign(int(step))

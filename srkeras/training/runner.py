@@ -22,77 +22,16 @@ import numpy as np
 
 from srkeras.data.io import write_atomically
 from srkeras.models.graph import all_layers, rebuild
-from srkeras.recipes import Recipe, changed_keys
-from srkeras.recipes.spec import LossConfig, OptimizerConfig, ScheduleConfig
+from srkeras.recipes import Recipe
+from srkeras.training import resume
+from srkeras.training.builders import OPTIMIZERS, apply_learning_rate, make_loss_terms, make_optimizer, make_schedule
+from srkeras.training.errors import EXIT_NAN, NonFiniteError, TrainingError
+from srkeras.training.resume import RESUMABLE_KEYS
 
-EXIT_NAN = 3
-
-# Values that may differ between the first run and a resumed one without invalidating the checkpoint.
-RESUMABLE_KEYS = ("train.steps", "train.checkpoint_every", "train.val_every", "train.log_every", "run")
-
-
-class TrainingError(RuntimeError):
-    """A run cannot start or continue; the message says why and what to do."""
-
-
-class NonFiniteError(TrainingError):
-    """The loss or the weights became NaN/Inf; the last good checkpoint was kept."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Builders
-# --------------------------------------------------------------------------------------------------
-
-
-def make_schedule(opt: OptimizerConfig, sched: ScheduleConfig, total_steps: int):
-    """Learning rate or schedule on optimizer iterations: constant | multistep | cosine."""
-    import keras
-
-    if sched.kind == "constant":
-        return opt.lr
-    if sched.kind == "multistep":
-        if not sched.milestones:
-            return opt.lr
-        values = [opt.lr * sched.gamma**i for i in range(len(sched.milestones) + 1)]
-        return keras.optimizers.schedules.PiecewiseConstantDecay(list(sched.milestones), values)
-    if sched.kind == "cosine":
-        return keras.optimizers.schedules.CosineDecay(opt.lr, decay_steps=max(1, int(total_steps)), alpha=sched.alpha)
-    raise TrainingError(f"unknown schedule kind {sched.kind!r}; choose constant, multistep or cosine")
-
-
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
-
-
-def make_optimizer(opt: OptimizerConfig, sched: ScheduleConfig, total_steps: int, mixed_precision: bool):
-    """The Keras optimizer of ``opt`` on the schedule ``sched``, loss-scaled under mixed precision."""
-    import keras
-
-    if opt.name not in OPTIMIZERS:
-        raise TrainingError(f"unknown optimizer {opt.name!r}; choose from {', '.join(OPTIMIZERS)}")
-    cls = getattr(keras.optimizers, OPTIMIZERS[opt.name])
-    out = cls(learning_rate=make_schedule(opt, sched, total_steps), **opt.options)
-    return keras.optimizers.LossScaleOptimizer(out) if mixed_precision else out
-
-
-def make_loss_terms(loss: LossConfig):
-    """The weighted content losses; perceptual ones get ``loss.backbone_weights`` unless they set theirs."""
-    from srkeras import losses
-    from srkeras.training.supervised import LossTerms
-
-    terms = []
-    for t in loss.terms:
-        options = dict(t.options)
-        if t.name in losses.PRESETS:
-            options.setdefault("weights", loss.backbone_weights)
-        try:
-            fn = losses.get(t.name, **options)
-        except losses.WeightsNotFoundError as e:
-            raise TrainingError(
-                f"loss {t.name!r} needs ImageNet backbone weights: {e}\n"
-                "Pass a local weights file with --set loss.backbone_weights=/path/to/file.h5"
-            ) from None
-        terms.append((t.name, fn, t.weight))
-    return LossTerms(terms)
+__all__ = [
+    "EXIT_NAN", "OPTIMIZERS", "RESUMABLE_KEYS", "NonFiniteError", "Run", "TrainingError", "exportable",
+    "make_loss_terms", "make_optimizer", "make_schedule", "save_model_atomic", "train", "write_json",
+]  # fmt: skip
 
 
 def exportable(model):
@@ -169,16 +108,18 @@ class Run:
         return self.recipe.kind
 
     def check_config(self):
-        path = self.run_dir / "config.json"
-        if path.exists() and (self.run_dir / "checkpoints" / "checkpoint").exists():
-            diff = changed_keys(json.loads(path.read_text()), self.cfg, ignore=RESUMABLE_KEYS)
-            if diff:
-                raise TrainingError(
-                    f"{self.run_dir} holds a run with a different configuration ({', '.join(diff)}); "
-                    "use another --out, or the same options to resume it"
-                )
+        """Refuse a run folder that holds another run; what may change on resume (the learning rate
+        included) is recorded in ``config.json`` once the step it takes effect from is known."""
+        self.previous = resume.previous_config(self.run_dir)
+        self.changes = {}
+        if self.previous is not None:
+            try:
+                self.changes = resume.resume_changes(self.previous, self.cfg, self.recipe)
+            except TrainingError as e:
+                raise TrainingError(f"{self.run_dir}: {e}") from None
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(path, self.cfg)
+        if self.previous is None:
+            write_json(self.run_dir / "config.json", resume.record(self.cfg, None, {}, 0))
 
     # ---- setup ---------------------------------------------------------------------------------
 
@@ -272,7 +213,7 @@ class Run:
 
     def restore(self):
         """Resume from the latest checkpoint, else start from ``--init-from`` (or the random weights)."""
-        from srkeras.training.checkpoint import TrainingCheckpoint
+        from srkeras.training.checkpoint import CheckpointError, TrainingCheckpoint
 
         objects = {"generator": self.generator, "g_optimizer": self.g_optimizer}
         if self.discriminator is not None:
@@ -280,13 +221,24 @@ class Run:
         if self.ema is not None:
             objects["ema"] = self.ema.shadow
         keep = self.recipe.train.keep_checkpoints
-        self.checkpoint = TrainingCheckpoint(self.run_dir / "checkpoints", max_to_keep=keep, **objects)
-        self.start_step = self.checkpoint.restore()
+        try:
+            self.checkpoint = TrainingCheckpoint(self.run_dir / "checkpoints", max_to_keep=keep, **objects)
+            self.start_step = self.checkpoint.restore(log=self.log)
+        except CheckpointError as e:
+            raise TrainingError(str(e)) from None
+        # The recipe's learning rate wins over the one the checkpoint holds (it may change on resume).
+        apply_learning_rate(self.g_optimizer, self.recipe.optimizer, self.recipe.schedule)
+        if self.d_optimizer is not None:
+            apply_learning_rate(self.d_optimizer, self.recipe.d_optimizer, self.recipe.d_schedule)
         if self.start_step == 0:
             self._init_from()
         else:
             iterations = int(np.asarray(self.g_optimizer.iterations.numpy()))
             self.log(f"resuming from {self.checkpoint.latest} (step {self.start_step}, optimizer iterations {iterations})")
+        if self.previous is not None:
+            if self.changes:
+                self.log(f"changed on resume, from step {self.start_step}: {resume.describe(self.changes)} (recorded in config.json)")
+            write_json(self.run_dir / "config.json", resume.record(self.cfg, self.previous, self.changes, self.start_step))
 
     def _check_init_from(self):
         """Two-stage recipes need the first stage's generator (checked before anything is built)."""
@@ -393,8 +345,8 @@ class Run:
             latest = self.checkpoint.latest
             raise NonFiniteError(
                 f"stopped: {st.failed}. Nothing was saved after it; the last good checkpoint is "
-                f"{latest or '(none yet)'}. Lower the learning rate (--lr or --set optimizer.lr=...) and "
-                "re-run the same command to resume from it."
+                f"{latest or '(none yet)'}. Lower the learning rate (now {self.recipe.optimizer.lr:g}; --lr or "
+                "--set optimizer.lr=...) and re-run the command to resume from it (the change is recorded in config.json)."
             )
         return self.finish(train_s)
 
