@@ -184,8 +184,8 @@ def make_engine(url: str, **kwargs) -> Engine:
     """A SQLAlchemy engine for ``url`` with the SQLite pragmas above (no schema work)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database not in (None, "", ":memory:"):
-            Path(u.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        if (path := sqlite_file(u)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             kwargs.setdefault("connect_args", {"check_same_thread": False})
         else:  # one shared in-memory database for all threads
             kwargs.setdefault("connect_args", {"check_same_thread": False})

@@ -17,6 +17,7 @@ transactions, retried as a whole on lock conflicts.
 from __future__ import annotations
 
 from db.errors import (
+    DatabaseGone,
     InvalidStudy,
     MosError,
     RatingRejected,
@@ -30,7 +31,7 @@ from db.export import export_long_csv, export_ratings_csv, mos_table, preference
 from db.frames import rating_frames, study_methods
 from db.models import MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
 from db.qc import current_flags, rater_qc
-from db.raters import ABANDONED_AFTER, get_rater, start_rater
+from db.raters import ABANDONED_AFTER, UNSTARTED_AFTER, get_rater, start_rater
 from db.ratings import next_trial, submit_rating
 from db.status import study_status
 from db.studies import (
@@ -49,6 +50,7 @@ from db.views import CalibrationExample, RaterInfo, StudyInfo, SubmitResult, Tri
 __all__ = [
     "ABANDONED_AFTER",
     "CalibrationExample",
+    "DatabaseGone",
     "InvalidStudy",
     "MethodRole",
     "MethodSpec",
@@ -68,6 +70,7 @@ __all__ = [
     "SubmitResult",
     "TrialMode",
     "TrialView",
+    "UNSTARTED_AFTER",
     "UnknownRater",
     "UnknownStudy",
     "calibration_examples",

@@ -14,12 +14,13 @@ browser also remembers the token of an unfinished rater (session state, and a co
 page), so Back to the consent page or a new visit without ``?r=`` resumes it instead of starting a second
 rater with a fresh list.
 
+The study is taken from ``?study=NAME``, else env ``MOS_STUDY``, else the only open study.
+Nothing on the page names a method (blind): images travel as metadata-free ``data:`` PNGs.
+
 Errors: every entry point (the page script, each callback) runs under :func:`mos_app.state.guarded`: a
 rater reads a short plain message, never a traceback; unexpected errors are logged with their details. A
 deleted or replaced database file (:class:`db.errors.DatabaseGone`) stops the study with a message that
 claims nothing as saved.
-The study is taken from ``?study=NAME``, else env ``MOS_STUDY``, else the only open study.
-Nothing on the page names a method (blind): images travel as metadata-free ``data:`` PNGs.
 """
 
 from __future__ import annotations

@@ -75,6 +75,10 @@ def compute(acr, pairs, metrics, title: str, n_boot: int = N_BOOT) -> tuple[Repo
 
 
 # ---------------------------------------------------------------------------------------------- charts
+#: Streamlit's default autosize "fit" squeezes the plot into ``height`` with title and axes; fit the width only.
+FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
+
+
 def _finite(df: pd.DataFrame, cols) -> pd.DataFrame:
     return df.replace([np.inf, -np.inf], np.nan).dropna(subset=list(cols))
 
@@ -92,8 +96,8 @@ def mos_ci_chart(methods: pd.DataFrame) -> alt.Chart:
         tooltip=["method", "role", "n", alt.Tooltip("mos:Q", format=".3f"), alt.Tooltip("ci95_low:Q", format=".3f"),
                  alt.Tooltip("ci95_high:Q", format=".3f"), alt.Tooltip("mos_screened:Q", format=".3f")])
     screened = base.mark_point(shape="diamond", size=60).encode(y=y, x=alt.X("mos_screened:Q"))
-    return (bars + dots + screened).properties(title="MOS with 95% CI (raters x images bootstrap); "
-                                               "diamond: screened", height=max(140, 34 * len(df)), width="container")
+    return (bars + dots + screened).properties(autosize=FIT_X, title="MOS with 95% CI (raters x images bootstrap); "
+                                               "diamond: screened", height=max(140, 34 * len(df)))
 
 
 def _corr_text(c: dict) -> str:
@@ -121,7 +125,7 @@ def metric_scatter(rep: Report, metric: str) -> alt.Chart | None:
     title = [f"MOS vs {metric.upper()} (anchors left out of the correlations)",
              f"methods: {_corr_text(rep.correlation_methods.get(metric, {}))}",
              f"stimuli: {_corr_text(rep.correlation.get(metric, {}))}"]
-    return (pts + err + big).properties(title=title, height=300, width="container")
+    return (pts + err + big).properties(autosize=FIT_X, title=title, height=300)
 
 
 def histogram_chart(methods: pd.DataFrame) -> alt.Chart:
@@ -134,7 +138,7 @@ def histogram_chart(methods: pd.DataFrame) -> alt.Chart:
         x=alt.X("votes:Q", stack="normalize", title="share of votes"),
         color=alt.Color("score:O", scale=alt.Scale(scheme="redyellowgreen"), title="score"),
         order=alt.Order("score:O"), tooltip=["method", "score", "votes"],
-    ).properties(title="Rating histogram", height=max(140, 30 * len(methods)), width="container")
+    ).properties(autosize=FIT_X, title="Rating histogram", height=max(140, 30 * len(methods)))
 
 
 def matrix_chart(mat: pd.DataFrame, title: str, value: str, fmt: str, color: alt.Color) -> alt.Chart:
@@ -145,7 +149,7 @@ def matrix_chart(mat: pd.DataFrame, title: str, value: str, fmt: str, color: alt
     base = alt.Chart(long).encode(x=alt.X("col:N", sort=order, title=None), y=alt.Y("row:N", sort=order, title=None))
     cells = base.mark_rect().encode(color=color, tooltip=["row", "col", alt.Tooltip(f"{value}:Q", format=fmt)])
     text = base.mark_text(fontSize=11).encode(text=alt.Text(f"{value}:Q", format=fmt))
-    return (cells + text).properties(title=title, width="container", height=max(160, 36 * len(order)))
+    return (cells + text).properties(autosize=FIT_X, title=title, height=max(160, 36 * len(order)))
 
 
 def significance_chart(rep: Report) -> alt.Chart:
@@ -176,7 +180,7 @@ def bt_chart(pairs: pd.DataFrame) -> alt.Chart:
                                                   x2="ci95_high:Q")
             + base.mark_point(filled=True, size=90).encode(y=y, x="bt:Q", tooltip=["method", "bt", "win_rate",
                                                                                    "comparisons"])
-            ).properties(title="Bradley-Terry scores with 95% CI", height=max(140, 34 * len(pairs)), width="container")
+            ).properties(autosize=FIT_X, title="Bradley-Terry scores with 95% CI", height=max(140, 34 * len(pairs)))
 
 
 def charts(rep: Report) -> dict[str, alt.Chart]:
@@ -240,7 +244,7 @@ def dashboard_view(db, name: str) -> None:
                f"Krippendorff's alpha {rep.alpha:.3f}." if np.isfinite(rep.alpha) else
                f"{c.get('pair_votes', 0)} pair votes, {c.get('raters', 0)} raters.")
     for key, chart in charts(rep).items():
-        st.altair_chart(chart, key=f"chart_{key}")
+        st.altair_chart(chart, key=f"chart_{key}", width="stretch")
     if rep.methods is not None:
         st.markdown("**Methods**")
         st.dataframe(rep.methods, hide_index=True, key="dash_methods_table")

@@ -12,6 +12,12 @@ Memory: a 12-megapixel photo at x4 is 192 output megapixels, 2.3 GB as one float
 from the tiled path, keeps only 8-bit copies of SR and bicubic for display, and encodes the
 download PNG (the input's bit depth, alpha and ICC profile, as ``pipelines.upscale`` writes it)
 while the bands go by; benchmarks/bench_inference.py measures its peak.
+
+Limits of the page (a server anyone may upload to): an upload may hold at most
+:data:`MAX_INPUT_PIXELS` pixels and give at most :data:`MAX_OUTPUT_PIXELS`, checked from the
+file's header before anything is decoded (:func:`upload_limit`), so the peak memory of anything
+the page accepts is bounded (about 18 bytes per output pixel plus the memory budget). Messages
+name the upload as the user named it and suggest only what the page offers.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import streamlit as st
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from srkeras.data import ImageLoadError, quantize, read_image  # noqa: E402
+from srkeras.data.io import ImageTooLarge, display_name  # noqa: E402
 from srkeras.data.png16 import PngStreamWriter  # noqa: E402
 from srkeras.data.samples import SAMPLE_NAMES, sample_image  # noqa: E402
 from srkeras.inference import (  # noqa: E402
@@ -36,11 +43,30 @@ from srkeras.inference import (  # noqa: E402
     load_generator,
     model_scale,
     models_dir,
+    parse_memory,
     upscale_bands,
 )
 from srkeras.inference.loading import ModelNotFoundError  # noqa: E402
 
 VIEW = 384  # displayed crop edge in screen pixels
+MAX_INPUT_PIXELS = 16_000_000  # a 12-16 megapixel photo
+MAX_OUTPUT_PIXELS = 16 * MAX_INPUT_PIXELS  # x4 of that; a x8 model takes up to 4 megapixels
+
+
+def upload_limit(scale: int) -> int:
+    """Most input pixels the page accepts for a model of ``scale``."""
+    return min(MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS // (scale * scale))
+
+
+def budget_bytes(text: str) -> int:
+    """The memory budget field as bytes; ValueError with a message for the page when unusable."""
+    try:
+        n = parse_memory(text)
+    except (ValueError, OverflowError):
+        n = None
+    if not n or n <= 0:
+        raise ValueError(f"Memory budget {text.strip()!r} is not a size: give one such as 1GB, 512MB or 1.5GiB.")
+    return n
 
 
 @st.cache_resource(show_spinner="Loading model...")
@@ -81,18 +107,26 @@ def _crop(img, cy, cx, zoom):
     return c[..., 0] if c.shape[-1] == 1 else c
 
 
-def _load_input(upload, sample):
+def _load_input(upload, sample, max_pixels: int = MAX_INPUT_PIXELS):
     """(pixels, alpha, name, bit depth, ICC profile) from the upload (read like any file: EXIF,
-    bomb guard, 16 bit) or a sample."""
+    16 bit; at most ``max_pixels``, checked from the header before decoding) or a sample.
+    Raises ImageLoadError with a message naming the upload, never the server's temporary file."""
     if upload is not None:
+        name = display_name(Path(upload.name).name)
         suffix = Path(upload.name).suffix or ".png"
         with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
             f.write(upload.getvalue())
         try:
-            img = read_image(f.name)
+            img = read_image(f.name, max_pixels=max_pixels, name=name)
+        except ImageTooLarge as e:
+            raise ImageLoadError(
+                f"{name}: {e.width}x{e.height} = {e.width * e.height:,} pixels is more than this page accepts "
+                f"({max_pixels:,} pixels for this model). Upload a smaller image; the command line "
+                "(python -m pipelines.upscale) handles larger ones."
+            ) from None
         finally:
             os.unlink(f.name)
-        return img.pixels, img.alpha, Path(upload.name).stem, img.bit_depth, img.icc_profile
+        return img.pixels, img.alpha, Path(name).stem, img.bit_depth, img.icc_profile
     if sample and sample != "(none)":
         return sample_image(sample), None, sample, 8, None
     return None
@@ -107,7 +141,13 @@ def main():
     choices = {p.stem if p.suffix == ".keras" else p.name: str(p) for p in list_models(folder)}
     if extra.strip():
         choices[extra.strip()] = extra.strip()
-    budget = st.sidebar.text_input("Memory budget", value="1GB")
+    budget = st.sidebar.text_input("Memory budget", value="1GB", key="budget")
+    try:
+        budget_bytes(budget)
+    except ValueError as e:
+        st.sidebar.error(str(e))
+        st.error(str(e))
+        st.stop()
     if not choices:
         st.warning(
             f"No models in {folder}. Train one (`python -m pipelines.train ...`) and put its model.keras "
@@ -126,7 +166,7 @@ def main():
     upload = st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"])
     sample = st.selectbox("...or a sample photo", ["(none)", *SAMPLE_NAMES], key="sample")
     try:
-        loaded = _load_input(upload, sample)
+        loaded = _load_input(upload, sample, upload_limit(scale))
     except ImageLoadError as e:
         st.error(str(e))
         st.stop()
@@ -136,7 +176,9 @@ def main():
     pixels, alpha, stem, bit_depth, icc = loaded
     st.caption(f"Input {pixels.shape[1]}x{pixels.shape[0]} -> output {pixels.shape[1] * scale}x{pixels.shape[0] * scale}")
 
-    key = hashlib.sha1(pixels.tobytes() + choices[name].encode() + budget.encode()).hexdigest()
+    digest = hashlib.sha1(np.ascontiguousarray(pixels))  # no bytes copy of the image
+    digest.update(f"\0{choices[name]}\0{budget}".encode("utf-8", "backslashreplace"))
+    key = digest.hexdigest()
     if st.button("Upscale", type="primary", key="run"):
         bar = st.progress(0.0, text="Upscaling...")
         from srkeras.inference import tile_count
@@ -153,9 +195,12 @@ def main():
         st.session_state["result"] = {**res, "key": key, "stem": stem, "model": name}
         bar.empty()
     res = st.session_state.get("result")
-    if not res or res["key"] != key:
-        return
+    if res and res["key"] == key:
+        _show(res, scale)
 
+
+def _show(res: dict, scale: int) -> None:
+    """The synchronised bicubic / SR crops and the download button of one result."""
     zoom = st.slider("Zoom (screen pixels per output pixel)", 1, 8, 1, key="zoom")
     c1, c2 = st.columns(2)
     cx = c1.slider("Centre x (%)", 0, 100, 50, key="cx") / 100

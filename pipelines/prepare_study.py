@@ -11,17 +11,28 @@ the library's :class:`~srkeras.stimuli.StudyInputError` to a message and exit st
 ``nearest`` and ``hr`` are the hidden anchors of the SRGAN protocol (Ledig et al. 2017, sec. 3.4:
 NN rated 1, HR rated 5) and are always included. ``--calibration-images K`` source images (seeded
 choice, or named with ``--calibration``) only provide the NN/HR examples of the instructions and are
-never trials. Unreadable image files are reported by name and skipped.
+never trials. Unreadable image files are reported by name and skipped; the exit status is then 1
+(the study is registered without them), as for ``pipelines.evaluate``.
+
+All or nothing: the stimuli are written into a temporary folder inside the stimuli folder
+(:class:`Staging`), moved in once all are made, and registered in one transaction; if anything fails
+(a full disk, a refused registration, Ctrl-C) the files this run added are removed again and no row
+is stored. A run killed with -9 before that leaves only the temporary folder, which the next run
+removes. Non-UTF-8 file names are stored and shown with ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
 from srkeras import stimuli
+from srkeras.data.io import destination_problem, display_name, remove_stale_temporaries, temp_path, write_error
 from srkeras.stimuli import (  # noqa: F401  (re-exported: the CLI's historical names)
     ANCHORS,
     CLASSICAL,
@@ -43,6 +54,49 @@ class StudyExists(StudyInputError):
 
 class RegistrationFailed(StudyInputError):
     """The database refused the study."""
+
+
+class Staging:
+    """A run's stimuli in a temporary folder inside ``stimuli_dir`` (:data:`~srkeras.data.io.TEMP_MARK`
+    in its name): :meth:`commit` moves them in, :meth:`rollback` removes what :meth:`commit` added,
+    :meth:`close` removes the temporary folder. Raises ``OutputFailed`` if it cannot be made."""
+
+    def __init__(self, stimuli_dir):
+        self.stimuli_dir = Path(stimuli_dir)
+        self.dir = temp_path(self.stimuli_dir / "staging")
+        self.added: list[Path] = []
+        try:
+            self.dir.mkdir(parents=True)
+        except OSError as e:
+            raise stimuli.OutputFailed(f"--stimuli-dir: {write_error(self.dir.parent, e)}") from None
+
+    def commit(self) -> list[Path]:
+        """Move the staged files in (a file already there is identical: left alone); the added paths."""
+        for f in sorted(self.dir.iterdir()):
+            dst = self.stimuli_dir / f.name
+            try:
+                os.link(f, dst)  # fails if dst exists: a concurrent run's file is never counted as ours
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links on this file system
+                if dst.exists():
+                    continue
+                os.replace(f, dst)
+            self.added.append(dst)
+        return self.added
+
+    def rollback(self) -> None:
+        """Remove the files :meth:`commit` moved in, and the temporary folder."""
+        for f in self.added:
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        self.added = []
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def default_stimuli_dir(db_url: str) -> Path:
@@ -67,6 +121,8 @@ def _progress_bar(name: str, enabled: bool):
 
 def _register(db, name: str, plan: stimuli.Plan, made: stimuli.StimulusSet, **options):
     """Store the study (``options``: mode, votes, schedule...); raises :class:`RegistrationFailed`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from db import service
 
     try:
@@ -83,12 +139,14 @@ def _register(db, name: str, plan: stimuli.Plan, made: stimuli.StimulusSet, **op
         )
     except ValueError as e:
         raise RegistrationFailed(f"cannot register study {name!r}: {e}") from None
+    except SQLAlchemyError as e:  # e.g. a full disk or a read-only database: nothing was stored
+        raise RegistrationFailed(f"cannot register study {name!r}: database error ({getattr(e, 'orig', None) or e})") from None
 
 
 def _summary(info, plan: stimuli.Plan, made: stimuli.StimulusSet) -> dict:
     return {
         "study": info.name,
-        "stimuli_dir": str(made.stimuli_dir),
+        "stimuli_dir": display_name(made.stimuli_dir),
         "test_images": len(made.test_sources),
         "calibration_images": made.calibration_sources,
         "stimuli": len(made.stimuli),
@@ -129,10 +187,14 @@ def make_study(
     from db import open_database, service
 
     log = log or _stderr
+    started = time.time()
     plan = stimuli.plan(scale, crop, methods, models)
     for anchor in plan.added_anchors:
         log(f"note: adding the hidden anchor method {anchor!r} (the MOS scale is calibrated on it)")
     stim_dir = Path(stimuli_dir).resolve() if stimuli_dir else default_stimuli_dir(db_url)
+    problem = destination_problem(stim_dir, folder=True)
+    if problem:
+        raise stimuli.OutputFailed(f"--stimuli-dir {problem}")
     db = open_database(db_url)
     try:
         try:
@@ -143,12 +205,25 @@ def make_study(
         files = stimuli.list_sources(hr_dir, max_images)
         files, choice = stimuli.choose_calibration(files, calibration_images, calibration, seed, folder=hr_dir)
         runners = stimuli.load_models(plan.models, plan.scale, tile)
-        made = stimuli.make(plan, files, stim_dir, choice, runners, on_skip=log, progress=_progress_bar(name, progress))
-        stimuli.require_test_images(made, hr_dir)
-        info = _register(
-            db, name, plan, made, mode=mode, votes_per_stimulus=votes_per_stimulus, trials_per_rater=trials_per_rater,
-            break_every=break_every, repeats=repeats, seed=seed,
-        )
+        for stale in remove_stale_temporaries(stim_dir, started):
+            log(f"note: removed {display_name(stale)} (left by an interrupted run)")
+        staging = Staging(stim_dir)
+        try:
+            made = stimuli.make(
+                plan, files, stim_dir, choice, runners, on_skip=log, progress=_progress_bar(name, progress),
+                write_dir=staging.dir,
+            )
+            stimuli.require_test_images(made, hr_dir)
+            staging.commit()
+            info = _register(
+                db, name, plan, made, mode=mode, votes_per_stimulus=votes_per_stimulus,
+                trials_per_rater=trials_per_rater, break_every=break_every, repeats=repeats, seed=seed,
+            )
+        except BaseException:
+            staging.rollback()  # all or nothing: no file of this run stays (and no row was stored)
+            raise
+        finally:
+            staging.close()
         return info, _summary(info, plan, made)
     finally:
         db.close()
@@ -235,7 +310,7 @@ def main(argv=None) -> int:
         print(e, file=sys.stderr)
         return EXIT_INPUT
     _report(info, summary)
-    return 0
+    return EXIT_INPUT if summary["skipped"] else 0
 
 
 if __name__ == "__main__":

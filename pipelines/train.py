@@ -101,8 +101,10 @@ def resolve(args) -> dict:
         cfg["data"].pop("lr_patch", None)
     elif "data.lr_patch" in sets:
         cfg["data"].pop("hr_patch", None)
-    cfg = recipes.apply_overrides(cfg, flags)
-    cfg = recipes.apply_overrides(cfg, sets)
+    try:
+        cfg = recipes.apply_overrides(recipes.apply_overrides(cfg, flags), sets)
+    except recipes.RecipeError as e:
+        raise recipes.RecipeError(f"{_source(e.key, sets, args)}{e}", key=e.key) from None
     cfg["run"] = {
         "strategy": args.strategy,
         "mixed_precision": bool(args.mixed_precision),

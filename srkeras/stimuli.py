@@ -12,6 +12,8 @@ only provide the anchor examples of the instructions and are never trials.
 
 Library code: unusable inputs raise :class:`StudyInputError` subclasses, skipped files are reported
 in the result and through a callback; nothing is printed and nothing touches a database.
+:func:`make` can write into a staging folder (``write_dir``) for an all-or-nothing caller. Source
+names are :func:`srkeras.data.io.display_name` (valid UTF-8 for any file name).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from srkeras import evaluation
-from srkeras.data.io import write_atomically
+from srkeras.data.io import display_name, write_atomically, write_error
 
 ANCHORS = {"nearest": "low_anchor", "hr": "high_anchor"}
 CLASSICAL = ("nearest", "bicubic", "hr")
@@ -54,6 +56,10 @@ class ModelError(StudyInputError):
 
 class TooFewImages(StudyInputError):
     """Fewer than two usable test images are left (a study compares images)."""
+
+
+class OutputFailed(StudyInputError):
+    """A stimulus could not be written (disk full, folder not writable); the message names the path."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -93,12 +99,16 @@ def png_chunks(data: bytes) -> list[str]:
     return out
 
 
-def store(stimuli_dir, data: bytes) -> str:
-    """Write ``data`` as ``<sha256>.png`` (atomic; an existing file with that name is identical)."""
+def store(stimuli_dir, data: bytes, into=None) -> str:
+    """Write ``data`` as ``<sha256>.png`` in ``into`` (default ``stimuli_dir``) unless ``stimuli_dir``
+    has it already (same name, same bytes). Atomic; raises :class:`OutputFailed` naming the path."""
     sha = hashlib.sha256(data).hexdigest()
-    path = Path(stimuli_dir) / file_name(sha)
-    if not path.exists():
-        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+    path = Path(into if into is not None else stimuli_dir) / file_name(sha)
+    if not (Path(stimuli_dir) / file_name(sha)).exists() and not path.exists():
+        try:
+            write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+        except OSError as e:
+            raise OutputFailed(write_error(path, e)) from None
     return sha
 
 
@@ -198,10 +208,13 @@ def choose_calibration(files: Sequence[Path], count: int = 1, names: Sequence[st
     a calibration image. Raises :class:`UnknownCalibration` for a name not in ``files`` (of ``folder``).
     """
     if names:
-        by_name = {f.name: f for f in files} | {f.stem: f for f in files}
-        unknown = [c for c in names if c not in by_name]
+        stems = [f.stem for f in files]
+        by_name = {f.stem: f for f in files if stems.count(f.stem) == 1}  # a shared stem must be a file name
+        by_name |= {f.name: f for f in files} | {display_name(f.name): f for f in files}
+        unknown = [display_name(c) for c in names if c not in by_name]
         if unknown:
-            raise UnknownCalibration(f"--calibration {unknown}: not in {folder if folder is not None else 'the HR folder'}")
+            where = display_name(folder) if folder is not None else "the HR folder"
+            raise UnknownCalibration(f"--calibration {unknown}: not in {where} (give the file name if stems are shared)")
         return list(files), CalibrationChoice({by_name[c] for c in names})
     order = list(files)
     random.Random(seed).shuffle(order)
@@ -293,24 +306,30 @@ class _Skip(Exception):
         self.recorded, self.logged = recorded, logged
 
 
-def _prepared(f: Path, scale: int, crop: int | None) -> evaluation.Pair:
-    """The 8-bit HR/LR pair of one file (modcrop, centre crop); raises :class:`_Skip` if unusable."""
+def _prepared(f: Path, scale: int, crop: int | None) -> tuple[evaluation.Pair, str]:
+    """The 8-bit HR/LR pair of one file (modcrop, centre crop) and the SHA-256 of its bytes;
+    raises :class:`_Skip` if unusable."""
     from srkeras.data.io import ImageLoadError, load_image, modcrop
 
     try:
+        hr_sha = hashlib.sha256(f.read_bytes()).hexdigest()
         hr = load_image(f, channels=3)
     except ImageLoadError as e:
         raise _Skip(str(e), f"skipping {e}") from None  # the message names the file
+    except OSError as e:
+        why = "permission denied" if isinstance(e, PermissionError) else e.strerror
+        msg = f"{display_name(f)}: cannot read the file ({why})"
+        raise _Skip(msg, f"skipping {msg}") from None
     hr = modcrop(hr, scale)
     if crop is not None:
         if min(hr.shape[:2]) < crop:
-            msg = f"skipping {f}: {hr.shape[1]}x{hr.shape[0]} is smaller than --crop {crop}"
+            msg = f"skipping {display_name(f)}: {hr.shape[1]}x{hr.shape[0]} is smaller than --crop {crop}"
             raise _Skip(msg, msg)
         hr = center_crop(hr, crop)
     try:
-        return evaluation.prepare(hr, scale, "bicubic", name=str(f))
+        return evaluation.prepare(hr, scale, "bicubic", name=display_name(f)), hr_sha
     except evaluation.ImageTooSmall:
-        msg = f"skipping {f}: {hr.shape[1]}x{hr.shape[0]} is too small for SSIM at x{scale}"
+        msg = f"skipping {display_name(f)}: {hr.shape[1]}x{hr.shape[0]} is too small for SSIM at x{scale}"
         raise _Skip(msg, msg) from None
 
 
@@ -327,13 +346,13 @@ def _outputs(p: Plan, pair: evaluation.Pair, runners: dict, calibration: bool, f
         for name, run in runners.items():
             out = np.asarray(run(pair.lr), dtype=np.float32)
             if out.shape != pair.hr.shape:
-                raise ModelError(f"--model {name}: output {out.shape} differs from HR {pair.hr.shape} on {f}")
+                raise ModelError(f"--model {name}: output {out.shape} differs from HR {pair.hr.shape} on {display_name(f)}")
             outputs[name] = out
     return outputs
 
 
-def _stimulus(method: str, source: str, out: np.ndarray, hr8: np.ndarray, scale: int, stimuli_dir: Path) -> Stimulus:
-    sha = store(stimuli_dir, png_bytes(out))
+def _stimulus(method: str, source: str, out: np.ndarray, hr8: np.ndarray, scale: int, dirs) -> Stimulus:
+    sha = store(dirs[0], png_bytes(out), into=dirs[1])
     s = evaluation.score(out, hr8, scale)  # of exactly the stored 8-bit pixels
     p = s["psnr"]
     return Stimulus(method, source, sha, int(out.shape[1]), int(out.shape[0]), None if np.isinf(p) else p, s["ssim"])
@@ -347,17 +366,21 @@ def make(
     runners: dict | None = None,
     on_skip: Callable[[str], None] | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
+    write_dir=None,
 ) -> StimulusSet:
     """Make and store every stimulus of ``files`` (in that order) under ``stimuli_dir``.
 
     ``runners`` are :func:`load_models`' output; ``on_skip(message)`` hears of each unusable file
-    (also listed in ``skipped``); ``progress`` may wrap the file iterable (e.g. ``tqdm``). Raises
-    :class:`ModelError` when a model returns an image of the wrong size.
+    (also listed in ``skipped``); ``progress`` may wrap the file iterable (e.g. ``tqdm``).
+    ``write_dir``: write new files there instead (a :class:`Staging` folder). Raises
+    :class:`ModelError` when a model returns an image of the wrong size, :class:`OutputFailed`
+    when a file cannot be written.
     """
     result = StimulusSet(Path(stimuli_dir))
+    dirs = (result.stimuli_dir, write_dir)
     for f in progress(files) if progress else files:
         try:
-            pair = _prepared(Path(f), p.scale, p.crop)
+            pair, hr_sha = _prepared(Path(f), p.scale, p.crop)
         except _Skip as s:
             result.skipped.append(s.recorded)
             if on_skip:
@@ -365,11 +388,11 @@ def make(
             continue
         is_cal = calibration.take(f)
         outputs = _outputs(p, pair, runners or {}, is_cal, f)
-        hr_sha = hashlib.sha256(Path(f).read_bytes()).hexdigest()
         h, w = pair.hr.shape[:2]
-        result.sources.append(Source(Path(f).name, hr_sha, int(w), int(h), is_calibration=is_cal))
+        name = display_name(Path(f).name)
+        result.sources.append(Source(name, hr_sha, int(w), int(h), is_calibration=is_cal))
         for method, out in outputs.items():
-            result.stimuli.append(_stimulus(method, Path(f).name, out, pair.hr, p.scale, result.stimuli_dir))
+            result.stimuli.append(_stimulus(method, name, out, pair.hr, p.scale, dirs))
     result.sources.sort(key=lambda x: x.name)
     return result
 
@@ -379,7 +402,7 @@ def require_test_images(result: StimulusSet, hr_dir, minimum: int = 2) -> None:
     n_test = len(result.test_sources)
     if n_test < minimum:
         raise TooFewImages(
-            f"only {n_test} usable test image(s) in {hr_dir} (after {len(result.skipped)} skipped and "
+            f"only {n_test} usable test image(s) in {display_name(hr_dir)} (after {len(result.skipped)} skipped and "
             f"{len(result.calibration_sources)} calibration): a study needs at least {minimum}"
         )
 
@@ -403,6 +426,7 @@ __all__ = [
     "ModelError",
     "ModelSpec",
     "NoImages",
+    "OutputFailed",
     "Plan",
     "Source",
     "Stimulus",

@@ -374,3 +374,44 @@ def test_channels_first_rebuilt_as_channels_last():
     x = rng.random((2, 13, 11, 3), dtype=np.float32)
     assert np.abs(np.asarray(cl(x)) - np.asarray(ref(x))).max() < 1e-4
     assert model_scale(cl) == 2
+
+
+def test_pre_padding_is_applied_tiled_untiled_and_in_bands():
+    from srkeras.inference import upscale_bands
+    from srkeras.inference.sidecar import reflect_pad, set_pre_pad
+
+    m = conv_ps(kernels=(7, 5, 3))
+    img = RNG.random((37, 29, 3), dtype=np.float32)
+    want = np.clip(np.asarray(m(reflect_pad(img, 6)[None]))[0, 12:-12, 12:-12], 0, 1)
+    unpadded = upscale(m, img, tile=0)
+    set_pre_pad(m, 6)
+    assert np.abs(unpadded - want).max() > 1e-2  # the padding matters at the borders
+    for tile in (0, 5, 9, None):
+        assert np.abs(upscale(m, img, tile=tile) - want).max() < 1e-4, tile
+    rows, alpha = [], RNG.random((37, 29), dtype=np.float32)
+    for r0, band, al in upscale_bands(m, img, tile=4, alpha=alpha):
+        assert r0 == sum(len(b) for b in rows) and al.shape[:2] == band.shape[:2]
+        rows.append(band)
+    assert np.abs(np.concatenate(rows) - want).max() < 1e-4
+    assert tile_count(m, img.shape, tile=5) > 4
+
+
+def test_sidecar_seeds_scale_receptive_field_and_padding(tmp_path, monkeypatch):
+    import json
+
+    from srkeras.inference import probing
+    from srkeras.inference.serving import as_bfloat16
+    from srkeras.inference.sidecar import pre_pad, sha256_file
+
+    conv_ps(kernels=(5, 3, 3)).save(tmp_path / "m.keras")
+    meta = {"scale": 2, "pre_pad": 3, "pad_mode": "reflect", "receptive_field": 9, "rf_tol": probing.RF_TOL}
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "model_sha256": sha256_file(tmp_path / "m.keras")}))
+    monkeypatch.setattr(probing, "probe_radius", lambda *a, **k: pytest.fail("probed"))
+    m = load_generator(tmp_path / "m.keras")
+    assert receptive_field(m) == 9 and pre_pad(m) == 3 and model_scale(m) == 2
+    assert pre_pad(as_bfloat16(m)) == 3
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "model_sha256": "stale"}))
+    m = load_generator(tmp_path / "m.keras")
+    assert pre_pad(m) == 0
+    monkeypatch.undo()
+    assert receptive_field(m) == 4

@@ -58,6 +58,23 @@ def assert_no_method(blob: bytes, methods: list[str], where: str) -> None:
                                  re.sub(rb"<[^>]*>", b" ", low)), f"{m!r} found in {where}"
 
 
+SIZED_JS = """(tid) => {
+    const imgs = [...document.querySelectorAll(`[data-mos='trial-${tid}'] img`)];
+    return imgs.length > 0 && imgs.every(e => e.complete && e.naturalWidth > 0 &&
+        Math.abs(e.getBoundingClientRect().width * devicePixelRatio - e.naturalWidth) < 0.01 &&
+        Math.abs(e.getBoundingClientRect().height * devicePixelRatio - e.naturalHeight) < 0.01);
+}"""
+
+
+def wait_sized(page, tid: int, timeout_ms: int = 20000) -> None:
+    """Wait by condition (not a fixed sleep) until trial ``tid``'s images are decoded and laid out at 1:1
+    device pixels; on timeout the caller's own measurement reports the sizes found."""
+    try:
+        page.wait_for_function(SIZED_JS, arg=tid, timeout=timeout_ms)
+    except sync_api.TimeoutError:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------- the test
 @pytest.fixture
 def served_study(make_study, sqlite_url, tmp_path):
@@ -146,7 +163,8 @@ def test_rater_completes_study_in_browser(served_study):
                     kind = wait_next(previous, after_break=True)
                     continue
                 tid = marker()
-                # Every image is drawn at exactly one image pixel per device pixel.
+                # Every image is drawn at exactly one image pixel per device pixel (measured once laid out).
+                wait_sized(page, tid)
                 sizes = page.eval_on_selector_all(
                     "[data-mos^='trial-'] img",
                     "els => els.map(e => [e.getBoundingClientRect().width * devicePixelRatio, e.naturalWidth,"

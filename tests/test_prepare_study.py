@@ -43,7 +43,7 @@ def test_cli_builds_blind_study(tmp_path, capsys):
          "--trials-per-rater", "10", "--break-every", "5", "--repeats", "1"]
     )
     out = capsys.readouterr()
-    assert rc == 0
+    assert rc == 1  # registered, but files were skipped: exit 1, like pipelines.evaluate (issue 16)
     assert "broken.png" in out.err and "zz_text.jpg" in out.err  # bad files named and skipped
     assert "4 test images" in out.out and "skipped 2 file(s)" in out.out
 

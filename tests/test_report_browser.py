@@ -132,6 +132,9 @@ def test_dashboard_every_chart_drawn(served_admin):
                 assert page.get_by_role("button", name=name).count() == 1
             page.wait_for_load_state("networkidle")
             SHOTS.mkdir(parents=True, exist_ok=True)
+            tall = page.evaluate("() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+            page.set_viewport_size({"width": 1280, "height": min(int(tall) + 100, 12000)})  # app scrolls inside
+            page.wait_for_function(CHARTS_JS, arg=7, timeout=30000)
             page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
             assert [e for e in errors if "favicon" not in e] == [], errors
             assert blocked == [], f"the dashboard tried the network: {blocked}"

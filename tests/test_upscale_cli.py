@@ -60,7 +60,8 @@ def test_cli_modes_metadata_and_failures(tmp_path, inputs, model_path, capsys):
         assert im.mode == "RGB" and im.size == (46, 40) and im.info.get("icc_profile") == b"my-icc-profile"
         model = load_generator(model_path)
         src = read_image(inputs / "rgb.png").pixels
-        assert np.array_equal(np.asarray(im), quantize(upscale(model, src, tile=0), 8))
+        # Tiled (--tile 6) vs untiled float32: 1 grey level where a rounding tie can flip.
+        assert np.abs(np.asarray(im).astype(int) - quantize(upscale(model, src, tile=0), 8)).max() <= 1
     with Image.open(out / "rgba.png") as im:
         assert im.mode == "RGBA" and im.size == (30, 36)
         a_src = np.asarray(Image.open(inputs / "rgba.png"))[..., 3] / 255.0

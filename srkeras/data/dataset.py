@@ -1,8 +1,8 @@
 """``tf.data`` training pipeline: decoded HR images cached in memory, random HR crops, LR on the fly.
 
 * Every HR image is decoded once (any format :func:`srkeras.data.read_image` reads) and packed into
-  one flat uint8 (or uint16 for 16-bit files) array; images smaller than the crop are skipped and
-  reported by name.
+  one flat uint8 (or uint16 for 16-bit files) array; every file that cannot be used (unreadable,
+  corrupt, not an image, smaller than the crop) is skipped and reported by name with its reason.
 * Element ``e`` of the stream draws its image, crop position, flip and 90-degree rotation from
   ``tf.random.stateless_*`` with seed ``(seed, e)``. The stream is therefore deterministic for a
   seed whatever the parallelism, and a resumed run continues it exactly (it starts at element
@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from srkeras.data.color import RGB_TO_YCBCR, YCBCR_OFFSET
-from srkeras.data.io import DEFAULT_MAX_PIXELS, ImageLoadError, list_images, modcrop, quantize, read_image
+from srkeras.data.io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    ImageLoadError,
+    list_images,
+    modcrop,
+    quantize,
+    read_image,
+)
 
 DEGRADATIONS_TF = ("bicubic", "blur_bicubic", "nearest")
 
@@ -80,28 +88,57 @@ class ImageCache:
 
 
 def load_hr_folders(dirs, min_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = True) -> ImageCache:
-    """Decode every image of the folder(s) once; unreadable or too-small images are skipped and reported."""
+    """Decode every image of the folder(s) once. Every entry that cannot be trained on -- unreadable,
+    truncated or corrupt, not an image, too small for the crop, a broken link or a subfolder -- is
+    reported in ``skipped`` with its reason, in folder order; none usable is an error listing them all."""
     from tqdm import tqdm
 
     if isinstance(dirs, (str, Path)):
         dirs = [dirs]
-    files = [f for d in dirs for f in list_images(d)]
-    images, names, errors = [], [], []
+    files, unusable = [], {}
+    for d in dirs:
+        files += list_images(d)
+        unusable.update(not_images(d))
+    images, names = [], []
     bit_depth = 8
     for f in tqdm(files, desc="decode HR images", unit="img", disable=not progress, file=sys.stderr, leave=False):
         try:
             img = read_image(f, max_pixels=max_pixels)
         except ImageLoadError as e:
-            errors.append(str(e))
+            unusable[f] = str(e).removeprefix(f"{f}: ")
+            continue
+        except OSError as e:  # e.g. permission denied, an I/O error
+            unusable[f] = f"cannot read the file ({e.strerror or e})"
+            continue
+        h, w = img.pixels.shape[:2]
+        if min(h, w) < min_size:
+            unusable[f] = f"{w}x{h} is smaller than the {min_size}x{min_size} training crop"
             continue
         bit_depth = max(bit_depth, img.bit_depth)
         images.append(img.pixels)
         names.append(str(f))
-    cache = ImageCache.from_arrays(images, names, min_size, bit_depth=bit_depth) if images else None
-    if cache is None:
-        raise ValueError("no training image is usable:\n  " + "\n  ".join(errors))
-    cache.skipped = errors + cache.skipped
+    skipped = [f"{f}: {why}" for f, why in sorted(unusable.items(), key=lambda kv: (str(kv[0].parent), kv[0].name))]
+    if not images:
+        raise ValueError(f"no training image is usable (of {len(files)} image files):\n  " + "\n  ".join(skipped))
+    cache = ImageCache.from_arrays(images, names, min_size, bit_depth=bit_depth)
+    cache.skipped = skipped + cache.skipped
     return cache
+
+
+def not_images(directory) -> dict:
+    """{path: reason} for the entries of ``directory`` that :func:`list_images` leaves out: files that
+    are not images, links to nothing, subfolders (not searched). Hidden entries are ignored."""
+    out = {}
+    for p in sorted(Path(directory).iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            out[p] = "a folder (subfolders are not searched; give it its own --train-dir)"
+        elif not p.is_file():
+            out[p] = "not a readable file (a broken link or a special file)"
+        elif p.suffix.lower() not in IMAGE_EXTENSIONS:
+            out[p] = f"not an image file (the extension {p.suffix or '(none)'!r} is not one of {', '.join(IMAGE_EXTENSIONS)})"
+    return out
 
 
 def load_validation(source, scale: int, max_images: int | None = None, min_side: int | None = None):

@@ -24,19 +24,25 @@ def _serving_module(model):
 
     from srkeras.inference.probing import model_scale
     from srkeras.inference.runtime import model_channels
+    from srkeras.inference.sidecar import pre_pad
 
     c = model_channels(model)
     s = model_scale(model)
+    p = pre_pad(model)  # the original runtime's reflect padding (Real-ESRGAN: 10 LR px), in the graph
 
     class Serving(tf.Module):
         def __init__(self):
             super().__init__()
             self.model = model
             self.scale = tf.Variable(s, dtype=tf.int32, trainable=False, name="scale")
+            self.pre_pad = tf.Variable(p, dtype=tf.int32, trainable=False, name="pre_pad")
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, c], tf.float32, name="lr")])
         def serve(self, lr):
-            return {"sr": tf.cast(self.model(lr, training=False), tf.float32)}
+            if p == 0:
+                return {"sr": tf.cast(self.model(lr, training=False), tf.float32)}
+            sr = tf.cast(self.model(tf.pad(lr, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT"), training=False), tf.float32)
+            return {"sr": sr[:, p * s : -p * s, p * s : -p * s, :]}
 
     return Serving()
 
@@ -114,7 +120,7 @@ def export_keras(model, path, portable: bool = True) -> Path:
 
     import numpy as np
 
-    path = Path(path)
+    path, original = Path(path), model
     if path.suffix != ".keras":
         path = path / "model.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +139,12 @@ def export_keras(model, path, portable: bool = True) -> Path:
                 raise RuntimeError(f"built-in rewrite differs from the model by {np.abs(got - want).max():.3g}")
             model = rewritten
     from srkeras.data.io import write_atomically
+    from srkeras.inference.sidecar import carry_facts, write_sidecar
 
-    return write_atomically(path, lambda tmp: model.save(str(tmp)))
+    carry_facts(original, model)
+    written = write_atomically(path, lambda tmp: model.save(str(tmp)))
+    write_sidecar(model, written)  # pre-padding and receptive field travel with the file
+    return written
 
 
 def export_savedmodel(model, directory) -> Path:

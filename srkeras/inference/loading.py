@@ -1,15 +1,23 @@
 """Find and load a generator: a training run folder, a ``.keras`` file, a SavedModel, or a zoo name.
 
-A zoo *name* (``srresnet``, ``rrdbnet``...) names an architecture, not trained weights, and srkeras
-ships no weights. ``NAME`` is therefore looked up as ``NAME.keras`` (or ``NAME/model.keras``) in
-the models directory (``$SRKERAS_MODEL_DIR``, default ``~/.srkeras/models``); if absent the error
-says which file is needed and how to make it. Random weights are never used silently.
+An existing path wins. Otherwise ``NAME`` is looked up as ``NAME.keras`` (or ``NAME/model.keras``)
+in the models directory (``$SRKERAS_MODEL_DIR``, default ``~/.srkeras/models``), where
+``python -m pipelines.pretrained fetch NAME`` installs the pretrained models of the catalogue
+(``realesrgan_x4plus``...) and where trained or imported models can be put; if absent the error
+says how to get it. A zoo *name* (``srresnet``, ``rrdbnet``...) names an architecture, not weights:
+random weights are never used silently.
+
+A ``.keras`` file's JSON sidecar (:mod:`srkeras.inference.sidecar`) seeds the per-model facts
+(scale, receptive field, the original runtime's pre-padding), so a pretrained model starts in
+seconds and is served exactly as its original runtime serves it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from srkeras.inference.sidecar import apply_sidecar, read_sidecar
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -61,10 +69,11 @@ def resolve(spec) -> Path:
         if cand.is_file():
             return cand
     raise ModelNotFoundError(
-        f"model {spec!r}: no trained weights found. srkeras ships architectures, not weights, so "
-        f"{d / (str(spec) + '.keras')} is needed (or pass a run folder / .keras path with --model). "
-        f"Make it by training, e.g. `python -m pipelines.train ...`, then copy the run's model.keras "
-        f"there (or set SRKERAS_MODEL_DIR to a folder holding {spec}.keras)."
+        f"model {spec!r} is not installed (no {d / (str(spec) + '.keras')}). A pretrained model of the "
+        f"catalogue (`python -m pipelines.pretrained list`) is installed with `python -m pipelines.pretrained "
+        f"fetch {spec}`. A trained one (`python -m pipelines.train ...`) is used by passing its run folder "
+        f"or .keras path, or by copying its model.keras there as {spec}.keras (or set SRKERAS_MODEL_DIR to "
+        f"a folder holding {spec}.keras)."
     )
 
 
@@ -92,6 +101,7 @@ def load_generator(spec, dtype: str | None = "float32"):
     """
     import keras
 
+    meta = None
     if isinstance(spec, keras.Model):
         model = spec
     else:
@@ -103,8 +113,10 @@ def load_generator(spec, dtype: str | None = "float32"):
             model = keras.saving.load_model(str(path), compile=False)
         except Exception as e:  # noqa: BLE001 - the message must name the file
             raise ModelNotFoundError(f"{path}: could not load model ({type(e).__name__}: {e})") from e
+        meta = read_sidecar(path)
     if dtype == "float32":
         from srkeras.inference.serving import as_float32
 
         model = as_float32(model)
+    apply_sidecar(model, meta)  # after the float32 clone: the facts belong to the model returned
     return model

@@ -130,6 +130,16 @@ def activation_bytes_per_pixel(model) -> float:
     return cache["bpp"]
 
 
+def tail_receptive_field(model, trunk, tail, scale: int, channels: int) -> int | None:
+    """Radius of ``model``'s tail on its trunk's features of the probe bases; cached on ``model``
+    (a sidecar may seed ``("tail_rf", RF_TOL)``, see :mod:`srkeras.inference.sidecar`)."""
+    cache = model_cache(model)
+    key = ("tail_rf", RF_TOL)
+    if key not in cache:
+        cache[key] = probe_radius(tail, lambda p: run_model(trunk, probe_bases(channels, p)), scale)
+    return cache[key]
+
+
 def model_parts(model) -> ModelParts:
     """Trunk and tail of ``model`` (or the whole model) with their radii and costs; cached."""
     cache = model_cache(model)
@@ -153,7 +163,7 @@ def model_parts(model) -> ModelParts:
         trunk, tail = sp.trunk, sp.tail
         parts = ModelParts(
             trunk=trunk, tail=tail, feat_channels=sp.feature_channels, **common,
-            tail_rf=probe_radius(tail, lambda p: run_model(trunk, probe_bases(c, p)), s),
+            tail_rf=tail_receptive_field(model, trunk, tail, s, c),
             trunk_live_bytes=_live_bytes(trunk, 1), tail_live_bytes=_live_bytes(tail, s),
             trunk_flops=flops_per_pixel(trunk) or 1.0, tail_flops=flops_per_pixel(tail) or 1.0,
         )  # fmt: skip
@@ -171,4 +181,5 @@ __all__ = [
     "probe_bases",
     "probe_radius",
     "receptive_field",
+    "tail_receptive_field",
 ]

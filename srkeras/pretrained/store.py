@@ -9,13 +9,14 @@ file's sha256, so a sidecar that does not belong to the ``.keras`` beside it is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from srkeras.inference.sidecar import read_sidecar, sha256_file
 
 SIDECAR_VERSION = 1
 
@@ -26,14 +27,6 @@ def model_dir() -> Path:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SRKERAS_CACHE_DIR") or Path.home() / ".cache" / "srkeras").expanduser()
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_path(name: str) -> Path:
@@ -53,16 +46,9 @@ def resolve(name_or_path) -> Path | None:
 
 def sidecar(path) -> dict | None:
     """The JSON sidecar of an installed model (``NAME.json`` beside ``NAME.keras``), or None when it
-    is missing, unreadable or stale (its ``model_sha256`` is not the ``.keras`` file's)."""
-    path = Path(path)
-    side = path.with_suffix(".json")
-    try:
-        data = json.loads(side.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("model_sha256") != sha256_file(path):
-        return None
-    return data
+    is missing, unreadable or stale (its ``model_sha256`` is not the ``.keras`` file's). Serving
+    reads it the same way (:func:`srkeras.inference.sidecar.read_sidecar`)."""
+    return read_sidecar(path)
 
 
 def _chmod_default(path: Path) -> None:

@@ -38,9 +38,15 @@ class RunState:
     last_saved: int = -1
     last_val_step: int = -1
     val: dict = field(default_factory=dict)  # latest validation {"psnr":..,"ssim":..}
+    max_minutes: float | None = None  # wall-clock budget counted from ``started`` (--max-minutes)
 
     def __post_init__(self):
         self.step = self.start_step
+
+    @property
+    def deadline(self) -> float | None:
+        """``time.monotonic()`` at which the time budget ends the run (None: no budget)."""
+        return None if not self.max_minutes else self.started + 60.0 * float(self.max_minutes)
 
 
 def to_floats(logs) -> dict:
@@ -75,12 +81,14 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops after ``max_minutes`` of wall clock (measured from ``state.started``)."""
+    """Stops at ``state.deadline`` (``max_minutes`` of wall clock from ``state.started``)."""
 
-    def __init__(self, state: RunState, max_minutes: float | None):
+    def __init__(self, state: RunState, max_minutes: float | None = None):
         super().__init__()
         self.state = state
-        self.deadline = None if not max_minutes else state.started + 60.0 * float(max_minutes)
+        if max_minutes is not None:
+            state.max_minutes = max_minutes
+        self.deadline = state.deadline
 
     def on_train_batch_end(self, batch, logs=None):
         if self.deadline is not None and time.monotonic() >= self.deadline and not self.state.failed:
@@ -249,13 +257,20 @@ class TensorBoardLog(keras.callbacks.Callback):
 
 
 class ProgressBar(keras.callbacks.Callback):
-    """tqdm bar over the global steps with ETA, loss and the latest validation PSNR."""
+    """tqdm bar over the global steps with ETA, loss and the latest validation PSNR.
 
-    def __init__(self, state: RunState, enabled: bool = True, desc: str = "train"):
+    Its total is the step at which the run will end: the step count, or -- when a time budget
+    (``state.deadline``) will end the run first -- the step the measured speed reaches by then, so
+    progress and ETA are against whichever limit ends the run (``limit`` in the postfix says which).
+    """
+
+    def __init__(self, state: RunState, enabled: bool = True, desc: str = "train", clock=time.monotonic):
         super().__init__()
         from tqdm import tqdm
 
-        self.state = state
+        self.state, self.clock = state, clock
+        self.first = None  # (step, time) of the first finished batch: the speed excludes start-up
+        self.limit = "steps"
         self.bar = tqdm(
             total=state.total_steps,
             initial=state.start_step,
@@ -267,12 +282,30 @@ class ProgressBar(keras.callbacks.Callback):
             mininterval=0.5,
         )
 
+    def end_step(self, now: float) -> int:
+        """The step the run ends at: the step count, or the one reached at the deadline if sooner."""
+        st = self.state
+        if st.deadline is None or self.first is None or st.step <= self.first[0] or now <= self.first[1]:
+            return st.total_steps
+        rate = (st.step - self.first[0]) / (now - self.first[1])
+        at_deadline = st.step + int(rate * max(0.0, st.deadline - now))
+        return min(st.total_steps, max(st.step, at_deadline))
+
     def on_train_batch_end(self, batch, logs=None):
         st = self.state
+        now = self.clock()
+        if self.first is None:
+            self.first = (st.step, now)
+        end = self.end_step(now)
+        self.limit = "time" if end < st.total_steps else "steps"
+        if end != self.bar.total:
+            self.bar.total = end
         self.bar.update(st.step - self.bar.n)
         post = {"loss": f"{st.last_logs.get('loss', float('nan')):.4g}"}
         if st.val:
             post["val_psnr"] = f"{st.val['psnr']:.2f}"
+        if st.deadline is not None:
+            post["limit"] = f"time ({st.max_minutes:g} min)" if self.limit == "time" else f"{st.total_steps} steps"
         self.bar.set_postfix(post, refresh=False)
 
     def close(self):

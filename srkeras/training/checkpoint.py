@@ -53,7 +53,7 @@ class TrainingCheckpoint:
             state.replace(self.directory / "checkpoint.unreadable")
             found = self.candidates()
             if found:
-                tf.train.update_checkpoint_state(str(self.directory), found[0], all_model_checkpoint_paths=found[::-1])
+                tf.compat.v1.train.update_checkpoint_state(str(self.directory), found[0], all_model_checkpoint_paths=found[::-1])
             return tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=self.max_to_keep)
 
     @property
@@ -101,7 +101,7 @@ class TrainingCheckpoint:
                 shutil.move(str(f), aside / f.name)
             log(f"checkpoint {Path(path).name} is unreadable ({why}); moved it to {aside}")
         keep = [p for p in self.candidates() if p not in {b for b, _ in bad}]
-        tf.train.update_checkpoint_state(str(self.directory), good, all_model_checkpoint_paths=keep[::-1])
+        tf.compat.v1.train.update_checkpoint_state(str(self.directory), good, all_model_checkpoint_paths=keep[::-1])
         self.manager = self._manager()
         log(f"falling back to {Path(good).name}, the newest readable checkpoint")
 

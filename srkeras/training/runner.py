@@ -163,8 +163,11 @@ class Run:
             self.cache = ds.ImageCache.from_arrays(list(self.train_source.values()), list(self.train_source), self.spec.hr_patch)
         else:
             self.cache = ds.load_hr_folders(self.train_source, self.spec.hr_patch, progress=self.progress)
-        for msg in self.cache.skipped:
-            self.log(f"skipped training image: {msg}")
+        if self.cache.skipped:
+            n = len(self.cache.skipped)
+            self.log(f"{n} unusable training file{'s' * (n > 1)} skipped (training on the other {len(self.cache)} images):")
+            for msg in self.cache.skipped:
+                self.log(f"  skipped training image: {msg}")
         if self.val_source is not None:
             self.val_images, skipped = ds.load_validation(self.val_source, self.scale, r.train.val_max_images)
             for msg in skipped:
@@ -315,7 +318,7 @@ class Run:
 
         r = self.recipe
         total, max_minutes = r.train.steps, r.run.max_minutes
-        self.state = st = cb.RunState(self.start_step, total, started=self.created)
+        self.state = st = cb.RunState(self.start_step, total, started=self.created, max_minutes=max_minutes)
         self.tb = cb.TensorBoardLog(st, self.run_dir / "tensorboard", r.train.log_every, self.lr_now)
         self.csv = cb.CSVLog(st, self.run_dir / "metrics.csv", r.train.log_every, self.lr_now)
         ckpt_cb = cb.PeriodicCheckpoint(st, self.checkpoint, r.train.checkpoint_every, self.weights_finite)
@@ -330,7 +333,7 @@ class Run:
             self.csv,
             self.tb,
             ckpt_cb,
-            cb.TimeBudget(st, max_minutes),
+            cb.TimeBudget(st),
             bar,
         ]
         remaining = total - self.start_step

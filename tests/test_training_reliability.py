@@ -1,0 +1,213 @@
+"""Training under careless use (issue 16, "Training runs"): damaged checkpoints, the NaN advice, argument
+validation, a progress bar that tells the truth under a time budget, and every unusable training file
+listed with its reason. Runs are tiny (a few steps of a 1-channel ESPCN on 16 px crops)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from srkeras import recipes  # noqa: E402
+from srkeras.training.callbacks import ProgressBar, RunState  # noqa: E402
+from srkeras.training.runner import Run, TrainingError  # noqa: E402
+
+_yy, _xx = np.mgrid[0:32, 0:32] / 32.0
+IMAGES = {f"p{i}": np.stack([0.5 + 0.4 * np.sin(3 * _xx + i), 0.5 + 0.4 * np.cos(2 * _yy - i), 0.5 + 0.3 * np.sin(2 * (_xx + _yy))], -1).astype(np.float32) for i in range(2)}
+
+
+def tiny_cfg(steps=4, lr=3e-3, **schedule):
+    return {
+        "recipe": {"name": "tiny_espcn", "kind": "supervised"},
+        "model": {"name": "espcn", "scale": 2, "options": {"channels": 1, "n1": 4, "n2": 4}},
+        "data": {"hr_patch": 16, "batch": 2, "augment": False},
+        "train": {"steps": steps, "checkpoint_every": 2, "val_every": 0, "log_every": 2, "seed": 0},
+        "optimizer": {"name": "adam", "lr": lr},
+        "schedule": {"kind": "constant", **schedule},
+        "loss": {"terms": [{"name": "mse", "weight": 1.0}]},
+        "run": {"strategy": "default"},
+    }
+
+
+def run(cfg, out, log=None):
+    r = Run(cfg, out, IMAGES, progress=False, log=log or (lambda *a: None))
+    r.setup()
+    return r
+
+
+# ---- a damaged latest checkpoint: fall back to the newest readable one, saying which and why ------------
+
+
+@pytest.mark.parametrize("part, damage", [("data-00000-of-00001", "truncate"), ("index", "garbage")])
+def test_damaged_latest_checkpoint_falls_back(tmp_path, part, damage):
+    run(tiny_cfg(steps=4), tmp_path).train()
+    f = tmp_path / "checkpoints" / f"ckpt-4.{part}"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2] if damage == "truncate" else os.urandom(len(data)))
+    log = []
+    r = run(tiny_cfg(steps=6), tmp_path, log.append)
+    text = "\n".join(log)
+    assert r.start_step == 2 and "ckpt-4 is unreadable" in text and "falling back to ckpt-2" in text, text
+    assert (tmp_path / "checkpoints" / "unreadable" / f.name).is_file()  # kept, not deleted
+    assert int(np.asarray(r.g_optimizer.iterations.numpy())) == 2  # ckpt-2's optimizer state, not a fresh one
+    summary = r.train()
+    assert summary["step"] == 6 and summary["optimizer_iterations"] == 6
+
+
+def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
+    run(tiny_cfg(steps=2), tmp_path).train()
+    for f in (tmp_path / "checkpoints").glob("ckpt-*.index"):
+        f.write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="no checkpoint .* can be read"):
+        run(tiny_cfg(steps=4), tmp_path)
+
+
+# ---- the NaN advice can be followed: the learning rate may change on resume, and is recorded ---------
+
+
+def test_learning_rate_may_change_on_resume_and_is_recorded(tmp_path):
+    run(tiny_cfg(steps=2, lr=3e-3), tmp_path).train()
+    r = run(tiny_cfg(steps=4, lr=1e-4), tmp_path)
+    assert r.start_step == 2 and r.lr_now() == pytest.approx(1e-4)  # the new rate, not the checkpoint's
+    r.train()
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["optimizer"]["lr"] == 1e-4
+    assert cfg["changes"] == [{"step": 2, "changed": {"optimizer.lr": [3e-3, 1e-4], "train.steps": [2, 4]}}]
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[-1].split(",")[2] == "0.0001"
+    # A schedule switch that the optimizer's state cannot follow is refused, naming it.
+    with pytest.raises(TrainingError, match="schedule.*constant"):
+        run(tiny_cfg(steps=6, lr=1e-4, kind="cosine"), tmp_path)
+
+
+def test_lr_flag_and_set_conflict_is_an_error():
+    from pipelines.train import parse_args, resolve
+
+    with pytest.raises(ValueError, match="--lr .* conflicts with --set optimizer.lr"):
+        resolve(parse_args(["--recipe", "espcn", "--lr", "1e-4", "--set", "optimizer.lr=1e-3"]))
+    with pytest.raises(ValueError, match="given twice"):
+        resolve(parse_args(["--recipe", "espcn", "--set", "optimizer.lr=1e-3", "--set", "optimizer.lr=1e-2"]))
+    cfg = resolve(parse_args(["--recipe", "espcn", "--lr", "1e-4", "--set", "optimizer.lr=1e-4"]))  # agreeing is fine
+    assert cfg["optimizer"]["lr"] == 1e-4
+
+
+# ---- argument validation: clear errors, exit 2, before any work -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scale", "0"], "--scale 0: model.scale must be a positive integer"),
+        (["--batch-size", "0"], "--batch-size 0: data.batch must be a positive integer"),
+        (["--steps", "-5"], "--steps -5: train.steps must be a positive integer"),
+        (["--set", "optimizer=1"], "--set optimizer=1: cannot set 'optimizer'"),
+        (["--set", "trian.steps=1"], "unknown recipe key 'trian.steps'; did you mean 'train.steps'?"),
+        (["--set", "optimizer.bta_1=0.5"], "did you mean 'optimizer.beta_1'?"),
+        (["--max-minutes", "-1"], "--max-minutes -1.0: run.max_minutes must be a number > 0"),
+        (["--patch-size", "31"], "data.hr_patch 31 is not a multiple of model.scale 3"),
+    ],
+)
+def test_bad_arguments_exit_2_before_any_work(tmp_path, capsys, args, message):
+    from pipelines.train import main
+
+    out = tmp_path / "run"
+    assert main(["--recipe", "espcn", "--out", str(out), "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_library_raises_recipe_errors_naming_the_key():
+    cfg = tiny_cfg()
+    cfg["train"]["steps"] = 0
+    with pytest.raises(recipes.RecipeError, match="train.steps") as e:
+        recipes.Recipe.from_dict(cfg)
+    assert e.value.key == "train.steps"
+    with pytest.raises(recipes.RecipeError, match="did you mean 'schedule.milestones'"):
+        recipes.Recipe.from_dict({**tiny_cfg(), "schedule": {"kind": "multistep", "milestone": [5]}})
+
+
+# ---- progress against whichever limit ends the run first --------------------------------------------
+
+
+def _bar(total_steps, max_minutes, times_steps):
+    clock = iter([t for t, _ in times_steps])
+    st = RunState(0, total_steps, started=0.0, max_minutes=max_minutes)
+    bar = ProgressBar(st, enabled=True, clock=lambda: next(clock))
+    for _, step in times_steps:
+        st.step = step
+        st.last_logs = {"loss": 0.1}
+        bar.on_train_batch_end(step - 1)
+    return bar
+
+
+def test_progress_bar_ends_where_the_time_budget_ends_the_run():
+    # 10 steps/s, 8 minutes: the run ends near step 4,700, not at 1,000,000 six hours later.
+    bar = _bar(10**6, 8, [(10.0, 1), (20.0, 101)])
+    assert bar.limit == "time" and bar.bar.total == 101 + 10 * (480 - 20)
+    eta = (bar.bar.total - bar.bar.n) / 10.0
+    assert eta == pytest.approx(460.0)
+    bar.close()
+    # The step count ends it first: progress against the steps.
+    bar = _bar(500, 8, [(10.0, 1), (20.0, 101)])
+    assert bar.limit == "steps" and bar.bar.total == 500
+    bar.close()
+    bar = _bar(10**6, None, [(10.0, 1), (20.0, 101)])  # no budget: the step count
+    assert bar.bar.total == 10**6
+    bar.close()
+
+
+# ---- every unusable training file is listed with its reason -----------------------------------------
+
+
+def _messy_folder(d: Path, with_good=True):
+    from srkeras.data import save_image
+
+    d.mkdir()
+    if with_good:
+        save_image(d / "good.png", IMAGES["p0"])
+    save_image(d / "small.png", IMAGES["p0"][:8, :8])
+    save_image(d / "whole.png", IMAGES["p1"])
+    data = (d / "whole.png").read_bytes()
+    (d / "whole.png").unlink()
+    (d / "truncated.png").write_bytes(data[: len(data) // 2])
+    (d / "fake.jpg").write_text("this is not a JPEG")
+    (d / "notes.txt").write_text("where the photos came from")
+    (d / "gone.png").symlink_to(d / "does-not-exist.png")
+    (d / "more").mkdir()
+    return d
+
+
+def test_every_unusable_training_file_is_listed_with_its_reason(tmp_path):
+    from srkeras.data.dataset import load_hr_folders
+
+    d = _messy_folder(tmp_path / "hr")
+    cache = load_hr_folders(d, min_size=16, progress=False)
+    assert [Path(n).name for n in cache.names] == ["good.png"]
+    reasons = {Path(m.split(": ", 1)[0]).name: m.split(": ", 1)[1] for m in cache.skipped}
+    assert set(reasons) == {"small.png", "truncated.png", "fake.jpg", "notes.txt", "gone.png", "more"}, reasons
+    assert "smaller than the 16x16" in reasons["small.png"]
+    assert "truncated" in reasons["truncated.png"] and "not an image" in reasons["fake.jpg"]
+    assert "not an image file" in reasons["notes.txt"] and "broken link" in reasons["gone.png"] and "folder" in reasons["more"]
+    # The run's start-up message lists each.
+    log = []
+    r = Run(tiny_cfg(), tmp_path / "run", [str(d)], progress=False, log=log.append)
+    r.replicas = 1
+    r.setup_data()
+    text = "\n".join(log)
+    assert "6 unusable training files skipped" in text and all(name in text for name in reasons), text
+
+
+def test_no_usable_training_file_is_an_error_listing_all(tmp_path):
+    from srkeras.data.dataset import load_hr_folders
+
+    d = _messy_folder(tmp_path / "hr", with_good=False)
+    with pytest.raises(ValueError, match="no training image is usable") as e:
+        load_hr_folders(d, min_size=16, progress=False)
+    for name in ("small.png", "truncated.png", "fake.jpg", "notes.txt", "gone.png"):
+        assert name in str(e.value)
