@@ -79,6 +79,7 @@ def test_every_error_is_a_mos_error_and_keeps_its_builtin():
         service.InvalidStudy: ValueError,
         service.UnknownStudy: LookupError,
         service.StudyFull: RuntimeError,
+        service.DatabaseGone: RuntimeError,
     }
     for cls, base in builtin.items():
         assert issubclass(cls, service.MosError) and issubclass(cls, base), cls

@@ -13,13 +13,13 @@ registers the custom layers (:mod:`srkeras.models.layers`) so saved ``.keras`` f
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from srkeras.models import layers  # noqa: F401  (registers PixelShuffle, BicubicUpsample, ScaledHeNormal)
 from srkeras.models.edsr import build_edsr
-from srkeras.models.esrgan import build_esrgan_discriminator, build_rrdbnet
 from srkeras.models.espcn import build_espcn
+from srkeras.models.esrgan import build_esrgan_discriminator, build_rrdbnet
 from srkeras.models.interpolation import interpolate
 from srkeras.models.johnson import build_johnson
 from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
