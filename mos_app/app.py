@@ -287,14 +287,21 @@ def trial_page(db, token: str, trial, viewport) -> None:
         # One form per trial: a stale click can never answer the next trial (its key and empty choice differ).
         with st.form(key=f"form_{trial.trial_id}", border=False):
             st.radio(question, options, index=None, format_func=fmt, horizontal=True, key=f"answer_{trial.trial_id}")
-            st.form_submit_button("Submit", type="primary", on_click=_submit,
-                                  args=(db, token, trial.trial_id, trial.mode, viewport))
+            sent = st.form_submit_button("Submit", type="primary", on_click=_submit,
+                                         args=(db, token, trial.trial_id, trial.mode, viewport))
+        if sent and st.session_state.pop("submit_ran", None) != trial.trial_id:
+            # The click reached a server that has not run this page for this session yet (its server died
+            # or restarted and the page reconnected to another one): Streamlit calls no callback for widgets
+            # it has not registered, so the answer is stored here instead of being dropped silently.
+            _submit(db, token, trial.trial_id, trial.mode, viewport)
+            st.rerun()
         st.caption("Your answers are saved as you go. To continue later, keep this page's address "
                    "(bookmark it): it brings you back to where you stopped.")
 
 
 @guarded(_flash_error)
 def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
+    st.session_state["submit_ran"] = trial_id
     answer = st.session_state.get(f"answer_{trial_id}")
     if answer is None:
         _flash("warning", "Please choose an answer before submitting.")

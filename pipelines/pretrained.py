@@ -70,6 +70,9 @@ def cmd_fetch(names, probe: bool) -> int:
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
         params = meta.get("params")
         print(f"installed {name}: {path} ({f'{params:,}' if isinstance(params, int) else '?'} params{extra})")
+    if names:
+        print(f"use it: python -m pipelines.upscale IMAGE... --model {names[-1]} --out DIR "
+              "(also --model NAME in pipelines.evaluate, prepare_study, export)")
     return 0
 
 

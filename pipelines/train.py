@@ -7,6 +7,11 @@ Stops at N steps or M minutes of wall clock, whichever comes first, and finishes
 both cases (checkpoint, validation, RUN_DIR/model.keras). Re-running the same command resumes from
 the last checkpoint (optimizer state and step included), even after ``kill -9``.
 
+Multi-worker: with ``TF_CONFIG`` set (or in a Slurm job step with several tasks) every machine runs
+the same command and they train as one (``--batch-size`` is the global batch; only the chief, worker
+0, writes --out, which must be one shared folder). ``--workers N`` starts N such workers on this
+machine with a generated TF_CONFIG: the way to try it, and the template for a cluster.
+
 With no arguments it runs the embedded demo: ESPCN x3 trained on the scikit-image photos (never on
 the held-out ones) on CPU for a few minutes, then a table of its PSNR/SSIM next to bicubic on the
 held-out photos. Validation during training and that table score through :mod:`srkeras.evaluation`,
@@ -54,7 +59,12 @@ def parse_args(argv=None):
     p.add_argument("--degradation", choices=["bicubic", "blur_bicubic", "nearest"], help="how LR patches are made")
     p.add_argument("--seed", type=int, help="seed of initialisation and data stream")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None, help="EMA of generator weights (decay 0.999)")
-    p.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"])
+    p.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"],
+                   help="auto: multiworker when TF_CONFIG (or a multi-task Slurm step) is set, mirrored with several GPUs")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="start N local worker processes of one multi-worker run (generated TF_CONFIG on free localhost ports)")
+    p.add_argument("--collective-timeout", type=float, metavar="SECONDS",
+                   help="multi-worker: stop with an error when a collective waits longer than this for the other workers (default 600)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on GPU with loss scaling")
     p.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step")
     p.add_argument("--init-from", help="RUN_DIR or .keras generator to start from (two-stage recipes), or 'none'")
@@ -111,6 +121,7 @@ def resolve(args) -> dict:
         "jit_compile": bool(args.jit_compile),
         "max_minutes": args.max_minutes,
         "init_from": args.init_from,
+        **({"collective_timeout": args.collective_timeout} if args.collective_timeout is not None else {}),
         "train_dirs": [str(d) for d in args.train_dir] if args.train_dir else "skimage photos (not held out)",
         "val_dir": str(args.val_dir) if args.val_dir else None,
     }
@@ -194,6 +205,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.workers is not None and args.workers != 1:
+        return launch_workers(argv, args.workers)
     scale = int(cfg["model"]["scale"])
     out = args.out or Path("runs") / f"{cfg['recipe']['name']}-x{scale}"
     if args.train_dir:
@@ -202,26 +215,51 @@ def main(argv=None) -> int:
         train_source, val_source = photo_sources()
         if args.val_dir:
             val_source = args.val_dir
-    from srkeras.training.runner import EXIT_NAN, NonFiniteError, TrainingError, train
+    from srkeras.training.runner import (
+        EXIT_NAN,
+        EXIT_WORKER_LOST,
+        NonFiniteError,
+        TrainingError,
+        WorkerLostError,
+        train,
+    )
 
     try:
         summary = train(cfg, out, train_source, val_source, progress=not args.quiet)
     except NonFiniteError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_NAN
+    except WorkerLostError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_WORKER_LOST)  # not through TensorFlow's exit path: it may wait for the lost worker
     except (TrainingError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     why = {"steps": "reached the step count", "time": f"reached --max-minutes {args.max_minutes}", "done": "already complete"}
     print(f"\nstopped at step {summary['step']}/{summary['total_steps']} ({why.get(summary['stop_reason'], summary['stop_reason'])}); "
           f"{summary['patches_per_second'] or 0:.0f} HR patches/s this run")
-    print(f"generator: {summary['model']}")
-    if val_source is not None and summary.get("val"):
+    print(f"generator: {summary['model']}" if summary.get("workers", 1) == 1 or summary.get("task") == "worker 0"
+          else f"{summary['task']} done (the chief writes {out})")
+    if val_source is not None and summary.get("val") and summary.get("workers", 1) == 1:
         src = "held-out photos" if isinstance(val_source, dict) else str(val_source)
         print()
         print(comparison_table(Path(summary["model"]), val_source, scale, cfg["data"].get("degradation", "bicubic"),
                                f"x{scale} on {src}: PSNR (dB) / SSIM, BT.601 Y, {scale} px border shaved"))
     return 0
+
+
+def launch_workers(argv, n: int) -> int:
+    """``--workers N``: N local worker processes with a generated TF_CONFIG (:mod:`srkeras.training.launcher`)."""
+    from srkeras.training import launcher
+
+    if n < 1:
+        print(f"error: --workers {n}: give a number of workers >= 1", file=sys.stderr)
+        return 2
+    if os.environ.get("TF_CONFIG"):
+        print("error: --workers starts its own cluster; unset TF_CONFIG (or run without --workers on each machine)", file=sys.stderr)
+        return 2
+    return launcher.launch(launcher.without_workers_flag(argv), n, log=lambda msg: print(msg, flush=True))
 
 
 if __name__ == "__main__":

@@ -87,26 +87,68 @@ def _exact_8bit(pixels) -> np.ndarray:
     return quantize(np.asarray(pixels), 8) / 255.0
 
 
-def score(sr, hr8, scale: int) -> dict:
+def score(sr, hr8, scale: int, metrics=("psnr", "ssim"), name: str | None = None) -> dict:
     """Protocol steps 3-5: ``{"psnr", "ssim"}`` of ``sr`` (clipped and quantised to 8 bits here)
     against the 8-bit ``hr8`` on Y with ``scale`` px shaved; PSNR is ``inf`` for identical images.
 
     ``hr8`` is quantised too (a no-op on :attr:`Pair.hr`), so the numbers do not depend on whether
     a caller holds the images as float32 or float64.
+
+    ``metrics`` adds the perceptual / no-reference metrics of :mod:`srkeras.metrics` (``"lpips"``,
+    ``"lpips_vgg"``, ``"dists"``, ``"niqe"``, ``"brisque"``), each computed as its original code does:
+    on the whole 8-bit SR image (no shave, no Y; a grey image is replicated to RGB for LPIPS/DISTS,
+    as their loaders do). ``name`` (the file) is used in error messages.
     """
+    from srkeras.metrics.registry import check_names
+
+    metrics = check_names(metrics)
     a, b = _exact_8bit(sr), _exact_8bit(hr8)
     if a.shape != b.shape:
-        raise ValueError(f"SR shape {a.shape} differs from HR {b.shape}")
+        raise ValueError(f"{name + ': ' if name else ''}SR shape {a.shape} differs from HR {b.shape}")
     s = int(scale)
-    return {"psnr": psnr(a, b, crop_border=s), "ssim": ssim(a, b, crop_border=s)}
+    out = {}
+    for m in metrics:
+        if m == "psnr":
+            out[m] = psnr(a, b, crop_border=s)
+        elif m == "ssim":
+            out[m] = ssim(a, b, crop_border=s)
+        else:
+            out[m] = _extra_metric(m, a, b, name)
+    return out
+
+
+def _uint8(x: np.ndarray, rgb: bool) -> np.ndarray:
+    u = np.round(np.asarray(x) * 255.0).astype(np.uint8)
+    if u.ndim == 3 and u.shape[-1] == 1:
+        u = np.repeat(u, 3, axis=-1) if rgb else u[..., 0]
+    return u
+
+
+def _extra_metric(metric: str, a, b, name) -> float:
+    from srkeras.metrics.registry import NO_REFERENCE, compute
+
+    rgb = metric not in NO_REFERENCE
+    return compute(metric, _uint8(a, rgb), None if b is None else _uint8(b, rgb), name=name)
+
+
+def reference_scores(hr8, metrics, name: str | None = None) -> dict:
+    """The no-reference ``metrics`` (of those given) on the 8-bit HR image itself: the reference
+    point a table prints beside the SR methods' values."""
+    from srkeras.metrics.registry import NO_REFERENCE, check_names
+
+    return {m: _extra_metric(m, _exact_8bit(hr8), None, name) for m in check_names(metrics) if m in NO_REFERENCE}
 
 
 def mean_scores(scores) -> dict:
-    """``{"psnr", "ssim"}`` averaged over images (the tables' mean row); NaN when there are none."""
+    """The scores averaged over images (the tables' mean row), per metric present (``{"psnr",
+    "ssim"}`` by default); NaN when there are no images."""
     scores = list(scores)
     if not scores:
         return {"psnr": math.nan, "ssim": math.nan}
-    return {k: float(np.mean([v[k] for v in scores])) for k in ("psnr", "ssim")}
+    from srkeras.metrics.registry import METRICS
+
+    keys = [k for k in scores[0] if k in METRICS] or ["psnr", "ssim"]
+    return {k: float(np.mean([v[k] for v in scores])) for k in keys}
 
 
 def classical_sr(lr8, scale: int, method: str = "bicubic") -> np.ndarray:
@@ -114,11 +156,6 @@ def classical_sr(lr8, scale: int, method: str = "bicubic") -> np.ndarray:
     8-bit LR ``lr8`` (:attr:`Pair.lr`), computed on its exact float64 values as MATLAB does on
     ``im2double`` images, so a float32 copy of the LR gives the same SR as a float64 one."""
     return upsample(_exact_8bit(lr8), int(scale), method)
-
-
-def model_channels(model) -> int:
-    """Input channels of a generator: 1 (Y-only) or 3 (RGB)."""
-    return int(model.inputs[0].shape[-1])
 
 
 def super_resolve(model, lr, scale: int, tile: int | None = 0) -> np.ndarray:
@@ -149,9 +186,9 @@ __all__ = [
     "classical_sr",
     "mean_scores",
     "min_hr_side",
-    "model_channels",
     "prepare",
     "protocol",
+    "reference_scores",
     "score",
     "super_resolve",
     "to_8bit",

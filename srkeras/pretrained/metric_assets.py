@@ -247,7 +247,7 @@ def fetch(name: str, run_probe: bool = True) -> Path:
             fetch(dep)
     files = {}
     for pkg, members in asset.sources:
-        files.update(fetching._members(fetching.download(pkg), list(members)))
+        files.update(fetching.read_members(fetching.download(pkg), list(members)))
     arrays = globals()[asset.convert](files)
     meta = {
         "kind": "metric_asset", "format": "npz", "paper": asset.paper, "requires": list(asset.requires),

@@ -47,7 +47,7 @@ KNOWN_KEYS = {
     "gan": ("discriminator", "d_options", "adversarial", "adversarial_weight"),
     "d_optimizer": _OPTIMIZER,
     "d_schedule": _SCHEDULE,
-    "run": ("strategy", "mixed_precision", "jit_compile", "max_minutes", "init_from", "sync_bn", "train_dirs", "val_dir"),
+    "run": ("strategy", "mixed_precision", "jit_compile", "max_minutes", "init_from", "sync_bn", "collective_timeout", "train_dirs", "val_dir"),
 }
 # Top-level keys that are records, not recipe tables (RUN_DIR/config.json's history of changes on resume).
 RECORD_KEYS = ("changes",)

@@ -132,6 +132,9 @@ class RunOptions:
     max_minutes: float | None = None
     init_from: str | None = None  # .keras file or RUN_DIR, or "none"
     sync_bn: bool = True  # synchronised BatchNorm across replicas
+    # Multi-worker: seconds a collective operation may wait for the other workers before the run stops
+    # with an error (a stuck worker; a dead one is caught sooner by the coordination heartbeat).
+    collective_timeout: float | None = 600.0
 
 
 def _options(table: dict, cls, skip=()):
@@ -214,6 +217,7 @@ def _run(table: dict) -> RunOptions:
         max_minutes=ck.number(table, "max_minutes", "run", None, low=0.0, open_low=True),
         init_from=table.get("init_from"),
         sync_bn=bool(table.get("sync_bn", True)),
+        collective_timeout=ck.number(table, "collective_timeout", "run", 600.0, low=0.0, open_low=True),
     )
 
 

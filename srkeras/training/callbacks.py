@@ -81,17 +81,27 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops at ``state.deadline`` (``max_minutes`` of wall clock from ``state.started``)."""
+    """Stops at ``state.deadline`` (``max_minutes`` of wall clock from ``state.started``).
 
-    def __init__(self, state: RunState, max_minutes: float | None = None):
+    ``agree(value) -> max over workers`` (multi-worker): every worker stops at the step the first of
+    them reaches its deadline (each worker's clock started with its own process), never at different steps.
+    """
+
+    def __init__(self, state: RunState, max_minutes: float | None = None, agree=None):
         super().__init__()
         self.state = state
         if max_minutes is not None:
             state.max_minutes = max_minutes
         self.deadline = state.deadline
+        self.agree = agree
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.deadline is not None and time.monotonic() >= self.deadline and not self.state.failed:
+        if self.deadline is None or self.state.failed:
+            return
+        due = time.monotonic() >= self.deadline
+        if self.agree is not None:
+            due = bool(self.agree(float(due)))
+        if due:
             self.state.stop_reason = "time"
             self.model.stop_training = True
 

@@ -10,6 +10,11 @@ A checkpoint whose files were damaged afterwards (truncated or corrupt ``.index`
 missing file) is moved to ``checkpoints/unreadable/`` and the newest readable one is restored instead,
 with a message naming both and why; with none readable, :class:`CheckpointError` says so.
 
+Multi-worker (:mod:`.cluster`): every worker saves (saving involves collectives), but only the chief
+writes ``directory``; another worker passes ``scratch``, a private folder its copy goes to and is
+deleted from right after, and reads ``directory`` (the chief's, on a shared file system) without
+changing it.
+
 Keras 3 optimizer slots exist only after ``optimizer.build(variables)``; build them (in the strategy
 scope) before :meth:`TrainingCheckpoint.restore` so every value is restored immediately.
 """
@@ -37,9 +42,10 @@ class CheckpointError(RuntimeError):
 
 
 class TrainingCheckpoint:
-    def __init__(self, directory, max_to_keep: int = 3, **objects):
+    def __init__(self, directory, max_to_keep: int = 3, scratch=None, **objects):
         self.directory = Path(directory)
         self.max_to_keep = max_to_keep
+        self.scratch = None if scratch is None else Path(scratch)  # a non-chief worker's throw-away folder
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.best_psnr = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False, name="best_psnr")
         self.checkpoint = tf.train.Checkpoint(step=self.step, best_psnr=self.best_psnr, **objects)
@@ -49,6 +55,8 @@ class TrainingCheckpoint:
         try:
             return tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=self.max_to_keep)
         except Exception:  # noqa: BLE001 - a damaged ``checkpoint`` state file: rebuild it from the files
+            if self.scratch is not None:  # not ours to repair: restore() reads the files on disk
+                return tf.train.CheckpointManager(self.checkpoint, str(self.scratch / "unused"), max_to_keep=1)
             state = self.directory / "checkpoint"
             state.replace(self.directory / "checkpoint.unreadable")
             found = self.candidates()
@@ -94,6 +102,9 @@ class TrainingCheckpoint:
         )
 
     def _set_aside(self, bad, good: str, log) -> None:
+        if self.scratch is not None:
+            log(f"falling back to {Path(good).name}, the newest readable checkpoint (the chief sets the others aside)")
+            return
         aside = self.directory / "unreadable"
         aside.mkdir(exist_ok=True)
         for path, why in bad:
@@ -107,4 +118,10 @@ class TrainingCheckpoint:
 
     def save(self, step: int) -> str:
         self.step.assign(int(step))
-        return self.manager.save(checkpoint_number=int(step))
+        if self.scratch is None:
+            return self.manager.save(checkpoint_number=int(step))
+        folder = self.scratch / "checkpoints"
+        try:
+            return tf.train.CheckpointManager(self.checkpoint, str(folder), max_to_keep=1).save(checkpoint_number=int(step))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

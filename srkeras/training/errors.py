@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 EXIT_NAN = 3
+EXIT_WORKER_LOST = 4
 
 
 class TrainingError(RuntimeError):
@@ -11,3 +12,7 @@ class TrainingError(RuntimeError):
 
 class NonFiniteError(TrainingError):
     """The loss or the weights became NaN/Inf; the last good checkpoint was kept."""
+
+
+class WorkerLostError(TrainingError):
+    """Multi-worker: another worker died or stopped answering; the message names it and how to resume."""

@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras import ops
 
 from srkeras.losses import adversarial
-from srkeras.training.supervised import LossTerms, match_target, num_replicas, scale_gradients
+from srkeras.training.supervised import LossTerms, Trainer, match_target, num_replicas, scale_gradients
 
 
 def _replica_mean(values):
@@ -64,7 +64,7 @@ def ragan_losses(real, fake):
     return g, d, g_surrogate, d_surrogate
 
 
-class GANTrainer(keras.Model):
+class GANTrainer(Trainer):
     """``compile(g_optimizer=..., d_optimizer=...)`` then ``fit`` on (LR, HR) batches."""
 
     def __init__(
@@ -136,11 +136,11 @@ class GANTrainer(keras.Model):
         self.d_optimizer.apply(d_grads, d_vars)
         if self.ema is not None:
             self.ema.update()
-        return {
+        return self.global_logs({
             "loss": g_loss,
             "d_loss": d_loss,
             "g_adv": g_adv,
             "d_real": ops.mean(ops.sigmoid(real)),
             "d_fake": ops.mean(ops.sigmoid(fake)),
             **parts,
-        }
+        })

@@ -8,6 +8,9 @@ restore. Files are written atomically (:func:`srkeras.data.io.write_atomically`)
 RUN_DIR layout: ``config.json`` (resolved recipe and run options), ``checkpoints/`` (resume state),
 ``metrics.csv``, ``tensorboard/``, ``model.keras`` (the generator, NHWC, EMA weights if enabled),
 ``best.keras`` + ``best.json`` (best validation PSNR so far) and ``summary.json``.
+
+Multi-worker (:mod:`srkeras.training.cluster`): every worker runs the same steps, saves and exports;
+only the chief writes RUN_DIR (``out_dir``), the others a scratch folder removed at the end.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from srkeras.models.graph import all_layers, rebuild
 from srkeras.recipes import Recipe
 from srkeras.training import resume
 from srkeras.training.builders import OPTIMIZERS, apply_learning_rate, make_loss_terms, make_optimizer, make_schedule
-from srkeras.training.errors import EXIT_NAN, NonFiniteError, TrainingError
+from srkeras.training.errors import EXIT_NAN, EXIT_WORKER_LOST, NonFiniteError, TrainingError, WorkerLostError  # noqa: F401
 from srkeras.training.resume import RESUMABLE_KEYS
 
 __all__ = [
-    "EXIT_NAN", "OPTIMIZERS", "RESUMABLE_KEYS", "NonFiniteError", "Run", "TrainingError", "exportable",
+    "EXIT_NAN", "EXIT_WORKER_LOST", "OPTIMIZERS", "RESUMABLE_KEYS", "NonFiniteError", "Run", "TrainingError", "WorkerLostError", "exportable",
     "make_loss_terms", "make_optimizer", "make_schedule", "save_model_atomic", "train", "write_json",
 ]  # fmt: skip
 
@@ -87,6 +90,7 @@ class Run:
         self.cfg = cfg
         self.recipe = Recipe.from_dict(cfg)
         self.run_dir = Path(run_dir)
+        self.out_dir = self.run_dir  # where this process writes: RUN_DIR, or a non-chief worker's scratch folder
         self.train_source = train_source  # list of folders, or {name: HR array}
         self.val_source = val_source  # folder, {name: HR array} or None
         self.progress = progress
@@ -96,6 +100,9 @@ class Run:
         self.discriminator = None
         self.d_optimizer = None
         self.created = time.monotonic()  # --max-minutes counts from here (data loading and model building included)
+        from srkeras.training.cluster import Cluster
+
+        self.cluster = Cluster()  # one worker, the chief, until setup() finds a multi-worker strategy
 
     # ---- configuration -------------------------------------------------------------------------
 
@@ -109,7 +116,8 @@ class Run:
 
     def check_config(self):
         """Refuse a run folder that holds another run; what may change on resume (the learning rate
-        included) is recorded in ``config.json`` once the step it takes effect from is known."""
+        included) is recorded in ``config.json`` once the step it takes effect from is known (reads only:
+        :meth:`open_outputs` writes)."""
         self.previous = resume.previous_config(self.run_dir)
         self.changes = {}
         if self.previous is not None:
@@ -117,9 +125,23 @@ class Run:
                 self.changes = resume.resume_changes(self.previous, self.cfg, self.recipe)
             except TrainingError as e:
                 raise TrainingError(f"{self.run_dir}: {e}") from None
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def open_outputs(self):
+        """The chief writes RUN_DIR (``config.json`` of a new run at once); another worker a scratch folder."""
+        from srkeras.training import cluster as cl
+
+        self.cluster = cl.cluster_of(self.strategy)
+        self.out_dir = self.run_dir if self.cluster.is_chief else cl.scratch_dir(self.cluster)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.previous is None:
-            write_json(self.run_dir / "config.json", resume.record(self.cfg, None, {}, 0))
+            write_json(self.out_dir / "config.json", resume.record(self.cfg, None, {}, 0))
+
+    def close(self):
+        """Remove a non-chief worker's scratch folder."""
+        from srkeras.training import cluster as cl
+
+        if self.out_dir != self.run_dir:
+            cl.remove_scratch(self.out_dir)
 
     # ---- setup ---------------------------------------------------------------------------------
 
@@ -132,14 +154,20 @@ class Run:
         self._check_init_from()
         self.check_config()
         self.policy = st.set_mixed_precision(self.recipe.run.mixed_precision, log=self.log)
-        self.strategy = st.make_strategy(self.recipe.run.strategy, devices=self.devices)
+        run = self.recipe.run
+        self.strategy = st.make_strategy(run.strategy, devices=self.devices, collective_timeout=run.collective_timeout)
         self.replicas = self.strategy.num_replicas_in_sync
+        self.open_outputs()
         keras.utils.set_random_seed(self.recipe.train.seed)
         self.setup_data()
         with self.strategy.scope():
             self.setup_models()
             self.setup_trainer()
             self.restore()
+        if self.cluster.multi:
+            from srkeras.training import cluster as cl
+
+            cl.check_same_step(self.strategy, self.cluster, self.start_step, self.run_dir)
 
     def setup_data(self):
         """The patch pipeline spec, the cached training images and the validation images."""
@@ -225,7 +253,8 @@ class Run:
             objects["ema"] = self.ema.shadow
         keep = self.recipe.train.keep_checkpoints
         try:
-            self.checkpoint = TrainingCheckpoint(self.run_dir / "checkpoints", max_to_keep=keep, **objects)
+            scratch = None if self.cluster.is_chief else self.out_dir
+            self.checkpoint = TrainingCheckpoint(self.run_dir / "checkpoints", max_to_keep=keep, scratch=scratch, **objects)
             self.start_step = self.checkpoint.restore(log=self.log)
         except CheckpointError as e:
             raise TrainingError(str(e)) from None
@@ -241,7 +270,7 @@ class Run:
         if self.previous is not None:
             if self.changes:
                 self.log(f"changed on resume, from step {self.start_step}: {resume.describe(self.changes)} (recorded in config.json)")
-            write_json(self.run_dir / "config.json", resume.record(self.cfg, self.previous, self.changes, self.start_step))
+            write_json(self.out_dir / "config.json", resume.record(self.cfg, self.previous, self.changes, self.start_step))
 
     def _check_init_from(self):
         """Two-stage recipes need the first stage's generator (checked before anything is built)."""
@@ -298,9 +327,16 @@ class Run:
         self.tb.log_validation(metrics, samples, self.scale)
         if metrics["psnr"] > float(self.checkpoint.best_psnr.numpy()):
             self.checkpoint.best_psnr.assign(metrics["psnr"])
-            self.export(self.run_dir / "best.keras")
-            write_json(self.run_dir / "best.json", {"step": st.step, **metrics})
+            self.export(self.out_dir / "best.keras")
+            write_json(self.out_dir / "best.json", {"step": st.step, **metrics})
         return metrics
+
+    def lost_worker(self, error) -> WorkerLostError | None:
+        """Multi-worker: the error a collective raised when a worker died or got stuck, naming it."""
+        from srkeras.training import cluster as cl
+
+        step = self.state.step if hasattr(self, "state") else getattr(self, "start_step", 0)
+        return cl.lost_worker_error(error, self.cluster, step, self.run_dir, self.recipe.run.collective_timeout)
 
     def weights_finite(self) -> bool:
         return all(bool(np.all(np.isfinite(np.asarray(w)))) for w in self.generator.trainable_weights)
@@ -315,14 +351,16 @@ class Run:
     def train(self) -> dict:
         """Fit until the step count, ``--max-minutes`` or a NaN; then :meth:`finish`. Returns the summary."""
         from srkeras.training import callbacks as cb
+        from srkeras.training import cluster as cl
 
         r = self.recipe
         total, max_minutes = r.train.steps, r.run.max_minutes
         self.state = st = cb.RunState(self.start_step, total, started=self.created, max_minutes=max_minutes)
-        self.tb = cb.TensorBoardLog(st, self.run_dir / "tensorboard", r.train.log_every, self.lr_now)
-        self.csv = cb.CSVLog(st, self.run_dir / "metrics.csv", r.train.log_every, self.lr_now)
+        self.tb = cb.TensorBoardLog(st, self.out_dir / "tensorboard", r.train.log_every, self.lr_now)
+        self.csv = cb.CSVLog(st, self.out_dir / "metrics.csv", r.train.log_every, self.lr_now)
         ckpt_cb = cb.PeriodicCheckpoint(st, self.checkpoint, r.train.checkpoint_every, self.weights_finite)
-        bar = cb.ProgressBar(st, self.progress, desc=f"{r.name} x{self.scale}")
+        bar = cb.ProgressBar(st, self.progress and self.cluster.is_chief, desc=f"{r.name} x{self.scale}")
+        agree = (lambda value: cl.agree(self.strategy, value)) if self.cluster.multi else None
         # The checkpoint comes after validation and logging: a run killed at any instant resumes
         # from a step whose CSV row is already written (rows past it are dropped on resume), so
         # metrics.csv never loses a step.
@@ -333,7 +371,7 @@ class Run:
             self.csv,
             self.tb,
             ckpt_cb,
-            cb.TimeBudget(st),
+            cb.TimeBudget(st, agree=agree),
             bar,
         ]
         remaining = total - self.start_step
@@ -365,7 +403,7 @@ class Run:
             self.validate_now()
         if st.last_logs:
             self.csv.write(force=True)
-        self.export(self.run_dir / "model.keras")
+        self.export(self.out_dir / "model.keras")
         steps_done = st.step - self.start_step
         summary = {
             "recipe": self.recipe.name,
@@ -377,13 +415,15 @@ class Run:
             "patches_per_second": round(steps_done * self.spec.global_batch / train_s, 2) if train_s > 0 and steps_done else None,
             "strategy": type(self.strategy).__name__,
             "replicas": self.replicas,
+            "workers": self.cluster.workers,
+            "task": self.cluster.name,
             "precision": self.policy,
             "val": st.val or None,
             "best_val_psnr": (lambda b: None if math.isinf(b) else b)(float(self.checkpoint.best_psnr.numpy())),
             "model": str(self.run_dir / "model.keras"),
             "optimizer_iterations": int(np.asarray(self.g_optimizer.iterations.numpy())),
         }
-        write_json(self.run_dir / "summary.json", summary)
+        write_json(self.out_dir / "summary.json", summary)
         self.tb.writer.flush()
         return summary
 
@@ -391,5 +431,13 @@ class Run:
 def train(cfg: dict, run_dir, train_source, val_source=None, progress: bool = True, log=print, devices=None) -> dict:
     """Set up and run a job (resuming when ``run_dir`` holds its checkpoints); returns the summary."""
     run = Run(cfg, run_dir, train_source, val_source, progress=progress, log=log, devices=devices)
-    run.setup()
-    return run.train()
+    try:
+        run.setup()
+        return run.train()
+    except Exception as e:  # noqa: BLE001 - a lost worker is reported by name; anything else as it is
+        lost = run.lost_worker(e)
+        if lost is None:
+            raise
+        raise lost from None
+    finally:
+        run.close()

@@ -1,16 +1,14 @@
 """Choosing the ``tf.distribute`` strategy, mixed precision and synchronised BatchNorm.
 
-``auto``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set (one process per machine, the
-way to outgrow one machine), ``MirroredStrategy`` with more than one GPU, else the default
-strategy (one CPU or GPU). The global batch is what the user sets; each of the R replicas gets
-``batch / R`` examples and the trainers divide their (per-replica mean) losses by R, so the summed
-gradients are those of the mean over the global batch.
+``auto``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set or a Slurm job step has several
+tasks (one process per machine, the way to outgrow one machine; see :mod:`.cluster`),
+``MirroredStrategy`` with more than one GPU, else the default strategy (one CPU or GPU). The global
+batch is what the user sets; each of the R replicas (over all workers) gets ``batch / R`` examples
+and the trainers divide their (per-replica mean) losses by R, so the summed gradients are those of
+the mean over the global batch.
 """
 
 from __future__ import annotations
-
-import json
-import os
 
 from srkeras.models.graph import all_layers, rebuild
 
@@ -18,14 +16,17 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 _CACHE: dict = {}
 
 
-def make_strategy(name: str = "auto", devices=None):
-    """The ``tf.distribute.Strategy`` for ``name`` (see module docstring)."""
+def make_strategy(name: str = "auto", devices=None, collective_timeout: float | None = None):
+    """The ``tf.distribute.Strategy`` for ``name`` (see module docstring); ``collective_timeout``
+    (seconds) bounds each multi-worker collective."""
     import tensorflow as tf
+
+    from srkeras.training import cluster
 
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     if name == "auto":
-        if os.environ.get("TF_CONFIG"):
+        if cluster.multiworker_requested():
             name = "multiworker"
         elif len(tf.config.list_logical_devices("GPU")) > 1:
             name = "mirrored"
@@ -41,10 +42,7 @@ def make_strategy(name: str = "auto", devices=None):
     if name == "mirrored":
         _CACHE[key] = tf.distribute.MirroredStrategy(devices=devices)
         return _CACHE[key]
-    if not os.environ.get("TF_CONFIG"):
-        raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable (cluster and task)")
-    json.loads(os.environ["TF_CONFIG"])  # fail early on a malformed value
-    _CACHE[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    _CACHE[key] = cluster.make_strategy(collective_timeout)  # TF_CONFIG or Slurm; a clear error without either
     return _CACHE[key]
 
 

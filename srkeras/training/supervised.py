@@ -62,7 +62,35 @@ def scale_gradients(grads, variables, multipliers: dict | None):
     return out
 
 
-class SupervisedTrainer(keras.Model):
+def multi_worker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+class Trainer(keras.Model):
+    """Base of the trainers: ``fit`` also under ``MultiWorkerMirroredStrategy`` (several workers),
+    where the logged values are the means over every replica of every worker (:meth:`global_logs`)."""
+
+    def global_logs(self, logs: dict) -> dict:
+        """Several workers: each per-replica scalar as a 1-vector, which Keras mean-reduces over all
+        replicas of all workers (its reduction of scalars fails there); else ``logs`` as they are."""
+        if not multi_worker(self.distribute_strategy):
+            return logs
+        return {k: ops.reshape(ops.cast(v, "float32"), [1]) for k, v in logs.items()}
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds the model before fit from the first batch mean-reduced over the replicas, which
+        # fails with per-replica batches spread over several workers. The trainers wrap models built
+        # already (and optimizers the runner builds), so there is nothing to build: skip it there.
+        strategy = self.distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and all(
+            layer.built for layer in self._flatten_layers(include_self=False)
+        ):
+            self.built = True
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+class SupervisedTrainer(Trainer):
     """``fit``-able wrapper: ``compile(optimizer=...)`` then ``fit`` on (LR, HR) batches."""
 
     def __init__(self, generator: keras.Model, loss_terms: LossTerms, ema=None, lr_multipliers=None, **kwargs):
@@ -88,4 +116,4 @@ class SupervisedTrainer(keras.Model):
         self.optimizer.apply(grads, variables)
         if self.ema is not None:
             self.ema.update()
-        return {"loss": loss, **parts}
+        return self.global_logs({"loss": loss, **parts})
