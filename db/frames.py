@@ -2,7 +2,9 @@
 
 ``acr``: rater, method, image, score, role, repeat, trial, response_ms; ``pairs``: rater, image,
 method_a (shown left), method_b (right), choice ``a`` / ``b`` / ``tie``, role_a, role_b, repeat, trial,
-response_ms; ``metrics``: method, image, psnr (``inf`` for HR), ssim of the test stimuli. Raters are
+response_ms; ``metrics``: method, image, psnr (``inf`` for HR), ssim of the test stimuli, then one column
+per further metric stored for the study (``lpips``, ``niqe``...: table ``stimulus_metric``; NaN where a
+stimulus has none; a database not yet migrated to it has none). Raters are
 their opaque tokens, images the HR source names. :func:`study_methods` gives the study's mode and its
 methods with their roles in study order. Method names appear here: admin side only.
 """
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from db.engine import Database
-from db.models import Method, PairChoice, Rater, Rating, SourceImage, Stimulus, Trial, TrialMode
+from db.models import Method, PairChoice, Rater, Rating, SourceImage, Stimulus, StimulusMetric, Trial, TrialMode
 from db.queries import TrialJoin, answered_trials, study_row
 
 ACR_FRAME = ["rater", "method", "image", "score", "role", "repeat", "trial", "response_ms"]
@@ -43,14 +45,24 @@ def _rows(s: Session, name: str):
         .where(Stimulus.study_id == st.id, SourceImage.is_calibration.is_(False))
         .order_by(Method.id, SourceImage.id)
     ).all()
-    return votes, metrics
+    extra = []
+    if inspect(s.connection()).has_table(StimulusMetric.__tablename__):  # a report never migrates the database
+        extra = s.execute(
+            select(Method.name, SourceImage.name, StimulusMetric.name, StimulusMetric.value)
+            .join(Stimulus, StimulusMetric.stimulus_id == Stimulus.id)
+            .join(Method, Stimulus.method_id == Method.id)
+            .join(SourceImage, Stimulus.source_id == SourceImage.id)
+            .where(Stimulus.study_id == st.id, SourceImage.is_calibration.is_(False))
+            .order_by(StimulusMetric.id)
+        ).all()
+    return votes, metrics, extra
 
 
 def rating_frames(db: Database, name: str):
     """(acr, pairs, metrics) pandas DataFrames of study ``name``, repeats included and marked ``repeat``."""
     import pandas as pd
 
-    votes, metrics = db.run(lambda s: _rows(s, name))
+    votes, metrics, extra = db.run(lambda s: _rows(s, name))
     acr, pairs = [], []
     for tok, mode, pos, rep, score, choice, ms, m, role, src, ma, role_a, mb, role_b, src_a in votes:
         common = dict(rater=tok, repeat=rep is not None, trial=pos, response_ms=math.nan if ms is None else ms)
@@ -59,10 +71,14 @@ def rating_frames(db: Database, name: str):
         else:
             pairs.append(dict(common, image=src_a, method_a=ma, method_b=mb, choice=FRAME_CHOICE[PairChoice(choice)],
                               role_a=role_a, role_b=role_b))
-    met = [dict(method=m, image=src, psnr=math.inf if p is None else p, ssim=math.nan if x is None else x)
-           for m, src, p, x in metrics]
+    met = {(m, src): dict(method=m, image=src, psnr=math.inf if p is None else p, ssim=math.nan if x is None else x)
+           for m, src, p, x in metrics}
+    names = list(dict.fromkeys(k for *_, k, _ in extra))
+    for m, src, k, v in extra:
+        if (m, src) in met:
+            met[(m, src)][k] = math.nan if v is None else v
     return (pd.DataFrame(acr, columns=ACR_FRAME), pd.DataFrame(pairs, columns=PAIR_FRAME),
-            pd.DataFrame(met, columns=METRIC_FRAME))
+            pd.DataFrame(list(met.values()), columns=METRIC_FRAME + names))
 
 
 def study_methods(db: Database, name: str) -> tuple[str, dict[str, str]]:

@@ -229,6 +229,21 @@ class Stimulus(Base):
         return stimulus_file_name(self.sha256)
 
 
+class StimulusMetric(Base):
+    """One further objective metric of a stimulus (``lpips``, ``niqe``...: :data:`srkeras.metrics.METRICS`
+    names, computed by the study builder on the stored 8-bit PNG); PSNR/SSIM stay :class:`Stimulus` columns."""
+
+    __tablename__ = "stimulus_metric"
+    __table_args__ = (UniqueConstraint("stimulus_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimulus.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)  # NULL: not a finite number
+
+    stimulus: Mapped[Stimulus] = relationship()
+
+
 class Rater(Base):
     """A volunteer, known only by an opaque random token (``secrets.token_urlsafe``)."""
 

@@ -19,6 +19,7 @@ from db.models import (
     MethodRole,
     SourceImage,
     Stimulus,
+    StimulusMetric,
     Study,
     StudyMode,
     StudyStatus,
@@ -56,6 +57,8 @@ class StimulusSpec:
     height: int
     psnr: float | None  # None (or inf) for an image identical to HR
     ssim: float | None
+    #: Further objective metrics by srkeras.metrics name (``{"lpips": 0.21, "niqe": 5.3}``); table stimulus_metric.
+    metrics: dict = dataclasses.field(default_factory=dict)
 
 
 def list_studies(db: Database) -> list[StudyInfo]:
@@ -110,6 +113,9 @@ def _check_study(mode, votes_per_stimulus, stimuli_dir, methods, sources, stimul
     for st in stimuli:
         if not (Path(stimuli_dir) / stimulus_file_name(st.sha256)).is_file():
             raise InvalidStudy(f"stimulus file {stimulus_file_name(st.sha256)} is missing from {stimuli_dir}")
+        bad = [k for k in st.metrics if not isinstance(k, str) or not k or len(k) > 64 or k in ("psnr", "ssim")]
+        if bad:
+            raise InvalidStudy(f"stimulus {st.method}/{st.source}: bad metric name(s) {bad} (psnr/ssim are fields)")
 
 
 def _insert_study(s: Session, study: Study, methods, sources, stimuli) -> StudyInfo:
@@ -132,14 +138,16 @@ def _insert_study(s: Session, study: Study, methods, sources, stimuli) -> StudyI
         s.flush()
         sids[src.name] = row.id
     for st in stimuli:
-        s.add(
-            Stimulus(
-                study_id=study.id, method_id=mids[st.method], source_id=sids[st.source], sha256=st.sha256,
-                width=st.width, height=st.height,
-                psnr=None if st.psnr is None or math.isinf(st.psnr) else float(st.psnr),
-                ssim=None if st.ssim is None else float(st.ssim),
-            )
+        row = Stimulus(
+            study_id=study.id, method_id=mids[st.method], source_id=sids[st.source], sha256=st.sha256,
+            width=st.width, height=st.height,
+            psnr=None if st.psnr is None or math.isinf(st.psnr) else float(st.psnr),
+            ssim=None if st.ssim is None else float(st.ssim),
         )
+        s.add(row)
+        for k, v in st.metrics.items():
+            v = None if v is None or not math.isfinite(float(v)) else float(v)
+            s.add(StimulusMetric(stimulus=row, name=k, value=v))
     s.flush()
     return StudyInfo.of(study)
 

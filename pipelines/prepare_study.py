@@ -2,11 +2,17 @@
 
     python -m pipelines.prepare_study --name set14-x4 --hr-dir ../shared/data/Set14 --scale 4 \\
         --method nearest --method bicubic --method hr --model runs/srgan --mode acr \\
-        --votes-per-stimulus 10 --db sqlite:///mos/mos.db [--stimuli-dir DIR] [--crop 128]
+        --votes-per-stimulus 10 --db sqlite:///mos/mos.db [--stimuli-dir DIR] [--crop 128] \\
+        [--metric lpips --metric niqe ...]
 
 The stimuli (8-bit, blind, content-addressed PNGs with PSNR/SSIM on Y against the 8-bit HR) are made
 by :mod:`srkeras.stimuli`; this module registers them with :func:`db.service.register_study` and maps
 the library's :class:`~srkeras.stimuli.StudyInputError` to a message and exit status 1.
+``--metric NAME`` (repeat; PSNR and SSIM are always stored) also stores the metrics of
+:mod:`srkeras.metrics` (``lpips``, ``lpips_vgg``, ``dists``, ``niqe``, ``brisque``) of every stimulus,
+computed on its stored 8-bit pixels as ``pipelines.evaluate`` computes them; ``pipelines.report``
+correlates MOS with each of them and ranks them. A metric whose assets are not installed stops the run
+before any stimulus is made, naming the ``python -m pipelines.pretrained fetch ...`` command.
 
 ``nearest`` and ``hr`` are the hidden anchors of the SRGAN protocol (Ledig et al. 2017, sec. 3.4:
 NN rated 1, HR rated 5) and are always included. ``--calibration-images K`` source images (seeded
@@ -31,8 +37,10 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.evaluate import missing_assets
 from srkeras import stimuli
 from srkeras.data.io import destination_problem, display_name, remove_stale_temporaries, temp_path, write_error
+from srkeras.metrics.registry import METRICS
 from srkeras.stimuli import (  # noqa: F401  (re-exported: the CLI's historical names)
     ANCHORS,
     CLASSICAL,
@@ -54,6 +62,10 @@ class StudyExists(StudyInputError):
 
 class RegistrationFailed(StudyInputError):
     """The database refused the study."""
+
+
+class MissingMetricAsset(StudyInputError):
+    """A ``--metric`` needs weights or parameters that are not installed (the message says how to fetch them)."""
 
 
 class Staging:
@@ -177,10 +189,12 @@ def make_study(
     tile: int | None = None,
     progress: bool = True,
     log=None,
+    metrics=stimuli.DEFAULT_METRICS,
 ):
     """Make the stimuli and register the study; returns ``(StudyInfo, summary dict)``.
 
-    ``models`` are ``--model`` strings (``PATH`` or ``NAME=PATH``). Raises a
+    ``models`` are ``--model`` strings (``PATH`` or ``NAME=PATH``); ``metrics`` names of
+    :data:`srkeras.metrics.METRICS` stored per stimulus (PSNR/SSIM always). Raises a
     :class:`~srkeras.stimuli.StudyInputError` for unusable arguments, an existing study name
     (:class:`StudyExists`), too few usable images or a refused registration.
     """
@@ -188,7 +202,10 @@ def make_study(
 
     log = log or _stderr
     started = time.time()
-    plan = stimuli.plan(scale, crop, methods, models)
+    plan = stimuli.plan(scale, crop, methods, models, metrics=metrics)
+    missing = missing_assets(plan.metrics)
+    if missing:
+        raise MissingMetricAsset(missing)
     for anchor in plan.added_anchors:
         log(f"note: adding the hidden anchor method {anchor!r} (the MOS scale is calibrated on it)")
     stim_dir = Path(stimuli_dir).resolve() if stimuli_dir else default_stimuli_dir(db_url)
@@ -264,6 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-images", type=int, help="use only the first N images")
     p.add_argument("--tile", type=int, help="tile size for --model inference")
+    p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
+                   help="metric stored per stimulus (repeat; psnr and ssim are always stored)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -277,9 +296,10 @@ def _report(info, summary: dict) -> None:
         print(f"skipped {len(summary['skipped'])} file(s):")
         for s in summary["skipped"]:
             print(f"  {s}")
-    print(f"{'method':<24} {'PSNR (Y)':>9} {'SSIM':>7}")
+    extra = list(dict.fromkeys(k for v in summary["methods"].values() for k in v if k not in ("psnr", "ssim")))
+    print(f"{'method':<24} {'PSNR (Y)':>9} {'SSIM':>7}" + "".join(f" {k[:9]:>9}" for k in extra))
     for m, v in summary["methods"].items():
-        print(f"{m:<24} {v['psnr']:>9.2f} {v['ssim']:>7.4f}")
+        print(f"{m:<24} {v['psnr']:>9.2f} {v['ssim']:>7.4f}" + "".join(f" {v.get(k, float('nan')):>9.4f}" for k in extra))
 
 
 def main(argv=None) -> int:
@@ -305,6 +325,7 @@ def main(argv=None) -> int:
             max_images=a.max_images,
             tile=a.tile,
             progress=not a.no_progress,
+            metrics=tuple(a.metric) or stimuli.DEFAULT_METRICS,
         )
     except StudyInputError as e:  # what the library refused, said as it said it
         print(e, file=sys.stderr)

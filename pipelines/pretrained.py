@@ -1,6 +1,6 @@
 """Install pretrained super-resolution models (catalogue downloads and PyTorch checkpoints).
 
-    python -m pipelines.pretrained list
+    python -m pipelines.pretrained list          # SR models and metric assets (LPIPS, DISTS, NIQE, BRISQUE)
     python -m pipelines.pretrained fetch NAME... [--no-probe]
     python -m pipelines.pretrained import FILE.pth --arch rrdbnet|srvgg_compact|edsr [--scale S] --name NAME
 
@@ -55,7 +55,21 @@ def cmd_list(out=sys.stdout) -> int:
             scale = f"x{meta['scale']}" if meta.get("scale") else "?"
             print(f"{name:28} {meta.get('arch', '?'):14} {scale:>5} {_size(p.stat().st_size):>10}  "
                   f"{meta.get('licence', 'imported')}", file=out)
+    _list_metric_assets(out)
     return 0
+
+
+def _list_metric_assets(out) -> None:
+    """The weights / parameters of the metrics (srkeras.metrics), installed or not, with size and licence."""
+    from srkeras.pretrained import metric_assets
+
+    print("\nmetric assets (python -m pipelines.pretrained fetch NAME; used by --metric)", file=out)
+    print(f"{'name':28} {'needs':20} {'installed':>10}  licence", file=out)
+    for name, a in metric_assets.ASSETS.items():
+        p = metric_assets.asset_path(name)
+        state = _size(p.stat().st_size) if metric_assets.is_installed(name) else "-"
+        licence = "; ".join(pkg.licence for pkg, _ in a.sources)
+        print(f"{name:28} {', '.join(a.requires) or '-':20} {state:>10}  {licence}", file=out)
 
 
 def cmd_fetch(names, probe: bool) -> int:

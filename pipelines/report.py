@@ -7,7 +7,10 @@ CSV input (at least one rating file): ACR ``rater,method,image,score``, pairs
 ``rater,image,method_a,method_b,choice`` (choice a, b or tie), optional columns ``dataset,response_ms,
 role,repeat,trial``; metrics ``method,image,<metric>...``. See :mod:`srkeras.mos.schema`.
 Writes ``summary.json``, ``stimuli.csv``, ``raters.csv``, ``methods.csv``, ``pairs.csv`` and a
-self-contained ``report.html`` to ``--out``. Exit codes: 0 ok, 2 bad input (the message names the file
+self-contained ``report.html`` to ``--out``. With metrics (``--metrics-csv``, or those a study stored:
+``prepare_study --metric``), ``summary.json``'s ``metric_ranking``, ``metric_ranking.csv`` and a report
+section rank them by how well they agree with MOS (lower-is-better metrics sign-flipped), i.e. which
+metric would have replaced the survey best. Exit codes: 0 ok, 2 bad input (the message names the file
 and line).
 """
 

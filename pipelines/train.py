@@ -206,6 +206,9 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.workers is not None and args.workers != 1:
+        if args.strategy not in ("auto", "multiworker"):
+            print(f"error: --workers needs --strategy auto or multiworker (not {args.strategy})", file=sys.stderr)
+            return 2
         return launch_workers(argv, args.workers)
     scale = int(cfg["model"]["scale"])
     out = args.out or Path("runs") / f"{cfg['recipe']['name']}-x{scale}"
@@ -239,9 +242,9 @@ def main(argv=None) -> int:
     why = {"steps": "reached the step count", "time": f"reached --max-minutes {args.max_minutes}", "done": "already complete"}
     print(f"\nstopped at step {summary['step']}/{summary['total_steps']} ({why.get(summary['stop_reason'], summary['stop_reason'])}); "
           f"{summary['patches_per_second'] or 0:.0f} HR patches/s this run")
-    print(f"generator: {summary['model']}" if summary.get("workers", 1) == 1 or summary.get("task") == "worker 0"
-          else f"{summary['task']} done (the chief writes {out})")
-    if val_source is not None and summary.get("val") and summary.get("workers", 1) == 1:
+    chief = summary.get("chief", True)  # multi-worker: only the chief has the files
+    print(f"generator: {summary['model']}" if chief else f"{summary['task']} done (the chief writes {out})")
+    if val_source is not None and summary.get("val") and chief:
         src = "held-out photos" if isinstance(val_source, dict) else str(val_source)
         print()
         print(comparison_table(Path(summary["model"]), val_source, scale, cfg["data"].get("degradation", "bicubic"),

@@ -1,10 +1,11 @@
-"""Making the stimuli of a MOS study: blind, content-addressed 8-bit PNGs and their PSNR/SSIM.
+"""Making the stimuli of a MOS study: blind, content-addressed 8-bit PNGs and their metrics.
 
 For every HR image (``modcrop``-ed to the scale, optionally centre-cropped to ``crop`` px), the LR
 input and the 8-bit HR come from :func:`srkeras.evaluation.prepare` (MATLAB bicubic, 8-bit, as SR
 test sets store them). Each method's output is written as a PNG named by the SHA-256 of its bytes
 (:func:`file_name`) with no ancillary chunks (only IHDR, IDAT, IEND), so nothing in a file or its
-name reveals the method; its PSNR/SSIM against the 8-bit HR is :func:`srkeras.evaluation.score`.
+name reveals the method; its PSNR/SSIM against the 8-bit HR is :func:`srkeras.evaluation.score`,
+as are the further metrics of :class:`Plan` ``metrics`` (``lpips``, ``niqe``...: :attr:`Stimulus.metrics`).
 
 ``nearest`` and ``hr`` are the hidden anchors of the SRGAN protocol (Ledig et al. 2017, sec. 3.4:
 NN rated 1, HR rated 5) and are always included. Calibration images (:func:`choose_calibration`)
@@ -32,6 +33,7 @@ from srkeras.data.io import display_name, write_atomically, write_error
 
 ANCHORS = {"nearest": "low_anchor", "hr": "high_anchor"}
 CLASSICAL = ("nearest", "bicubic", "hr")
+DEFAULT_METRICS = ("psnr", "ssim")  # always stored (their own columns); others go to Stimulus.metrics
 
 
 class StudyInputError(ValueError):
@@ -60,6 +62,10 @@ class TooFewImages(StudyInputError):
 
 class OutputFailed(StudyInputError):
     """A stimulus could not be written (disk full, folder not writable); the message names the path."""
+
+
+class MetricError(StudyInputError):
+    """A metric refused a stimulus (e.g. smaller than its window); the message names the file."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,6 +157,7 @@ class Plan:
     classical: tuple[str, ...]
     models: tuple[ModelSpec, ...]
     added_anchors: tuple[str, ...] = ()  # anchors the caller did not ask for (worth a note)
+    metrics: tuple[str, ...] = DEFAULT_METRICS  # srkeras.metrics names stored per stimulus (psnr, ssim first)
 
     @property
     def method_names(self) -> list[str]:
@@ -161,8 +168,11 @@ class Plan:
         return [(m, ANCHORS.get(m, "test"), m) for m in self.classical] + [(m.name, "test", str(m.path)) for m in self.models]
 
 
-def plan(scale: int = 4, crop: int | None = None, methods: Iterable[str] = CLASSICAL, models: Iterable[str] = ()) -> Plan:
-    """Check the options; ``models`` are ``PATH`` or ``NAME=PATH`` strings. Raises :class:`BadOption`."""
+def plan(scale: int = 4, crop: int | None = None, methods: Iterable[str] = CLASSICAL, models: Iterable[str] = (),
+         metrics: Iterable[str] = DEFAULT_METRICS) -> Plan:
+    """Check the options; ``models``: ``PATH`` or ``NAME=PATH``, ``metrics``: srkeras.metrics names. Raises :class:`BadOption`."""
+    from srkeras.metrics.registry import check_names
+
     scale = int(scale)
     if scale < 1:
         raise BadOption("--scale must be >= 1")
@@ -177,7 +187,13 @@ def plan(scale: int = 4, crop: int | None = None, methods: Iterable[str] = CLASS
     added = tuple(a for a in ANCHORS if a not in classical)
     classical += added
     specs = tuple(parse_model_spec(m) for m in models)
-    out = Plan(scale, crop, tuple(classical), specs, added)
+    try:
+        metrics = check_names(metrics)
+    except ValueError as e:
+        raise BadOption(f"--metric: {e}") from None
+    if crop is not None and "niqe" in metrics and (crop // 96) * (crop // 96) < 2:
+        raise BadOption(f"--crop {crop}: NIQE needs at least two whole 96x96 blocks (a crop of 192 px or more)")
+    out = Plan(scale, crop, tuple(classical), specs, added, tuple(dict.fromkeys((*DEFAULT_METRICS, *metrics))))
     names = out.method_names
     if len(set(names)) != len(names):
         raise BadOption(f"method names must be unique, got {names}; use --model NAME=PATH to rename")
@@ -244,6 +260,7 @@ class Stimulus:
     height: int
     psnr: float | None  # None for an image identical to HR
     ssim: float
+    metrics: dict = dataclasses.field(default_factory=dict)  # further metrics: {"lpips": 0.12, "niqe": 4.1}
 
 
 @dataclasses.dataclass
@@ -264,7 +281,7 @@ class StimulusSet:
         return [s.name for s in self.sources if s.is_calibration]
 
     def mean_scores(self, methods: Iterable[str]) -> dict:
-        """``{method: {"psnr", "ssim"}}`` means over test images (PSNR ``inf``: identical to HR)."""
+        """``{method: {"psnr", "ssim", further...}}`` means over test images (PSNR ``inf``: identical to HR)."""
         test = set(self.test_sources)
         out = {}
         for m in methods:
@@ -274,6 +291,8 @@ class StimulusSet:
                 "psnr": (sum(finite) / len(finite)) if finite else float("inf"),
                 "ssim": sum(st.ssim for st in mine) / len(mine) if mine else float("nan"),
             }
+            for k in dict.fromkeys(k for st in mine for k in st.metrics):
+                out[m][k] = float(np.mean([st.metrics[k] for st in mine if k in st.metrics]))
         return out
 
 
@@ -351,11 +370,15 @@ def _outputs(p: Plan, pair: evaluation.Pair, runners: dict, calibration: bool, f
     return outputs
 
 
-def _stimulus(method: str, source: str, out: np.ndarray, hr8: np.ndarray, scale: int, dirs) -> Stimulus:
+def _stimulus(method: str, source: str, out: np.ndarray, hr8: np.ndarray, p: Plan, dirs) -> Stimulus:
     sha = store(dirs[0], png_bytes(out), into=dirs[1])
-    s = evaluation.score(out, hr8, scale)  # of exactly the stored 8-bit pixels
-    p = s["psnr"]
-    return Stimulus(method, source, sha, int(out.shape[1]), int(out.shape[0]), None if np.isinf(p) else p, s["ssim"])
+    try:  # of exactly the stored 8-bit pixels
+        s = evaluation.score(out, hr8, p.scale, metrics=p.metrics, name=f"{source} ({method})")
+    except ValueError as e:  # e.g. smaller than a metric's window; the message names the file
+        raise MetricError(str(e)) from None
+    extra = {m: float(s[m]) for m in p.metrics if m not in DEFAULT_METRICS}
+    psnr = None if np.isinf(s["psnr"]) else s["psnr"]
+    return Stimulus(method, source, sha, int(out.shape[1]), int(out.shape[0]), psnr, s["ssim"], extra)
 
 
 def make(
@@ -374,7 +397,7 @@ def make(
     (also listed in ``skipped``); ``progress`` may wrap the file iterable (e.g. ``tqdm``).
     ``write_dir``: write new files there instead (a :class:`Staging` folder). Raises
     :class:`ModelError` when a model returns an image of the wrong size, :class:`OutputFailed`
-    when a file cannot be written.
+    when a file cannot be written, :class:`MetricError` when a metric refuses a stimulus.
     """
     result = StimulusSet(Path(stimuli_dir))
     dirs = (result.stimuli_dir, write_dir)
@@ -392,7 +415,7 @@ def make(
         name = display_name(Path(f).name)
         result.sources.append(Source(name, hr_sha, int(w), int(h), is_calibration=is_cal))
         for method, out in outputs.items():
-            result.stimuli.append(_stimulus(method, name, out, pair.hr, p.scale, dirs))
+            result.stimuli.append(_stimulus(method, name, out, pair.hr, p, dirs))
     result.sources.sort(key=lambda x: x.name)
     return result
 
@@ -419,31 +442,8 @@ def list_sources(hr_dir, max_images: int | None = None) -> list[Path]:
 
 
 __all__ = [
-    "ANCHORS",
-    "BadOption",
-    "CLASSICAL",
-    "CalibrationChoice",
-    "ModelError",
-    "ModelSpec",
-    "NoImages",
-    "OutputFailed",
-    "Plan",
-    "Source",
-    "Stimulus",
-    "StimulusSet",
-    "StudyInputError",
-    "TooFewImages",
-    "UnknownCalibration",
-    "center_crop",
-    "choose_calibration",
-    "file_name",
-    "list_sources",
-    "load_models",
-    "make",
-    "parse_model_spec",
-    "plan",
-    "png_bytes",
-    "png_chunks",
-    "require_test_images",
-    "store",
+    "ANCHORS", "BadOption", "CLASSICAL", "CalibrationChoice", "DEFAULT_METRICS", "MetricError", "ModelError",
+    "ModelSpec", "NoImages", "OutputFailed", "Plan", "Source", "Stimulus", "StimulusSet", "StudyInputError",
+    "TooFewImages", "UnknownCalibration", "center_crop", "choose_calibration", "file_name", "list_sources",
+    "load_models", "make", "parse_model_spec", "plan", "png_bytes", "png_chunks", "require_test_images", "store",
 ]

@@ -145,6 +145,11 @@ def compare(one: Path, two: Path, step: int) -> dict:
             "iterations": [int(a[it[0]]), int(b[it[0]])], "variables": len(a)}
 
 
+def scratch_left(tmp: Path) -> list[str]:
+    """A non-chief worker's scratch folders left in its TMPDIR (TensorFlow's own autograph files aside)."""
+    return [p.name for p in tmp.iterdir() if p.name.startswith("srkeras-")]
+
+
 def two_workers_vs_one(hr_dir, tmp_path, args, steps: int) -> dict:
     one, two = tmp_path / "one", tmp_path / "two"
     r1 = run(train_cmd(hr_dir, one, *args, "--strategy", "default"), env(tmp_path / "tmp1"))
@@ -157,7 +162,7 @@ def two_workers_vs_one(hr_dir, tmp_path, args, steps: int) -> dict:
     assert s1["step"] == s2["step"] == steps
     # Only the chief's run directory holds outputs; the other worker's scratch folder is gone.
     assert {p.name for p in two.iterdir()} >= OUTPUTS
-    assert list((tmp_path / "tmp2").iterdir()) == []
+    assert scratch_left(tmp_path / "tmp2") == []
     assert "started 2 local workers" in r2.stdout
     rows1, rows2 = ((d / "metrics.csv").read_text().splitlines() for d in (one, two))
     assert [r.split(",")[0] for r in rows1] == [r.split(",")[0] for r in rows2]
@@ -205,6 +210,13 @@ def test_multiworker_selection(monkeypatch):
     assert not cluster.multiworker_requested()  # a one-task Slurm job trains as one process
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
     assert cluster.slurm_tasks() == 4 and cluster.multiworker_requested()
+    monkeypatch.setenv("SLURM_STEP_NODELIST", "node[1-2]")
+    monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "2(x2)")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # CPU nodes: no nvidia-smi needed
+    r = cluster.resolver_from_env()
+    assert r.cluster_spec().as_dict() == {"worker": ["node1:8888", "node1:8889", "node2:8888", "node2:8889"]}
+    assert (r.task_type, r.task_id) == ("worker", 3)
     monkeypatch.delenv("SLURM_PROCID")
     monkeypatch.setenv("TF_CONFIG", "not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not a valid"):
@@ -229,10 +241,10 @@ def test_time_budget_is_decided_by_the_cluster():
     class Model:
         stop_training = False
 
-    for local_minutes, others_due, stops in [(1e-9, 0.0, False), (1e9, 1.0, True), (1e-9, 1.0, True)]:
+    for local_minutes, others_due, stops in [(1e-9, 0.0, True), (1e9, 1.0, True), (1e9, 0.0, False)]:
         seen = []
         st = RunState(0, 100, max_minutes=local_minutes)
-        budget = TimeBudget(st, agree=lambda v, o=others_due: (seen.append(v), max(v, o))[1])
+        budget = TimeBudget(st, agree=lambda v, o=others_due, seen=seen: (seen.append(v), max(v, o))[1])
         budget.set_model(model := Model())
         budget.on_train_batch_end(0)
         assert seen == [1.0 if local_minutes < 1 else 0.0] and model.stop_training is stops and (st.stop_reason == "time") is stops
@@ -242,6 +254,20 @@ def test_workers_flag_refuses_tf_config(hr_dir, tmp_path):
     r = run(train_cmd(hr_dir, tmp_path / "o", *ESPCN, "--steps", "1", "--workers", "2"),
             env(tmp_path / "t", TF_CONFIG='{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}'), timeout=60)
     assert r.returncode == 2 and "unset TF_CONFIG" in r.stdout
+
+
+def test_launcher_stops_its_workers_when_interrupted(hr_dir, tmp_path):
+    with started([(train_cmd(hr_dir, tmp_path / "o", *ESPCN, "--steps", "100000", "--workers", "2"), env(tmp_path / "t"))]) as (proc,):
+        deadline = time.monotonic() + 30
+        while len(pids := worker_pids(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(pids) == 2
+        os.kill(proc.pid, signal.SIGTERM)  # as Ctrl-C (SIGINT) does
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"stopping the workers" in out
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -318,28 +344,65 @@ def test_kill_9_both_workers_then_resume(hr_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_lost_worker_stops_the_other_with_its_name_then_resume(hr_dir, tmp_path):
+@pytest.mark.parametrize("victim", [1, 0])
+def test_lost_worker_stops_the_other_with_its_name_then_resume(hr_dir, tmp_path, victim):
+    """Workers started by hand with their TF_CONFIG, as on a cluster; one is killed (the chief too)."""
     from srkeras.training import launcher
 
     out = tmp_path / "run"
     ports = launcher.free_ports(2)
     cmds = [(train_cmd(hr_dir, out, *LONG), env(tmp_path / f"tmp{i}", TF_CONFIG=c)) for i, c in enumerate(launcher.tf_configs(ports))]
+    survivor = 1 - victim
     with started(cmds) as procs:
         wait_for_step(procs, out, 40)
-        os.kill(procs[1].pid, signal.SIGKILL)
+        os.kill(procs[victim].pid, signal.SIGKILL)
         t0 = time.monotonic()
         try:
-            text, _ = procs[0].communicate(timeout=120)
+            text, _ = procs[survivor].communicate(timeout=120)
         except subprocess.TimeoutExpired:
-            pytest.fail("the chief did not stop within 2 minutes of losing worker 1")
+            pytest.fail(f"worker {survivor} did not stop within 2 minutes of losing worker {victim}")
         elapsed = time.monotonic() - t0
     text = text.decode(errors="replace")
-    print(f"chief stopped {elapsed:.1f} s after worker 1 was killed:", text.strip().splitlines()[-3:])
-    assert procs[0].returncode == 4, text[-3000:]
-    assert f"lost worker 1 (localhost:{ports[1]})" in text
+    print(f"worker {survivor} stopped {elapsed:.1f} s after worker {victim} was killed:", text.strip().splitlines()[-2:])
+    assert procs[survivor].returncode == 4, text[-3000:]
+    assert f"worker {survivor}: lost worker {victim} (localhost:{ports[victim]})" in text
+    if survivor == 1:
+        assert scratch_left(tmp_path / "tmp1") == []  # the non-chief's scratch folder is removed even then
     killed_at = latest_step(out)
     # Re-running both workers (new ports) resumes from the last checkpoint.
     done = run(train_cmd(hr_dir, out, *LONG, "--workers", "2"), env(tmp_path / "tmp3"), timeout=400)
     assert done.returncode == 0, done.stdout[-3000:]
     assert f"step {killed_at}, optimizer iterations {killed_at}" in done.stdout
     assert json.loads((out / "summary.json").read_text())["optimizer_iterations"] == 400
+
+
+def free_pair() -> int:
+    """A port P with P and P + 1 free (the Slurm resolver numbers a node's tasks from a base port)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randint(30000, 60000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("localhost", base))
+                b.bind(("localhost", base + 1))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+@pytest.mark.slow
+def test_slurm_job_step_trains_as_one_cluster(hr_dir, tmp_path):
+    """Two tasks of a (simulated) one-node Slurm job step, no TF_CONFIG: SlurmClusterResolver's cluster."""
+    base = free_pair()
+    slurm = {"SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "localhost", "SLURM_STEP_TASKS_PER_NODE": "2",
+             "SRKERAS_SLURM_PORT": str(base), "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    out = tmp_path / "run"
+    cmds = [(train_cmd(hr_dir, out, *ESPCN, "--steps", "4"), env(tmp_path / f"t{i}", SLURM_PROCID=str(i), **slurm)) for i in range(2)]
+    with started(cmds) as procs:
+        texts = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], texts[0][-2000:] + texts[1][-2000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["workers"], s["replicas"], s["step"], s["task"]) == (2, 2, 4, "worker 0")

@@ -5,7 +5,11 @@ Two ``streamlit run mos_app/app.py`` processes on different ports (as behind a l
 context each, in one headless Chromium, a few at a time) consent on one server and then switch server
 after every answer: they open their own ``?r=TOKEN`` link on the other port, which must show exactly
 the trial the first server showed next (resume at the right trial). One rater also answers the same
-trial from two tabs on the two servers. Afterwards every answer is stored exactly once, no trial is lost,
+trial from two tabs on the two servers. A last rater reaches the app through a TCP proxy (a load
+balancer, :class:`tests._browser.SwitchableProxy`); after their first answer their server is stopped and
+the proxy points to the other one: the page reconnects by itself, shows the next trial, and the first
+click there is stored (before the fix in ``mos_app.app.trial_page`` Streamlit dropped it, as a new
+session on that server had no callbacks registered yet). Afterwards every answer is stored exactly once, no trial is lost,
 votes per stimulus differ by at most 1 (what the assignment guarantees with one server when every rater
 finishes, see :mod:`db.assignment`), and both admin servers show the same status as the database.
 

@@ -140,6 +140,14 @@ def tail_receptive_field(model, trunk, tail, scale: int, channels: int) -> int |
     return cache[key]
 
 
+def _out_channels(model, c: int) -> int:
+    """Output channels from the graph when it says (no trace of a deep model), else by running it."""
+    shape = getattr(model, "output_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 4 and isinstance(shape[-1], int):
+        return shape[-1]
+    return int(run_model(model, np.zeros((1, 4, 4, c), np.float32)).shape[-1])
+
+
 def model_parts(model) -> ModelParts:
     """Trunk and tail of ``model`` (or the whole model) with their radii and costs; cached."""
     cache = model_cache(model)
@@ -151,7 +159,7 @@ def model_parts(model) -> ModelParts:
     c = model_channels(model)
     sp = split_generator(model)
     common = {"scale": s, "rf": receptive_field(model)}
-    common["out_channels"] = int(run_model(model, np.zeros((1, 4, 4, c), np.float32)).shape[-1])
+    common["out_channels"] = _out_channels(model, c)
     if sp is None:
         # trunk None: the model runs whole (a reference to it here would keep it alive, see runtime)
         parts = ModelParts(

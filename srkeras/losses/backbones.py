@@ -302,6 +302,20 @@ def parse_layers(layers, before_activation: bool = False) -> dict[tuple[str, boo
     return out
 
 
+def layer_name(backbone: keras.Model, ref: str) -> str:
+    """The name of the layer ``ref`` denotes: a layer name, or ``"#N"``, the N-th of ``backbone.layers``.
+
+    Some ``keras.applications`` layers have only automatic names (InceptionV3's stem, ConvNeXt's residual
+    sums: ``activation_4``, ``add_12``), numbered per Python session; their position is stable.
+    """
+    if isinstance(ref, str) and ref.startswith("#"):
+        try:
+            return backbone.layers[int(ref[1:])].name
+        except (ValueError, IndexError):
+            raise ValueError(f"{backbone.name} has no layer {ref!r} (it has {len(backbone.layers)} layers)") from None
+    return ref
+
+
 def tap_model(backbone: keras.Model, taps) -> keras.Model:
     """Functional model: backbone input -> features at ``taps`` (list of ``(layer_name, pre)``).
 
@@ -358,7 +372,8 @@ class FeatureExtractor:
 
     Args:
       backbone: a :data:`BACKBONES` name (e.g. ``"vgg19"``) or a ``keras.Model`` (then give ``preprocessing``).
-      layers: layer name, list of names or ``{name: weight}``; ``name:pre`` / ``name:post`` per layer.
+      layers: layer name, list of names or ``{name: weight}``; ``name:pre`` / ``name:post`` per layer;
+        ``"#N"`` names the N-th of ``backbone.layers`` (layers with only automatic names).
       weights: None, a local file path, or ``"imagenet"`` (Keras cache only; see :func:`resolve_weights`).
       before_activation: default tap point (ESRGAN: True; SRGAN/Johnson: False).
       input_range: value range of the images, e.g. (0, 1) (srkeras convention) or (-1, 1).
@@ -387,6 +402,8 @@ class FeatureExtractor:
             raise ValueError(f"unknown preprocessing mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         self.input_range = _parse_range(input_range)
+        # "#N" (a layer by position, see layer_name) becomes the layer's name in this session.
+        self.layer_weights = {(layer_name(self.backbone, n), pre): w for (n, pre), w in self.layer_weights.items()}
         self.taps = list(self.layer_weights)
         self.model = tap_model(self.backbone, self.taps)
 

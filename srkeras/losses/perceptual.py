@@ -34,6 +34,9 @@ PRESETS: dict[str, dict] = {
     "vgg16_relu2_2": dict(backbone="vgg16", layers="block2_conv2", criterion="l2"),
     # The same on torchvision's VGG16 (torch preprocessing), the backbone of LPIPS-vgg and DISTS.
     "vgg16_torch_relu2_2": dict(backbone="vgg16_torch", layers="block2_conv2", criterion="l2"),
+    # SRGAN's content loss (MSE on maps rescaled by 1/12.75) on any backbone and layer: the backbone
+    # study (srkeras.study) sets ``backbone`` / ``layers`` from its depth table (srkeras.study.layers).
+    "srgan_content": dict(backbone="vgg19", layers="block5_conv4", criterion="l2", feature_scale=SRGAN_RESCALE),
 }
 
 _CRITERIA = {"l2": "l2", "mse": "l2", "l1": "l1", "mae": "l1"}

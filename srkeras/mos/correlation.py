@@ -1,4 +1,5 @@
-"""Objective vs subjective: Pearson, Spearman and Kendall (tau-b) of MOS with every objective metric.
+"""Objective vs subjective: Pearson, Spearman and Kendall (tau-b) of MOS with every objective metric,
+and the metrics ranked by how well they agree with the listeners (:func:`metric_ranking`).
 
 Non-finite metric values (e.g. PSNR of HR = inf) are left out of that metric's correlation.
 """
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from srkeras.metrics.registry import HIGHER_IS_BETTER, METRICS
 from srkeras.mos.schema import metric_columns
 
 
@@ -61,15 +63,55 @@ def within_image(pairs: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
-#: Metrics where a lower value means better quality (the sign flips in :func:`disagreements`).
-LOWER_IS_BETTER = {"lpips", "dists", "niqe", "pi", "brisque", "mse", "rmse", "mae", "fid"}
+#: Metrics where a lower value means better quality (the sign flips in :func:`disagreements` and
+#: :func:`metric_ranking`): every metric of :mod:`srkeras.metrics` but those it marks higher-is-better
+#: (PSNR, SSIM), and the usual lower-is-better names of metrics files made elsewhere.
+LOWER_IS_BETTER = frozenset(set(METRICS) - HIGHER_IS_BETTER) | {"pi", "mse", "rmse", "mae", "fid"}
+
+
+def orientation(metric: str) -> float:
+    """-1 for a lower-is-better metric, +1 otherwise (unknown names are taken as higher-is-better)."""
+    return -1.0 if metric.lower() in LOWER_IS_BETTER else 1.0
+
+
+def _oriented(c: dict | None, sign: float) -> dict:
+    c = c or {}
+    return {k: sign * float(c[k]) if c.get(k) is not None else float("nan") for k in ("spearman", "pearson", "kendall")}
+
+
+def metric_ranking(stimuli: dict, methods: dict | None = None, within_image: dict | None = None) -> list[dict]:
+    """The metrics ranked by how well each would have replaced the survey.
+
+    Per metric, the correlations of :func:`metric_correlations` with the sign of lower-is-better metrics
+    flipped (:func:`orientation`), so that a higher value always means "agrees with the listeners" and
+    metrics of both kinds compare: ``spearman`` / ``pearson`` / ``kendall`` of per-stimulus MOS
+    (``stimuli``; with pair votes only, the mean within-image correlation of win rates,
+    ``within_image``), ``methods_spearman`` of per-method MOS, ``n`` and ``basis``. Ranked by that
+    Spearman, then Kendall and Pearson (NaN last); ``rank`` 1 is the best stand-in.
+    """
+    basis, corr = ("stimuli", stimuli) if stimuli else ("within_image", within_image or {})
+    rows = []
+    for metric, c in corr.items():
+        sign = orientation(metric)
+        r = {"metric": metric, "better": "lower" if sign < 0 else "higher", **_oriented(c, sign),
+             "methods_spearman": _oriented((methods or {}).get(metric), sign)["spearman"],
+             "n": int(c.get("n", c.get("images", 0)) or 0), "basis": basis}
+        rows.append(r)
+
+    def key(r):
+        return tuple(-v if np.isfinite(v) else np.inf for v in (r["spearman"], r["kendall"], r["pearson"]))
+
+    rows.sort(key=key)
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows
 
 
 def disagreements(methods: pd.DataFrame, tests: pd.DataFrame, metric: str) -> list[dict]:
     """Method pairs the listeners separate significantly (Holm) that the metric ranks the other way."""
     if metric not in methods or tests is None or tests.empty:
         return []
-    sign = -1.0 if metric.lower() in LOWER_IS_BETTER else 1.0
+    sign = orientation(metric)
     mos, val = methods.set_index("method")["mos"], methods.set_index("method")[metric]
     out = []
     for _, t in tests[tests["significant"]].iterrows():

@@ -27,7 +27,8 @@ STIMULI_COLS = ["method", "image", "n", "mos", "ci95_low", "ci95_high", "mos_scr
                 "mle_ci95_high"]
 RATER_COLS = ["rater", "n", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency"]
 PAIR_COLS = ["method", "bt", "ci95_low", "ci95_high"]
-#: Report files in the order they are listed (``methods_by_dataset.csv`` only with several datasets).
+#: Report files in the order they are listed (``methods_by_dataset.csv`` only with several datasets,
+#: ``metric_ranking.csv``, the objective metrics ranked by agreement with MOS, only with metrics).
 REPORT_FILES = ("summary.json", "stimuli.csv", "raters.csv", "methods.csv", "pairs.csv", "report.html")
 
 
@@ -61,5 +62,7 @@ def report_files(rep: Report, title: str = "MOS study report") -> dict[str, byte
     }
     if rep.methods_by_dataset is not None:
         files["methods_by_dataset.csv"] = csv_text(rep.methods_by_dataset, ["dataset", "method"])
+    if rep.metric_ranking:
+        files["metric_ranking.csv"] = csv_text(pd.DataFrame(rep.metric_ranking), ["rank", "metric"])
     files["report.html"] = html.render(rep, title)
     return {k: v.encode("utf-8") for k, v in files.items()}

@@ -113,6 +113,23 @@ def _pairs_sections(rep: Report) -> list[str]:
     return out
 
 
+def _ranking_section(rep: Report) -> list[str]:
+    """Which metric would have replaced this survey best: the metrics ranked by oriented Spearman."""
+    r = pd.DataFrame(rep.metric_ranking)
+    basis = ("per-stimulus MOS of the methods under test" if r["basis"].iloc[0] == "stimuli"
+             else "win rates within each image (mean over images)")
+    best = r.iloc[0]
+    verdict = (f"<p><b>{escape(str(best['metric']))}</b> tracks the listeners best here (Spearman "
+               f"{_f(best['spearman'])})" + (".</p>" if np.isfinite(best["spearman"]) and best["spearman"] > 0
+                                             else "; no metric agrees with them.</p>"))
+    return ["<h2>Which metric would have replaced this survey best</h2>",
+            f"<p class='note'>Correlation of each metric with the {basis}. Lower-is-better metrics (LPIPS, DISTS, "
+            "NIQE, BRISQUE...) have their sign flipped, so for every metric a higher value means closer "
+            "agreement with the listeners and 1 would be a perfect stand-in; ranked by Spearman's rank "
+            "correlation. <i>methods_spearman</i> correlates the per-method means.</p>",
+            verdict, table(r, ["rank", "metric", "better", "spearman", "kendall", "pearson", "methods_spearman", "n"])]
+
+
 def render(rep: Report, title: str = "MOS study report") -> str:
     """The whole report as one HTML string."""
     c = rep.counts
@@ -124,6 +141,8 @@ def render(rep: Report, title: str = "MOS study report") -> str:
         parts += _acr_sections(rep)
     if rep.pairs is not None:
         parts += _pairs_sections(rep)
+    if rep.metric_ranking:
+        parts += _ranking_section(rep)
     parts.append("<h2>Raters: screening and subject model</h2>")
     cols = ["rater", "n", "n_pairs", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency",
             "bt500_ratio", "bt500_symmetry", "gold_accuracy", "retest_agreement", "fast_fraction"]

@@ -34,6 +34,7 @@ class Report:
     alpha: float = float("nan")
     split_half: dict = field(default_factory=dict)
     disagreements: dict = field(default_factory=dict)
+    metric_ranking: list = field(default_factory=list)
     metrics: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
 
@@ -122,6 +123,8 @@ def analyze(acr=None, pairs=None, metrics=None, n_boot: int = 2000, seed: int = 
         if metrics is not None:
             rep.correlation_within_image = correlation.within_image(pairs, metrics)
     rep.counts.update(raters=len(rep.raters), rejected=int(rep.raters["rejected"].sum()))
+    rep.metric_ranking = correlation.metric_ranking(rep.correlation, rep.correlation_methods,
+                                                    rep.correlation_within_image)
     return rep
 
 
@@ -173,6 +176,6 @@ def summary(rep: Report) -> dict:
     return clean({
         "methods": methods, "raters": raters, "wilcoxon_holm": wil, "correlation": rep.correlation,
         "correlation_methods": rep.correlation_methods, "correlation_within_image": rep.correlation_within_image,
-        "metric_disagreements": rep.disagreements,
+        "metric_disagreements": rep.disagreements, "metric_ranking": rep.metric_ranking,
         "pairs": pairs, "alpha": rep.alpha, "split_half": rep.split_half, "counts": rep.counts,
     })

@@ -1,6 +1,7 @@
 """Training: tf.distribute strategy selection, supervised and GAN trainers, EMA, callbacks,
 checkpoint/resume and the recipe runner (:func:`srkeras.training.runner.train`), which reads its
-recipe through :class:`srkeras.recipes.Recipe`.
+recipe through :class:`srkeras.recipes.Recipe`; multi-worker clusters (:mod:`.cluster`) and the
+local launcher of ``--workers N`` (:mod:`.launcher`).
 
 Imports TensorFlow; import the submodules you need.
 """

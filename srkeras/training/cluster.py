@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def slurm_tasks() -> int:
         if os.environ.get(key, "").isdigit():
             return int(os.environ[key])
     return 0
+
+
+def visible_gpus(env=None) -> list[str]:
+    """GPU ids this launcher may hand out: ``CUDA_VISIBLE_DEVICES`` if set, else those ``nvidia-smi -L`` lists."""
+    env = os.environ if env is None else env
+    if "CUDA_VISIBLE_DEVICES" in env:
+        return [g.strip() for g in env["CUDA_VISIBLE_DEVICES"].split(",") if g.strip() and g.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(ln for ln in out.splitlines() if ln.startswith("GPU "))]
 
 
 def multiworker_requested() -> bool:
@@ -68,7 +83,11 @@ def resolver_from_env():
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if slurm_tasks() > 1:
         port = int(os.environ.get("SRKERAS_SLURM_PORT", "8888"))
-        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port)
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver
+        if visible_gpus():
+            return resolver(port_base=port)  # GPUs of a node split between its tasks (CUDA_VISIBLE_DEVICES)
+        # CPU nodes (no nvidia-smi): TensorFlow pairs each task of a node with a GPU slot; give it enough.
+        return resolver(port_base=port, gpus_per_node=1024, gpus_per_task=1, auto_set_gpu=False)
     raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable (cluster and task) "
                      "or a Slurm job step with several tasks (srun)")
 
@@ -129,7 +148,7 @@ def remove_scratch(path: Path | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-_GATHER: dict = {}  # id(strategy) -> its traced all-gather
+_GATHER: dict = {}  # (id(strategy), value) -> its traced all-gather (TimeBudget asks 0 or 1 every step)
 
 
 def agree(strategy, value: float, op: str = "MAX") -> float:
@@ -137,16 +156,15 @@ def agree(strategy, value: float, op: str = "MAX") -> float:
     must call together, at the same point."""
     import tensorflow as tf
 
-    gather = _GATHER.get(id(strategy))
-    if gather is None:
+    key = (id(strategy), float(value))
+    if key not in _GATHER:
 
         @tf.function
-        def gather(x):
-            return tf.distribute.get_replica_context().all_gather(x, axis=0)
+        def gather():
+            return tf.distribute.get_replica_context().all_gather(tf.constant([float(value)], tf.float64), axis=0)
 
-        _GATHER[id(strategy)] = gather
-    x = tf.constant([float(value)], tf.float64)
-    values = strategy.experimental_local_results(strategy.run(gather, args=(x,)))[0].numpy()
+        _GATHER[key] = gather
+    values = strategy.experimental_local_results(strategy.run(_GATHER[key]))[0].numpy()
     return float(values.min() if op == "MIN" else values.max())
 
 
@@ -204,7 +222,7 @@ def lost_worker_message(error: BaseException, cluster: Cluster, step: int, lates
     if lost:
         what = f"lost {', '.join(lost)}"
     elif "timed out" in str(error).lower():
-        what = f"a collective operation waited more than {timeout_s:g} s (run.collective_timeout) for the other workers"
+        what = f"a collective operation waited more than {timeout_s or 0:g} s (--collective-timeout) for the other workers"
     else:
         what = "lost contact with another worker"
     return (

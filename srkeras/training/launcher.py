@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from srkeras.training.cluster import visible_gpus
+
 GRACE_S = 10.0  # how long a worker may take to exit after SIGTERM before SIGKILL
 FINISH_WAIT_S = 120.0  # how long the others may take to finish after the chief finished
 
@@ -48,20 +50,6 @@ def tf_configs(ports, host: str = "localhost") -> list[str]:
     """One ``TF_CONFIG`` value per worker: the same cluster, each its own task index (0 = chief)."""
     cluster = {"worker": [f"{host}:{p}" for p in ports]}
     return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(len(ports))]
-
-
-def visible_gpus(env=None) -> list[str]:
-    """GPU ids this launcher may hand out: ``CUDA_VISIBLE_DEVICES`` if set, else those ``nvidia-smi -L`` lists."""
-    env = os.environ if env is None else env
-    if "CUDA_VISIBLE_DEVICES" in env:
-        return [g.strip() for g in env["CUDA_VISIBLE_DEVICES"].split(",") if g.strip() and g.strip() != "-1"]
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(ln for ln in out.splitlines() if ln.startswith("GPU "))]
 
 
 def worker_env(index: int, n: int, tf_config: str, gpus, cores: int, base=None) -> dict:

@@ -417,6 +417,7 @@ class Run:
             "replicas": self.replicas,
             "workers": self.cluster.workers,
             "task": self.cluster.name,
+            "chief": self.cluster.is_chief,
             "precision": self.policy,
             "val": st.val or None,
             "best_val_psnr": (lambda b: None if math.isinf(b) else b)(float(self.checkpoint.best_psnr.numpy())),

@@ -63,7 +63,11 @@ def scale_gradients(grads, variables, multipliers: dict | None):
 
 
 def multi_worker(strategy) -> bool:
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    """A ``MultiWorkerMirroredStrategy`` over more than one worker process."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or strategy.cluster_resolver is None:
+        return False
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(job) or ()) for job in ("chief", "worker")) > 1
 
 
 class Trainer(keras.Model):
@@ -81,8 +85,7 @@ class Trainer(keras.Model):
         # Keras builds the model before fit from the first batch mean-reduced over the replicas, which
         # fails with per-replica batches spread over several workers. The trainers wrap models built
         # already (and optimizers the runner builds), so there is nothing to build: skip it there.
-        strategy = self.distribute_strategy
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and all(
+        if multi_worker(self.distribute_strategy) and all(
             layer.built for layer in self._flatten_layers(include_self=False)
         ):
             self.built = True

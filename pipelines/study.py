@@ -1,0 +1,224 @@
+"""Studies that chain training, scoring and rating. One so far: which backbone for SRGAN's content loss.
+
+    python -m pipelines.study backbones --train-dir DIR --val-dir DIR --test-dir DIR [--test-dir ...] \\
+        --backbone vgg19 --backbone resnet152v2[:shallow] ... [--weights-dir DIR] --steps N \\
+        [--pretrain-steps M] --out STUDY_DIR [--db URL] [--smoke]
+    python -m pipelines.study simulate --db URL --study NAME --prefer METHOD [--raters 12]
+    python -m pipelines.study layers            # the depth table (Markdown)
+
+``backbones`` trains one SRResNet-MSE start and, from it, one SRGAN per backbone with the content
+loss at the depth-table layer (``:deep`` = VGG54's role, the default, ``:shallow`` = VGG22's), scores
+bicubic, HR, the start and every SRGAN on each test set (``STUDY_DIR/results.csv`` and
+``results.md``), and with ``--db`` registers one MOS study per test set (``<study-name>-<dataset>``:
+ACR and pairs between all methods, the hidden anchors nearest/HR included) for raters; then
+``python -m pipelines.report --db URL --study NAME --out DIR`` ranks the backbones by MOS.
+Re-running the same command resumes it (finished trainings, scores and registrations are kept).
+Backbone weights are read from ``--weights-dir`` / the Keras cache, never downloaded; a backbone
+without them is skipped, or under ``--smoke`` (tiny budget on CPU: the chain's test) trained from a
+random initialisation and labelled ``weights=random`` in every output.
+
+``simulate`` answers a registered study with simulated raters through the rater service
+(``start_rater`` / ``next_trial`` / ``submit_rating``), ``--prefer`` given the best MOS: a check of
+the rating and report chain, never a substitute for real ratings. Exit codes: 0 ok, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from srkeras.study import StudyConfig, StudyError, markdown_table  # noqa: E402
+
+#: Simulated MOS (1-5) per method kind for ``simulate``; the preferred method gets ``PREFERRED``.
+SIM_QUALITY = {"nearest": 1.2, "bicubic": 2.0, "hr": 4.8, "srresnet_mse": 2.6}
+SIM_DEFAULT, PREFERRED = 3.0, 4.2
+
+
+def _add_backbones(sub) -> None:
+    p = sub.add_parser("backbones", help="the perceptual-loss backbone study", description=__doc__.split("\n\n")[1])
+    p.add_argument("--train-dir", action="append", type=Path, required=True, help="HR training images (repeat)")
+    p.add_argument("--val-dir", type=Path, help="HR validation images (validation during training)")
+    p.add_argument("--test-dir", action="append", type=Path, required=True, help="HR test set (repeat; named by its folder)")
+    p.add_argument("--backbone", action="append", required=True, metavar="NAME[:deep|:shallow]",
+                   help="backbone (repeat): vgg19, vgg16, vgg16_torch, resnet152v2, densenet201, ...")
+    p.add_argument("--depth", choices=("deep", "shallow"), default="deep", help="depth of backbones given without one")
+    p.add_argument("--weights-dir", type=Path, help="folder of keras.applications *_notop.h5 weight files")
+    p.add_argument("--steps", type=int, required=True, help="SRGAN steps per backbone")
+    p.add_argument("--pretrain-steps", type=int, help="SRResNet-MSE steps (default: --steps)")
+    p.add_argument("--out", type=Path, required=True, help="study folder (re-run the command to resume)")
+    p.add_argument("--db", help="register a MOS study per test set in this database (SQLAlchemy URL)")
+    p.add_argument("--study-name", help="MOS study name prefix (default: backbones-<out folder name>)")
+    p.add_argument("--votes-per-stimulus", type=int, default=5)
+    p.add_argument("--crop", type=int, help="centre-crop MOS stimuli to N x N HR px")
+    p.add_argument("--smoke", action="store_true", help="tiny budgets on CPU; random init for backbones without weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--patch-size", type=int, help="HR crop (default: the recipe's 96; smoke 32)")
+    p.add_argument("--batch-size", type=int, help="batch (default: the recipe's 16; smoke 2)")
+    p.add_argument("--metric", action="append", help="metrics to score (default psnr ssim lpips dists niqe brisque)")
+    p.add_argument("--probe-steps", type=int, help="timed steps of the cost probe (default 5; smoke 2)")
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override for every training run (e.g. optimizer.lr=2e-4)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m pipelines.study", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_backbones(sub)
+    s = sub.add_parser("simulate", help="simulated raters for a registered study (chain check)")
+    s.add_argument("--db", required=True)
+    s.add_argument("--study", required=True)
+    s.add_argument("--prefer", required=True, help="method given the best simulated MOS")
+    s.add_argument("--raters", type=int, default=12)
+    s.add_argument("--seed", type=int, default=0)
+    sub.add_parser("layers", help="print the depth table")
+    return p.parse_args(argv)
+
+
+def config_of(a) -> StudyConfig:
+    return StudyConfig(
+        train_dirs=tuple(a.train_dir), val_dir=a.val_dir, test_dirs=tuple(a.test_dir), backbones=tuple(a.backbone),
+        steps=a.steps, out=a.out, pretrain_steps=a.pretrain_steps, weights_dir=a.weights_dir, depth=a.depth,
+        smoke=a.smoke, seed=a.seed, scale=a.scale, hr_patch=a.patch_size, batch=a.batch_size,
+        metrics=tuple(a.metric) if a.metric else None, probe_steps=a.probe_steps, checkpoint_every=a.checkpoint_every,
+        overrides=tuple(a.overrides), progress=not a.quiet,
+    )
+
+
+def study_name(a) -> str:
+    return a.study_name or f"backbones-{Path(a.out).resolve().name}"
+
+
+def _stimulus_metrics(cfg: StudyConfig) -> tuple[str, ...]:
+    """Metrics stored per stimulus: the study's, no-reference ones only outside --smoke (tiny images)."""
+    extra = [m for m in cfg.metric_names if m not in ("psnr", "ssim")]
+    return tuple(m for m in extra if not (cfg.smoke and m in ("niqe", "brisque")))
+
+
+def register(a, cfg: StudyConfig, result, log=print) -> list[str]:
+    """One MOS study per test set (ACR + pairs, anchors nearest/HR hidden); resumable via the state."""
+    from db import open_database, service
+    from pipelines.prepare_study import make_study
+    from srkeras.study.state import StudyState
+
+    state = StudyState(cfg.out, cfg.fingerprint())
+    models = [f"{m}={p}" for m, p in result.models.items()]
+    options = {}
+    if "metrics" in inspect.signature(make_study).parameters:
+        options["metrics"] = ("psnr", "ssim", *_stimulus_metrics(cfg))
+    names = []
+    for dataset, folder in cfg.datasets().items():
+        name = f"{study_name(a)}-{dataset}"
+        names.append(name)
+        if state.done(f"mos:{dataset}"):
+            log(f"[mos:{dataset}] registered earlier: {name}")
+            continue
+        db = open_database(a.db)
+        try:
+            service.get_study(db, name)
+            exists = True
+        except service.UnknownStudy:
+            exists = False
+        finally:
+            db.close()
+        if not exists:
+            info, summary = make_study(
+                name=name, hr_dir=folder, db_url=a.db, scale=cfg.scale, methods=("nearest", "bicubic", "hr"),
+                models=models, mode="both", votes_per_stimulus=a.votes_per_stimulus, crop=a.crop, seed=cfg.seed,
+                progress=cfg.progress, log=log, **options,
+            )
+            log(f"[mos:{dataset}] registered {name!r}: {summary['stimuli']} stimuli, {summary['test_images']} test images")
+        state.mark(f"mos:{dataset}", study=name, db=a.db)
+    return names
+
+
+def _method_of_file(db, study: str) -> dict[str, str]:
+    """{stimulus file stem (SHA-256): method name} of ``study`` (admin knowledge the simulation needs)."""
+    from sqlalchemy import select
+
+    from db.models import Method, Stimulus, Study
+
+    def work(s):
+        rows = s.execute(select(Stimulus.sha256, Method.name).join(Method, Stimulus.method_id == Method.id)
+                         .join(Study, Stimulus.study_id == Study.id).where(Study.name == study)).all()
+        return {sha: m for sha, m in rows}
+
+    return db.run(work)
+
+
+def quality(method: str, prefer: str) -> float:
+    return PREFERRED if method == prefer else SIM_QUALITY.get(method, SIM_DEFAULT)
+
+
+def simulate(db_url: str, study: str, prefer: str, raters: int = 12, seed: int = 0, noise: float = 0.6) -> int:
+    """Answer every trial of ``raters`` new raters through the rater service: ACR score = planted
+    quality + Gaussian noise (rounded, 1..5), pair choice = the side with the higher noisy quality.
+    Returns the number of trials answered."""
+    import numpy as np
+
+    from db import open_database, service
+
+    rng = np.random.default_rng(seed)
+    db = open_database(db_url)
+    try:
+        method_of = _method_of_file(db, study)
+        if prefer not in set(method_of.values()):
+            raise ValueError(f"--prefer {prefer!r} is not a method of study {study!r}: {sorted(set(method_of.values()))}")
+        n = 0
+        for _ in range(raters):
+            try:
+                token = service.start_rater(db, study)
+            except service.StudyFull:
+                break  # every stimulus has its target number of votes
+            while (t := service.next_trial(db, token)) is not None:
+                if t.mode == "acr":
+                    q = quality(method_of[Path(t.image_path).stem], prefer) + rng.normal(0, noise)
+                    service.submit_rating(db, token, t.trial_id, score=int(np.clip(np.round(q), 1, 5)), response_ms=2500)
+                else:
+                    qa, qb = (quality(method_of[Path(p).stem], prefer) + rng.normal(0, noise) for p in (t.left_path, t.right_path))
+                    service.submit_rating(db, token, t.trial_id, choice="A" if qa >= qb else "B", response_ms=2500)
+                n += 1
+        return n
+    finally:
+        db.close()
+
+
+def run_backbones(a) -> int:
+    from srkeras.study import run_study
+
+    cfg = config_of(a)
+    result = run_study(cfg, log=lambda m: print(m, flush=True))
+    if a.db:
+        names = register(a, cfg, result, log=lambda m: print(m, flush=True))
+        for n in names:
+            print(f"MOS study {n!r} ready for raters; then: python -m pipelines.report --db {a.db} --study {n} "
+                  f"--out {Path(a.out) / 'report' / n}")
+    return 0
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if a.command == "layers":
+        print(markdown_table())
+        return 0
+    try:
+        if a.command == "simulate":
+            n = simulate(a.db, a.study, a.prefer, raters=a.raters, seed=a.seed)
+            print(f"{a.raters} simulated raters answered {n} trials of {a.study!r} ({a.prefer} preferred)")
+            return 0
+        return run_backbones(a)
+    except (StudyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""``STUDY_DIR/state.json``: the study's settings and a done marker per finished step.
+
+A step (``train:<id>``, ``score:<method>:<dataset>``, ``mos:<dataset>``...) is marked done only after
+its outputs are written (atomically), with what identifies them (the generator's SHA-256, the
+per-image score file); a re-run skips marked steps whose outputs are still there and unchanged. The
+file itself is replaced atomically, so a kill at any instant leaves the previous or the new state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from srkeras.data.io import write_atomically
+from srkeras.study.errors import StudyConfigError
+
+STATE_FILE = "state.json"
+
+
+def sha256_of(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json(path: Path, data) -> None:
+    text = json.dumps(data, indent=2, default=str)
+    write_atomically(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+class StudyState:
+    """The done markers of one study folder, bound to the settings it was made with."""
+
+    def __init__(self, out: Path, fingerprint: dict):
+        self.out = Path(out)
+        self.path = self.out / STATE_FILE
+        self.out.mkdir(parents=True, exist_ok=True)
+        data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        old = data.get("settings")
+        if old is not None and old != json.loads(json.dumps(fingerprint, default=str)):
+            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+            raise StudyConfigError(
+                f"{self.out} holds a study made with other settings ({', '.join(diff)} differ); "
+                "give the same arguments to resume it, or another --out for a new study"
+            )
+        self.data = {"settings": fingerprint, "done": data.get("done", {}), "info": data.get("info", {})}
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def done(self, key: str) -> dict | None:
+        return self.data["done"].get(key)
+
+    def mark(self, key: str, **record) -> None:
+        self.data["done"][key] = record
+        self.save()
+
+    def forget(self, key: str) -> None:
+        if self.data["done"].pop(key, None) is not None:
+            self.save()
+
+    def note(self, key: str, value) -> None:
+        """Information that is not a step (probe timings, skipped backbones)."""
+        self.data["info"][key] = value
+        self.save()
+
+    def info(self, key: str, default=None):
+        return self.data["info"].get(key, default)
+
+
+__all__ = ["STATE_FILE", "StudyState", "sha256_of", "write_json"]
