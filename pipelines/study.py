@@ -5,6 +5,7 @@
         [--pretrain-steps M] --out STUDY_DIR [--db URL] [--smoke]
     python -m pipelines.study simulate --db URL --study NAME --prefer METHOD [--raters 12]
     python -m pipelines.study layers            # the depth table (Markdown)
+    python -m pipelines.study cost --backbone vgg19 --backbone resnet152v2 [--tflops 30]
 
 ``backbones`` trains one SRResNet-MSE start and, from it, one SRGAN per backbone with the content
 loss at the depth-table layer (``:deep`` = VGG54's role, the default, ``:shallow`` = VGG22's), scores
@@ -80,7 +81,24 @@ def parse_args(argv=None):
     s.add_argument("--raters", type=int, default=12)
     s.add_argument("--seed", type=int, default=0)
     sub.add_parser("layers", help="print the depth table")
+    c = sub.add_parser("cost", help="estimated GPU hours of a paper-size study, from the models' MACs")
+    c.add_argument("--backbone", action="append", required=True, metavar="NAME[:deep|:shallow]")
+    c.add_argument("--steps", type=int, default=200_000)
+    c.add_argument("--pretrain-steps", type=int, default=1_000_000)
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--tflops", type=float, default=30.0, help="sustained TFLOP/s of the device (default 30)")
     return p.parse_args(argv)
+
+
+def print_cost(a) -> int:
+    from srkeras.study.cost import full_run
+
+    runs = full_run(a.backbone, steps=a.steps, pretrain_steps=a.pretrain_steps, batch=a.batch_size, tflops=a.tflops)
+    print(f"{'run':<26} {'GFLOP/step':>10} {'steps':>9} {'hours':>7}   (at {a.tflops:g} TFLOP/s sustained)")
+    for name, r in runs.items():
+        print(f"{name:<26} {r['gflops_per_step']:>10.0f} {r['steps']:>9} {r['hours']:>7.2f}")
+    print(f"{'total':<26} {'':>10} {'':>9} {sum(r['hours'] for r in runs.values()):>7.2f}")
+    return 0
 
 
 def config_of(a) -> StudyConfig:
@@ -210,6 +228,8 @@ def main(argv=None) -> int:
         print(markdown_table())
         return 0
     try:
+        if a.command == "cost":
+            return print_cost(a)
         if a.command == "simulate":
             n = simulate(a.db, a.study, a.prefer, raters=a.raters, seed=a.seed)
             print(f"{a.raters} simulated raters answered {n} trials of {a.study!r} ({a.prefer} preferred)")

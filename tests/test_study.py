@@ -243,3 +243,19 @@ def test_other_settings_refused_and_layers_command(data, tmp_path, capsys):
     assert cli.main(["layers"]) == 0
     table = capsys.readouterr().out
     assert "conv4_block36_preact_relu" in table and "VGG54" in table and "VGG22" in table
+
+
+def test_cost_from_macs(capsys):
+    import keras
+
+    from srkeras.study.cost import StepCost, model_macs
+
+    x = keras.Input((10, 10, 3))
+    m = keras.Model(x, keras.layers.Dense(4)(keras.layers.Conv2D(8, 3, padding="same")(x)))
+    assert model_macs(m) == 3 * 3 * 3 * 8 * 100 + 8 * 4 * 100
+    c = StepCost(generator=10, backbone=100, discriminator=1)
+    assert c.gan_step_flops(2) == 2.0 * (3 * 2 * 10 + 8 * 100 + 6 * 2 + 3 * 2) and c.mse_step_flops(2) == 120.0
+    assert cli.main(["cost", "--backbone", "vgg19", "--backbone", "vgg19:shallow", "--tflops", "30"]) == 0
+    rows = {line.split()[0]: float(line.split()[1]) for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert set(rows) == {"srresnet_mse", "vgg19-deep", "vgg19-shallow"}
+    assert rows["vgg19-deep"] > rows["vgg19-shallow"] > rows["srresnet_mse"] > 100  # GFLOP per step

@@ -4,6 +4,7 @@
 * :mod:`~srkeras.study.plan`: settings, backbones and their (local, never downloaded) weights;
 * :mod:`~srkeras.study.training`: the SRResNet start, one SRGAN per backbone, the measured cost plan;
 * :mod:`~srkeras.study.scoring`: PSNR/SSIM and perceptual metrics per test set, ``results.csv``;
+* :mod:`~srkeras.study.cost`: GPU-hours of a paper-size study from the models' MACs;
 * :mod:`~srkeras.study.backbones`: :func:`run_study`, the whole chain, resumable.
 
 The MOS registration and report glue lives in ``pipelines.study`` (the library never touches a database).
