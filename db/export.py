@@ -147,8 +147,9 @@ def export_long_csv(db: Database, name: str) -> dict[str, str]:
     ``{"ratings.csv": ..., "pairs.csv": ..., "metrics.csv": ...}``, each key only when the study has such
     rows: ACR ``rater,method,image,score,role,repeat,trial,response_ms``, pairs
     ``rater,image,method_a,method_b,choice,role_a,role_b,repeat,trial,response_ms`` and metrics
-    ``method,image,psnr,ssim``. Reporting these with ``--ratings-csv/--pairs-csv --metrics-csv`` gives the
-    numbers of ``--db``; text cells are spreadsheet-safe and read back unchanged.
+    ``method,image,psnr,ssim`` plus every metric the study stored. Reporting these with
+    ``--ratings-csv/--pairs-csv --metrics-csv`` gives the numbers of ``--db``; text cells are
+    spreadsheet-safe and read back unchanged.
     """
     acr, pairs, metrics = rating_frames(db, name)
     files = {"ratings.csv": acr, "pairs.csv": pairs, "metrics.csv": metrics}
