@@ -61,7 +61,7 @@ def _add_backbones(sub) -> None:
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--patch-size", type=int, help="HR crop (default: the recipe's 96; smoke 32)")
     p.add_argument("--batch-size", type=int, help="batch (default: the recipe's 16; smoke 2)")
-    p.add_argument("--metric", action="append", help="metrics to score (default psnr ssim lpips dists niqe brisque)")
+    p.add_argument("--metric", action="append", help="metrics to score (default psnr ssim lpips niqe dists brisque)")
     p.add_argument("--probe-steps", type=int, help="timed steps of the cost probe (default 5; smoke 2)")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -100,6 +100,7 @@ def test_smoke_chain_end_to_end(data, tmp_path, lpips_assets, capsys):
     assert cfg["gan"]["adversarial_weight"] == 1e-3 and cfg["run"]["init_from"].endswith("srresnet_mse/model.keras")
     # 3: every method x test set with PSNR/SSIM/LPIPS, random init labelled
     rows = read_rows(out / "results.csv")
+    assert list(rows[0])[:6] == ["backbone", "layer", "dataset", "psnr", "ssim", "lpips"]
     got = {(r["method"], r["dataset"]) for r in rows}
     assert got == {(m, d) for m in ["bicubic", "hr", *methods] for d in ("SetA", "SetB")}
     for r in rows:

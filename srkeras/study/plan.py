@@ -23,7 +23,7 @@ from srkeras.study import layers as depth_table
 from srkeras.study.errors import NoBackbones, StudyConfigError
 
 #: Metrics scored by default (``--smoke``: the cheap ones).
-METRICS = ("psnr", "ssim", "lpips", "dists", "niqe", "brisque")
+METRICS = ("psnr", "ssim", "lpips", "niqe", "dists", "brisque")
 SMOKE_METRICS = ("psnr", "ssim", "lpips", "niqe")
 #: The smoke chain: a small generator and discriminator on small crops, so it runs on CPU in minutes.
 SMOKE = dict(hr_patch=32, batch=2, generator={"num_blocks": 2, "num_features": 16}, d_features=8)

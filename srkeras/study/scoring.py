@@ -114,7 +114,9 @@ def _mean(values) -> float:
     return float(np.mean(v)) if v.size else math.nan
 
 
-RESULT_COLUMNS = ["backbone", "layer", "depth", "role", "after", "stride", "rf", "weights", "method", "dataset", "images", "steps"]
+#: results.csv: ``backbone,layer,dataset``, the metrics, then these.
+RESULT_KEYS = ["backbone", "layer", "dataset"]
+RESULT_COLUMNS = ["depth", "role", "after", "stride", "rf", "weights", "method", "images", "steps"]
 
 
 def describe(method: str, entry: Entry | None, cfg: StudyConfig) -> dict:
@@ -142,7 +144,7 @@ def aggregate(cfg: StudyConfig, methods: list[tuple[str, Entry | None]], log=pri
             means = {m: _mean(s[m] for s in scores) for m in metrics}
             rows.append({**describe(method, entry, cfg), "dataset": dataset, "images": len(scores), **means})
         _write_csv(Path(cfg.out) / f"metrics_{dataset}.csv", per_image, ["method", "image", *metrics])
-    _write_csv(Path(cfg.out) / "results.csv", rows, RESULT_COLUMNS + metrics)
+    _write_csv(Path(cfg.out) / "results.csv", rows, RESULT_KEYS + metrics + RESULT_COLUMNS)
     text = format_results(rows, metrics, cfg)
     write_atomically(Path(cfg.out) / "results.md", lambda tmp: Path(tmp).write_text(text))
     log(text)
@@ -175,4 +177,4 @@ def _fmt(metric: str, v) -> str:
     return f"{v:.2f}" if metric in ("psnr", "niqe", "brisque") else f"{v:.4f}"
 
 
-__all__ = ["RESULT_COLUMNS", "aggregate", "format_results", "hr_scores", "read_csv", "score_image", "score_method", "test_images"]
+__all__ = ["RESULT_COLUMNS", "RESULT_KEYS", "aggregate", "format_results", "hr_scores", "read_csv", "score_image", "score_method", "test_images"]
