@@ -39,9 +39,10 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
-def cmd_list(out=sys.stdout) -> int:
+def cmd_list(out=None) -> int:
     from srkeras import pretrained
 
+    out = out or sys.stdout  # looked up now, not at import (redirected or captured stdout)
     inst = pretrained.installed()
     print(f"models directory: {pretrained.model_dir()}", file=out)
     print(f"{'name':28} {'arch':14} {'scale':>5} {'installed':>10}  licence", file=out)

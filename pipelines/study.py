@@ -64,6 +64,8 @@ def _add_backbones(sub) -> None:
     p.add_argument("--metric", action="append", help="metrics to score (default psnr ssim lpips niqe dists brisque)")
     p.add_argument("--probe-steps", type=int, help="timed steps of the cost probe (default 5; smoke 2)")
     p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--feature-norm", choices=("rms", "srgan"), default="rms",
+                   help="content-loss feature scale: 1/RMS of each backbone's features (default) or SRGAN's 1/12.75")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe override for every training run (e.g. optimizer.lr=2e-4)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -107,7 +109,7 @@ def config_of(a) -> StudyConfig:
         steps=a.steps, out=a.out, pretrain_steps=a.pretrain_steps, weights_dir=a.weights_dir, depth=a.depth,
         smoke=a.smoke, seed=a.seed, scale=a.scale, hr_patch=a.patch_size, batch=a.batch_size,
         metrics=tuple(a.metric) if a.metric else None, probe_steps=a.probe_steps, checkpoint_every=a.checkpoint_every,
-        overrides=tuple(a.overrides), progress=not a.quiet,
+        overrides=tuple(a.overrides), progress=not a.quiet, feature_norm=a.feature_norm,
     )
 
 

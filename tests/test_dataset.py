@@ -84,7 +84,7 @@ def test_deterministic_and_resumable():
     spec = PipelineSpec(12, 3, 4, seed=7)
     a = take(training_dataset(c, spec), 5)
     b = take(training_dataset(c, spec), 5)
-    for (l1, h1), (l2, h2) in zip(a, b):
+    for (_l1, h1), (_l2, h2) in zip(a, b):
         np.testing.assert_array_equal(h1, h2)
     resumed = take(training_dataset(c, spec, start_step=3), 2)
     np.testing.assert_array_equal(resumed[0][1], a[3][1])

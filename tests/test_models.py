@@ -48,8 +48,8 @@ def test_names_lists_the_zoo():
 
 
 def test_unknown_name_lists_available_models():
-    with pytest.raises(ValueError, match="unknown model 'edsr'.*rrdbnet.*srresnet"):
-        models.build("edsr")
+    with pytest.raises(ValueError, match="unknown model 'vdsr'.*rrdbnet.*srresnet"):
+        models.build("vdsr")
 
 
 def test_unsupported_scale_is_a_clear_error():

@@ -66,7 +66,7 @@ def test_kill_9_then_resume(hr_dir, tmp_path):
     done = subprocess.run(command(hr_dir, out), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = done.stdout + done.stderr
-    assert f"resuming from" in log and f"step {killed_at}, optimizer iterations {killed_at}" in log
+    assert "resuming from" in log and f"step {killed_at}, optimizer iterations {killed_at}" in log
     summary = json.loads((out / "summary.json").read_text())
     assert summary["step"] == STEPS
     assert summary["steps_this_run"] == STEPS - killed_at

@@ -96,7 +96,9 @@ def test_smoke_chain_end_to_end(data, tmp_path, lpips_assets, capsys):
     for m in methods:
         assert Path(manifest["models"][m]).is_file()
     cfg = json.loads((out / "runs" / "vgg19-deep" / "config.json").read_text())
-    assert cfg["loss"]["terms"][0]["options"] == {"backbone": "vgg19", "layers": "block5_conv4"}
+    options = cfg["loss"]["terms"][0]["options"]
+    assert {k: options[k] for k in ("backbone", "layers")} == {"backbone": "vgg19", "layers": "block5_conv4"}
+    assert options["feature_scale"] > 0 and "content loss: MSE of features x" in printed
     assert cfg["gan"]["adversarial_weight"] == 1e-3 and cfg["run"]["init_from"].endswith("srresnet_mse/model.keras")
     # 3: every method x test set with PSNR/SSIM/LPIPS, random init labelled
     rows = read_rows(out / "results.csv")

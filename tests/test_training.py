@@ -201,7 +201,7 @@ def test_ema_is_exported(tmp_path):
     run.trainer.fit = lambda *a, callbacks=(), **k: orig_fit(*a, callbacks=[Record(), *callbacks], **k)
     run.train()
     exported = keras.models.load_model(tmp_path / "model.keras", compile=False)
-    for e, s, w in zip(exported.trainable_weights, shadow, run.generator.trainable_weights):
+    for e, s in zip(exported.trainable_weights, shadow):
         np.testing.assert_allclose(np.array(e), s, atol=1e-6)
     assert not np.allclose(np.array(exported.trainable_weights[0]), np.array(run.generator.trainable_weights[0]))
 

@@ -62,7 +62,12 @@ def train_all(cfg: StudyConfig, state: StudyState, found: list[Entry], log=print
     for i, e in enumerate([e for e in found if e.skipped is None], 1):
         log(f"--- backbone {i}: {e.id} ({e.tap.layer}, weights={e.weights_label})")
         init = models.get(training.START, "none")
-        run_cfg = training.gan_config(cfg, e, init)
+        scale = state.info(f"feature_scale:{e.id}")
+        if scale is None:  # measured once and kept: a resumed run must see the same recipe
+            scale = training.feature_scale(cfg, e)
+            state.note(f"feature_scale:{e.id}", scale)
+        log(f"    content loss: MSE of features x {scale:.4g} ({cfg.feature_norm})")
+        run_cfg = training.gan_config(cfg, e, init, scale=scale)
         models[e.method] = training.train_once(cfg, state, f"train:{e.id}", run_cfg, training.run_dir(cfg, e.id), log)
     return models
 

@@ -51,6 +51,7 @@ class StudyConfig:
     probe_steps: int | None = None  # timed steps of the cost probe (default 5, smoke 2)
     checkpoint_every: int | None = None
     overrides: tuple[str, ...] = ()  # --set key=value for every training run (both stages)
+    feature_norm: str = "rms"  # rms: 1/RMS of each backbone's features; srgan: 1/12.75 for all
     progress: bool = True
 
     def __post_init__(self):
@@ -63,6 +64,8 @@ class StudyConfig:
             raise StudyConfigError("give at least one --train-dir and one --test-dir")
         if not self.backbones:
             raise StudyConfigError("give at least one --backbone")
+        if self.feature_norm not in ("rms", "srgan"):
+            raise StudyConfigError(f"feature_norm must be 'rms' or 'srgan', got {self.feature_norm!r}")
         names = [Path(d).name for d in self.test_dirs]
         if len(set(names)) != len(names):
             raise StudyConfigError(f"test folders must have distinct names (they name the datasets): {names}")
@@ -95,6 +98,7 @@ class StudyConfig:
         return {
             "steps": self.steps, "pretrain_steps": self.n_pretrain, "seed": self.seed, "scale": self.scale,
             "hr_patch": self.patch, "batch": self.batch_size, "smoke": self.smoke, "overrides": list(self.overrides),
+            "feature_norm": self.feature_norm,
             "train_dirs": [str(Path(d).resolve()) for d in self.train_dirs],
         }
 

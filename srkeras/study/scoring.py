@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def _mean(values) -> float:
 
 #: results.csv: ``backbone,layer,dataset``, the metrics, then these.
 RESULT_KEYS = ["backbone", "layer", "dataset"]
-RESULT_COLUMNS = ["depth", "role", "after", "stride", "rf", "weights", "method", "images", "steps"]
+RESULT_COLUMNS = ["depth", "role", "after", "stride", "rf", "weights", "method", "images", "steps", "feature_scale"]
 
 
 def describe(method: str, entry: Entry | None, cfg: StudyConfig) -> dict:
@@ -126,10 +127,13 @@ def describe(method: str, entry: Entry | None, cfg: StudyConfig) -> dict:
     if entry is None:
         steps = cfg.n_pretrain if method == "srresnet_mse" else ""
         return dict(backbone=method, layer="", depth="", role="baseline", after="", stride="", rf="",
-                    weights="", method=method, steps=steps)
+                    weights="", method=method, steps=steps, feature_scale="")
     t = entry.tap
+    run_cfg = Path(cfg.out) / "runs" / entry.id / "config.json"
+    terms = json.loads(run_cfg.read_text())["loss"]["terms"] if run_cfg.is_file() else [{}]
     return dict(backbone=entry.backbone, layer=t.layer, depth=entry.depth, role=ROLE[entry.depth], after=t.activation,
-                stride=f"1/{t.stride}", rf=t.rf, weights=entry.weights_label, method=entry.method, steps=cfg.steps)
+                stride=f"1/{t.stride}", rf=t.rf, weights=entry.weights_label, method=entry.method, steps=cfg.steps,
+                feature_scale=terms[0].get("options", {}).get("feature_scale", ""))
 
 
 def aggregate(cfg: StudyConfig, methods: list[tuple[str, Entry | None]], log=print) -> list[dict]:

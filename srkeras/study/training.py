@@ -50,15 +50,46 @@ def start_config(cfg: StudyConfig, steps: int | None = None) -> dict:
     return _finish(cfg, base, _common(cfg, cfg.n_pretrain if steps is None else steps), None)
 
 
-def gan_config(cfg: StudyConfig, entry: Entry, init_from, steps: int | None = None) -> dict:
+def feature_scale(cfg: StudyConfig, entry: Entry, images: int = 8) -> float:
+    """The content loss's feature rescale for ``entry``: SRGAN's 1/12.75 (``feature_norm="srgan"``), or
+    (``"rms"``, the default) 1 / RMS of the tapped features on centre crops of the first ``images``
+    training images, so the loss is a relative feature error of the same order for every network
+    (raw feature magnitudes differ by orders: caffe VGG sees 0..255 inputs, torch VGG ~[-2, 2])."""
+    import numpy as np
+
+    from srkeras.data.io import list_images, read_image
+    from srkeras.losses.backbones import FeatureExtractor
+    from srkeras.losses.perceptual import SRGAN_RESCALE
+
+    if cfg.feature_norm == "srgan":
+        return SRGAN_RESCALE
+    side = cfg.patch or 96
+    crops = []
+    for f in [f for d in cfg.train_dirs for f in list_images(d)][: images * 2]:
+        img = np.asarray(read_image(f).pixels, dtype=np.float32)
+        if img.ndim == 3 and img.shape[-1] == 3 and min(img.shape[:2]) >= side:
+            y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+            crops.append(img[y:y + side, x:x + side])
+    if not crops:
+        return SRGAN_RESCALE
+    fx = FeatureExtractor(entry.backbone, entry.tap.layer, entry.weights)
+    feats = np.asarray(fx(np.stack(crops[:images]))[0], dtype=np.float64)
+    rms = float(np.sqrt(np.mean(feats**2)))
+    return 1.0 / rms if rms > 0 else SRGAN_RESCALE
+
+
+def gan_config(cfg: StudyConfig, entry: Entry, init_from, steps: int | None = None, scale: float | None = None) -> dict:
     """``srgan_vgg54`` (content loss + 1e-3 adversarial, 10x lower rate for the second half) with the
-    content loss on ``entry``'s backbone and depth-table layer."""
+    content loss on ``entry``'s backbone and depth-table layer, features multiplied by ``scale``
+    (:func:`feature_scale`; None: SRGAN's 1/12.75)."""
     n = cfg.steps if steps is None else steps
     base = recipes.load("srgan_vgg54")
     base["recipe"]["name"] = f"srgan_{entry.id}"
     sets = _common(cfg, n)
     sets["schedule.milestones"] = [max(1, n // 2)]  # the recipe's 1e5 of 2e5, scaled to the budget
     options = {"backbone": entry.backbone, "layers": entry.tap.layer}
+    if scale is not None:
+        options["feature_scale"] = float(scale)
     sets["loss.terms"] = [{"name": "srgan_content", "weight": 1.0, "options": options}]
     sets["loss.backbone_weights"] = entry.weights
     if cfg.smoke:
@@ -149,4 +180,4 @@ def format_plan(plan: dict, total: float) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["START", "cost_plan", "format_plan", "gan_config", "probe", "run_dir", "start_config", "train_once"]
+__all__ = ["START", "cost_plan", "feature_scale", "format_plan", "gan_config", "probe", "run_dir", "start_config", "train_once"]
