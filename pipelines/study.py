@@ -51,6 +51,7 @@ def _add_backbones(sub) -> None:
     p.add_argument("--weights-dir", type=Path, help="folder of keras.applications *_notop.h5 weight files")
     p.add_argument("--steps", type=int, required=True, help="SRGAN steps per backbone")
     p.add_argument("--pretrain-steps", type=int, help="SRResNet-MSE steps (default: --steps)")
+    p.add_argument("--start", type=Path, help="reuse this trained SRResNet-MSE (RUN_DIR or .keras) as the common start")
     p.add_argument("--out", type=Path, required=True, help="study folder (re-run the command to resume)")
     p.add_argument("--db", help="register a MOS study per test set in this database (SQLAlchemy URL)")
     p.add_argument("--study-name", help="MOS study name prefix (default: backbones-<out folder name>)")
@@ -109,7 +110,7 @@ def config_of(a) -> StudyConfig:
         steps=a.steps, out=a.out, pretrain_steps=a.pretrain_steps, weights_dir=a.weights_dir, depth=a.depth,
         smoke=a.smoke, seed=a.seed, scale=a.scale, hr_patch=a.patch_size, batch=a.batch_size,
         metrics=tuple(a.metric) if a.metric else None, probe_steps=a.probe_steps, checkpoint_every=a.checkpoint_every,
-        overrides=tuple(a.overrides), progress=not a.quiet, feature_norm=a.feature_norm,
+        overrides=tuple(a.overrides), progress=not a.quiet, feature_norm=a.feature_norm, start=a.start,
     )
 
 

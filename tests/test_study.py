@@ -257,8 +257,25 @@ def test_cost_from_macs(capsys):
     m = keras.Model(x, keras.layers.Dense(4)(keras.layers.Conv2D(8, 3, padding="same")(x)))
     assert model_macs(m) == 3 * 3 * 3 * 8 * 100 + 8 * 4 * 100
     c = StepCost(generator=10, backbone=100, discriminator=1)
-    assert c.gan_step_flops(2) == 2.0 * (3 * 2 * 10 + 8 * 100 + 6 * 2 + 3 * 2) and c.mse_step_flops(2) == 120.0
+    assert c.gan_step_flops(2) == 2.0 * (3 * 2 * 10 + 6 * 100 + 6 * 2 + 2 * 2) and c.mse_step_flops(2) == 120.0
     assert cli.main(["cost", "--backbone", "vgg19", "--backbone", "vgg19:shallow", "--tflops", "30"]) == 0
     rows = {line.split()[0]: float(line.split()[1]) for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert set(rows) == {"srresnet_mse", "vgg19-deep", "vgg19-shallow"}
     assert rows["vgg19-deep"] > rows["vgg19-shallow"] > rows["srresnet_mse"] > 100  # GFLOP per step
+
+
+def test_reusing_a_trained_start(data, tmp_path):
+    from srkeras.study.backbones import train_all
+    from srkeras.study.state import StudyState
+
+    cfg = dict(train_dirs=(data / "train",), val_dir=None, test_dirs=(data / "SetA",), backbones=("vgg19",), steps=1)
+    with pytest.raises(StudyConfigError, match="--start"):
+        StudyConfig(out=tmp_path / "a", start=tmp_path / "nothing", **cfg)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"x")
+    c = StudyConfig(out=tmp_path / "b", start=run, **cfg)
+    assert c.fingerprint()["start"] == str((run / "model.keras").resolve())
+    logs = []
+    assert train_all(c, StudyState(c.out, c.fingerprint()), [], logs.append) == {"srresnet_mse": run / "model.keras"}
+    assert not (tmp_path / "b" / "runs").exists() and "reusing" in logs[0]

@@ -56,7 +56,10 @@ def train_all(cfg: StudyConfig, state: StudyState, found: list[Entry], log=print
     """The start, then each backbone's SRGAN from it; {method: model.keras}."""
     models = {}
     start_dir = training.run_dir(cfg, training.START)
-    if cfg.n_pretrain > 0:
+    if cfg.start is not None:
+        models[training.START] = cfg.start_model
+        log(f"[train:{training.START}] reusing {cfg.start_model}")
+    elif cfg.n_pretrain > 0:
         models[training.START] = training.train_once(cfg, state, f"train:{training.START}", training.start_config(cfg),
                                                      start_dir, log)
     for i, e in enumerate([e for e in found if e.skipped is None], 1):

@@ -6,9 +6,9 @@ pooling and additions are left out (a few % of the total). One training step of 
 
 * generator: forward + backward (~3x forward) on ``batch`` LR patches;
 * content loss: backbone forward on ``2*batch`` HR-size images (SR and HR) up to the tapped layer,
-  backward (~2x forward: input gradients, no weight gradients) through the SR half;
-* discriminator: its update (3x forward on ``2*batch``) plus the generator's adversarial term
-  (forward + input-backward, 3x forward on ``batch``).
+  backward through the SR half (~1x forward: input gradients only, the backbone is frozen);
+* discriminator: its update (forward on ``2*batch``, backward ~2x forward) plus the generator's
+  adversarial term (forward + input-gradient backward on ``batch``, ~2x forward).
 
 FLOPs = 2 x MACs. Seconds = FLOPs / sustained FLOP/s; the sustained rate of a GPU on these small
 convolutions is a fraction of its peak (assume ~25-35% of the dense peak; measure with the cost
@@ -72,8 +72,8 @@ class StepCost:
     discriminator: int  # ... of the discriminator on one HR patch
 
     def gan_step_flops(self, batch: int) -> float:
-        macs = 3 * batch * self.generator + (2 * batch + 2 * batch) * self.backbone
-        macs += 3 * 2 * batch * self.discriminator + 3 * batch * self.discriminator
+        macs = 3 * batch * self.generator + (2 * batch + batch) * self.backbone
+        macs += 3 * 2 * batch * self.discriminator + 2 * batch * self.discriminator
         return 2.0 * macs
 
     def mse_step_flops(self, batch: int) -> float:

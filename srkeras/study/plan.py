@@ -52,6 +52,7 @@ class StudyConfig:
     checkpoint_every: int | None = None
     overrides: tuple[str, ...] = ()  # --set key=value for every training run (both stages)
     feature_norm: str = "rms"  # rms: 1/RMS of each backbone's features; srgan: 1/12.75 for all
+    start: Path | None = None  # an existing SRResNet-MSE (RUN_DIR or .keras) to reuse instead of training one
     progress: bool = True
 
     def __post_init__(self):
@@ -64,11 +65,20 @@ class StudyConfig:
             raise StudyConfigError("give at least one --train-dir and one --test-dir")
         if not self.backbones:
             raise StudyConfigError("give at least one --backbone")
+        if self.start is not None and not self.start_model.is_file():
+            raise StudyConfigError(f"--start {self.start}: no such model (a .keras file or a RUN_DIR with model.keras)")
         if self.feature_norm not in ("rms", "srgan"):
             raise StudyConfigError(f"feature_norm must be 'rms' or 'srgan', got {self.feature_norm!r}")
         names = [Path(d).name for d in self.test_dirs]
         if len(set(names)) != len(names):
             raise StudyConfigError(f"test folders must have distinct names (they name the datasets): {names}")
+
+    @property
+    def start_model(self) -> Path | None:
+        if self.start is None:
+            return None
+        p = Path(self.start)
+        return p / "model.keras" if p.is_dir() else p
 
     @property
     def n_pretrain(self) -> int:
@@ -98,7 +108,7 @@ class StudyConfig:
         return {
             "steps": self.steps, "pretrain_steps": self.n_pretrain, "seed": self.seed, "scale": self.scale,
             "hr_patch": self.patch, "batch": self.batch_size, "smoke": self.smoke, "overrides": list(self.overrides),
-            "feature_norm": self.feature_norm,
+            "feature_norm": self.feature_norm, "start": str(self.start_model.resolve()) if self.start else None,
             "train_dirs": [str(Path(d).resolve()) for d in self.train_dirs],
         }
 

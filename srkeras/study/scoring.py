@@ -125,7 +125,7 @@ def describe(method: str, entry: Entry | None, cfg: StudyConfig) -> dict:
     from srkeras.study.layers import ROLE
 
     if entry is None:
-        steps = cfg.n_pretrain if method == "srresnet_mse" else ""
+        steps = cfg.n_pretrain if method == "srresnet_mse" and cfg.start is None else ""
         return dict(backbone=method, layer="", depth="", role="baseline", after="", stride="", rf="",
                     weights="", method=method, steps=steps, feature_scale="")
     t = entry.tap

@@ -40,8 +40,10 @@ class StudyState:
         self.out.mkdir(parents=True, exist_ok=True)
         data = json.loads(self.path.read_text()) if self.path.is_file() else {}
         old = data.get("settings")
-        if old is not None and old != json.loads(json.dumps(fingerprint, default=str)):
-            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        new = json.loads(json.dumps(fingerprint, default=str))
+        # A setting missing from an older state file counts as its default (None).
+        diff = sorted(k for k in set(old or {}) | set(new) if old is not None and old.get(k) != new.get(k))
+        if diff:
             raise StudyConfigError(
                 f"{self.out} holds a study made with other settings ({', '.join(diff)} differ); "
                 "give the same arguments to resume it, or another --out for a new study"

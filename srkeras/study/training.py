@@ -145,7 +145,7 @@ def cost_plan(cfg: StudyConfig, state: StudyState, entries: list[Entry], log=pri
     """Measured seconds per step of the start and of each backbone's SRGAN (cached in the state) and
     the estimated remaining time of every run; printed as a table before any training."""
     plan = {}
-    runs = [(START, start_config(cfg), cfg.n_pretrain)]
+    runs = [] if cfg.start is not None else [(START, start_config(cfg), cfg.n_pretrain)]
     runs += [(e.id, gan_config(cfg, e, None), cfg.steps) for e in entries if e.skipped is None]
     for name, run_cfg, steps in runs:
         key = f"train:{name}"
