@@ -149,7 +149,8 @@ def test_rater_completes_study_in_browser(served_study):
 
             # Calibration: two anchor images, labelled 1 and 5.
             page.get_by_text("Example 2: this is a 5").wait_for(timeout=20000)
-            page.locator("[data-mos='calibration-1'] img").wait_for(timeout=20000)
+            for k in (0, 1):
+                page.locator(f"[data-mos='calibration-{k}'] img").wait_for(timeout=20000)
             assert page.locator("[data-mos^='calibration-'] img").count() == 2
             snapshots.append(page.content())
             shot("calibration")

@@ -129,6 +129,8 @@ def test_dashboard_every_chart_drawn(served_admin):
             assert page.locator("[data-testid='stVegaLiteChart']").count() == 7
             assert page.locator("[data-testid='stException']").count() == 0
             for name in ("summary.json", "report.html", "raters.csv"):
+                # drawn after the charts: wait for it by condition (a loaded machine renders late)
+                page.get_by_role("button", name=name).wait_for(timeout=60000)
                 assert page.get_by_role("button", name=name).count() == 1
             page.wait_for_load_state("networkidle")
             SHOTS.mkdir(parents=True, exist_ok=True)
