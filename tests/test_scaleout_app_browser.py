@@ -79,6 +79,8 @@ async def answer(page, tid: int, value: int) -> None:
 
 
 async def progress(page) -> str:
+    """The "Image n of N" line, once drawn (it can come after the trial's images on a loaded machine)."""
+    await page.wait_for_function("() => /Image \\d+ of \\d+/.test(document.body.innerText)", timeout=WAIT_MS)
     text = await page.inner_text("body")
     m = re.search(r"Image (\d+) of (\d+)", text)
     return m.group(0) if m else ""
