@@ -220,7 +220,7 @@ def cluster(make_study, db_url, tmp_path):
         stop_all(procs)
 
 
-def check_cluster(cluster, n_raters: int, concurrency: int) -> dict:
+def check_cluster(cluster, n_raters: int, concurrency: int, failover: bool = True) -> dict:
     from sqlalchemy import func, select
 
     from db import open_database, service
@@ -232,13 +232,14 @@ def check_cluster(cluster, n_raters: int, concurrency: int) -> dict:
     elapsed = time.perf_counter() - t0
     assert len(log["answers"]) == n_raters and log["two_tabs"] == 1
     assert log["switches"] == n_raters * (TRIALS - 1)
-    proxy = SwitchableProxy(ports[0])
-    try:
-        log["failover"] = 0
-        asyncio.run(failover_rater(proxy, ports, procs[0], study.name, log))
-    finally:
-        proxy.close()
-    n_raters += 1  # the failover rater
+    log["failover"] = 0
+    if failover:  # one more rater, behind a proxy, whose server is killed after the first answer
+        proxy = SwitchableProxy(ports[0])
+        try:
+            asyncio.run(failover_rater(proxy, ports, procs[0], study.name, log))
+        finally:
+            proxy.close()
+        n_raters += 1
     expected = {tid: v for answers in log["answers"].values() for tid, v in answers.items()}
 
     db = open_database(study.url)
@@ -271,7 +272,9 @@ def check_cluster(cluster, n_raters: int, concurrency: int) -> dict:
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest.mark.timeout(300)
 def test_raters_switching_between_two_servers(cluster):
-    stats = check_cluster(cluster, n_raters=6, concurrency=3)
+    # The server-failover rater runs in the slow variant: on a heavily loaded 2-core machine its
+    # reconnect can outlast the waits (seen once in a CI-like run beside a second test suite).
+    stats = check_cluster(cluster, n_raters=6, concurrency=3, failover=False)
     print(f"\n6 raters on 2 servers: {stats}")
 
 
