@@ -8,22 +8,17 @@ file itself is replaced atomically, so a kill at any instant leaves the previous
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from srkeras.data.io import write_atomically
+from srkeras.inference.sidecar import sha256_file
 from srkeras.study.errors import StudyConfigError
 
 STATE_FILE = "state.json"
 
 
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = sha256_file  # one file-hash helper (the model sidecars use it too)
 
 
 def write_json(path: Path, data) -> None:
