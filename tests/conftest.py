@@ -163,6 +163,24 @@ def tiny_study(make_study, db_url):
     return make_study(db_url)
 
 
+@pytest.fixture
+def app(monkeypatch):
+    """Factory: an AppTest of the rater app (``mos_app/app.py``) on database ``url`` with optional
+    query params, already run once."""
+    from streamlit.testing.v1 import AppTest
+
+    rater_app = str(Path(__file__).resolve().parents[1] / "mos_app" / "app.py")
+
+    def factory(url: str, **query):
+        monkeypatch.setenv("MOS_DB_URL", url)
+        monkeypatch.delenv("MOS_STUDY", raising=False)
+        at = AppTest.from_file(rater_app, default_timeout=60)
+        at.query_params.update(query)
+        return at.run()
+
+    return factory
+
+
 # In CI (`CI=true`, set by the CI runner) a test marked ``registry`` must really run: its skip (the
 # registry could not be reached) is turned into a failure, so a green CI always means the pinned
 # downloads were fetched and checked. Locally and offline they skip with the client's message.

@@ -34,20 +34,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@pytest.fixture
-def app(monkeypatch):
-    """Factory: an AppTest of the rater app on database ``url`` with optional query params."""
-
-    def factory(url: str, **query) -> AppTest:
-        monkeypatch.setenv("MOS_DB_URL", url)
-        monkeypatch.delenv("MOS_STUDY", raising=False)
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.query_params.update(query)
-        return at.run()
-
-    return factory
-
-
 def _ok(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -36,18 +36,6 @@ APP = str(ROOT / "mos_app" / "app.py")
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def app(monkeypatch):
-    def factory(url: str, **query) -> AppTest:
-        monkeypatch.setenv("MOS_DB_URL", url)
-        monkeypatch.delenv("MOS_STUDY", raising=False)
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.query_params.update(query)
-        return at.run()
-
-    return factory
-
-
 def _ok(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at
