@@ -50,7 +50,7 @@ def _images(folder: Path, n: int, size: int = 64) -> Path:
 
 
 def run_backend(url: str, work: Path, raters: int, trials: int, think_ms: float, n_images: int) -> dict:
-    from db import open_database, service
+    from db import next_trial, open_database, start_rater, study_status, submit_rating
     from pipelines.prepare_study import build_study
 
     build_study(
@@ -66,8 +66,8 @@ def run_backend(url: str, work: Path, raters: int, trials: int, think_ms: float,
         rng = random.Random(i)
         gate.wait()
         t0 = time.perf_counter()
-        tok = service.start_rater(db, "bench")
-        t = service.next_trial(db, tok)
+        tok = start_rater(db, "bench")
+        t = next_trial(db, tok)
         with lock:
             starts.append(time.perf_counter() - t0)
         mine_l, mine_s, mine_n = [], [], []
@@ -75,9 +75,9 @@ def run_backend(url: str, work: Path, raters: int, trials: int, think_ms: float,
             if think_ms:
                 time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
             a = time.perf_counter()
-            service.submit_rating(db, tok, t.trial_id, score=rng.randint(1, 5), response_ms=3000)
+            submit_rating(db, tok, t.trial_id, score=rng.randint(1, 5), response_ms=3000)
             b = time.perf_counter()
-            t = service.next_trial(db, tok)
+            t = next_trial(db, tok)
             c = time.perf_counter()
             mine_l.append(c - a)
             mine_s.append(b - a)
@@ -91,7 +91,7 @@ def run_backend(url: str, work: Path, raters: int, trials: int, think_ms: float,
     with ThreadPoolExecutor(raters) as ex:
         list(ex.map(rater, range(raters)))
     wall = time.perf_counter() - t0
-    status = service.study_status(db, "bench")
+    status = study_status(db, "bench")
     db.close()
     ms = lambda xs, q: 1000 * _pct(xs, q)  # noqa: E731
     return {

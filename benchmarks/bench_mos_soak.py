@@ -242,20 +242,15 @@ def build_study(tmp: Path, url: str, trials: int) -> str:
 
 def check(url: str, tally: Tally) -> dict:
     """Compare the database with what the raters saw acknowledged."""
-    from sqlalchemy import func, select
-
-    from db import open_database
-    from db.models import Rater, Rating, Trial
+    from db import open_database, rating_ledger
 
     db = open_database(url, migrate=False)
     try:
-        with db.session() as s:
-            rows = s.execute(select(Rating.trial_id, Rater.token).join(Rater, Rating.rater_id == Rater.id)).all()
-            n_raters = s.scalar(select(func.count()).select_from(Rater))
-            n_unique = s.scalar(select(func.count(func.distinct(Rating.trial_id))))
-            owners = dict(s.execute(select(Trial.id, Rater.token).join(Rater, Trial.rater_id == Rater.id)).all())
+        ledger = rating_ledger(db)
     finally:
         db.close()
+    rows, n_raters, n_unique, owners = (ledger["ratings"], ledger["raters"], ledger["distinct_rated_trials"],
+                                        ledger["trial_owner"])
     stored = {t for t, _ in rows}
     acked = set(tally.acked)
     wrong_owner = [t for t, c in tally.acked.items() if owners.get(t) not in tally.tokens.get(c, set())]

@@ -1,20 +1,107 @@
 """MOS study storage: SQLAlchemy models, Alembic migrations, and the data layer of the rater app.
 
-Modules: ``engine`` (opening a database, :meth:`Database.run` = one retried transaction), ``models``
-(schema and the ``StrEnum`` vocabularies), ``errors`` (:class:`~db.errors.MosError` and subclasses),
-``views`` (dataclasses handed to the apps), ``queries`` (shared reads), ``assignment`` (balanced trial
-lists, pure), ``studies``, ``raters``, ``ratings`` (the hot path), the admin side ``status``, ``qc``,
-``export`` and ``frames``, and ``service``: the public API of all of them in one namespace.
+This module is the one public door: apps, CLIs and benchmarks import storage from ``db`` only (an
+import-linter contract in ``pyproject.toml``); the modules behind it are by concept:
+
+* :mod:`db.engine`: opening a database, :meth:`Database.run` = one retried transaction (unit of work);
+* :mod:`db.models`: the schema (the vocabularies are the enums of :mod:`srkeras.mos.vocabulary`);
+* :mod:`db.errors`: :class:`MosError` and its subclasses; :mod:`db.views`: dataclasses handed to apps;
+* :mod:`db.studies`, :mod:`db.raters`, :mod:`db.ratings` (the hot path): rater side;
+* :mod:`db.status`, :mod:`db.qc`, :mod:`db.export`, :mod:`db.frames`: the admin side (the only place
+  method names appear). Every statistic and screening rule is computed by :mod:`srkeras.mos`.
 
 Typical use::
 
-    from db import open_database, service
-    db = open_database("sqlite:///mos/mos.db")
-    token = service.start_rater(db, "srgan-set14")
-    trial = service.next_trial(db, token)
-    service.submit_rating(db, token, trial.trial_id, score=4)
+    from db import next_trial, open_database, start_rater, submit_rating
+    database = open_database("sqlite:///mos/mos.db")
+    token = start_rater(database, "srgan-set14")
+    trial = next_trial(database, token)
+    submit_rating(database, token, trial.trial_id, score=4)
 """
 
-from db.engine import Database, open_database
+from __future__ import annotations
 
-__all__ = ["Database", "open_database"]
+from db.engine import Database, open_database
+from db.errors import (
+    DatabaseGone,
+    InvalidStudy,
+    MosError,
+    RatingRejected,
+    StudyClosed,
+    StudyExists,
+    StudyFull,
+    UnknownRater,
+    UnknownStudy,
+)
+from db.export import export_long_csv, export_ratings_csv, mos_table, preference_table
+from db.frames import rating_frames, stimulus_file_methods, study_methods
+from db.models import MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
+from db.qc import current_flags, rater_qc
+from db.raters import ABANDONED_AFTER, UNSTARTED_AFTER, get_rater, start_rater
+from db.ratings import next_trial, submit_rating
+from db.status import rating_ledger, study_status
+from db.studies import (
+    MethodSpec,
+    SourceSpec,
+    StimulusSpec,
+    calibration_examples,
+    close_study,
+    get_study,
+    list_studies,
+    register_study,
+    reopen_study,
+)
+from db.views import CalibrationExample, RaterInfo, StudyInfo, SubmitResult, TrialView, stimulus_path
+
+__all__ = [
+    "Database",
+    "open_database",
+    "rating_ledger",
+    "stimulus_file_methods",
+    "ABANDONED_AFTER",
+    "CalibrationExample",
+    "DatabaseGone",
+    "InvalidStudy",
+    "MethodRole",
+    "MethodSpec",
+    "MosError",
+    "PairChoice",
+    "QcFlag",
+    "RaterInfo",
+    "RatingRejected",
+    "SourceSpec",
+    "StimulusSpec",
+    "StudyClosed",
+    "StudyExists",
+    "StudyFull",
+    "StudyInfo",
+    "StudyMode",
+    "StudyStatus",
+    "SubmitResult",
+    "TrialMode",
+    "TrialView",
+    "UNSTARTED_AFTER",
+    "UnknownRater",
+    "UnknownStudy",
+    "calibration_examples",
+    "close_study",
+    "current_flags",
+    "export_long_csv",
+    "export_ratings_csv",
+    "get_rater",
+    "get_study",
+    "list_studies",
+    "mos_table",
+    "next_trial",
+    "preference_table",
+    "rater_qc",
+    "rating_frames",
+    "register_study",
+    "reopen_study",
+    "start_rater",
+    "stimulus_file_name",
+    "stimulus_path",
+    "study_methods",
+    "study_status",
+    "submit_rating",
+]

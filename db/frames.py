@@ -90,3 +90,17 @@ def study_methods(db: Database, name: str) -> tuple[str, dict[str, str]]:
         return str(st.mode), {m: str(r) for m, r in rows}
 
     return db.run(work)
+
+
+def stimulus_file_methods(db: Database, name: str) -> dict[str, str]:
+    """``{stimulus file stem (SHA-256): method name}`` of study ``name`` (admin knowledge: simulations)."""
+
+    def work(s: Session) -> dict[str, str]:
+        st = study_row(s, name)
+        rows = s.execute(
+            select(Stimulus.sha256, Method.name).join(Method, Stimulus.method_id == Method.id)
+            .where(Stimulus.study_id == st.id)
+        ).all()
+        return {sha: m for sha, m in rows}
+
+    return db.run(work)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from db import assignment
 from db.engine import Database
-from db.models import Rater, Rating, StudyMode, TrialMode
+from db.models import Rater, Rating, StudyMode, Trial, TrialMode
 from db.queries import stimulus_methods, study_row, test_stimuli, vote_key, vote_rows
 
 
@@ -65,6 +65,25 @@ def study_status(db: Database, name: str) -> dict:
                 "items": len(items),
             },
             "assigned_per_stimulus": _spread([assigned.get(k, 0) for k in items]),
+        }
+
+    return db.run(work)
+
+
+def rating_ledger(db: Database) -> dict:
+    """Every stored rating and trial owner of the whole database, for audits (the soak benchmark).
+
+    Keys: ``ratings`` [(trial id, rater token)], ``raters`` (count), ``distinct_rated_trials`` (count),
+    ``trial_owner`` {trial id: rater token}.
+    """
+
+    def work(s: Session) -> dict:
+        return {
+            "ratings": [tuple(r) for r in s.execute(
+                select(Rating.trial_id, Rater.token).join(Rater, Rating.rater_id == Rater.id)).all()],
+            "raters": s.scalar(select(func.count()).select_from(Rater)) or 0,
+            "distinct_rated_trials": s.scalar(select(func.count(func.distinct(Rating.trial_id)))) or 0,
+            "trial_owner": dict(s.execute(select(Trial.id, Rater.token).join(Rater, Trial.rater_id == Rater.id)).all()),
         }
 
     return db.run(work)

@@ -25,12 +25,25 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from db import service  # noqa: E402
+from db import (  # noqa: E402
+    QcFlag,
+    StudyStatus,
+    close_study,
+    export_long_csv,
+    export_ratings_csv,
+    get_study,
+    list_studies,
+    mos_table,
+    preference_table,
+    rater_qc,
+    reopen_study,
+    study_status,
+)
 from mos_app.dashboard import dashboard_view  # noqa: E402
 from mos_app.state import ADMIN_PASSWORD_ENV, ConfigError, admin_password, database_url, get_database  # noqa: E402
 
 # Flag names recorded by db.qc (Rater.qc_flags), as plain strings for the widget.
-QC_FLAGS = [f.value for f in service.QcFlag]
+QC_FLAGS = [f.value for f in QcFlag]
 
 
 def _login(expected: str) -> bool:
@@ -92,8 +105,8 @@ def mos_chart(table: pd.DataFrame) -> alt.Chart | None:
 
 
 def study_view(db, name: str) -> None:
-    info = service.get_study(db, name)
-    status = service.study_status(db, name)
+    info = get_study(db, name)
+    status = study_status(db, name)
     st.subheader(f"Study “{info.name}” — {info.status}")
     st.caption(f"mode {info.mode} · ×{info.scale} · {info.votes_per_stimulus} votes per stimulus · "
                f"{info.trials_per_rater or 'all'} trials per rater · break every {info.break_every or '—'} · "
@@ -108,7 +121,7 @@ def study_view(db, name: str) -> None:
     with st.expander("Full status", expanded=False):
         st.json(status)
 
-    csv = service.export_ratings_csv(db, name)  # read-only: flags computed for the file, not recorded
+    csv = export_ratings_csv(db, name)  # read-only: flags computed for the file, not recorded
     ratings = pd.read_csv(io.StringIO(csv))
     tab_mos, tab_qc, tab_export = st.tabs(["Results", "Raters (QC)", "Export / close"])
     with tab_mos:
@@ -122,7 +135,7 @@ def study_view(db, name: str) -> None:
 def _results(db, name: str) -> None:
     exclude = st.multiselect("Exclude raters flagged", QC_FLAGS, default=[], key="exclude",
                              help="Exclusions are your decision: report them with the results.")
-    table = service.mos_table(db, name, exclude_flags=tuple(exclude))
+    table = mos_table(db, name, exclude_flags=tuple(exclude))
     if table is None or len(table) == 0 or table["n"].sum() == 0:
         st.info("No rating-scale (ACR) answers yet.")
     else:
@@ -134,14 +147,14 @@ def _results(db, name: str) -> None:
         chart = mos_chart(table)
         if chart is not None:
             st.altair_chart(chart)
-    prefs = service.preference_table(db, name, exclude_flags=tuple(exclude))
+    prefs = preference_table(db, name, exclude_flags=tuple(exclude))
     if len(prefs):
         st.markdown("Pair comparisons: share of votes for `method_a` (ties split) with its 95 % interval.")
         st.dataframe(prefs, width="stretch", hide_index=True)
 
 
 def _qc(db, name: str) -> None:
-    qc = service.rater_qc(db, name, store=False)
+    qc = rater_qc(db, name, store=False)
     if not qc:
         st.info("No raters yet.")
         return
@@ -149,25 +162,25 @@ def _qc(db, name: str) -> None:
     st.dataframe(pd.DataFrame(qc), width="stretch", hide_index=True)
     if st.button("Record these flags in the database", key="store_qc",
                  help="Flags are recorded when a rater completes; this refreshes every rater's stored flags."):
-        service.rater_qc(db, name)
+        rater_qc(db, name)
         st.success("QC flags recorded.")
 
 
 def _export(db, name: str, info, csv: str, ratings: pd.DataFrame) -> None:
     st.download_button("Download ratings CSV", data=csv, file_name=f"{name}_ratings.csv",
                        mime="text/csv", key="csv")
-    for fname, text in service.export_long_csv(db, name).items():
+    for fname, text in export_long_csv(db, name).items():
         st.download_button(f"Download {fname} (long format, for pipelines.report)", data=text,
                            file_name=f"{name}_{fname}", mime="text/csv", key=f"long_{fname}")
     st.caption(f"{len(ratings)} rows (one per answer; repeats and QC flags included)")
     st.dataframe(ratings, width="stretch", hide_index=True)
-    if info.status == service.StudyStatus.OPEN:
+    if info.status == StudyStatus.OPEN:
         sure = st.checkbox("I want to close this study (raters can no longer submit).", key="close_sure")
         if st.button("Close study", disabled=not sure, key="close"):
-            service.close_study(db, name)
+            close_study(db, name)
             st.rerun()
     elif st.button("Reopen study", key="reopen"):
-        service.reopen_study(db, name)
+        reopen_study(db, name)
         st.rerun()
 
 
@@ -185,7 +198,7 @@ def main() -> None:
     except ConfigError as err:
         st.error(str(err))
         return
-    names = [s.name for s in service.list_studies(db)]
+    names = [s.name for s in list_studies(db)]
     st.sidebar.title("MOS admin")
     if st.sidebar.button("Log out"):
         st.session_state.clear()

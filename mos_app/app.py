@@ -36,7 +36,22 @@ if _ROOT not in sys.path:  # `streamlit run mos_app/app.py` puts mos_app/, not t
 
 import streamlit as st  # noqa: E402
 
-from db import service  # noqa: E402
+from db import (  # noqa: E402
+    MosError,
+    PairChoice,
+    RatingRejected,
+    StudyStatus,
+    TrialMode,
+    UnknownRater,
+    UnknownStudy,
+    calibration_examples,
+    get_rater,
+    get_study,
+    list_studies,
+    next_trial,
+    start_rater,
+    submit_rating,
+)
 from mos_app import components  # noqa: E402
 from mos_app.state import (  # noqa: E402
     STUDY_ENV,
@@ -50,8 +65,8 @@ from mos_app.state import (  # noqa: E402
 
 # ITU-T P.910 ACR labels, as in the SRGAN MOS study.
 ACR_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
-PAIR_LABELS = {service.PairChoice.A: "A (left)", service.PairChoice.B: "B (right)",
-               service.PairChoice.NONE: "No preference"}
+PAIR_LABELS = {PairChoice.A: "A (left)", PairChoice.B: "B (right)",
+               PairChoice.NONE: "No preference"}
 DISPLAY_CHOICES = ["", "Laptop screen", "Desktop monitor", "Tablet", "Phone", "Other"]
 
 TEXT_WIDTH = 860  # CSS px: readable line length for text; images get the full page width
@@ -106,8 +121,8 @@ def remembered_rater(db, study_name: str) -> str | None:
         if not token:
             continue
         try:
-            rater = service.get_rater(db, token)
-        except service.UnknownRater:
+            rater = get_rater(db, token)
+        except UnknownRater:
             continue
         if rater.study_name == study_name and not rater.completed:
             return rater.token
@@ -121,15 +136,15 @@ def _pick_study(db) -> str | None:
     wanted = query_param(STUDY_PARAM) or os.environ.get(STUDY_ENV, "").strip() or None
     if wanted:
         try:
-            info = service.get_study(db, wanted)
-        except service.UnknownStudy:
+            info = get_study(db, wanted)
+        except UnknownStudy:
             st.error("This study link is not valid. Please check the link you were given.")
             return None
-        if info.status != service.StudyStatus.OPEN:
+        if info.status != StudyStatus.OPEN:
             st.info("This study has closed. Thank you for your interest!")
             return None
         return info.name
-    open_ = [s for s in service.list_studies(db) if s.status == service.StudyStatus.OPEN]
+    open_ = [s for s in list_studies(db) if s.status == StudyStatus.OPEN]
     if len(open_) == 1:
         return open_[0].name
     if not open_:
@@ -155,7 +170,7 @@ def consent_page(db) -> None:
     if token is not None:  # Back from the study, or a new visit without ?r=: this browser's rater continues
         st.query_params[TOKEN_PARAM] = token
         st.rerun()
-    study = service.get_study(db, study_name)
+    study = get_study(db, study_name)
     with narrow():
         _consent_text(db, study)
 
@@ -200,8 +215,8 @@ def _start_rater(db, study_name: str, display: str | None) -> None:
     if query_param(TOKEN_PARAM):  # a second click while the first one is being processed
         return
     try:
-        token = service.start_rater(db, study_name, display=display)
-    except service.MosError as err:  # closed, full or gone meanwhile
+        token = start_rater(db, study_name, display=display)
+    except MosError as err:  # closed, full or gone meanwhile
         _flash("error", user_message(err))
         return
     st.query_params[TOKEN_PARAM] = token
@@ -215,7 +230,7 @@ def calibration_page(db, rater, viewport) -> None:
             "These two examples show the **range** of quality you will see. They are not part of the test. "
             "Use them as anchors: the first is a **1 (bad)**, the second a **5 (excellent)**."
         )
-    examples = sorted(service.calibration_examples(db, rater.study_name), key=lambda e: (e.source_index, e.score))
+    examples = sorted(calibration_examples(db, rater.study_name), key=lambda e: (e.source_index, e.score))
     for i, ex in enumerate(examples):
         st.subheader(f"Example {i + 1}: this is a {ex.score} — “{ex.label}”")
         components.show_images([str(ex.image_path)], None, viewport, marker=f"calibration-{i}")
@@ -269,14 +284,14 @@ def trial_page(db, token: str, trial, viewport) -> None:
     marker = f"trial-{trial.trial_id}"  # opaque trial id: the browser test waits on it
     clock = st.session_state.pop("submit_clock", None)  # server time from the submit to this page (ms)
     server_ms = None if clock is None else (time.perf_counter() - clock) * 1000
-    pair = trial.mode == service.TrialMode.PAIR
+    pair = trial.mode == TrialMode.PAIR
     with narrow():
         st.progress(trial.position / trial.total, text=f"Image {trial.position + 1} of {trial.total}")
         st.markdown("**Which version has the better quality?**" if pair
                     else "**How would you rate the quality of this image?**")
     if pair:  # A is the left image, B the right one, as the data layer randomised and recorded them
         components.show_images([str(trial.left_path), str(trial.right_path)],
-                               [service.PairChoice.A, service.PairChoice.B], viewport, marker, server_ms)
+                               [PairChoice.A, PairChoice.B], viewport, marker, server_ms)
         options, fmt, question = list(PAIR_LABELS), PAIR_LABELS.get, "Your choice"
     else:
         components.show_images([str(trial.image_path)], None, viewport, marker, server_ms)
@@ -310,15 +325,15 @@ def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
     started = st.session_state.get("shown_at", {}).get(trial_id)
     response_ms = int(round((time.monotonic() - started) * 1000)) if started is not None else None
     try:
-        service.submit_rating(
+        submit_rating(
             db, token, trial_id,
-            score=int(answer) if mode == service.TrialMode.ACR else None,
-            choice=str(answer) if mode == service.TrialMode.PAIR else None,
+            score=int(answer) if mode == TrialMode.ACR else None,
+            choice=str(answer) if mode == TrialMode.PAIR else None,
             response_ms=response_ms,
             viewport_w=viewport.width, viewport_h=viewport.height,
             device_pixel_ratio=viewport.dpr if viewport.known else None,
         )
-    except service.RatingRejected as err:
+    except RatingRejected as err:
         _flash("error", str(err))
         return
     st.session_state.get("shown_at", {}).pop(trial_id, None)
@@ -346,16 +361,16 @@ def page(viewport) -> None:
         consent_page(db)
         return
     try:
-        rater = service.get_rater(db, token)
-    except service.UnknownRater:
+        rater = get_rater(db, token)
+    except UnknownRater:
         unknown_rater_page()
         return
     if rater.completed:
         thank_you_page(rater)
         return
     remember_rater(rater)
-    study = service.get_study(db, rater.study_name)
-    if study.status != service.StudyStatus.OPEN:
+    study = get_study(db, rater.study_name)
+    if study.status != StudyStatus.OPEN:
         st.title("Image quality study")
         st.info(f"This study has closed — thank you! You rated {rater.done} of {rater.total} images; "
                 "nothing more is needed from you.")
@@ -369,12 +384,12 @@ def page(viewport) -> None:
         break_page(rater.done, rater.total)
         return
     try:
-        trial = service.next_trial(db, token)
-    except service.RatingRejected as err:
+        trial = next_trial(db, token)
+    except RatingRejected as err:
         st.error(str(err))
         return
     if trial is None:
-        thank_you_page(service.get_rater(db, token))
+        thank_you_page(get_rater(db, token))
         return
     trial_page(db, token, trial, viewport)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from db import service
+from db import rating_frames
 from srkeras.mos import Report, analyze, validate_acr, validate_metrics, validate_pairs
 from srkeras.mos.files import report_files
 
@@ -30,7 +30,7 @@ P_BINS = ["p < 0.01", "p < 0.05", "n.s."]
 # ---------------------------------------------------------------------------------------------- data
 def load_frames(db, name: str):
     """(acr, pairs, metrics) of study ``name``, validated against :mod:`srkeras.mos.schema`; None when empty."""
-    acr, pairs, metrics = service.rating_frames(db, name)
+    acr, pairs, metrics = rating_frames(db, name)
     src = f"study {name!r}"
     return (validate_acr(acr, f"{src} (acr)") if len(acr) else None,
             validate_pairs(pairs, f"{src} (pairs)") if len(pairs) else None,

@@ -11,8 +11,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from db import Database, open_database
-from db.errors import DatabaseGone, MosError
+from db import Database, DatabaseGone, MosError, open_database
 
 log = logging.getLogger("mos_app")
 F = TypeVar("F", bound=Callable)

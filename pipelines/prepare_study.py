@@ -6,7 +6,7 @@
         [--metric lpips --metric niqe ...]
 
 The stimuli (8-bit, blind, content-addressed PNGs with PSNR/SSIM on Y against the 8-bit HR) are made
-by :mod:`srkeras.stimuli`; this module registers them with :func:`db.service.register_study` and maps
+by :mod:`srkeras.stimuli`; this module registers them with :func:`db.register_study` and maps
 the library's :class:`~srkeras.stimuli.StudyInputError` to a message and exit status 1.
 ``--metric NAME`` (repeat; PSNR and SSIM are always stored) also stores the metrics of
 :mod:`srkeras.metrics` (``lpips``, ``lpips_vgg``, ``dists``, ``niqe``, ``brisque``) of every stimulus,
@@ -135,18 +135,18 @@ def _register(db, name: str, plan: stimuli.Plan, made: stimuli.StimulusSet, **op
     """Store the study (``options``: mode, votes, schedule...); raises :class:`RegistrationFailed`."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from db import service
+    from db import MethodSpec, SourceSpec, StimulusSpec, register_study
 
     try:
-        return service.register_study(
+        return register_study(
             db,
             name,
             scale=plan.scale,
             crop=plan.crop,
             stimuli_dir=made.stimuli_dir,
-            methods=[service.MethodSpec(*m) for m in plan.methods()],
-            sources=[service.SourceSpec(**vars(s)) for s in made.sources],
-            stimuli=[service.StimulusSpec(**vars(s)) for s in made.stimuli],
+            methods=[MethodSpec(*m) for m in plan.methods()],
+            sources=[SourceSpec(**vars(s)) for s in made.sources],
+            stimuli=[StimulusSpec(**vars(s)) for s in made.stimuli],
             **options,
         )
     except ValueError as e:
@@ -198,7 +198,7 @@ def make_study(
     :class:`~srkeras.stimuli.StudyInputError` for unusable arguments, an existing study name
     (:class:`StudyExists`), too few usable images or a refused registration.
     """
-    from db import open_database, service
+    from db import UnknownStudy, get_study, open_database
 
     log = log or _stderr
     started = time.time()
@@ -215,9 +215,9 @@ def make_study(
     db = open_database(db_url)
     try:
         try:
-            service.get_study(db, name)
+            get_study(db, name)
             raise StudyExists(f"a study named {name!r} already exists in {db!r}; choose another --name")
-        except service.UnknownStudy:
+        except UnknownStudy:
             pass
         files = stimuli.list_sources(hr_dir, max_images)
         files, choice = stimuli.choose_calibration(files, calibration_images, calibration, seed, folder=hr_dir)

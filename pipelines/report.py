@@ -55,10 +55,10 @@ def parse_args(argv=None):
 def load(a):
     """(acr, pairs, metrics) validated frames from the CSV files or the database."""
     if a.db:
-        from db import open_database, service  # lazy: only the DB branch needs SQLAlchemy
+        from db import open_database, rating_frames  # lazy: only the DB branch needs SQLAlchemy
 
         db = open_database(a.db, migrate=False)  # read-only use: never migrate from a report
-        acr, pairs, metrics = service.rating_frames(db, a.study)
+        acr, pairs, metrics = rating_frames(db, a.study)
         src = f"study {a.study!r}"
         acr = validate_acr(acr, f"{src} (acr)") if acr is not None and len(acr) else None
         pairs = validate_pairs(pairs, f"{src} (pairs)") if pairs is not None and len(pairs) else None

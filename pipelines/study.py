@@ -126,7 +126,7 @@ def _stimulus_metrics(cfg: StudyConfig) -> tuple[str, ...]:
 
 def register(a, cfg: StudyConfig, result, log=print) -> list[str]:
     """One MOS study per test set (ACR + pairs, anchors nearest/HR hidden); resumable via the state."""
-    from db import open_database, service
+    from db import UnknownStudy, get_study, open_database
     from pipelines.prepare_study import make_study
     from srkeras.study.state import StudyState
 
@@ -144,9 +144,9 @@ def register(a, cfg: StudyConfig, result, log=print) -> list[str]:
             continue
         db = open_database(a.db)
         try:
-            service.get_study(db, name)
+            get_study(db, name)
             exists = True
-        except service.UnknownStudy:
+        except UnknownStudy:
             exists = False
         finally:
             db.close()
@@ -161,20 +161,6 @@ def register(a, cfg: StudyConfig, result, log=print) -> list[str]:
     return names
 
 
-def _method_of_file(db, study: str) -> dict[str, str]:
-    """{stimulus file stem (SHA-256): method name} of ``study`` (admin knowledge the simulation needs)."""
-    from sqlalchemy import select
-
-    from db.models import Method, Stimulus, Study
-
-    def work(s):
-        rows = s.execute(select(Stimulus.sha256, Method.name).join(Method, Stimulus.method_id == Method.id)
-                         .join(Study, Stimulus.study_id == Study.id).where(Study.name == study)).all()
-        return {sha: m for sha, m in rows}
-
-    return db.run(work)
-
-
 def quality(method: str, prefer: str) -> float:
     return PREFERRED if method == prefer else SIM_QUALITY.get(method, SIM_DEFAULT)
 
@@ -185,27 +171,34 @@ def simulate(db_url: str, study: str, prefer: str, raters: int = 12, seed: int =
     Returns the number of trials answered."""
     import numpy as np
 
-    from db import open_database, service
+    from db import (
+        StudyFull,
+        next_trial,
+        open_database,
+        start_rater,
+        stimulus_file_methods,
+        submit_rating,
+    )
 
     rng = np.random.default_rng(seed)
     db = open_database(db_url)
     try:
-        method_of = _method_of_file(db, study)
+        method_of = stimulus_file_methods(db, study)
         if prefer not in set(method_of.values()):
             raise ValueError(f"--prefer {prefer!r} is not a method of study {study!r}: {sorted(set(method_of.values()))}")
         n = 0
         for _ in range(raters):
             try:
-                token = service.start_rater(db, study)
-            except service.StudyFull:
+                token = start_rater(db, study)
+            except StudyFull:
                 break  # every stimulus has its target number of votes
-            while (t := service.next_trial(db, token)) is not None:
+            while (t := next_trial(db, token)) is not None:
                 if t.mode == "acr":
                     q = quality(method_of[Path(t.image_path).stem], prefer) + rng.normal(0, noise)
-                    service.submit_rating(db, token, t.trial_id, score=int(np.clip(np.round(q), 1, 5)), response_ms=2500)
+                    submit_rating(db, token, t.trial_id, score=int(np.clip(np.round(q), 1, 5)), response_ms=2500)
                 else:
                     qa, qb = (quality(method_of[Path(p).stem], prefer) + rng.normal(0, noise) for p in (t.left_path, t.right_path))
-                    service.submit_rating(db, token, t.trial_id, choice="A" if qa >= qb else "B", response_ms=2500)
+                    submit_rating(db, token, t.trial_id, choice="A" if qa >= qb else "B", response_ms=2500)
                 n += 1
         return n
     finally:

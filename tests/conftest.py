@@ -109,7 +109,7 @@ class TinyStudy:
     url: str
     hr_dir: Path
     stimuli_dir: Path
-    info: object  # db.service.StudyInfo
+    info: object  # db.StudyInfo
     summary: dict
 
     def open(self):

@@ -12,7 +12,34 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from db import assignment, open_database, service
+from db import (
+    ABANDONED_AFTER,
+    MethodSpec,
+    RatingRejected,
+    SourceSpec,
+    StimulusSpec,
+    StudyClosed,
+    StudyExists,
+    StudyFull,
+    UnknownRater,
+    UnknownStudy,
+    assignment,
+    calibration_examples,
+    close_study,
+    export_ratings_csv,
+    get_rater,
+    get_study,
+    list_studies,
+    mos_table,
+    next_trial,
+    open_database,
+    preference_table,
+    rater_qc,
+    register_study,
+    start_rater,
+    study_status,
+    submit_rating,
+)
 from db.engine import head_revision
 from db.models import Base, Method, Rater, Rating, SourceImage, Stimulus, Trial
 
@@ -53,12 +80,12 @@ def answer_all(db, token, score_for=None, choice="A", response_ms=3000):
     """Answer every trial of ``token``; ``score_for(trial_row) -> int`` (admin knowledge) or 3."""
     rows = {r["id"]: r for r in trial_rows(db, token)}
     res = None
-    while (t := service.next_trial(db, token)) is not None:
+    while (t := next_trial(db, token)) is not None:
         if t.mode == "acr":
             sc = score_for(rows[t.trial_id]) if score_for else 3
-            res = service.submit_rating(db, token, t.trial_id, score=sc, response_ms=response_ms)
+            res = submit_rating(db, token, t.trial_id, score=sc, response_ms=response_ms)
         else:
-            res = service.submit_rating(db, token, t.trial_id, choice=choice, response_ms=response_ms)
+            res = submit_rating(db, token, t.trial_id, choice=choice, response_ms=response_ms)
     return res
 
 
@@ -114,14 +141,14 @@ def test_sqlite_pragmas(sqlite_url):
 def test_db_constraints_refuse_double_rating_and_bad_scores(db, make_study, db_url):
     """Even bypassing the service, the schema refuses a 2nd rating of a trial and a score of 6."""
     st = make_study(db_url)
-    tok = service.start_rater(db, st.name)
-    t = service.next_trial(db, tok)
-    service.submit_rating(db, tok, t.trial_id, score=3)
+    tok = start_rater(db, st.name)
+    t = next_trial(db, tok)
+    submit_rating(db, tok, t.trial_id, score=3)
     with pytest.raises(IntegrityError):
         with db.session(write=True) as s:
             rid = s.scalar(select(Rater.id).where(Rater.token == tok))
             s.add(Rating(trial_id=t.trial_id, rater_id=rid, score=4))
-    t2 = service.next_trial(db, tok)
+    t2 = next_trial(db, tok)
     for bad in (dict(score=6), dict(score=0), dict(score=None, choice=None), dict(score=3, choice="A"), dict(choice="C")):
         with pytest.raises(IntegrityError):
             with db.session(write=True) as s:
@@ -144,17 +171,17 @@ def test_db_constraints_refuse_double_rating_and_bad_scores(db, make_study, db_u
 
 def test_full_rater_flow(db, make_study, db_url):
     st = make_study(db_url, break_every=4)
-    info = service.get_study(db, st.name)
-    assert [s.name for s in service.list_studies(db)] == [st.name]
+    info = get_study(db, st.name)
+    assert [s.name for s in list_studies(db)] == [st.name]
     assert (info.mode, info.status, info.scale, info.votes_per_stimulus, info.break_every) == ("acr", "open", 4, 3, 4)
-    tok = service.start_rater(db, st.name, display="  27in 4K monitor ")
+    tok = start_rater(db, st.name, display="  27in 4K monitor ")
     assert len(tok) >= 32
-    r = service.get_rater(db, tok)
+    r = get_rater(db, tok)
     # 4 test sources x 3 methods, plus 2 repeats
     assert (r.study_name, r.done, r.total, r.completed, r.display) == (st.name, 0, 14, False, "27in 4K monitor")
 
-    first = service.next_trial(db, tok)
-    again = service.next_trial(db, tok)  # a refresh: the same trial, shown_at kept
+    first = next_trial(db, tok)
+    again = next_trial(db, tok)  # a refresh: the same trial, shown_at kept
     assert first.trial_id == again.trial_id and first.position == 0 and first.shown_at == again.shown_at
     assert first.total == 14 and first.done == 0 and first.mode == "acr" and first.left_path is None
     seen, result = [], None
@@ -162,13 +189,13 @@ def test_full_rater_flow(db, make_study, db_url):
     while t is not None:
         seen.append(t.position)
         assert t.break_due == (t.position > 0 and t.position % 4 == 0)
-        result = service.submit_rating(db, tok, t.trial_id, score=1 + t.position % 5, viewport_w=1280,
+        result = submit_rating(db, tok, t.trial_id, score=1 + t.position % 5, viewport_w=1280,
                                        viewport_h=800, device_pixel_ratio=2.0)
         assert result.done == len(seen) and not result.duplicate
-        t = service.next_trial(db, tok)
+        t = next_trial(db, tok)
     assert seen == list(range(14))
     assert result.completed and result.completion_code and result.completion_code.startswith("MOS-")
-    r = service.get_rater(db, tok)
+    r = get_rater(db, tok)
     assert (r.done, r.total, r.completed, r.completion_code) == (14, 14, True, result.completion_code)
     with db.session() as s:
         rt = s.scalars(select(Rating).order_by(Rating.id)).first()
@@ -179,21 +206,21 @@ def test_full_rater_flow(db, make_study, db_url):
 def test_trial_view_is_blind_and_files_are_content_addressed(db, make_study, db_url):
     st = make_study(db_url)
     method_names = {"nearest", "bicubic", "hr"}
-    tok = service.start_rater(db, st.name)
-    while (t := service.next_trial(db, tok)) is not None:
+    tok = start_rater(db, st.name)
+    while (t := next_trial(db, tok)) is not None:
         blob = repr(t).lower()
         assert not any(m in blob for m in method_names), blob
         p = Path(t.image_path)
         assert p.parent == st.stimuli_dir.resolve()
         assert p.name == hashlib.sha256(p.read_bytes()).hexdigest() + ".png"
-        service.submit_rating(db, tok, t.trial_id, score=3)
-    for ex in service.calibration_examples(db, st.name):
+        submit_rating(db, tok, t.trial_id, score=3)
+    for ex in calibration_examples(db, st.name):
         assert not any(m in repr(ex).lower() for m in method_names)
 
 
 def test_calibration_examples_are_not_trials(db, make_study, db_url):
     st = make_study(db_url, calibration_images=1)
-    ex = service.calibration_examples(db, st.name)
+    ex = calibration_examples(db, st.name)
     assert [(e.score, e.label, e.source_index) for e in ex] == [(1, "bad", 0), (5, "excellent", 0)]
     with db.session() as s:
         cal = s.scalars(select(SourceImage).where(SourceImage.is_calibration.is_(True))).one()
@@ -201,7 +228,7 @@ def test_calibration_examples_are_not_trials(db, make_study, db_url):
         cal_shas = {x.sha256 for x in s.scalars(select(Stimulus).where(Stimulus.source_id == cal.id))}
     assert {Path(e.image_path).stem for e in ex} == cal_shas and len(cal_stims) == 2
     for _ in range(3):
-        tok = service.start_rater(db, st.name)
+        tok = start_rater(db, st.name)
         assert not cal_stims & {x for row in trial_rows(db, tok) for x in row["stimuli"]}
 
 
@@ -212,10 +239,10 @@ def test_calibration_examples_are_not_trials(db, make_study, db_url):
 
 def test_bad_input_rejected_nothing_stored(db, make_study, db_url):
     st = make_study(db_url)
-    tok = service.start_rater(db, st.name)
-    other = service.start_rater(db, st.name)
-    t = service.next_trial(db, tok)
-    t_other = service.next_trial(db, other)
+    tok = start_rater(db, st.name)
+    other = start_rater(db, st.name)
+    t = next_trial(db, tok)
+    t_other = next_trial(db, other)
 
     cases = [
         (dict(score=0), "from 1"),
@@ -234,52 +261,52 @@ def test_bad_input_rejected_nothing_stored(db, make_study, db_url):
         (dict(score=3, viewport_w=float("inf")), "viewport_w"),
     ]
     for kwargs, msg in cases:
-        with pytest.raises(service.RatingRejected, match=msg):
-            service.submit_rating(db, tok, t.trial_id, **kwargs)
+        with pytest.raises(RatingRejected, match=msg):
+            submit_rating(db, tok, t.trial_id, **kwargs)
     # unknown or forged tokens
     for bad_tok in ["", "x" * 200, tok[:-1] + ("A" if tok[-1] != "A" else "B"), "' OR 1=1 --", None]:
-        with pytest.raises(service.UnknownRater, match="unknown rater token"):
-            service.submit_rating(db, bad_tok, t.trial_id, score=3)
-        with pytest.raises(service.UnknownRater):
-            service.next_trial(db, bad_tok)
-        with pytest.raises(service.UnknownRater):
-            service.get_rater(db, bad_tok)
+        with pytest.raises(UnknownRater, match="unknown rater token"):
+            submit_rating(db, bad_tok, t.trial_id, score=3)
+        with pytest.raises(UnknownRater):
+            next_trial(db, bad_tok)
+        with pytest.raises(UnknownRater):
+            get_rater(db, bad_tok)
     # another rater's trial, a nonexistent trial, a bad trial id, a trial not shown yet
-    with pytest.raises(service.RatingRejected, match="does not belong to this rater"):
-        service.submit_rating(db, tok, t_other.trial_id, score=3)
-    with pytest.raises(service.RatingRejected, match="does not belong to this rater"):
-        service.submit_rating(db, tok, 10**9, score=3)
-    with pytest.raises(service.RatingRejected, match="trial id must be an integer"):
-        service.submit_rating(db, tok, "1", score=3)
+    with pytest.raises(RatingRejected, match="does not belong to this rater"):
+        submit_rating(db, tok, t_other.trial_id, score=3)
+    with pytest.raises(RatingRejected, match="does not belong to this rater"):
+        submit_rating(db, tok, 10**9, score=3)
+    with pytest.raises(RatingRejected, match="trial id must be an integer"):
+        submit_rating(db, tok, "1", score=3)
     later = [r for r in trial_rows(db, tok) if r["position"] == 5][0]
-    with pytest.raises(service.RatingRejected, match="not been shown"):
-        service.submit_rating(db, tok, later["id"], score=3)
+    with pytest.raises(RatingRejected, match="not been shown"):
+        submit_rating(db, tok, later["id"], score=3)
     assert n_ratings(db) == 0
 
     # answered trial: identical resubmission is idempotent, a different answer is refused
-    first = service.submit_rating(db, tok, t.trial_id, score=4)
-    dup = service.submit_rating(db, tok, t.trial_id, score=4)
+    first = submit_rating(db, tok, t.trial_id, score=4)
+    dup = submit_rating(db, tok, t.trial_id, score=4)
     assert dup.duplicate and dup.rating_id == first.rating_id and not first.duplicate and dup.done == 1
-    with pytest.raises(service.RatingRejected, match="already answered"):
-        service.submit_rating(db, tok, t.trial_id, score=2)
+    with pytest.raises(RatingRejected, match="already answered"):
+        submit_rating(db, tok, t.trial_id, score=2)
     assert n_ratings(db) == 1
 
     # stale trial after the study closed
-    t2 = service.next_trial(db, tok)
-    service.close_study(db, st.name)
-    with pytest.raises(service.StudyClosed, match="closed"):
-        service.submit_rating(db, tok, t2.trial_id, score=3)
-    with pytest.raises(service.StudyClosed):
-        service.next_trial(db, tok)
-    with pytest.raises(service.StudyClosed):
-        service.start_rater(db, st.name)
-    assert service.submit_rating(db, tok, t.trial_id, score=4).duplicate  # a retry of a stored answer still succeeds
+    t2 = next_trial(db, tok)
+    close_study(db, st.name)
+    with pytest.raises(StudyClosed, match="closed"):
+        submit_rating(db, tok, t2.trial_id, score=3)
+    with pytest.raises(StudyClosed):
+        next_trial(db, tok)
+    with pytest.raises(StudyClosed):
+        start_rater(db, st.name)
+    assert submit_rating(db, tok, t.trial_id, score=4).duplicate  # a retry of a stored answer still succeeds
     assert n_ratings(db) == 1
-    assert service.get_study(db, st.name).status == "closed"
-    with pytest.raises(service.UnknownStudy):
-        service.get_study(db, "nope")
-    with pytest.raises(service.UnknownStudy):
-        service.start_rater(db, "nope")
+    assert get_study(db, st.name).status == "closed"
+    with pytest.raises(UnknownStudy):
+        get_study(db, "nope")
+    with pytest.raises(UnknownStudy):
+        start_rater(db, "nope")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -296,7 +323,7 @@ def test_balanced_assignment(db, make_study, db_url):
     assert len(items) == 12
     votes = Counter()
     for i in range(7):
-        tok = service.start_rater(db, st.name)
+        tok = start_rater(db, st.name)
         rows = trial_rows(db, tok)
         assert len(rows) == 5
         assert {m for r in rows for m in r["methods"]} == {"nearest", "bicubic", "hr"}
@@ -309,10 +336,10 @@ def test_balanced_assignment(db, make_study, db_url):
                 votes[r["stimuli"][0]] += 1
         counts = [votes[x] for x in items]
         assert max(counts) - min(counts) <= 1, (i, counts)
-        status = service.study_status(db, st.name)
+        status = study_status(db, st.name)
         assert status["votes_per_stimulus"]["max"] - status["votes_per_stimulus"]["min"] <= 1
         assert status["votes_per_stimulus"]["max"] == max(counts)
-    status = service.study_status(db, st.name)
+    status = study_status(db, st.name)
     assert status["raters"] == status["completed"] == 7 and status["ratings"] == 35
     assert status["ratings_per_method"] == {"nearest": 7, "bicubic": 7, "hr": 7}  # 21 = 7 x 3, repeats excluded
     assert math.isclose(status["votes_per_stimulus"]["mean"], 21 / 12)
@@ -321,9 +348,9 @@ def test_balanced_assignment(db, make_study, db_url):
 def test_study_full_after_target_votes(db, make_study, db_url):
     st = make_study(db_url, votes_per_stimulus=2, repeats=0)
     for _ in range(2):  # each rater takes every item once
-        service.start_rater(db, st.name)
-    with pytest.raises(service.StudyFull, match="target of 2 votes"):
-        service.start_rater(db, st.name)
+        start_rater(db, st.name)
+    with pytest.raises(StudyFull, match="target of 2 votes"):
+        start_rater(db, st.name)
 
 
 def test_abandoned_raters_free_their_stimuli(db, make_study, db_url):
@@ -333,31 +360,31 @@ def test_abandoned_raters_free_their_stimuli(db, make_study, db_url):
     from db.models import utcnow
 
     st = make_study(db_url, trials_per_rater=8, repeats=2, votes_per_stimulus=5)  # 6 of 12 items each
-    gone = service.start_rater(db, st.name)
-    service.submit_rating(db, gone, service.next_trial(db, gone).trial_id, score=3)
+    gone = start_rater(db, st.name)
+    submit_rating(db, gone, next_trial(db, gone).trial_id, score=3)
     gone_items = {r["stimuli"] for r in trial_rows(db, gone) if r["repeat_of"] is None}
     # While "gone" is active, a newcomer gets the other 6 items.
-    fresh = service.start_rater(db, st.name)
+    fresh = start_rater(db, st.name)
     assert not gone_items & {r["stimuli"] for r in trial_rows(db, fresh) if r["repeat_of"] is None}
     # Two hours and a bit later (both idle), a third rater gets the 5 items "gone" never answered,
     # plus one of the least-voted others.
-    old = utcnow() - service.ABANDONED_AFTER - dt.timedelta(minutes=5)
+    old = utcnow() - ABANDONED_AFTER - dt.timedelta(minutes=5)
     with db.session(write=True) as s:
         for r in s.scalars(select(Rater)):
             r.created_at = old
         for t in s.scalars(select(Trial).where(Trial.shown_at.is_not(None))):
             t.shown_at = old
-    third = service.start_rater(db, st.name)
+    third = start_rater(db, st.name)
     third_items = {r["stimuli"] for r in trial_rows(db, third) if r["repeat_of"] is None}
     answered = {r["stimuli"] for r in trial_rows(db, gone) if r["position"] == 0}
     assert len(third_items & (gone_items - answered)) == 5
     # "gone" can still come back and continue where they stopped.
-    assert service.next_trial(db, gone).position == 1
+    assert next_trial(db, gone).position == 1
 
 
 def test_repeats_and_gold(db, make_study, db_url):
     st = make_study(db_url, n_images=7, repeats=3)  # 6 test sources x 3 methods = 18 items
-    tok = service.start_rater(db, st.name, seed=1)
+    tok = start_rater(db, st.name, seed=1)
     rows = trial_rows(db, tok)
     by_id = {r["id"]: r for r in rows}
     reps = [r for r in rows if r["repeat_of"] is not None]
@@ -378,7 +405,7 @@ def test_same_seed_same_order(make_study, tmp_path):
         st = make_study(f"sqlite:///{tmp_path / f'seed{i}.db'}", stimuli_dir=tmp_path / f"stim{i}")
         db = st.open()
         try:
-            tok = service.start_rater(db, st.name, seed=seed)
+            tok = start_rater(db, st.name, seed=seed)
             orders.append([(r["source"], r["methods"], r["repeat_of"] is not None) for r in trial_rows(db, tok)])
         finally:
             db.close()
@@ -423,26 +450,26 @@ def test_select_items_covers_every_method_even_with_irregular_counts():
 
 def test_pair_mode_flow(db, make_study, db_url):
     st = make_study(db_url, mode="pair", repeats=1)
-    tok = service.start_rater(db, st.name)
+    tok = start_rater(db, st.name)
     rows = trial_rows(db, tok)
     # 4 sources x 3 method pairs + 1 repeat; the NN-vs-HR pair is the gold
     assert len(rows) == 13 and all(r["mode"] == "pair" for r in rows)
     assert all(r["is_gold"] == (set(r["roles"]) == {"low_anchor", "high_anchor"}) for r in rows)
     lefts = Counter(r["methods"][0] for r in rows)
     assert len(lefts) >= 2  # sides are randomised
-    t = service.next_trial(db, tok)
+    t = next_trial(db, tok)
     assert t.mode == "pair" and t.image_path is None and t.left_path != t.right_path
-    with pytest.raises(service.RatingRejected, match="comparison trial"):
-        service.submit_rating(db, tok, t.trial_id, score=3)
-    r = service.submit_rating(db, tok, t.trial_id, choice="none")
-    assert service.submit_rating(db, tok, t.trial_id, choice="none").duplicate
-    with pytest.raises(service.RatingRejected, match="already answered"):
-        service.submit_rating(db, tok, t.trial_id, choice="A")
+    with pytest.raises(RatingRejected, match="comparison trial"):
+        submit_rating(db, tok, t.trial_id, score=3)
+    r = submit_rating(db, tok, t.trial_id, choice="none")
+    assert submit_rating(db, tok, t.trial_id, choice="none").duplicate
+    with pytest.raises(RatingRejected, match="already answered"):
+        submit_rating(db, tok, t.trial_id, choice="A")
     res = answer_all(db, tok, choice="B")
     assert res.completed and r.done == 1
-    csv_text = service.export_ratings_csv(db, st.name)
+    csv_text = export_ratings_csv(db, st.name)
     assert len(csv_text.strip().splitlines()) == 1 + 13
-    assert service.mos_table(db, st.name).empty
+    assert mos_table(db, st.name).empty
 
 
 def test_preference_table(db, make_study, db_url):
@@ -450,13 +477,13 @@ def test_preference_table(db, make_study, db_url):
     st = make_study(db_url, mode="pair", repeats=0)
     rank = {"nearest": 0, "bicubic": 1, "hr": 2}
     for k in range(2):
-        tok = service.start_rater(db, st.name)
+        tok = start_rater(db, st.name)
         rows = {r["id"]: r for r in trial_rows(db, tok)}
-        while (t := service.next_trial(db, tok)) is not None:
+        while (t := next_trial(db, tok)) is not None:
             left, right = rows[t.trial_id]["methods"]
             pick = "A" if rank[left] > rank[right] else "B"
-            service.submit_rating(db, tok, t.trial_id, choice=pick if k == 0 else "none")
-    tab = service.preference_table(db, st.name)
+            submit_rating(db, tok, t.trial_id, choice=pick if k == 0 else "none")
+    tab = preference_table(db, st.name)
     assert len(tab) == 3 and (tab["n"] == 8).all()
     for _, row in tab.iterrows():
         a_better = rank[row.method_a] > rank[row.method_b]
@@ -464,7 +491,7 @@ def test_preference_table(db, make_study, db_url):
         assert row.a_preference == (0.75 if a_better else 0.25)
         assert math.isclose(row.ci95, 1.96 * math.sqrt(0.75 * 0.25 / 8))
     # Gold pairs (NN vs HR): the first rater always chose HR, the second never did.
-    qc = service.rater_qc(db, st.name)
+    qc = rater_qc(db, st.name)
     assert [q["gold_n"] for q in qc] == [4, 4]
     assert [q["gold_accuracy"] for q in qc] == [1.0, 0.0]
     assert "gold_fail" not in qc[0]["flags"] and "gold_fail" in qc[1]["flags"]
@@ -472,7 +499,7 @@ def test_preference_table(db, make_study, db_url):
 
 def test_both_mode_blocks(db, make_study, db_url):
     st = make_study(db_url, mode="both", trials_per_rater=12, repeats=2)
-    tok = service.start_rater(db, st.name)
+    tok = start_rater(db, st.name)
     rows = trial_rows(db, tok)
     modes = [r["mode"] for r in rows]
     assert len(rows) == 12 and modes == sorted(modes)  # ACR block first, then pairs
@@ -489,15 +516,15 @@ IDEAL = {"nearest": 1, "bicubic": 3, "hr": 5}
 
 def test_rater_qc_flags(db, make_study, db_url):
     st = make_study(db_url, n_images=7, repeats=2)
-    good = service.start_rater(db, st.name, display="good")
+    good = start_rater(db, st.name, display="good")
     answer_all(db, good, score_for=lambda r: IDEAL[r["methods"][0]], response_ms=4000)
-    lazy = service.start_rater(db, st.name, display="lazy")
+    lazy = start_rater(db, st.name, display="lazy")
     answer_all(db, lazy, score_for=lambda r: 3, response_ms=600)
-    partial = service.start_rater(db, st.name, display="partial")
-    t = service.next_trial(db, partial)
+    partial = start_rater(db, st.name, display="partial")
+    t = next_trial(db, partial)
     first = trial_rows(db, partial)[0]
-    service.submit_rating(db, partial, t.trial_id, score=IDEAL[first["methods"][0]], response_ms=2500)
-    qc = {q["display"]: q for q in service.rater_qc(db, st.name)}
+    submit_rating(db, partial, t.trial_id, score=IDEAL[first["methods"][0]], response_ms=2500)
+    qc = {q["display"]: q for q in rater_qc(db, st.name)}
     assert qc["good"]["flags"] == [] and qc["good"]["gold_accuracy"] == 1.0
     assert qc["good"]["retest_agreement"] == 1.0 and qc["good"]["retest_n"] == 2
     assert qc["good"]["gold_n"] == 12 and qc["good"]["fast_fraction"] == 0.0
@@ -509,9 +536,9 @@ def test_rater_qc_flags(db, make_study, db_url):
         stored = dict(s.execute(select(Rater.display, Rater.qc_flags)).all())
     assert stored["good"] == "" and set(stored["lazy"].split(",")) == {"gold_fail", "too_fast", "straight_lining"}
     # nobody is dropped from the MOS by default; excluding a flag is explicit
-    tab = service.mos_table(db, st.name)
+    tab = mos_table(db, st.name)
     assert tab.set_index("method").loc["nearest", "n"] == 6 + 6 + 1 * (trial_rows(db, partial)[0]["methods"][0] == "nearest")
-    tab2 = service.mos_table(db, st.name, exclude_flags=("straight_lining", "incomplete"))
+    tab2 = mos_table(db, st.name, exclude_flags=("straight_lining", "incomplete"))
     assert tab2.set_index("method")["mos"].to_dict() == {"nearest": 1.0, "bicubic": 3.0, "hr": 5.0}
 
 
@@ -522,9 +549,9 @@ def test_mos_table_values(db, make_study, db_url):
     st = make_study(db_url, repeats=0)
     offsets = [0, 1, -1]  # rater r gives IDEAL + offset (clipped), so per method: known values
     for off in offsets:
-        tok = service.start_rater(db, st.name)
+        tok = start_rater(db, st.name)
         answer_all(db, tok, score_for=lambda r, o=off: min(5, max(1, IDEAL[r["methods"][0]] + o)))
-    tab = service.mos_table(db, st.name).set_index("method")
+    tab = mos_table(db, st.name).set_index("method")
     for m, base in IDEAL.items():
         vals = [min(5, max(1, base + o)) for o in offsets for _ in range(4)]
         n = len(vals)
@@ -546,9 +573,9 @@ def test_export_csv(db, make_study, db_url):
     import io
 
     st = make_study(db_url)
-    tok = service.start_rater(db, st.name, display="phone")
+    tok = start_rater(db, st.name, display="phone")
     answer_all(db, tok, score_for=lambda r: IDEAL[r["methods"][0]], response_ms=1000)
-    rows = list(csv.DictReader(io.StringIO(service.export_ratings_csv(db, st.name))))
+    rows = list(csv.DictReader(io.StringIO(export_ratings_csv(db, st.name))))
     assert len(rows) == n_ratings(db) == 14
     assert {r["method"] for r in rows} == {"nearest", "bicubic", "hr"}
     assert all(r["rater_token"] == tok and r["rater_display"] == "phone" for r in rows)
@@ -563,29 +590,29 @@ def test_register_study_validation(db, tmp_path):
     stim.mkdir()
     for sha in ("a" * 64, "b" * 64):
         (stim / f"{sha}.png").write_bytes(b"x")
-    M = [service.MethodSpec("nearest", "low_anchor"), service.MethodSpec("hr", "high_anchor")]
-    S = [service.SourceSpec("x.png", "0" * 64, 8, 8)]
-    X = [service.StimulusSpec("nearest", "x.png", "a" * 64, 8, 8, 20.0, 0.5),
-         service.StimulusSpec("hr", "x.png", "b" * 64, 8, 8, None, 1.0)]
+    M = [MethodSpec("nearest", "low_anchor"), MethodSpec("hr", "high_anchor")]
+    S = [SourceSpec("x.png", "0" * 64, 8, 8)]
+    X = [StimulusSpec("nearest", "x.png", "a" * 64, 8, 8, 20.0, 0.5),
+         StimulusSpec("hr", "x.png", "b" * 64, 8, 8, None, 1.0)]
     kw = dict(mode="acr", scale=4, votes_per_stimulus=3, stimuli_dir=stim)
     with pytest.raises(ValueError, match="at least 2 test"):
-        service.register_study(db, "v", methods=M, sources=S, stimuli=X, **kw)
+        register_study(db, "v", methods=M, sources=S, stimuli=X, **kw)
     with pytest.raises(ValueError, match="low anchor"):
-        service.register_study(db, "v", methods=M[:1], sources=S, stimuli=X, **kw)
-    S2 = S + [service.SourceSpec("y.png", "1" * 64, 8, 8)]
+        register_study(db, "v", methods=M[:1], sources=S, stimuli=X, **kw)
+    S2 = S + [SourceSpec("y.png", "1" * 64, 8, 8)]
     with pytest.raises(ValueError, match="no stimulus"):
-        service.register_study(db, "v", methods=M, sources=S2, stimuli=X, **kw)
-    X2 = X + [service.StimulusSpec("nearest", "y.png", "a" * 64, 8, 8, 20.0, 0.5),
-              service.StimulusSpec("hr", "y.png", "c" * 64, 8, 8, None, 1.0)]
+        register_study(db, "v", methods=M, sources=S2, stimuli=X, **kw)
+    X2 = X + [StimulusSpec("nearest", "y.png", "a" * 64, 8, 8, 20.0, 0.5),
+              StimulusSpec("hr", "y.png", "c" * 64, 8, 8, None, 1.0)]
     with pytest.raises(ValueError, match="missing"):
-        service.register_study(db, "v", methods=M, sources=S2, stimuli=X2, **kw)
-    X2[-1] = service.StimulusSpec("hr", "y.png", "b" * 64, 8, 8, None, 1.0)
+        register_study(db, "v", methods=M, sources=S2, stimuli=X2, **kw)
+    X2[-1] = StimulusSpec("hr", "y.png", "b" * 64, 8, 8, None, 1.0)
     with pytest.raises(ValueError, match="too small"):
-        service.register_study(db, "v", methods=M, sources=S2, stimuli=X2, trials_per_rater=3, **kw)
-    info = service.register_study(db, "v", methods=M, sources=S2, stimuli=X2, **kw)
-    assert info.name == "v" and service.list_studies(db) == [info]
-    with pytest.raises(service.StudyExists):
-        service.register_study(db, "v", methods=M, sources=S2, stimuli=X2, **kw)
+        register_study(db, "v", methods=M, sources=S2, stimuli=X2, trials_per_rater=3, **kw)
+    info = register_study(db, "v", methods=M, sources=S2, stimuli=X2, **kw)
+    assert info.name == "v" and list_studies(db) == [info]
+    with pytest.raises(StudyExists):
+        register_study(db, "v", methods=M, sources=S2, stimuli=X2, **kw)
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Method)) == 2
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from db import open_database, service
+from db import RatingRejected, get_rater, next_trial, open_database, start_rater, study_status, submit_rating
 from db.models import Rater, Rating, Trial
 
 N_RATERS = 20
@@ -32,7 +32,7 @@ def test_parallel_raters_lose_and_duplicate_nothing(db_url, make_study):
 
         def one(_):
             gate.wait()
-            return service.submit_rating(db, tok, trial_id, score=score, response_ms=2000)
+            return submit_rating(db, tok, trial_id, score=score, response_ms=2000)
 
         with ThreadPoolExecutor(n) as ex:
             return list(ex.map(one, range(n)))
@@ -40,10 +40,10 @@ def test_parallel_raters_lose_and_duplicate_nothing(db_url, make_study):
     def rater(i: int) -> str:
         rng = random.Random(i)
         start.wait()  # everyone starts (and gets assigned) at once
-        tok = service.start_rater(db, st.name, display=f"sim{i}")
+        tok = start_rater(db, st.name, display=f"sim{i}")
         mine: dict[int, int] = {}
         k = 0
-        while (t := service.next_trial(db, tok)) is not None:
+        while (t := next_trial(db, tok)) is not None:
             assert t.trial_id not in mine, "a trial came back after it was answered"
             score = rng.randint(1, 5)
             if k == 0:  # concurrent duplicate submits of the first answer
@@ -53,15 +53,15 @@ def test_parallel_raters_lose_and_duplicate_nothing(db_url, make_study):
                 with lock:
                     outcomes["raced"] += 1
             else:
-                r = service.submit_rating(db, tok, t.trial_id, score=score, response_ms=2000)
+                r = submit_rating(db, tok, t.trial_id, score=score, response_ms=2000)
                 assert not r.duplicate
                 if rng.random() < 0.3:  # a refresh re-posting the same answer
-                    assert service.submit_rating(db, tok, t.trial_id, score=score).duplicate
+                    assert submit_rating(db, tok, t.trial_id, score=score).duplicate
                     with lock:
                         outcomes["resent"] += 1
                 if rng.random() < 0.2:  # a conflicting re-post is refused
-                    with pytest.raises(service.RatingRejected, match="already answered"):
-                        service.submit_rating(db, tok, t.trial_id, score=score % 5 + 1)
+                    with pytest.raises(RatingRejected, match="already answered"):
+                        submit_rating(db, tok, t.trial_id, score=score % 5 + 1)
             mine[t.trial_id] = score
             k += 1
         with lock:
@@ -83,10 +83,10 @@ def test_parallel_raters_lose_and_duplicate_nothing(db_url, make_study):
         assert stored == expected
         assert completed == N_RATERS
         for tok in tokens:
-            info = service.get_rater(db, tok)
+            info = get_rater(db, tok)
             assert info.completed and info.done == info.total == 8 and info.completion_code
         # Assignment ran serialised: votes per stimulus still differ by at most one.
-        status = service.study_status(db, st.name)
+        status = study_status(db, st.name)
         v = status["votes_per_stimulus"]
         assert v["max"] - v["min"] <= 1 and status["ratings"] == N_RATERS * 8
         assert sum(status["ratings_per_method"].values()) == N_RATERS * 6

@@ -11,7 +11,26 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from db import errors, service
+from db import (
+    DatabaseGone,
+    InvalidStudy,
+    MosError,
+    RatingRejected,
+    StudyClosed,
+    StudyExists,
+    StudyFull,
+    UnknownRater,
+    UnknownStudy,
+    calibration_examples,
+    errors,
+    export_ratings_csv,
+    get_study,
+    next_trial,
+    rating_frames,
+    start_rater,
+    stimulus_path,
+    submit_rating,
+)
 from db.engine import is_transient
 from db.models import MethodRole, QcFlag, Stimulus, StudyStatus, TrialMode, stimulus_file_name
 
@@ -62,43 +81,43 @@ def test_run_gives_up_and_passes_other_errors_through(db):
 
     def refused(s):
         calls.append(1)
-        raise service.RatingRejected("no")
+        raise RatingRejected("no")
 
     calls.clear()
-    with pytest.raises(service.RatingRejected):
+    with pytest.raises(RatingRejected):
         db.run(refused)
     assert len(calls) == 1  # not a lock conflict: never retried
 
 
 def test_every_error_is_a_mos_error_and_keeps_its_builtin():
     builtin = {
-        service.RatingRejected: ValueError,
-        service.UnknownRater: ValueError,
-        service.StudyClosed: ValueError,
-        service.StudyExists: ValueError,
-        service.InvalidStudy: ValueError,
-        service.UnknownStudy: LookupError,
-        service.StudyFull: RuntimeError,
-        service.DatabaseGone: RuntimeError,
+        RatingRejected: ValueError,
+        UnknownRater: ValueError,
+        StudyClosed: ValueError,
+        StudyExists: ValueError,
+        InvalidStudy: ValueError,
+        UnknownStudy: LookupError,
+        StudyFull: RuntimeError,
+        DatabaseGone: RuntimeError,
     }
     for cls, base in builtin.items():
-        assert issubclass(cls, service.MosError) and issubclass(cls, base), cls
-    assert set(builtin) | {service.MosError} == {getattr(errors, n) for n in errors.__all__}
+        assert issubclass(cls, MosError) and issubclass(cls, base), cls
+    assert set(builtin) | {MosError} == {getattr(errors, n) for n in errors.__all__}
 
 
 def test_enums_store_plain_strings(tiny_study):
     db = tiny_study.open()
     try:
-        info = service.get_study(db, tiny_study.name)
+        info = get_study(db, tiny_study.name)
         assert info.status is StudyStatus.OPEN and info.status == "open" and f"{info.status}" == "open"
         with db.session() as s:
             roles = s.execute(text("SELECT role FROM method ORDER BY id")).scalars().all()
         assert type(roles[0]) is str and set(roles) == {r.value for r in MethodRole}
-        tok = service.start_rater(db, tiny_study.name)
-        trial = service.next_trial(db, tok)
+        tok = start_rater(db, tiny_study.name)
+        trial = next_trial(db, tok)
         assert trial.mode is TrialMode.ACR
-        service.submit_rating(db, tok, trial.trial_id, score=3)
-        rows = list(csv.DictReader(io.StringIO(service.export_ratings_csv(db, tiny_study.name))))
+        submit_rating(db, tok, trial.trial_id, score=3)
+        rows = list(csv.DictReader(io.StringIO(export_ratings_csv(db, tiny_study.name))))
         assert rows[0]["mode"] == "acr" and set(rows[0]["rater_qc_flags"].split(",")) <= {f.value for f in QcFlag}
     finally:
         db.close()
@@ -107,15 +126,15 @@ def test_enums_store_plain_strings(tiny_study):
 def test_one_stimulus_file_name(tiny_study):
     db = tiny_study.open()
     try:
-        info = service.get_study(db, tiny_study.name)
+        info = get_study(db, tiny_study.name)
         with db.session() as s:
             stim = s.scalars(select(Stimulus)).first()
             assert stim.file_name == stimulus_file_name(stim.sha256) == f"{stim.sha256}.png"
-        assert service.stimulus_path(info.stimuli_dir, stim.sha256) == str(Path(info.stimuli_dir) / stim.file_name)
-        for ex in service.calibration_examples(db, tiny_study.name):
+        assert stimulus_path(info.stimuli_dir, stim.sha256) == str(Path(info.stimuli_dir) / stim.file_name)
+        for ex in calibration_examples(db, tiny_study.name):
             assert Path(ex.image_path).is_file() and Path(ex.image_path).parent == Path(info.stimuli_dir)
-        tok = service.start_rater(db, tiny_study.name)
-        shown = Path(service.next_trial(db, tok).image_path)
+        tok = start_rater(db, tiny_study.name)
+        shown = Path(next_trial(db, tok).image_path)
         assert shown.is_file() and shown.name.endswith(".png")
     finally:
         db.close()
@@ -127,15 +146,15 @@ def test_rating_frames_fit_the_statistics_schema(make_study):
     study = make_study(name="frames", mode="both")
     db = study.open()
     try:
-        tok = service.start_rater(db, study.name)
+        tok = start_rater(db, study.name)
         answers = 0
-        while (t := service.next_trial(db, tok)) is not None:
+        while (t := next_trial(db, tok)) is not None:
             if t.mode == TrialMode.ACR:
-                service.submit_rating(db, tok, t.trial_id, score=1 + t.position % 5)
+                submit_rating(db, tok, t.trial_id, score=1 + t.position % 5)
             else:
-                service.submit_rating(db, tok, t.trial_id, choice=("A", "B", "none")[t.position % 3])
+                submit_rating(db, tok, t.trial_id, choice=("A", "B", "none")[t.position % 3])
             answers += 1
-        acr, pairs, metrics = service.rating_frames(db, study.name)
+        acr, pairs, metrics = rating_frames(db, study.name)
         assert len(acr) + len(pairs) == answers and len(acr) and len(pairs)
         assert set(pairs["choice"]) <= {"a", "b", "tie"} and acr["repeat"].sum() + pairs["repeat"].sum() == 2
         assert (acr["rater"] == tok).all() and set(acr["role"]) <= {r.value for r in MethodRole}

@@ -15,7 +15,7 @@ from _metric_assets import install
 from PIL import Image
 from sqlalchemy import inspect
 
-from db import open_database, service
+from db import MethodSpec, SourceSpec, StimulusSpec, open_database, rating_frames, register_study
 from db.frames import METRIC_FRAME
 from pipelines import prepare_study
 from pipelines import report as report_cli
@@ -53,7 +53,7 @@ def test_stored_metrics_reach_rating_frames_and_the_report(make_study, db_url, m
     assert set(st.summary["methods"]["bicubic"]) == {"psnr", "ssim", "lpips", "niqe"}
     db = st.open()
     try:
-        _, _, met = service.rating_frames(db, st.name)
+        _, _, met = rating_frames(db, st.name)
         assert list(met.columns) == [*METRIC_FRAME, "lpips", "niqe"]
         assert met[["lpips", "niqe"]].notna().all().all() and len(met) == 3 * 4  # 3 methods x 4 test images
         hr = met[met["method"] == "hr"]
@@ -96,7 +96,7 @@ def test_prepare_study_cli_stores_real_lpips(tmp_path, tmp_path_factory, monkeyp
     assert rc == 0 and "lpips" in capsys.readouterr().out
     db = open_database(url)
     try:
-        _, _, met = service.rating_frames(db, "s")
+        _, _, met = rating_frames(db, "s")
         assert list(met.columns) == ["method", "image", "psnr", "ssim", "lpips"]
         stim_dir = tmp_path / "stimuli"
         from tests.test_prepare_study import stimuli_by
@@ -129,14 +129,14 @@ def test_migration_0002_upgrades_an_existing_database(make_study, sqlite_url, mo
     old = open_database(sqlite_url, migrate=False)  # what pipelines.report opens
     try:
         assert current_revision(old.engine) == "0001" and not inspect(old.engine).has_table("stimulus_metric")
-        _, _, before = service.rating_frames(old, st.name)
+        _, _, before = rating_frames(old, st.name)
         assert list(before.columns) == METRIC_FRAME and len(before) == 12
     finally:
         old.close()
     db = open_database(sqlite_url)  # migrates
     try:
         assert current_revision(db.engine) == head_revision() and inspect(db.engine).has_table("stimulus_metric")
-        _, _, after = service.rating_frames(db, st.name)
+        _, _, after = rating_frames(db, st.name)
         pd.testing.assert_frame_equal(before, after)
     finally:
         db.close()
@@ -144,8 +144,8 @@ def test_migration_0002_upgrades_an_existing_database(make_study, sqlite_url, mo
     st2 = make_study(sqlite_url, name="with-metrics", metrics=("lpips",))
     db = open_database(sqlite_url)
     try:
-        assert "lpips" in service.rating_frames(db, st2.name)[2].columns
-        assert "lpips" not in service.rating_frames(db, st.name)[2].columns
+        assert "lpips" in rating_frames(db, st2.name)[2].columns
+        assert "lpips" not in rating_frames(db, st.name)[2].columns
     finally:
         db.close()
 
@@ -155,20 +155,20 @@ def test_register_study_checks_metric_names(db, make_study, db_url):
 
     st = make_study(db_url)
     stim_dir, stims = stimuli_by(db, st.name)
-    methods = {m.name: service.MethodSpec(m.name, m.role) for _, _, m in stims.values()}
-    sources = {s.name: service.SourceSpec(s.name, s.hr_sha256, s.width, s.height, s.is_calibration)
+    methods = {m.name: MethodSpec(m.name, m.role) for _, _, m in stims.values()}
+    sources = {s.name: SourceSpec(s.name, s.hr_sha256, s.width, s.height, s.is_calibration)
                for _, s, _ in stims.values()}
 
     def specs(metrics):
-        return [service.StimulusSpec(m, src, x.sha256, x.width, x.height, x.psnr, x.ssim, metrics)
+        return [StimulusSpec(m, src, x.sha256, x.width, x.height, x.psnr, x.ssim, metrics)
                 for (src, m), (x, _, _) in stims.items()]
 
     kw = dict(mode="acr", scale=4, votes_per_stimulus=1, stimuli_dir=stim_dir, methods=list(methods.values()),
               sources=list(sources.values()))
     with pytest.raises(ValueError, match="bad metric name"):
-        service.register_study(db, "other", stimuli=specs({"psnr": 3.0}), **kw)
-    service.register_study(db, "other", stimuli=specs({"lpips": 0.25, "niqe": float("nan")}), **kw)
-    _, _, met = service.rating_frames(db, "other")
+        register_study(db, "other", stimuli=specs({"psnr": 3.0}), **kw)
+    register_study(db, "other", stimuli=specs({"lpips": 0.25, "niqe": float("nan")}), **kw)
+    _, _, met = rating_frames(db, "other")
     assert (met["lpips"] == 0.25).all() and met["niqe"].isna().all()  # NaN stored as NULL, read back as NaN
 
 

@@ -21,7 +21,16 @@ from sqlalchemy import select
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from db import open_database, service  # noqa: E402
+from db import (
+    calibration_examples,
+    close_study,
+    get_rater,
+    get_study,
+    next_trial,
+    open_database,
+    start_rater,
+    submit_rating,
+)  # noqa: E402
 from db.models import Method, Rating  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +153,7 @@ def test_consent_gate_then_rater_created(app, make_study, db_url):
     token = at.query_params["r"]
     db = open_database(db_url)
     try:
-        info = service.get_rater(db, token)
+        info = get_rater(db, token)
     finally:
         db.close()
     assert info.study_name == study.name and info.done == 0 and info.total > 0
@@ -159,7 +168,7 @@ def test_calibration_shows_anchor_examples_blind(app, make_study, db_url):
     assert heads == ["Example 1: this is a 1 — “bad”", "Example 2: this is a 5 — “excellent”"]
     db = open_database(db_url)
     try:
-        examples = service.calibration_examples(db, study.name)
+        examples = calibration_examples(db, study.name)
     finally:
         db.close()
     shown = images(at)
@@ -205,7 +214,7 @@ def test_pair_trial_submission(app, make_study, db_url):
     assert at.radio[0].options == ["A (left)", "B (right)", "No preference"]
     db = open_database(db_url)
     try:
-        view = service.next_trial(db, token)
+        view = next_trial(db, token)
     finally:
         db.close()
     assert view.trial_id == first and view.mode == "pair"
@@ -244,7 +253,7 @@ def test_thank_you_with_completion_code(app, make_study, db_url):
     assert at.title[0].value == "Thank you!"
     db = open_database(db_url)
     try:
-        info = service.get_rater(db, token)
+        info = get_rater(db, token)
     finally:
         db.close()
     assert info.completed and info.done == info.total == n == len(ratings(db_url))
@@ -260,13 +269,13 @@ def test_resume_from_token_in_url(app, make_study, db_url):
     study = make_study(db_url)
     db = open_database(db_url)
     try:
-        token = service.start_rater(db, study.name)
+        token = start_rater(db, study.name)
         answered = []
         for score in (2, 3, 4):
-            t = service.next_trial(db, token)
-            service.submit_rating(db, token, t.trial_id, score=score)
+            t = next_trial(db, token)
+            submit_rating(db, token, t.trial_id, score=score)
             answered.append(t.trial_id)
-        expected = service.next_trial(db, token)
+        expected = next_trial(db, token)
     finally:
         db.close()
     at = _ok(app(db_url, r=token))
@@ -297,7 +306,7 @@ def test_closed_study(app, make_study, db_url):
     answer_any(at)
     db = open_database(db_url)
     try:
-        service.close_study(db, study.name)
+        close_study(db, study.name)
     finally:
         db.close()
     at = _ok(app(db_url, r=token))
@@ -311,7 +320,7 @@ def test_full_study_turns_new_raters_away(app, make_study, db_url):
     study = make_study(db_url, votes_per_stimulus=1, repeats=0)
     db = open_database(db_url)
     try:
-        service.start_rater(db, study.name)  # takes every item once: the target of 1 vote is assigned
+        start_rater(db, study.name)  # takes every item once: the target of 1 vote is assigned
     finally:
         db.close()
     at = _ok(app(db_url))
@@ -332,7 +341,7 @@ def test_study_chosen_by_query_param(app, make_study, db_url):
     at.button(key="start").click().run()
     db = open_database(db_url)
     try:
-        assert service.get_rater(db, at.query_params["r"]).study_name == "two"
+        assert get_rater(db, at.query_params["r"]).study_name == "two"
     finally:
         db.close()
     assert "not valid" in _ok(app(db_url, study="nope")).error[0].value
@@ -409,7 +418,7 @@ def test_admin_password_gate_status_and_csv(admin, app, make_study, db_url):
     _ok(at)
     db = open_database(db_url)
     try:
-        assert service.get_study(db, study.name).status == "closed"
+        assert get_study(db, study.name).status == "closed"
         with db.session() as s:
             assert len(list(s.scalars(select(Method)))) == 3
     finally:

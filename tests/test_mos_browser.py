@@ -90,7 +90,7 @@ def served_study(make_study, sqlite_url, tmp_path):
 def test_rater_completes_study_in_browser(served_study):
     from sqlalchemy import select
 
-    from db import open_database, service
+    from db import get_rater, open_database
     from db.models import Method, Rater, Rating
 
     study, base = served_study
@@ -228,7 +228,7 @@ def test_rater_completes_study_in_browser(served_study):
     # ---- the database holds exactly the answers given, with this browser's viewport
     db = open_database(study.url)
     try:
-        info = service.get_rater(db, token)
+        info = get_rater(db, token)
         with db.session() as s:
             rater = s.scalars(select(Rater).where(Rater.token == token)).one()
             stored = {r.trial_id: r for r in s.scalars(select(Rating).where(Rating.rater_id == rater.id))}

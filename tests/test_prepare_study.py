@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from db import open_database, service
+from db import get_study, open_database
 from db.models import Method, SourceImage, Stimulus, Study
 from pipelines import prepare_study
 from srkeras.data import load_image
@@ -49,7 +49,7 @@ def test_cli_builds_blind_study(tmp_path, capsys):
 
     db = open_database(url)
     try:
-        info = service.get_study(db, "cli")
+        info = get_study(db, "cli")
         assert (info.mode, info.scale, info.votes_per_stimulus, info.trials_per_rater, info.break_every, info.repeats) == (
             "acr", 4, 4, 10, 5, 1)
         stim_dir, stims = stimuli_by(db, "cli")

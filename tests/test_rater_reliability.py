@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from db import open_database, service  # noqa: E402
+from db import get_rater, next_trial, open_database, start_rater, submit_rating  # noqa: E402
 from db.errors import DatabaseGone  # noqa: E402
 from db.models import Rater, Rating, Trial, utcnow  # noqa: E402
 from db.raters import UNSTARTED_AFTER  # noqa: E402
@@ -107,8 +107,8 @@ def test_replaced_or_deleted_database_file_is_noticed_by_the_data_layer(make_stu
     db = open_database(sqlite_url)
     path = _sqlite_files(sqlite_url)[0]
     try:
-        token = service.start_rater(db, study.name)
-        trial = service.next_trial(db, token)
+        token = start_rater(db, study.name)
+        trial = next_trial(db, token)
         # Replaced by a copy (e.g. a backup restored under the running server): refused, before and after.
         copy = tmp_path / "copy.db"
         src, dst = sqlite3.connect(path), sqlite3.connect(copy)
@@ -117,9 +117,9 @@ def test_replaced_or_deleted_database_file_is_noticed_by_the_data_layer(make_stu
         dst.close()
         os.replace(copy, path)
         with pytest.raises(DatabaseGone, match="replaced"):
-            service.submit_rating(db, token, trial.trial_id, score=3)
+            submit_rating(db, token, trial.trial_id, score=3)
         with pytest.raises(DatabaseGone):
-            service.get_rater(db, token)
+            get_rater(db, token)
     finally:
         db.close()
 
@@ -166,7 +166,7 @@ def test_database_errors_reach_raters_as_an_apology(app, make_study, sqlite_url,
     # The same through the page script itself (marking a trial shown is a write) and a new rater's start.
     db = open_database(sqlite_url)
     try:
-        fresh = service.start_rater(db, study.name)
+        fresh = start_rater(db, study.name)
     finally:
         db.close()
     at = _ok(app(ro, r=fresh))

@@ -76,12 +76,12 @@ def test_malformed_csv_exit_2(tmp_path, capsys):
         cli.main(["--out", str(tmp_path / "o")])
 
 
-def test_db_branch_uses_service_rating_frames(tmp_path, monkeypatch):
+def test_db_branch_uses_db_rating_frames(tmp_path, monkeypatch):
     acr, met = srgan_study("Set5", n_images=5, n_raters=8, seed=1)
     calls = []
-    service = types.SimpleNamespace(rating_frames=lambda db, study: calls.append((db, study)) or (acr, None, met))
     fake_db = types.ModuleType("db")
-    fake_db.service, fake_db.open_database = service, lambda url, migrate=True: f"DB({url})"
+    fake_db.rating_frames = lambda db, study: calls.append((db, study)) or (acr, None, met)
+    fake_db.open_database = lambda url, migrate=True: f"DB({url})"
     monkeypatch.setitem(sys.modules, "db", fake_db)
     rc = cli.main(["--db", "sqlite:///x.db", "--study", "s1", "--out", str(tmp_path / "o"), "--bootstrap", "200",
                    "--quiet"])

@@ -1,5 +1,5 @@
 """Issue 12, phase 2: the report of a study in the database equals the report of its CSV export; the
-wrappers ``service.mos_table`` / ``preference_table`` over :mod:`srkeras.mos`; QC flags recorded only
+wrappers ``mos_table`` / ``preference_table`` over :mod:`srkeras.mos`; QC flags recorded only
 by the explicit call; spreadsheet-formula neutralisation of every CSV written (OWASP CSV injection)."""
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from db import service
+from db import (
+    export_long_csv,
+    export_ratings_csv,
+    mos_table,
+    next_trial,
+    rater_qc,
+    rating_frames,
+    start_rater,
+    submit_rating,
+)
 from db.models import Rater, Trial
 from pipelines import report as cli
 from srkeras.mos.schema import neutralise, read_acr_csv, unneutralise
@@ -40,19 +49,19 @@ def fill_study(db, name: str, n_raters: int = 5, seed: int = 0, random_raters: i
     rng = random.Random(seed)
     tokens = []
     for k in range(n_raters):
-        tok = service.start_rater(db, name, display=display)
+        tok = start_rater(db, name, display=display)
         tokens.append(tok)
         shown = trial_methods(db, tok)
         bias, noisy = rng.gauss(0, 0.3), k >= n_raters - random_raters
-        while (t := service.next_trial(db, tok)) is not None:
+        while (t := next_trial(db, tok)) is not None:
             ms, ms_time = shown[t.trial_id], rng.randint(1800, 7000)
             if t.mode == "acr":
                 q = rng.uniform(1, 5) if noisy else QUALITY[ms[0]] + bias + rng.gauss(0, 0.6)
-                service.submit_rating(db, tok, t.trial_id, score=int(min(5, max(1, round(q)))), response_ms=ms_time)
+                submit_rating(db, tok, t.trial_id, score=int(min(5, max(1, round(q)))), response_ms=ms_time)
             else:
                 d = (QUALITY[ms[0]] - QUALITY[ms[1]]) * (0 if noisy else 1) + rng.gauss(0, 0.8)
                 choice = "none" if abs(d) < 0.15 else "A" if d > 0 else "B"
-                service.submit_rating(db, tok, t.trial_id, choice=choice, response_ms=ms_time)
+                submit_rating(db, tok, t.trial_id, choice=choice, response_ms=ms_time)
     return tokens
 
 
@@ -70,7 +79,7 @@ def filled(make_study, db_url):
 def test_db_report_equals_csv_export_report(filled, tmp_path):
     """Acceptance: ``--db URL --study NAME`` and the same study exported to long CSV give one report."""
     st, db = filled
-    files = service.export_long_csv(db, st.name)
+    files = export_long_csv(db, st.name)
     assert set(files) == {"ratings.csv", "pairs.csv", "metrics.csv"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -95,8 +104,8 @@ def test_mos_and_preference_tables_are_srkeras_mos(filled):
     from srkeras.mos.scores import cluster_bootstrap, t_interval
 
     st, db = filled
-    acr, pairs, _ = service.rating_frames(db, st.name)
-    tab = service.mos_table(db, st.name, n_boot=300).set_index("method")
+    acr, pairs, _ = rating_frames(db, st.name)
+    tab = mos_table(db, st.name, n_boot=300).set_index("method")
     assert list(tab.index) == ["nearest", "bicubic", "hr"] and list(tab["role"]) == ["low_anchor", "test", "high_anchor"]
     boot = cluster_bootstrap(acr, n_boot=300).set_index("method")
     for m, g in acr[~acr["repeat"]].groupby("method"):
@@ -105,7 +114,7 @@ def test_mos_and_preference_tables_are_srkeras_mos(filled):
         assert (tab.loc[m, "ci95_low"], tab.loc[m, "ci95_high"]) == pytest.approx((lo, hi))
         assert (tab.loc[m, "boot_ci95_low"], tab.loc[m, "boot_ci95_high"]) == pytest.approx(
             (boot.loc[m, "ci95_low"], boot.loc[m, "ci95_high"]))
-    pref = service.preference_table(db, st.name)
+    pref = preference_table(db, st.name)
     pd.testing.assert_frame_equal(pref, preference_table(pairs, ["nearest", "bicubic", "hr"]))
     assert (pref["n"] == pref["a_wins"] + pref["b_wins"] + pref["no_preference"]).all()
 
@@ -114,21 +123,21 @@ def test_qc_flags_recorded_only_by_the_explicit_call(make_study, db_url):
     st = make_study(db_url)
     db = st.open()
     try:
-        tok = service.start_rater(db, st.name)
-        t = service.next_trial(db, tok)
-        service.submit_rating(db, tok, t.trial_id, score=3, response_ms=300)
+        tok = start_rater(db, st.name)
+        t = next_trial(db, tok)
+        submit_rating(db, tok, t.trial_id, score=3, response_ms=300)
 
         def stored():
             with db.session() as s:
                 return s.scalar(select(Rater.qc_flags).where(Rater.token == tok))
 
-        rows = list(csv.DictReader(io.StringIO(service.export_ratings_csv(db, st.name))))
+        rows = list(csv.DictReader(io.StringIO(export_ratings_csv(db, st.name))))
         now = set(rows[0]["rater_qc_flags"].split(","))
         assert {"incomplete", "too_fast"} <= now  # computed for the file (gold_fail too if it was an anchor)
-        service.mos_table(db, st.name, exclude_flags=("incomplete",), n_boot=100)
-        service.rater_qc(db, st.name, store=False)
+        mos_table(db, st.name, exclude_flags=("incomplete",), n_boot=100)
+        rater_qc(db, st.name, store=False)
         assert stored() is None, "exports and reads never record flags"
-        service.rater_qc(db, st.name)
+        rater_qc(db, st.name)
         assert set(stored().split(",")) == now
     finally:
         db.close()
@@ -149,7 +158,7 @@ def test_ratings_csv_formula_injection(make_study, db_url):
     db = st.open()
     try:
         tok = fill_study(db, st.name, n_raters=1, display=evil)[0]
-        text = service.export_ratings_csv(db, st.name)
+        text = export_ratings_csv(db, st.name)
     finally:
         db.close()
     rows = list(csv.DictReader(io.StringIO(text)))

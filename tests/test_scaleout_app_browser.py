@@ -223,7 +223,7 @@ def cluster(make_study, db_url, tmp_path):
 def check_cluster(cluster, n_raters: int, concurrency: int, failover: bool = True) -> dict:
     from sqlalchemy import func, select
 
-    from db import open_database, service
+    from db import open_database, study_status
     from db.models import Rater, Rating, Trial
 
     study, bases, admins, ports, procs = cluster
@@ -249,7 +249,7 @@ def check_cluster(cluster, n_raters: int, concurrency: int, failover: bool = Tru
             n_rows = s.scalar(select(func.count()).select_from(Rating))
             n_trials = s.scalar(select(func.count()).select_from(Trial))
             completed = s.scalar(select(func.count()).select_from(Rater).where(Rater.completed_at.is_not(None)))
-        status = service.study_status(db, study.name)
+        status = study_status(db, study.name)
     finally:
         db.close()
     # Every answer stored exactly once (the two-tab answer too), no trial lost, the values given.

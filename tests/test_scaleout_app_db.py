@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from db import open_database, service
+from db import RatingRejected, get_rater, next_trial, open_database, start_rater, study_status, submit_rating
 from db.models import Rater, Rating, Study, Trial
 
 N_RATERS = 20
@@ -43,9 +43,9 @@ def _rater(servers, study: str, i: int, start: threading.Barrier) -> tuple[str, 
 
     seen = Counter()
     start.wait()
-    tok = service.start_rater(server(), study, display=f"sim{i}")
+    tok = start_rater(server(), study, display=f"sim{i}")
     mine: dict[int, int] = {}
-    while (t := service.next_trial(server(), tok)) is not None:
+    while (t := next_trial(server(), tok)) is not None:
         assert t.trial_id not in mine, "a trial came back on another server after it was answered"
         assert t.position == len(mine) and t.done == len(mine), "resumed at the wrong trial"
         score = rng.randint(1, 5)
@@ -54,22 +54,22 @@ def _rater(servers, study: str, i: int, start: threading.Barrier) -> tuple[str, 
 
             def tab(db, score=score, tid=t.trial_id, gate=gate):
                 gate.wait()
-                return service.submit_rating(db, tok, tid, score=score, response_ms=1500)
+                return submit_rating(db, tok, tid, score=score, response_ms=1500)
 
             with ThreadPoolExecutor(2) as ex:
                 res = list(ex.map(tab, servers[:2]))
             assert sorted(r.duplicate for r in res) == [False, True] and res[0].rating_id == res[1].rating_id
             seen["two_tabs"] += 1
         else:
-            first = service.submit_rating(server(), tok, t.trial_id, score=score, response_ms=1500)
+            first = submit_rating(server(), tok, t.trial_id, score=score, response_ms=1500)
             assert not first.duplicate
         # The request is retried on the other server (the reply was lost): it counts once.
-        again = service.submit_rating(server(), tok, t.trial_id, score=score, response_ms=1500)
+        again = submit_rating(server(), tok, t.trial_id, score=score, response_ms=1500)
         assert again.duplicate and again.done == len(mine) + 1
         seen["retried"] += 1
         if rng.random() < 0.3:  # a conflicting answer from a stale tab on another server is refused
-            with pytest.raises(service.RatingRejected, match="already answered"):
-                service.submit_rating(server(), tok, t.trial_id, score=score % 5 + 1)
+            with pytest.raises(RatingRejected, match="already answered"):
+                submit_rating(server(), tok, t.trial_id, score=score % 5 + 1)
             seen["refused"] += 1
         mine[t.trial_id] = score
     return tok, mine, seen
@@ -86,7 +86,7 @@ def _votes(db, study: str) -> list[int]:
             .where(Rater.study_id == st.id, Trial.is_repeat_of.is_(None))
             .group_by(Trial.stimulus_id)
         ).all()
-    n_items = service.study_status(db, study)["votes_per_stimulus"]["items"]
+    n_items = study_status(db, study)["votes_per_stimulus"]["items"]
     counts = [n for _, n in rows]
     return sorted(counts + [0] * (n_items - len(counts)))
 
@@ -117,24 +117,24 @@ def test_two_servers_store_each_answer_once_and_balance_as_one(db_url, make_stud
         assert n_rows == len(stored) == len(expected) == n_trials == N_RATERS * TRIALS
         assert stored == expected
         for tok in tokens:
-            info = service.get_rater(servers[1], tok)
+            info = get_rater(servers[1], tok)
             assert info.completed and info.done == info.total == TRIALS and info.completion_code
 
         # The admin status reads the same through either server.
-        status = [service.study_status(d, multi.name) for d in servers]
+        status = [study_status(d, multi.name) for d in servers]
         assert status[0] == status[1]
         assert status[0]["ratings"] == N_RATERS * TRIALS and status[0]["completed"] == N_RATERS
 
         # Like with like: the same raters, one server, one after another.
         for i in range(N_RATERS):
-            tok = service.start_rater(db, solo.name, seed=i)
-            while (t := service.next_trial(db, tok)) is not None:
-                service.submit_rating(db, tok, t.trial_id, score=3)
+            tok = start_rater(db, solo.name, seed=i)
+            while (t := next_trial(db, tok)) is not None:
+                submit_rating(db, tok, t.trial_id, score=3)
         v_multi, v_solo = _votes(db, multi.name), _votes(db, solo.name)
         assert sum(v_multi) == N_RATERS * (TRIALS - REPEATS)
         assert v_multi[-1] - v_multi[0] <= 1, v_multi
         assert v_multi == v_solo, "two servers in parallel balance votes exactly as one server in sequence"
-        solo_status = service.study_status(db, solo.name)["votes_per_stimulus"]
+        solo_status = study_status(db, solo.name)["votes_per_stimulus"]
         assert {k: status[0]["votes_per_stimulus"][k] for k in ("min", "max", "mean")} == \
             {k: solo_status[k] for k in ("min", "max", "mean")}
     finally:

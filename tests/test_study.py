@@ -111,12 +111,12 @@ def test_smoke_chain_end_to_end(data, tmp_path, lpips_assets, capsys):
     assert vgg19 and all(r["weights"] == "random" and r["layer"] == "block5_conv4" for r in vgg19)
     assert "random" in (out / "results.md").read_text()
     # 4: the MOS study: every method's stimuli, anchors hidden as anchors
-    from db import open_database, service
+    from db import open_database, rating_frames, study_methods
 
     db = open_database(url)
     try:
-        mode, roles = service.study_methods(db, "bb-SetA")
-        acr, pairs, metrics = service.rating_frames(db, "bb-SetA")
+        mode, roles = study_methods(db, "bb-SetA")
+        acr, pairs, metrics = rating_frames(db, "bb-SetA")
     finally:
         db.close()
     assert mode == "both"
