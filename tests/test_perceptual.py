@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from srkeras import losses
 from srkeras.losses import backbones
-from srkeras.losses.backbones import BACKBONES, FeatureExtractor, WeightsNotFoundError, build_backbone, preprocess
+from srkeras.losses.backbones import BACKBONES, WeightsNotFoundError, build_backbone, preprocess
+from srkeras.losses.features import FeatureExtractor
 
 
 def _np(x):

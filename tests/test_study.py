@@ -189,7 +189,8 @@ def test_resume_after_kill_keeps_the_first_backbone(data, tmp_path, lpips_assets
 def test_depth_table_layers_exist_at_their_stride(name):
     import keras
 
-    from srkeras.losses.backbones import BACKBONES, layer_name
+    from srkeras.losses.backbones import BACKBONES
+    from srkeras.losses.features import layer_name
 
     model = getattr(keras.applications, BACKBONES[name].constructor)(include_top=False, weights=None,
                                                                     input_shape=(256, 256, 3))

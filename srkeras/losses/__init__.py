@@ -2,7 +2,7 @@
 
 * :mod:`~srkeras.losses.pixel`: ``mse``, ``l1``, ``charbonnier`` (+ ``MSE``, ``L1``, ``Charbonnier`` classes).
 * :mod:`~srkeras.losses.perceptual`: ``PerceptualLoss`` on frozen keras.applications backbones
-  (:mod:`~srkeras.losses.backbones`), paper presets via ``perceptual_loss("vgg22" | "vgg54" |
+  (catalogue :mod:`~srkeras.losses.backbones`, taps :mod:`~srkeras.losses.features`), paper presets via ``perceptual_loss("vgg22" | "vgg54" |
   "vgg54_preact" | "vgg16_relu2_2", weights=...)``.
 * :mod:`~srkeras.losses.style`: ``gram_matrix``, ``StyleLoss``, ``total_variation`` / ``TotalVariation``.
 * :mod:`~srkeras.losses.adversarial`: ``generator_loss`` / ``discriminator_loss`` (standard | ragan | lsgan | hinge).
@@ -12,7 +12,8 @@ ImageNet backbone weights are read from the Keras cache or a local file, never d
 
 from srkeras.losses import adversarial
 from srkeras.losses.adversarial import discriminator_loss, generator_loss
-from srkeras.losses.backbones import BACKBONES, FeatureExtractor, WeightsNotFoundError, build_backbone, preprocess
+from srkeras.losses.backbones import BACKBONES, WeightsNotFoundError, build_backbone, preprocess
+from srkeras.losses.features import FeatureExtractor
 from srkeras.losses.perceptual import PRESETS, PerceptualLoss, perceptual_loss
 from srkeras.losses.pixel import L1, MSE, Charbonnier, charbonnier, l1, mse
 from srkeras.losses.style import (

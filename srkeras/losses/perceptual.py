@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from srkeras.losses.backbones import FeatureExtractor
+from srkeras.losses.features import FeatureExtractor
 
 SRGAN_RESCALE = 1.0 / 12.75
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from srkeras.losses.backbones import FeatureExtractor
+from srkeras.losses.features import FeatureExtractor
 
 # Johnson et al. style layers on VGG16: relu1_2, relu2_2, relu3_3, relu4_3.
 JOHNSON_STYLE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")

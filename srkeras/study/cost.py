@@ -57,7 +57,8 @@ def backbone_macs(backbone: str, depth: str = "deep", size: int = 96) -> int:
     """MACs of the content loss's backbone up to its depth-table layer on a ``size`` x ``size`` image."""
     import keras
 
-    from srkeras.losses.backbones import backbone_spec, layer_name
+    from srkeras.losses.backbones import backbone_spec
+    from srkeras.losses.features import layer_name
     from srkeras.study.layers import tap
 
     spec = backbone_spec(backbone)

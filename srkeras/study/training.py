@@ -58,7 +58,7 @@ def feature_scale(cfg: StudyConfig, entry: Entry, images: int = 8) -> float:
     import numpy as np
 
     from srkeras.data.io import list_images, read_image
-    from srkeras.losses.backbones import FeatureExtractor
+    from srkeras.losses.features import FeatureExtractor
     from srkeras.losses.perceptual import SRGAN_RESCALE
 
     if cfg.feature_norm == "srgan":
