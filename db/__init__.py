@@ -34,7 +34,7 @@ from db.errors import (
     UnknownStudy,
 )
 from db.export import export_long_csv, export_ratings_csv, mos_table, preference_table
-from db.frames import rating_frames, stimulus_file_methods, study_methods
+from db.frames import rater_completion, rating_frames, stimulus_file_methods, study_methods
 from db.models import MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
 from db.qc import current_flags, rater_qc
 from db.raters import ABANDONED_AFTER, UNSTARTED_AFTER, get_rater, start_rater
@@ -94,6 +94,7 @@ __all__ = [
     "mos_table",
     "next_trial",
     "preference_table",
+    "rater_completion",
     "rater_qc",
     "rating_frames",
     "register_study",

@@ -18,6 +18,7 @@ from db import (
     export_ratings_csv,
     mos_table,
     next_trial,
+    preference_table,
     rater_qc,
     rating_frames,
     start_rater,
@@ -99,8 +100,8 @@ def test_db_report_equals_csv_export_report(filled, tmp_path):
 
 
 def test_mos_and_preference_tables_are_srkeras_mos(filled):
-    """The service tables are thin wrappers: same numbers as srkeras.mos on rating_frames."""
-    from srkeras.mos.pairs import preference_table
+    """The db tables are thin wrappers: same numbers as srkeras.mos on rating_frames."""
+    from srkeras.mos.pairs import preference_table as mos_preference_table
     from srkeras.mos.scores import cluster_bootstrap, t_interval
 
     st, db = filled
@@ -115,7 +116,7 @@ def test_mos_and_preference_tables_are_srkeras_mos(filled):
         assert (tab.loc[m, "boot_ci95_low"], tab.loc[m, "boot_ci95_high"]) == pytest.approx(
             (boot.loc[m, "ci95_low"], boot.loc[m, "ci95_high"]))
     pref = preference_table(db, st.name)
-    pd.testing.assert_frame_equal(pref, preference_table(pairs, ["nearest", "bicubic", "hr"]))
+    pd.testing.assert_frame_equal(pref, mos_preference_table(pairs, ["nearest", "bicubic", "hr"]))
     assert (pref["n"] == pref["a_wins"] + pref["b_wins"] + pref["no_preference"]).all()
 
 
