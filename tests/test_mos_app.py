@@ -229,6 +229,26 @@ def test_pair_trial_submission(app, make_study, db_url):
     assert study.info.mode == "pair"
 
 
+def test_page_reads_its_state_once_per_answer(app, make_study, db_url, monkeypatch):
+    """Per Submit: the answer (a write), one read of the rater's state, the next trial's first display (a
+    write); the answer that completes the rater shows the thank-you page from its SubmitResult, no read."""
+    from db import Database
+
+    make_study(db_url, mode="both", trials_per_rater=6, repeats=1)
+    at, token = past_calibration(app, db_url)
+    real_run = Database.run
+    writes = []
+    monkeypatch.setattr(Database, "run", lambda self, work, write=False, **kw: (
+        writes.append(write), real_run(self, work, write=write, **kw))[1])
+    per_answer = []
+    while at.radio:
+        writes.clear()
+        at = answer_any(at)
+        per_answer.append((writes.count(True), writes.count(False)))
+    assert at.title[0].value == "Thank you!" and at.code[0].value
+    assert per_answer[:-1] == [(2, 1)] * (len(per_answer) - 1) and per_answer[-1] == (1, 0), per_answer
+
+
 def test_break_prompt_every_n_trials(app, make_study, db_url):
     make_study(db_url, break_every=2)
     at, token = past_calibration(app, db_url)
