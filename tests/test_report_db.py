@@ -9,6 +9,7 @@ import io
 import json
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import select
@@ -97,6 +98,26 @@ def test_db_report_equals_csv_export_report(filled, tmp_path):
     assert s_db["pairs"]["hr"]["bt"] > s_db["pairs"]["nearest"]["bt"]
     for f in ("stimuli.csv", "raters.csv", "methods.csv", "pairs.csv", "report.html"):
         assert (tmp_path / "db" / f).read_bytes() == (tmp_path / "csv" / f).read_bytes(), f
+
+
+def test_db_report_merges_a_metrics_file(filled, tmp_path, capsys):
+    """``--db`` with ``--metrics-csv``: the file's columns join the stored ones; on a shared column the file
+    wins, and one line on stderr says so."""
+    st, db = filled
+    _, _, stored = rating_frames(db, st.name)
+    given = stored[["method", "image"]].assign(psnr=10.0 + np.arange(len(stored)), lpips=0.1 * np.arange(len(stored)))
+    given.to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "o"
+    assert cli.main(["--db", st.url, "--study", st.name, "--metrics-csv", str(tmp_path / "m.csv"), "--out", str(out),
+                     "--bootstrap", "100", "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"note: {tmp_path / 'm.csv'} replaces the stored metric column(s) psnr"]
+    methods = json.loads((out / "summary.json").read_text())["methods"]
+    for m, g in given.groupby("method"):
+        assert methods[m]["psnr"] == pytest.approx(g["psnr"].mean()) and methods[m]["lpips"] == pytest.approx(
+            g["lpips"].mean())
+        assert methods[m]["ssim"] == pytest.approx(stored.loc[stored["method"] == m, "ssim"].mean())
+    assert "lpips" in pd.read_csv(out / "stimuli.csv").columns
 
 
 def test_mos_and_preference_tables_are_srkeras_mos(filled):
