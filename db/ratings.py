@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, aliased
 from db.engine import Database
 from db.errors import RatingRejected, StudyClosed
 from db.models import PairChoice, Rater, Rating, Stimulus, StudyStatus, Trial, TrialMode, utcnow
-from db.qc import store_rater_flags
+from db.qc import record_rater_flags
 from db.queries import done_count, rater_row
 from db.views import RaterInfo, RaterState, SubmitResult, TrialView, stimulus_path
 
@@ -215,8 +215,6 @@ def _store(s: Session, token: str, trial_id: int, ans: _Answer) -> SubmitResult:
     if done >= r.n_trials and not completed:
         rater = s.get(Rater, r.id)
         rater.completed_at, rater.completion_code = now, _completion_code()
-        s.flush()
-        store_rater_flags(s, rater)
         completed, code = True, rater.completion_code
     return SubmitResult(
         trial_id=tid, rating_id=rating_id, duplicate=False, done=done, total=r.n_trials,
@@ -243,14 +241,18 @@ def submit_rating(
     wrong kind of answer for the trial, an unknown token (:class:`~db.errors.UnknownRater`), a trial of
     another rater or not yet shown, a closed study (:class:`~db.errors.StudyClosed`), or a different
     answer to an answered trial. ``response_ms`` defaults to the server-side time since ``shown_at``.
-    The last answer completes the rater (completion code, QC flags stored).
+    The last answer completes the rater (completion code), and then their QC flags are recorded
+    (:func:`db.qc.record_rater_flags`, after the answer's transaction: it takes no lock while screening).
     """
     ans = _Answer.check(score, choice, response_ms, viewport_w, viewport_h, device_pixel_ratio)
     if isinstance(trial_id, bool) or not isinstance(trial_id, numbers.Integral):
         raise RatingRejected(f"trial id must be an integer, got {trial_id!r}")
     trial_id = int(trial_id)
     try:
-        return db.run(lambda s: _store(s, token, trial_id, ans), write=True)
+        result = db.run(lambda s: _store(s, token, trial_id, ans), write=True)
     except IntegrityError:
         # Lost a race against an identical (or different) answer: report what is stored.
         return db.run(lambda s: _existing(s, token, trial_id, ans))
+    if result.completed and not result.duplicate:  # this answer completed the rater
+        record_rater_flags(db, token)
+    return result

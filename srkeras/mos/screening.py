@@ -25,6 +25,8 @@ and Dashboard show this same table. Rules, each threshold defined only here (nea
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 from collections.abc import Mapping
 
 import numpy as np
@@ -79,57 +81,73 @@ def bt500(acr: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     return r.reset_index()
 
 
-def _gold(acr: pd.DataFrame | None, pairs: pd.DataFrame | None) -> pd.DataFrame:
-    parts = []
-    if acr is not None and "role" in acr.columns:
-        a = scored(acr)
-        lo, hi = a[a["role"] == MethodRole.LOW_ANCHOR], a[a["role"] == MethodRole.HIGH_ANCHOR]
-        parts += [pd.DataFrame({"rater": lo["rater"], "ok": lo["score"] <= GOLD_LOW_MAX}),
-                  pd.DataFrame({"rater": hi["rater"], "ok": hi["score"] >= GOLD_HIGH_MIN})]
-    if pairs is not None and {"role_a", "role_b"} <= set(pairs.columns):
-        p = pairs[~pairs["repeat"]]
-        ab = p[(p["role_a"] == MethodRole.LOW_ANCHOR) & (p["role_b"] == MethodRole.HIGH_ANCHOR)]
-        ba = p[(p["role_a"] == MethodRole.HIGH_ANCHOR) & (p["role_b"] == MethodRole.LOW_ANCHOR)]
-        parts += [pd.DataFrame({"rater": ab["rater"], "ok": ab["choice"] == PairChoice.B.frame}),
-                  pd.DataFrame({"rater": ba["rater"], "ok": ba["choice"] == PairChoice.A.frame})]
-    g = pd.concat(parts) if parts else pd.DataFrame({"rater": [], "ok": []})
-    return g.groupby("rater")["ok"].agg(gold_n="size", gold_correct="sum", gold_accuracy="mean")
+@dataclasses.dataclass
+class _Answers:
+    """One rater's answers as the rules read them (plain Python: fast for one rater, as at completion)."""
+
+    gold: list[bool] = dataclasses.field(default_factory=list)  # anchor trials answered as expected
+    retest: list[bool] = dataclasses.field(default_factory=list)  # repeats agreeing with the first answer
+    retest_diffs: list[float] = dataclasses.field(default_factory=list)  # ACR repeats: |score - first score|
+    times: list[float] = dataclasses.field(default_factory=list)  # known response times (ms)
+    scores: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # ACR (trial, score)
+    n_ratings: int = 0
 
 
-def _pair_winners(p: pd.DataFrame) -> pd.DataFrame:
-    """``p`` with ``winner`` (the chosen method, ``=`` for a tie) and ``pair`` (the two methods, sorted)."""
-    p = p.copy()
-    p["winner"] = np.where(p["choice"] == PairChoice.A.frame, p["method_a"],
-                           np.where(p["choice"] == PairChoice.B.frame, p["method_b"], "="))
-    p["pair"] = [tuple(sorted(t)) for t in zip(p["method_a"], p["method_b"])]
-    return p
+def _records(frame: pd.DataFrame | None, cols) -> list[dict]:
+    if frame is None:
+        return []
+    have = [c for c in cols if c in frame.columns]
+    return frame[have].to_dict("records")
 
 
-def _retest(acr: pd.DataFrame | None, pairs: pd.DataFrame | None) -> pd.DataFrame:
-    parts = []
-    if acr is not None and acr["repeat"].any():
-        key = ["rater", "method", "image"]
-        first = acr[~acr["repeat"]].groupby(key, as_index=False)["score"].first()
-        rep = acr[acr["repeat"]].merge(first, on=key, suffixes=("", "_first"))
-        diff = (rep["score"] - rep["score_first"]).abs()
-        parts.append(pd.DataFrame({"rater": rep["rater"], "ok": diff <= RETEST_TOLERANCE, "diff": diff}))
-    if pairs is not None and pairs["repeat"].any():
-        p = _pair_winners(pairs)
-        first = p[~p["repeat"]].groupby(["rater", "image", "pair"], as_index=False)["winner"].first()
-        rep = p[p["repeat"]].merge(first, on=["rater", "image", "pair"], suffixes=("", "_first"))
-        parts.append(pd.DataFrame({"rater": rep["rater"], "ok": rep["winner"] == rep["winner_first"],
-                                   "diff": np.nan}))
-    g = pd.concat(parts) if parts else pd.DataFrame({"rater": [], "ok": [], "diff": []})
-    return g.groupby("rater").agg(retest_n=("ok", "size"), retest_agreement=("ok", "mean"),
-                                  retest_mean_abs_diff=("diff", "mean"))
+def _acr_answers(acr: pd.DataFrame | None, out: dict[str, _Answers]) -> None:
+    rows = _records(acr, ("rater", "method", "image", "score", "role", "repeat", "trial", "response_ms"))
+    first = {}
+    for k, x in enumerate(rows):
+        a = out.setdefault(x["rater"], _Answers())
+        a.n_ratings += 1
+        a.scores.append((x.get("trial", k), x["score"]))
+        if not pd.isna(x.get("response_ms", np.nan)):
+            a.times.append(x["response_ms"])
+        if x.get("repeat", False):
+            continue
+        first.setdefault((x["rater"], x["method"], x["image"]), x["score"])
+        if x.get("role") == MethodRole.LOW_ANCHOR:
+            a.gold.append(x["score"] <= GOLD_LOW_MAX)
+        elif x.get("role") == MethodRole.HIGH_ANCHOR:
+            a.gold.append(x["score"] >= GOLD_HIGH_MIN)
+    for x in rows:
+        before = first.get((x["rater"], x["method"], x["image"]))
+        if x.get("repeat", False) and before is not None:
+            diff = abs(x["score"] - before)
+            out[x["rater"]].retest.append(diff <= RETEST_TOLERANCE)
+            out[x["rater"]].retest_diffs.append(diff)
 
 
-def _speed(acr, pairs, fast_ms: float) -> pd.DataFrame:
-    parts = [f[["rater", "response_ms"]] for f in (acr, pairs) if f is not None and "response_ms" in f]
-    ms = pd.concat(parts).dropna() if parts else pd.DataFrame({"rater": [], "response_ms": []})
-    ms = ms.assign(fast=ms["response_ms"] < fast_ms)
-    return ms.groupby("rater").agg(fast_n=("fast", "sum"), fast_fraction=("fast", "mean"),
-                                   median_response_ms=("response_ms", "median"))
+def _winner(x: dict) -> str:
+    """The method a pair answer chose (``=`` for a tie), so a repeat with the sides swapped compares."""
+    return {PairChoice.A.frame: x["method_a"], PairChoice.B.frame: x["method_b"]}.get(x["choice"], "=")
+
+
+def _pair_answers(pairs: pd.DataFrame | None, out: dict[str, _Answers]) -> None:
+    rows = _records(pairs, ("rater", "image", "method_a", "method_b", "choice", "role_a", "role_b", "repeat",
+                            "response_ms"))
+    anchors = (MethodRole.LOW_ANCHOR, MethodRole.HIGH_ANCHOR)
+    first = {}
+    for x in rows:
+        a = out.setdefault(x["rater"], _Answers())
+        a.n_ratings += 1
+        if not pd.isna(x.get("response_ms", np.nan)):
+            a.times.append(x["response_ms"])
+        if x["repeat"]:
+            continue
+        first.setdefault((x["rater"], x["image"], *sorted((x["method_a"], x["method_b"]))), _winner(x))
+        if (x.get("role_a"), x.get("role_b")) in (anchors, anchors[::-1]):  # NN vs HR: the HR side expected
+            a.gold.append(x["choice"] == (PairChoice.A if x["role_a"] == MethodRole.HIGH_ANCHOR else PairChoice.B).frame)
+    for x in rows:
+        before = first.get((x["rater"], x["image"], *sorted((x["method_a"], x["method_b"]))))
+        if x["repeat"] and before is not None:
+            out[x["rater"]].retest.append(_winner(x) == before)
 
 
 def longest_run(values) -> int:
@@ -143,20 +161,43 @@ def longest_run(values) -> int:
     return best
 
 
-def _straight(acr: pd.DataFrame | None) -> pd.DataFrame:
-    """Per rater: ``n_acr`` (ACR answers, repeats included), ``score_std`` (population sd, from 2 scores)
-    and ``longest_same_score_run`` of the scores in answer order."""
-    rows = {}
-    if acr is not None:
-        ordered = acr.sort_values("trial", kind="stable") if "trial" in acr.columns else acr
-        for rater, s in ordered.groupby("rater", sort=False)["score"]:
-            rows[rater] = (len(s), float(np.std(s)) if len(s) >= 2 else np.nan, longest_run(s.tolist()))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["n_acr", "score_std", "longest_same_score_run"])
+def _numbers(a: _Answers, fast_ms: float) -> dict:
+    """The per-rater numbers of every rule (None where a rule has nothing to count)."""
+    # answer order: a stable sort on ``trial``, unknown trials last (as pandas sorts NaN)
+    scores = [sc for _, sc in sorted(a.scores, key=lambda t: (pd.isna(t[0]), 0 if pd.isna(t[0]) else t[0]))]
+    fast = [t < fast_ms for t in a.times]
+    return dict(
+        gold_n=len(a.gold) or None, gold_correct=sum(a.gold) if a.gold else None,
+        gold_accuracy=sum(a.gold) / len(a.gold) if a.gold else None,
+        retest_n=len(a.retest) or None, retest_agreement=sum(a.retest) / len(a.retest) if a.retest else None,
+        retest_mean_abs_diff=statistics.fmean(a.retest_diffs) if a.retest_diffs else None,
+        fast_n=sum(fast) if fast else None, fast_fraction=sum(fast) / len(fast) if fast else None,
+        median_response_ms=statistics.median(a.times) if a.times else None,
+        n_acr=len(scores), score_std=float(np.std(scores)) if len(scores) >= 2 else None,
+        longest_same_score_run=longest_run(scores), n_ratings=a.n_ratings,
+    )
 
 
-def _answers(acr, pairs) -> pd.Series:
-    frames = [f["rater"] for f in (acr, pairs) if f is not None]
-    return (pd.concat(frames) if frames else pd.Series([], dtype=object)).value_counts().rename("n_ratings")
+_ANSWER_COUNTS = ("n_acr", "longest_same_score_run", "n_ratings")
+#: dtype of each number column: counts are integers (float where some rater has none, as a join gives).
+_DTYPES = dict(gold_n="int64", gold_correct="int64", gold_accuracy="float64", retest_n="int64",
+               retest_agreement="float64", retest_mean_abs_diff="float64", fast_n="int64", fast_fraction="float64",
+               median_response_ms="float64", n_acr="int64", score_std="float64", longest_same_score_run="int64",
+               n_ratings="int64")
+
+
+def _rule_numbers(acr, pairs, fast_ms: float, index: pd.Index) -> pd.DataFrame:
+    answers: dict[str, _Answers] = {}
+    _acr_answers(acr, answers)
+    _pair_answers(pairs, answers)
+    rows = {rater: _numbers(a, fast_ms) for rater, a in answers.items()}
+    cols = {}
+    for c, dtype in _DTYPES.items():
+        known = {r: v[c] for r, v in rows.items() if v[c] is not None}
+        cols[c] = pd.Series(known, dtype=dtype).reindex(index)
+        if c in _ANSWER_COUNTS:  # a rater without answers has none of them
+            cols[c] = cols[c].fillna(0).astype(dtype)
+    return pd.DataFrame(cols, index=index)
 
 
 def _pct(x: float) -> str:
@@ -188,31 +229,31 @@ def _verdict(x, fast_ms: float, completed: Mapping[str, bool] | None) -> list[tu
 
 
 def screen(acr: pd.DataFrame | None, pairs: pd.DataFrame | None = None, ddof: int = 1, *,
-           completed: Mapping[str, bool] | None = None, fast_ms: float = FAST_MS) -> pd.DataFrame:
+           completed: Mapping[str, bool] | None = None, fast_ms: float = FAST_MS,
+           with_bt500: bool = True) -> pd.DataFrame:
     """Every rule of the module docstring per rater, sorted by rater.
 
     Columns: ``rater, n`` (first ACR votes), ``bt500_*`` (with ACR votes), ``n_pairs, gold_n, gold_accuracy,
     retest_n, retest_agreement, fast_fraction, reasons`` (list of str, each starting with its rule's code),
     ``rejected``, then :data:`QC_DETAIL` (``flags``: the :class:`QcFlag` of the failed rules). ``completed``
     (``{rater: finished}``) adds the ``incomplete`` rule and lists its raters even without answers;
-    ``fast_ms`` is the too-fast limit.
+    ``fast_ms`` is the too-fast limit. ``with_bt500=False`` leaves out the one rule that compares raters
+    (the flags, each a rule on a rater's own answers, are the same): one rater's flags at completion.
     """
     voters = set(acr["rater"] if acr is not None else []) | set(pairs["rater"] if pairs is not None else [])
     r = pd.DataFrame(index=pd.Index(sorted(voters | set(completed or ())), name="rater"))
-    if acr is not None and len(acr):
-        r = r.join(bt500(acr, ddof).set_index("rater"))
-    r["n"] = r.get("n", pd.Series(0, index=r.index)).fillna(0).astype(int)
+    n = scored(acr).groupby("rater").size() if acr is not None else pd.Series(dtype=int)
+    r["n"] = n.reindex(r.index).fillna(0).astype(int)
+    if with_bt500 and acr is not None and len(acr):
+        r = r.join(bt500(acr, ddof).set_index("rater").drop(columns="n"))
     n_pairs = pairs[~pairs["repeat"]].groupby("rater").size() if pairs is not None else pd.Series(dtype=int)
     r["n_pairs"] = n_pairs.reindex(r.index).fillna(0).astype(int)
-    r = r.join(_gold(acr, pairs)).join(_retest(acr, pairs)).join(_speed(acr, pairs, fast_ms))
-    r = r.join(_straight(acr)).join(_answers(acr, pairs))
-    r[["n_acr", "longest_same_score_run", "n_ratings"]] = r[["n_acr", "longest_same_score_run", "n_ratings"]].fillna(0)
-    r = r.reset_index()
-    verdicts = [_verdict(x, fast_ms, completed) for _, x in r.iterrows()]
+    r = r.join(_rule_numbers(acr, pairs, fast_ms, r.index)).reset_index()
+    verdicts = [_verdict(x, fast_ms, completed) for x in r.to_dict("records")]
     r["reasons"] = [[why for _, why in v] for v in verdicts]
     r["rejected"] = [bool(v) for v in verdicts]
     r["flags"] = [[flag for flag, _ in v if flag is not None] for v in verdicts]
-    history = [c for c in r.columns if c not in QC_DETAIL and c != "n_acr"]
+    history = [c for c in r.columns if c not in QC_DETAIL and c != "n_acr"]  # n_acr: only for the rule
     return r[history + list(QC_DETAIL)]
 
 
@@ -237,7 +278,7 @@ def qc_records(screening: pd.DataFrame) -> dict[str, dict]:
                "retest_mean_abs_diff", "fast_n", "fast_fraction", "median_response_ms", "score_std",
                "longest_same_score_run")
     out = {}
-    for _, x in screening.iterrows():
+    for x in screening.to_dict("records"):
         rec = {k: _plain(x[k], k in _COUNTS) for k in numbers}
         out[x["rater"]] = {**rec, "flags": list(x["flags"]), "rejected": bool(x["rejected"]),
                            "reasons": list(x["reasons"])}
