@@ -5,9 +5,9 @@ method_a (shown left), method_b (right), choice ``a`` / ``b`` / ``tie``, role_a,
 response_ms; ``metrics``: method, image, psnr (``inf`` for HR), ssim of the test stimuli, then one column
 per further metric stored for the study (``lpips``, ``niqe``...: table ``stimulus_metric``; NaN where a
 stimulus has none; a database not yet migrated to it has none). :func:`rater_completion` says which
-raters finished (the ``incomplete`` screening rule). Raters are
-their opaque tokens, images the HR source names. :func:`study_methods` gives the study's mode and its
-methods with their roles in study order. Method names appear here: admin side only.
+raters finished (the ``incomplete`` screening rule). Raters are their opaque tokens, images the HR source
+names. :func:`study_methods` gives the study's mode and its methods with their roles in study order.
+Method names appear here: admin side only.
 """
 
 from __future__ import annotations
