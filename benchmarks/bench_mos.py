@@ -2,8 +2,9 @@
 
     python -m benchmarks.bench_mos [--raters 20] [--trials 30] [--think-ms 0] [--db URL ...] [--json out.json]
 
-Each rater is a thread doing what the app does per answer: ``submit_rating`` then ``next_trial``; the
-timed span is from the start of the submit to the return of the next trial (the data-layer part of
+Each rater is a thread doing what the app does per answer: ``submit_rating``, then (unless that completed
+the rater) one ``rater_state`` read and ``show_trial`` of the next trial (``next_trial_ms``); the timed
+span is from the start of the submit to the next trial's display being recorded (the data-layer part of
 "submit to next image rendered"; the page render is measured by the app's benchmark). Also timed:
 ``start_rater`` (assigns the whole list under the study lock) with all raters starting at once.
 ``--think-ms`` adds a uniform random 0..2x pause between answers (0 = worst-case contention).
@@ -50,7 +51,7 @@ def _images(folder: Path, n: int, size: int = 64) -> Path:
 
 
 def run_backend(url: str, work: Path, raters: int, trials: int, think_ms: float, n_images: int) -> dict:
-    from db import next_trial, open_database, start_rater, study_status, submit_rating
+    from db import next_trial, open_database, rater_state, show_trial, start_rater, study_status, submit_rating
     from pipelines.prepare_study import build_study
 
     build_study(
@@ -75,9 +76,9 @@ def run_backend(url: str, work: Path, raters: int, trials: int, think_ms: float,
             if think_ms:
                 time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
             a = time.perf_counter()
-            submit_rating(db, tok, t.trial_id, score=rng.randint(1, 5), response_ms=3000)
+            done = submit_rating(db, tok, t.trial_id, score=rng.randint(1, 5), response_ms=3000).completed
             b = time.perf_counter()
-            t = next_trial(db, tok)
+            t = None if done else show_trial(db, rater_state(db, tok).trial)
             c = time.perf_counter()
             mine_l.append(c - a)
             mine_s.append(b - a)

@@ -6,7 +6,8 @@ import-linter contract in ``pyproject.toml``); the modules behind it are by conc
 * :mod:`db.engine`: opening a database, :meth:`Database.run` = one retried transaction (unit of work);
 * :mod:`db.models`: the schema (the vocabularies are the enums of :mod:`srkeras.mos.vocabulary`);
 * :mod:`db.errors`: :class:`MosError` and its subclasses; :mod:`db.views`: dataclasses handed to apps;
-* :mod:`db.studies`, :mod:`db.raters`, :mod:`db.ratings` (the hot path): rater side;
+* :mod:`db.studies`, :mod:`db.raters`, :mod:`db.ratings` (the hot path: :func:`rater_state` is the rater
+  page's one read per answer): rater side;
 * :mod:`db.status`, :mod:`db.qc`, :mod:`db.export`, :mod:`db.frames`: the admin side (the only place
   method names appear). Every statistic and screening rule is computed by :mod:`srkeras.mos`.
 
@@ -34,11 +35,11 @@ from db.errors import (
     UnknownStudy,
 )
 from db.export import export_long_csv, export_ratings_csv, mos_table, preference_table
-from db.frames import rating_frames, stimulus_file_methods, study_methods
+from db.frames import rater_completion, rating_frames, stimulus_file_methods, study_methods
 from db.models import MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
 from db.qc import current_flags, rater_qc
 from db.raters import ABANDONED_AFTER, UNSTARTED_AFTER, get_rater, start_rater
-from db.ratings import next_trial, submit_rating
+from db.ratings import next_trial, rater_state, show_trial, submit_rating
 from db.status import rating_ledger, study_status
 from db.studies import (
     MethodSpec,
@@ -51,7 +52,7 @@ from db.studies import (
     register_study,
     reopen_study,
 )
-from db.views import CalibrationExample, RaterInfo, StudyInfo, SubmitResult, TrialView, stimulus_path
+from db.views import CalibrationExample, RaterInfo, RaterState, StudyInfo, SubmitResult, TrialView, stimulus_path
 
 __all__ = [
     "Database",
@@ -68,6 +69,7 @@ __all__ = [
     "PairChoice",
     "QcFlag",
     "RaterInfo",
+    "RaterState",
     "RatingRejected",
     "SourceSpec",
     "StimulusSpec",
@@ -94,10 +96,13 @@ __all__ = [
     "mos_table",
     "next_trial",
     "preference_table",
+    "rater_completion",
     "rater_qc",
+    "rater_state",
     "rating_frames",
     "register_study",
     "reopen_study",
+    "show_trial",
     "start_rater",
     "stimulus_file_name",
     "stimulus_path",

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from db.engine import Database
 from db.frames import rating_frames, study_methods
 from db.models import PairChoice, Rater, Rating, StudyMode, Trial, TrialMode
-from db.qc import FAST_MS, current_flags, study_qc
+from db.qc import current_flags, study_qc
 from db.queries import TrialJoin, answered_trials, study_row
 from srkeras.mos.files import safe_frame
 from srkeras.mos.pairs import PREFERENCE_TABLE
 from srkeras.mos.pairs import preference_table as _preference_table
 from srkeras.mos.schema import neutralise
 from srkeras.mos.scores import VOTE_TABLE, vote_table
+from srkeras.mos.screening import FAST_MS
 
 CSV_COLUMNS = [
     "study",

@@ -6,8 +6,9 @@ content-hash name. A *rater* is an opaque random token; their whole list of *tri
 they start (ACR: one stimulus; pair: stimulus A shown left, stimulus B shown right). A *rating* answers
 one trial, at most once (unique ``trial_id``).
 
-Closed vocabularies (modes, statuses, roles, pair choices, QC flags) are ``StrEnum``s: members equal
-their plain string values, so stored values, CSV and JSON are unchanged.
+Closed vocabularies are ``StrEnum``s whose members equal their plain string values, so stored values,
+CSV and JSON are unchanged: study/trial modes and statuses here, method roles, pair choices and QC flags
+in :mod:`srkeras.mos.vocabulary` (shared with the statistics; re-exported here and by :mod:`db`).
 
 The Alembic migrations in ``db/migrations`` are the source of truth for the deployed schema;
 ``tests/test_db.py`` checks that ``alembic upgrade head`` produces exactly this metadata.
@@ -34,6 +35,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# The shared vocabularies, re-exported with the schema (``from db.models import QcFlag`` keeps working).
+from srkeras.mos.vocabulary import MethodRole as MethodRole
+from srkeras.mos.vocabulary import PairChoice as PairChoice
+from srkeras.mos.vocabulary import QcFlag as QcFlag
 from srkeras.stimuli import file_name
 
 # Deterministic constraint names: Alembic can compare/drop them and they are the same on SQLite and PG.
@@ -68,32 +73,6 @@ class TrialMode(enum.StrEnum):
 class StudyStatus(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"
-
-
-class MethodRole(enum.StrEnum):
-    """The hidden anchors of the SRGAN MOS protocol (NN rated 1 "bad", HR rated 5 "excellent") and the rest."""
-
-    LOW_ANCHOR = "low_anchor"
-    HIGH_ANCHOR = "high_anchor"
-    TEST = "test"
-
-
-class PairChoice(enum.StrEnum):
-    """Pair-trial answers: the left image ("A"), the right image ("B"), or no preference."""
-
-    A = "A"
-    B = "B"
-    NONE = "none"
-
-
-class QcFlag(enum.StrEnum):
-    """Quality-control flags stored comma-separated in ``Rater.qc_flags`` (see :mod:`db.qc`)."""
-
-    GOLD_FAIL = "gold_fail"
-    RETEST_INCONSISTENT = "retest_inconsistent"
-    TOO_FAST = "too_fast"
-    STRAIGHT_LINING = "straight_lining"
-    INCOMPLETE = "incomplete"
 
 
 # The file name of a stimulus in its study's ``stimuli_dir`` (the PNG bytes' hash, so names leak
@@ -259,7 +238,7 @@ class Rater(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     completion_code: Mapped[str | None] = mapped_column(String(32))
-    #: Comma-separated :class:`QcFlag` values last computed by :mod:`db.qc` ("" = none).
+    #: Comma-separated :class:`QcFlag` values last recorded by :mod:`db.qc` ("" = none).
     qc_flags: Mapped[str | None] = mapped_column(Text)
 
     study: Mapped[Study] = relationship()

@@ -162,9 +162,6 @@ def get_rater(db: Database, token: str) -> RaterInfo:
 
     def work(s: Session) -> RaterInfo:
         r = rater_row(s, token)
-        return RaterInfo(
-            token=r.token, study_name=r.name, done=done_count(s, r.id), total=r.n_trials,
-            completed=r.completed_at is not None, completion_code=r.completion_code, display=r.display,
-        )
+        return RaterInfo.of(r, done_count(s, r.id))
 
     return db.run(work)

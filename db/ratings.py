@@ -1,4 +1,4 @@
-"""The rating hot path: the next trial to show and storing an answer.
+"""The rating hot path: the rater page's state and next trial, and storing an answer.
 
 Concurrency: an answer takes the rater row first (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT
 ... FOR UPDATE``), so concurrent tabs of one rater never double-count. The unique key on
@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, aliased
 from db.engine import Database
 from db.errors import RatingRejected, StudyClosed
 from db.models import PairChoice, Rater, Rating, Stimulus, StudyStatus, Trial, TrialMode, utcnow
-from db.qc import store_rater_flags
+from db.qc import record_rater_flags
 from db.queries import done_count, rater_row
-from db.views import SubmitResult, TrialView, stimulus_path
+from db.views import RaterInfo, RaterState, SubmitResult, TrialView, stimulus_path
 
 _S0, _SA, _SB = aliased(Stimulus), aliased(Stimulus), aliased(Stimulus)
 _FIRST_OPEN = (
@@ -53,35 +53,9 @@ _INSERT_RATING = insert(Rating.__table__)  # Core insert: inserted_primary_key, 
 MAX_RESPONSE_MS = 7 * 24 * 3600 * 1000
 
 
-def next_trial(db: Database, token: str) -> TrialView | None:
-    """The rater's first unanswered trial (position order), or ``None`` when all are answered.
-
-    The first call for a trial records ``shown_at`` (later calls, e.g. a page refresh, keep it).
-    Raises :class:`~db.errors.UnknownRater`, and :class:`~db.errors.StudyClosed` if trials remain
-    but the study is closed.
-    """
-
-    def read(s: Session):
-        r = rater_row(s, token)
-        t = s.execute(_FIRST_OPEN, {"rid": r.id}).first()
-        if t is None:
-            return None
-        if r.status != StudyStatus.OPEN:
-            raise StudyClosed(f"study {r.name!r} is closed; thank you for taking part")
-        return r, t, done_count(s, r.id)
-
-    def mark_shown(s: Session) -> dt.datetime:
-        # A conditional UPDATE, so only the first viewer (e.g. of two tabs) sets it.
-        now = utcnow()
-        n = s.execute(_MARK_SHOWN, {"tid": tid, "now": now}).rowcount
-        return now if n == 1 else s.scalar(_SHOWN_AT, {"tid": tid})
-
-    got = db.run(read)
-    if got is None:
-        return None
-    r, (tid, pos, mode, shown_at, sha, sha_a, sha_b), done = got
-    if shown_at is None:  # a short write transaction of its own: the read above takes no lock
-        shown_at = db.run(mark_shown, write=True)
+def _trial_view(r, t, done: int) -> TrialView:
+    """The :class:`TrialView` of a :data:`_FIRST_OPEN` row ``t`` of rater row ``r``."""
+    tid, pos, mode, shown_at, sha, sha_a, sha_b = t
     if mode == TrialMode.ACR:
         paths = dict(image_path=stimulus_path(r.stimuli_dir, sha))
     else:
@@ -90,6 +64,51 @@ def next_trial(db: Database, token: str) -> TrialView | None:
         trial_id=tid, position=pos, total=r.n_trials, done=done, mode=TrialMode(mode),
         break_every=r.break_every, shown_at=shown_at, **paths,
     )
+
+
+def rater_state(db: Database, token: str) -> RaterState:
+    """The rater's progress, their study's status and break setting, and their first unanswered trial
+    (position order), in one read transaction: what the rater page needs per answer. Nothing is written
+    (:func:`show_trial` records the display). Raises :class:`~db.errors.UnknownRater`."""
+
+    def read(s: Session) -> RaterState:
+        r = rater_row(s, token)
+        t = s.execute(_FIRST_OPEN, {"rid": r.id}).first()
+        done = done_count(s, r.id)
+        trial = None if t is None else _trial_view(r, t, done)
+        return RaterState(RaterInfo.of(r, done), StudyStatus(r.status), r.break_every, trial)
+
+    return db.run(read)
+
+
+def show_trial(db: Database, trial: TrialView) -> TrialView:
+    """``trial`` with ``shown_at`` set: recorded now at its first display, kept on later ones (a page
+    refresh, a second tab: a conditional UPDATE, so only the first viewer sets it)."""
+    if trial.shown_at is not None:
+        return trial
+
+    def mark_shown(s: Session) -> dt.datetime:
+        now = utcnow()
+        n = s.execute(_MARK_SHOWN, {"tid": trial.trial_id, "now": now}).rowcount
+        return now if n == 1 else s.scalar(_SHOWN_AT, {"tid": trial.trial_id})
+
+    # A short write transaction of its own: the read that found the trial took no lock.
+    return dataclasses.replace(trial, shown_at=db.run(mark_shown, write=True))
+
+
+def next_trial(db: Database, token: str) -> TrialView | None:
+    """The rater's first unanswered trial (position order), or ``None`` when all are answered.
+
+    The first call for a trial records ``shown_at`` (later calls, e.g. a page refresh, keep it).
+    Raises :class:`~db.errors.UnknownRater`, and :class:`~db.errors.StudyClosed` if trials remain
+    but the study is closed.
+    """
+    state = rater_state(db, token)
+    if state.trial is None:
+        return None
+    if state.status != StudyStatus.OPEN:
+        raise StudyClosed(f"study {state.rater.study_name!r} is closed; thank you for taking part")
+    return show_trial(db, state.trial)
 
 
 def _bounded_int(name: str, v, lo: int, hi: int) -> int | None:
@@ -196,8 +215,6 @@ def _store(s: Session, token: str, trial_id: int, ans: _Answer) -> SubmitResult:
     if done >= r.n_trials and not completed:
         rater = s.get(Rater, r.id)
         rater.completed_at, rater.completion_code = now, _completion_code()
-        s.flush()
-        store_rater_flags(s, rater)
         completed, code = True, rater.completion_code
     return SubmitResult(
         trial_id=tid, rating_id=rating_id, duplicate=False, done=done, total=r.n_trials,
@@ -224,14 +241,18 @@ def submit_rating(
     wrong kind of answer for the trial, an unknown token (:class:`~db.errors.UnknownRater`), a trial of
     another rater or not yet shown, a closed study (:class:`~db.errors.StudyClosed`), or a different
     answer to an answered trial. ``response_ms`` defaults to the server-side time since ``shown_at``.
-    The last answer completes the rater (completion code, QC flags stored).
+    The last answer completes the rater (completion code), and then their QC flags are recorded
+    (:func:`db.qc.record_rater_flags`, after the answer's transaction: it takes no lock while screening).
     """
     ans = _Answer.check(score, choice, response_ms, viewport_w, viewport_h, device_pixel_ratio)
     if isinstance(trial_id, bool) or not isinstance(trial_id, numbers.Integral):
         raise RatingRejected(f"trial id must be an integer, got {trial_id!r}")
     trial_id = int(trial_id)
     try:
-        return db.run(lambda s: _store(s, token, trial_id, ans), write=True)
+        result = db.run(lambda s: _store(s, token, trial_id, ans), write=True)
     except IntegrityError:
         # Lost a race against an identical (or different) answer: report what is stored.
         return db.run(lambda s: _existing(s, token, trial_id, ans))
+    if result.completed and not result.duplicate:  # this answer completed the rater
+        record_rater_flags(db, token)
+    return result

@@ -59,6 +59,14 @@ class RaterInfo:
     completion_code: str | None  # set once every trial is answered
     display: str | None
 
+    @classmethod
+    def of(cls, row, done: int) -> RaterInfo:
+        """From a :func:`db.queries.rater_row` row and the rater's number of answered trials."""
+        return cls(
+            token=row.token, study_name=row.name, done=done, total=row.n_trials,
+            completed=row.completed_at is not None, completion_code=row.completion_code, display=row.display,
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class CalibrationExample:
@@ -104,3 +112,17 @@ class SubmitResult:
     total: int
     completed: bool
     completion_code: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RaterState:
+    """What the rater page needs after each answer, read in one transaction (:func:`db.ratings.rater_state`).
+
+    ``trial`` is the first unanswered trial (None once all are answered), whatever the study's
+    ``status``; its ``shown_at`` stays None until :func:`db.ratings.show_trial` records the first display.
+    """
+
+    rater: RaterInfo
+    status: StudyStatus
+    break_every: int  # suggest a break every N trials; 0 = never
+    trial: TrialView | None

@@ -2,11 +2,12 @@
 
 A separate entry point (not a page of the rater app), so raters never see a navigation menu or a link to
 it. Password from Streamlit secrets (``admin_password``) or env ``MOS_ADMIN_PASSWORD``; without one the page
-stays locked. Two pages (sidebar): "Study" shows status, per-rater quality control (recording the flags is
-an explicit button), a quick MOS table next to PSNR / SSIM per method (the SRGAN paper's Table/Fig. of MOS
-vs PSNR, Ledig et al. 2017 Sec. 3.4), pair preferences, and exports the ratings as CSV; "Dashboard" is
-the full analysis of :mod:`srkeras.mos` (:mod:`mos_app.dashboard`). Every statistic comes from
-:mod:`srkeras.mos`; this page only lays it out.
+stays locked. Two pages (sidebar): "Study" shows status, per-rater quality control (the screening of
+:mod:`srkeras.mos.screening`, the Dashboard's too; recording the flags is an explicit button), a quick MOS
+table next to PSNR / SSIM per method (the SRGAN paper's Table/Fig. of MOS vs PSNR, Ledig et al. 2017
+Sec. 3.4), pair preferences, and exports the ratings as CSV; "Dashboard" is the full analysis of
+:mod:`srkeras.mos` (:mod:`mos_app.dashboard`). Every statistic comes from :mod:`srkeras.mos`; this page
+only lays it out.
 """
 
 from __future__ import annotations
@@ -158,8 +159,12 @@ def _qc(db, name: str) -> None:
     if not qc:
         st.info("No raters yet.")
         return
-    st.caption("Flags are recorded, never used to drop raters silently: decide and report exclusions.")
-    st.dataframe(pd.DataFrame(qc), width="stretch", hide_index=True)
+    st.caption("Flags are recorded, never used to drop raters silently: decide and report exclusions. "
+               "`rejected` and `reasons` are the screening of the Dashboard and the report (ITU-R BT.500 "
+               "included, which compares raters and is never recorded).")
+    table = pd.DataFrame(qc)
+    table["reasons"] = table["reasons"].map("; ".join)
+    st.dataframe(table, width="stretch", hide_index=True)
     if st.button("Record these flags in the database", key="store_qc",
                  help="Flags are recorded when a rater completes; this refreshes every rater's stored flags."):
         rater_qc(db, name)

@@ -14,6 +14,11 @@ browser also remembers the token of an unfinished rater (session state, and a co
 page), so Back to the consent page or a new visit without ``?r=`` resumes it instead of starting a second
 rater with a fresh list.
 
+Per answer the page stores it (:func:`db.submit_rating`), reads the rater's state once
+(:func:`db.rater_state`: progress, study status, next trial) and records the next trial's first display
+(:func:`db.show_trial`); the answer that completes the rater shows the thank-you page from its
+:class:`~db.views.SubmitResult` without a read.
+
 The study is taken from ``?study=NAME``, else env ``MOS_STUDY``, else the only open study.
 Nothing on the page names a method (blind): images travel as metadata-free ``data:`` PNGs.
 
@@ -48,7 +53,8 @@ from db import (  # noqa: E402
     get_rater,
     get_study,
     list_studies,
-    next_trial,
+    rater_state,
+    show_trial,
     start_rater,
     submit_rating,
 )
@@ -325,7 +331,7 @@ def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
     started = st.session_state.get("shown_at", {}).get(trial_id)
     response_ms = int(round((time.monotonic() - started) * 1000)) if started is not None else None
     try:
-        submit_rating(
+        result = submit_rating(
             db, token, trial_id,
             score=int(answer) if mode == TrialMode.ACR else None,
             choice=str(answer) if mode == TrialMode.PAIR else None,
@@ -337,6 +343,13 @@ def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
         _flash("error", str(err))
         return
     st.session_state.get("shown_at", {}).pop(trial_id, None)
+    st.session_state["submitted"] = (token, result)  # the page that follows needs no read when it completed
+
+
+def _completed_by_last_answer(token: str):
+    """The :class:`~db.views.SubmitResult` of this session's answer just stored, when it completed ``token``."""
+    sent, result = st.session_state.pop("submitted", (None, None))
+    return result if sent == token and result.completed else None
 
 
 # --------------------------------------------------------------------------------------------------- main
@@ -360,17 +373,21 @@ def page(viewport) -> None:
         _show_flash()
         consent_page(db)
         return
+    finished = _completed_by_last_answer(token)
+    if finished is not None:
+        thank_you_page(finished)
+        return
     try:
-        rater = get_rater(db, token)
+        state = rater_state(db, token)  # the one read of this answer
     except UnknownRater:
         unknown_rater_page()
         return
-    if rater.completed:
+    rater = state.rater
+    if rater.completed or state.trial is None:
         thank_you_page(rater)
         return
     remember_rater(rater)
-    study = get_study(db, rater.study_name)
-    if study.status != StudyStatus.OPEN:
+    if state.status != StudyStatus.OPEN:
         st.title("Image quality study")
         st.info(f"This study has closed — thank you! You rated {rater.done} of {rater.total} images; "
                 "nothing more is needed from you.")
@@ -378,20 +395,12 @@ def page(viewport) -> None:
     if rater.done == 0 and not st.session_state.get("calibrated", False):
         calibration_page(db, rater, viewport)
         return
-    every = study.break_every or 0
+    every = state.break_every
     if every and 0 < rater.done < rater.total and rater.done % every == 0 \
             and st.session_state.get("break_ack") != rater.done:
         break_page(rater.done, rater.total)
         return
-    try:
-        trial = next_trial(db, token)
-    except RatingRejected as err:
-        st.error(str(err))
-        return
-    if trial is None:
-        thank_you_page(get_rater(db, token))
-        return
-    trial_page(db, token, trial, viewport)
+    trial_page(db, token, show_trial(db, state.trial), viewport)
 
 
 main()

@@ -5,7 +5,9 @@ method with its raters x images bootstrap CI, MOS against PSNR / SSIM (and any o
 Pearson / Spearman / Kendall correlations, rating histograms, the Wilcoxon-Holm significance matrix,
 the pair-comparison heatmap and Bradley-Terry scores, the rater screening table with its reasons,
 filters by dataset and method, and downloads of the report files (the same files as
-``python -m pipelines.report``). Chart builders are plain functions of a :class:`srkeras.mos.Report` so
+``python -m pipelines.report``). The screening is :func:`srkeras.mos.screening.screen` on the votes
+shown, with each rater's completion: with every dataset and method selected (the default) it is the
+Study page's rater QC (:func:`db.rater_qc`), rater for rater. Chart builders are plain functions of a :class:`srkeras.mos.Report` so
 they are testable without Streamlit; :func:`dashboard_view` draws the page.
 """
 
@@ -18,9 +20,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from db import rating_frames
-from srkeras.mos import Report, analyze, validate_acr, validate_metrics, validate_pairs
+from db import rater_completion, rating_frames
+from srkeras.mos import Report, analyze
 from srkeras.mos.files import report_files
+from srkeras.mos.schema import validate_frames
 
 N_BOOT = 1000  # bootstrap replicates on the dashboard (the CLI defaults to 2000)
 NO_DATASET = "(one set)"
@@ -29,12 +32,9 @@ P_BINS = ["p < 0.01", "p < 0.05", "n.s."]
 
 # ---------------------------------------------------------------------------------------------- data
 def load_frames(db, name: str):
-    """(acr, pairs, metrics) of study ``name``, validated against :mod:`srkeras.mos.schema`; None when empty."""
-    acr, pairs, metrics = rating_frames(db, name)
-    src = f"study {name!r}"
-    return (validate_acr(acr, f"{src} (acr)") if len(acr) else None,
-            validate_pairs(pairs, f"{src} (pairs)") if len(pairs) else None,
-            validate_metrics(metrics, f"{src} (metrics)") if len(metrics) else None)
+    """(acr, pairs, metrics, completed) of study ``name``: the frames validated against
+    :mod:`srkeras.mos.schema` (None when empty) and ``{rater: finished}`` for the ``incomplete`` rule."""
+    return (*validate_frames(*rating_frames(db, name), f"study {name!r}"), rater_completion(db, name))
 
 
 def dataset_of(image: str) -> str:
@@ -68,9 +68,9 @@ def filter_frames(acr, pairs, metrics, datasets, methods):
 
 
 @st.cache_data(show_spinner="Computing the statistics (bootstrap, subject model) ...", max_entries=16)
-def compute(acr, pairs, metrics, title: str, n_boot: int = N_BOOT) -> tuple[Report, dict[str, bytes]]:
+def compute(acr, pairs, metrics, completed, title: str, n_boot: int = N_BOOT) -> tuple[Report, dict[str, bytes]]:
     """The report and its files (cached per data and filters)."""
-    rep = analyze(acr, pairs, metrics, n_boot=n_boot, seed=0)
+    rep = analyze(acr, pairs, metrics, n_boot=n_boot, seed=0, completed=completed)
     return rep, report_files(rep, title)
 
 
@@ -228,7 +228,7 @@ def _downloads(name: str, files: dict[str, bytes]) -> None:
 def dashboard_view(db, name: str) -> None:
     """The dashboard page of study ``name``."""
     st.subheader(f"Dashboard — “{name}”")
-    acr, pairs, metrics = load_frames(db, name)
+    acr, pairs, metrics, completed = load_frames(db, name)
     if acr is None and pairs is None:
         st.info("No answers yet: the dashboard appears with the first ratings.")
         return
@@ -237,7 +237,7 @@ def dashboard_view(db, name: str) -> None:
     if acr is None and pairs is None:
         st.warning("No answers for this choice of datasets and methods.")
         return
-    rep, files = compute(acr, pairs, metrics, f"MOS report: {name}")
+    rep, files = compute(acr, pairs, metrics, completed, f"MOS report: {name}")
     c = rep.counts
     st.caption(f"{c.get('acr_votes', 0)} ACR votes, {c.get('pair_votes', 0)} pair votes, {c.get('raters', 0)} "
                f"raters ({c.get('rejected', 0)} rejected by screening, reported with and without them); "
@@ -252,7 +252,7 @@ def dashboard_view(db, name: str) -> None:
         st.dataframe(rep.wilcoxon, hide_index=True, key="dash_wilcoxon")
     if rep.pairs is not None:
         st.dataframe(rep.pairs, hide_index=True, key="dash_pairs")
-    st.markdown("**Raters**: screening (ITU-R BT.500, hidden anchors, repeats, speed) with the reasons, and the "
-                "subject model's bias and inconsistency per rater.")
+    st.markdown("**Raters**: screening (ITU-R BT.500, hidden anchors, repeats, speed, straight-lining, unfinished "
+                "sessions) with the reasons, and the subject model's bias and inconsistency per rater.")
     st.dataframe(_raters_table(rep), hide_index=True, key="dash_raters")
     _downloads(name, files)

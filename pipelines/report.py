@@ -10,8 +10,9 @@ Writes ``summary.json``, ``stimuli.csv``, ``raters.csv``, ``methods.csv``, ``pai
 self-contained ``report.html`` to ``--out``. With metrics (``--metrics-csv``, or those a study stored:
 ``prepare_study --metric``), ``summary.json``'s ``metric_ranking``, ``metric_ranking.csv`` and a report
 section rank them by how well they agree with MOS (lower-is-better metrics sign-flipped), i.e. which
-metric would have replaced the survey best. Exit codes: 0 ok, 2 bad input (the message names the file
-and line).
+metric would have replaced the survey best. With ``--db``, ``--metrics-csv`` adds its columns to the
+stored ones; on a shared column the file wins (a one-line notice on stderr says so). Exit codes: 0 ok,
+2 bad input (the message names the file and line).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from srkeras.mos import analyze, read_acr_csv, read_metrics_csv, read_pairs_csv
 from srkeras.mos.files import RATER_COLS, STIMULI_COLS, report_files
-from srkeras.mos.schema import RatingsFileError, validate_acr, validate_metrics, validate_pairs
+from srkeras.mos.schema import RatingsFileError, merge_metrics, validate_frames
 
 __all__ = ["RATER_COLS", "STIMULI_COLS", "load", "main", "parse_args", "write"]
 
@@ -53,23 +54,25 @@ def parse_args(argv=None):
 
 
 def load(a):
-    """(acr, pairs, metrics) validated frames from the CSV files or the database."""
-    if a.db:
-        from db import open_database, rating_frames  # lazy: only the DB branch needs SQLAlchemy
+    """(acr, pairs, metrics, completed) validated frames from the CSV files or the database.
 
-        db = open_database(a.db, migrate=False)  # read-only use: never migrate from a report
-        acr, pairs, metrics = rating_frames(db, a.study)
-        src = f"study {a.study!r}"
-        acr = validate_acr(acr, f"{src} (acr)") if acr is not None and len(acr) else None
-        pairs = validate_pairs(pairs, f"{src} (pairs)") if pairs is not None and len(pairs) else None
-        metrics = validate_metrics(metrics, f"{src} (metrics)") if metrics is not None and len(metrics) else None
-    else:
-        acr = read_acr_csv(a.ratings_csv) if a.ratings_csv else None
-        pairs = read_pairs_csv(a.pairs_csv) if a.pairs_csv else None
-        metrics = read_metrics_csv(a.metrics_csv) if a.metrics_csv else None
-    if metrics is None and a.metrics_csv:
-        metrics = read_metrics_csv(a.metrics_csv)
-    return acr, pairs, metrics
+    ``completed`` (``{rater: finished}``, for the ``incomplete`` screening rule) is known for a database
+    study only. With ``--db``, ``--metrics-csv`` is merged into the study's stored metrics (the file
+    wins on a shared column, with a notice on stderr).
+    """
+    acr = read_acr_csv(a.ratings_csv) if a.ratings_csv else None
+    pairs = read_pairs_csv(a.pairs_csv) if a.pairs_csv else None
+    given = read_metrics_csv(a.metrics_csv) if a.metrics_csv else None
+    if not a.db:
+        return acr, pairs, given, None
+    from db import open_database, rater_completion, rating_frames  # lazy: only the DB branch needs SQLAlchemy
+
+    db = open_database(a.db, migrate=False)  # read-only use: never migrate from a report
+    acr, pairs, stored = validate_frames(*rating_frames(db, a.study), f"study {a.study!r}")
+    metrics, replaced = merge_metrics(stored, given)
+    if replaced:
+        print(f"note: {a.metrics_csv} replaces the stored metric column(s) {', '.join(replaced)}", file=sys.stderr)
+    return acr, pairs, metrics, rater_completion(db, a.study)
 
 
 def write(rep, out: Path, title: str) -> None:
@@ -82,8 +85,8 @@ def write(rep, out: Path, title: str) -> None:
 def main(argv=None) -> int:
     a = parse_args(argv)
     try:
-        acr, pairs, metrics = load(a)
-        rep = analyze(acr, pairs, metrics, n_boot=a.bootstrap, seed=a.seed, progress=not a.quiet)
+        acr, pairs, metrics, completed = load(a)
+        rep = analyze(acr, pairs, metrics, n_boot=a.bootstrap, seed=a.seed, progress=not a.quiet, completed=completed)
     except RatingsFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ the report files are offered for download."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.test_report_db import fill_study  # noqa: E402
+from db import next_trial, start_rater, submit_rating  # noqa: E402
+from tests.test_report_db import fill_study, trial_methods  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = str(ROOT / "mos_app" / "admin.py")
@@ -29,7 +31,8 @@ def charts(at: AppTest) -> list:
     return at.get("vega_lite_chart")
 
 
-def open_dashboard(url: str, monkeypatch) -> AppTest:
+def open_admin(url: str, monkeypatch) -> AppTest:
+    """The admin app logged in, on its Study page."""
     monkeypatch.setenv("MOS_DB_URL", url)
     monkeypatch.delenv("MOS_ADMIN_PASSWORD", raising=False)
     at = AppTest.from_file(ADMIN, default_timeout=120)
@@ -37,7 +40,11 @@ def open_dashboard(url: str, monkeypatch) -> AppTest:
     _ok(at.run())
     at.text_input(key="admin_pw").input("s3cret")
     at.button[0].click().run()
-    _ok(at)
+    return _ok(at)
+
+
+def open_dashboard(url: str, monkeypatch) -> AppTest:
+    at = open_admin(url, monkeypatch)
     at.sidebar.radio(key="page").set_value("Dashboard").run()
     return _ok(at)
 
@@ -91,3 +98,41 @@ def test_dashboard_pair_only_and_empty(make_study, db_url, monkeypatch):
     at = open_dashboard(st.url, monkeypatch)
     titles = [json.dumps(json.loads(c.proto.spec).get("title", "")) for c in charts(at)]
     assert len(titles) == 2 and any("Bradley-Terry" in t for t in titles), titles
+
+
+def _answer_all(db, token: str, score, response_ms: int) -> None:
+    shown = trial_methods(db, token)
+    while (t := next_trial(db, token)) is not None:
+        submit_rating(db, token, t.trial_id, score=score(shown[t.trial_id][0]), response_ms=response_ms)
+
+
+def test_study_page_and_dashboard_screen_the_same_raters(make_study, db_url, monkeypatch):
+    """Acceptance (issue 19): a straight-liner, a random clicker and a too-fast rater among attentive raters
+    are screened out on the Study page's rater QC and on the Dashboard alike (one screening,
+    srkeras.mos.screening), and the attentive raters are kept on both."""
+    st = make_study(db_url, n_images=7, votes_per_stimulus=10, repeats=2)
+    ideal = {"nearest": 1, "bicubic": 3, "hr": 5}
+    rng = random.Random(3)
+    db = st.open()
+    try:
+        good = [start_rater(db, st.name, seed=k) for k in range(4)]
+        for tok in good:  # within one point of the ideal: anchors right, repeats agree, scores vary
+            _answer_all(db, tok, lambda m: min(5, ideal[m] + rng.choice((0, 1))), 3000)
+        straight, clicker, fast = (start_rater(db, st.name, seed=k) for k in (10, 11, 12))
+        _answer_all(db, straight, lambda m: 3, 3000)
+        _answer_all(db, clicker, lambda m: rng.randint(1, 5), 3000)
+        _answer_all(db, fast, ideal.get, 600)
+    finally:
+        db.close()
+
+    at = open_admin(st.url, monkeypatch)
+    qc = next(d.value for d in at.dataframe if "flags" in d.value.columns)
+    on_study_page = set(qc.loc[qc["rejected"], "token"])
+    at.sidebar.radio(key="page").set_value("Dashboard").run()
+    raters = next(d.value for d in _ok(at).dataframe if "mle_bias" in d.value.columns)
+    on_dashboard = set(raters.loc[raters["rejected"].astype(bool), "rater"])
+    assert on_study_page == on_dashboard == {straight, clicker, fast}
+    assert set(raters["rater"]) == set(qc["token"]) == {*good, straight, clicker, fast}
+    reasons = dict(zip(raters["rater"], raters["reasons"]))
+    assert "straight_lining" in reasons[straight] and "too_fast" in reasons[fast]
+    assert "too_fast" in "".join(qc.loc[qc["token"] == fast, "reasons"])

@@ -229,6 +229,31 @@ def test_pair_trial_submission(app, make_study, db_url):
     assert study.info.mode == "pair"
 
 
+def test_page_reads_its_state_once_per_answer(app, make_study, db_url, monkeypatch):
+    """Per Submit: the answer (a write), one read of the rater's state (``rater_state``), the next trial's
+    first display (a write); the answer that completes the rater shows the thank-you page from its
+    SubmitResult without reading (its transactions are the answer and the recording of the QC flags)."""
+    import db
+
+    make_study(db_url, mode="both", trials_per_rater=6, repeats=1)
+    at, token = past_calibration(app, db_url)
+    calls = []
+    for name in ("rater_state", "get_rater", "get_study", "next_trial"):  # what the page may read
+        real = getattr(db, name)
+        monkeypatch.setattr(db, name, lambda *a, _real=real, _name=name, **kw: (calls.append(_name), _real(*a, **kw))[1])
+    real_run = db.Database.run
+    monkeypatch.setattr(db.Database, "run", lambda self, work, write=False, **kw: (
+        calls.append("write" if write else "read"), real_run(self, work, write=write, **kw))[1])
+    per_answer = []
+    while at.radio:
+        calls.clear()
+        at = answer_any(at)
+        per_answer.append(list(calls))
+    assert at.title[0].value == "Thank you!" and at.code[0].value
+    assert per_answer[:-1] == [["write", "rater_state", "read", "write"]] * (len(per_answer) - 1), per_answer
+    assert per_answer[-1] == ["write", "read", "write"], per_answer  # answer, QC flags screened and recorded
+
+
 def test_break_prompt_every_n_trials(app, make_study, db_url):
     make_study(db_url, break_every=2)
     at, token = past_calibration(app, db_url)

@@ -82,6 +82,7 @@ def test_db_branch_uses_db_rating_frames(tmp_path, monkeypatch):
     fake_db = types.ModuleType("db")
     fake_db.rating_frames = lambda db, study: calls.append((db, study)) or (acr, None, met)
     fake_db.open_database = lambda url, migrate=True: f"DB({url})"
+    fake_db.rater_completion = lambda db, study: dict.fromkeys(acr["rater"], True)
     monkeypatch.setitem(sys.modules, "db", fake_db)
     rc = cli.main(["--db", "sqlite:///x.db", "--study", "s1", "--out", str(tmp_path / "o"), "--bootstrap", "200",
                    "--quiet"])

@@ -9,6 +9,7 @@ import io
 import json
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from db import (
     export_ratings_csv,
     mos_table,
     next_trial,
+    preference_table,
     rater_qc,
     rating_frames,
     start_rater,
@@ -98,9 +100,29 @@ def test_db_report_equals_csv_export_report(filled, tmp_path):
         assert (tmp_path / "db" / f).read_bytes() == (tmp_path / "csv" / f).read_bytes(), f
 
 
+def test_db_report_merges_a_metrics_file(filled, tmp_path, capsys):
+    """``--db`` with ``--metrics-csv``: the file's columns join the stored ones; on a shared column the file
+    wins, and one line on stderr says so."""
+    st, db = filled
+    _, _, stored = rating_frames(db, st.name)
+    given = stored[["method", "image"]].assign(psnr=10.0 + np.arange(len(stored)), lpips=0.1 * np.arange(len(stored)))
+    given.to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "o"
+    assert cli.main(["--db", st.url, "--study", st.name, "--metrics-csv", str(tmp_path / "m.csv"), "--out", str(out),
+                     "--bootstrap", "100", "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"note: {tmp_path / 'm.csv'} replaces the stored metric column(s) psnr"]
+    methods = json.loads((out / "summary.json").read_text())["methods"]
+    for m, g in given.groupby("method"):
+        assert methods[m]["psnr"] == pytest.approx(g["psnr"].mean()) and methods[m]["lpips"] == pytest.approx(
+            g["lpips"].mean())
+        assert methods[m]["ssim"] == pytest.approx(stored.loc[stored["method"] == m, "ssim"].mean())
+    assert "lpips" in pd.read_csv(out / "stimuli.csv").columns
+
+
 def test_mos_and_preference_tables_are_srkeras_mos(filled):
-    """The service tables are thin wrappers: same numbers as srkeras.mos on rating_frames."""
-    from srkeras.mos.pairs import preference_table
+    """The db tables are thin wrappers: same numbers as srkeras.mos on rating_frames."""
+    from srkeras.mos.pairs import preference_table as mos_preference_table
     from srkeras.mos.scores import cluster_bootstrap, t_interval
 
     st, db = filled
@@ -115,7 +137,7 @@ def test_mos_and_preference_tables_are_srkeras_mos(filled):
         assert (tab.loc[m, "boot_ci95_low"], tab.loc[m, "boot_ci95_high"]) == pytest.approx(
             (boot.loc[m, "ci95_low"], boot.loc[m, "ci95_high"]))
     pref = preference_table(db, st.name)
-    pd.testing.assert_frame_equal(pref, preference_table(pairs, ["nearest", "bicubic", "hr"]))
+    pd.testing.assert_frame_equal(pref, mos_preference_table(pairs, ["nearest", "bicubic", "hr"]))
     assert (pref["n"] == pref["a_wins"] + pref["b_wins"] + pref["no_preference"]).all()
 
 

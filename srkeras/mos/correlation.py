@@ -12,6 +12,7 @@ from scipy import stats
 
 from srkeras.metrics.registry import HIGHER_IS_BETTER, METRICS
 from srkeras.mos.schema import metric_columns
+from srkeras.mos.vocabulary import A_SHARE
 
 
 def correlate(x, y) -> dict[str, float]:
@@ -45,7 +46,7 @@ def within_image(pairs: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, dict]:
     and median over images of each coefficient (images with < 3 finite methods are skipped)."""
     cols = metric_columns(metrics)
     p = pairs[~pairs["repeat"]] if "repeat" in pairs.columns else pairs
-    wa = p["choice"].map({"a": 1.0, "b": 0.0, "tie": 0.5})
+    wa = p["choice"].map(A_SHARE)
     long = pd.concat([
         pd.DataFrame({"image": p["image"], "method": p["method_a"], "win": wa}),
         pd.DataFrame({"image": p["image"], "method": p["method_b"], "win": 1 - wa}),

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from srkeras.mos.vocabulary import A_SHARE, PairChoice
+
 
 def win_matrix(pairs: pd.DataFrame, methods=None) -> pd.DataFrame:
     """W[i, j] = wins of method i over method j, a tie counting half a win to each (repeats excluded)."""
@@ -18,7 +20,7 @@ def win_matrix(pairs: pd.DataFrame, methods=None) -> pd.DataFrame:
     methods = sorted(set(p["method_a"]) | set(p["method_b"])) if methods is None else list(methods)
     idx = {m: k for k, m in enumerate(methods)}
     W = np.zeros((len(methods), len(methods)))
-    wa = p["choice"].map({"a": 1.0, "b": 0.0, "tie": 0.5}).to_numpy()
+    wa = p["choice"].map(A_SHARE).to_numpy()
     ia, ib = p["method_a"].map(idx).to_numpy(), p["method_b"].map(idx).to_numpy()
     np.add.at(W, (ia, ib), wa)
     np.add.at(W, (ib, ia), 1.0 - wa)
@@ -117,10 +119,10 @@ def preference_table(pairs: pd.DataFrame, methods=None) -> pd.DataFrame:
     for ma, mb, ch in zip(p["method_a"], p["method_b"], p["choice"]):
         a, b = sorted((ma, mb), key=rank.__getitem__)
         t = tally.setdefault((a, b), [0, 0, 0])
-        if ch == "tie":
+        if ch == PairChoice.NONE.frame:
             t[2] += 1
         else:
-            t[0 if (ma if ch == "a" else mb) == a else 1] += 1
+            t[0 if (ma if ch == PairChoice.A.frame else mb) == a else 1] += 1
     rows = []
     for (a, b), (wa, wb, ties) in sorted(tally.items(), key=lambda kv: (rank[kv[0][0]], rank[kv[0][1]])):
         n = wa + wb + ties

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 from srkeras.mos import agreement, correlation, scores, screening, significance, subject_models
 from srkeras.mos import pairs as pairs_mod
 from srkeras.mos.schema import metric_columns
+from srkeras.mos.vocabulary import MethodRole
 
 
 @dataclass
@@ -64,14 +66,15 @@ def _methods(acr, keep, st, metrics, n_boot, seed, progress):
         columns={"mos": "mos_screened", "ci95_low": "ci95_low_screened", "ci95_high": "ci95_high_screened"})
     agg = st.groupby("method").agg(mle=("mle", "mean"), p913_mos=("p913_mos", "mean")).reset_index()
     m = m.merge(s, on="method", how="left").merge(agg, on="method", how="left")
-    m.insert(1, "role", m["method"].map(acr.groupby("method")["role"].first()) if "role" in acr else "test")
+    role = m["method"].map(acr.groupby("method")["role"].first()) if "role" in acr else MethodRole.TEST.value
+    m.insert(1, "role", role)
     if metrics is not None:
         m = m.merge(correlation.method_metrics(metrics), on="method", how="left")
     return m
 
 
-def _raters(acr, pairs, mle_fit):
-    r = screening.screen(acr, pairs)
+def _raters(acr, pairs, mle_fit, completed):
+    r = screening.report_table(screening.screen(acr, pairs, completed=completed))
     if acr is not None:
         bias, _ = subject_models.p913_bias(acr)
         r = r.merge(bias.rename("p913_bias").reset_index(), on="rater", how="left")
@@ -80,9 +83,9 @@ def _raters(acr, pairs, mle_fit):
     return r[[c for c in cols if c in r] + [c for c in r if c not in cols]]
 
 
-def _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress):
+def _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress, completed):
     mle_fit = subject_models.mle(acr)
-    rep.raters = _raters(acr, pairs, mle_fit)
+    rep.raters = _raters(acr, pairs, mle_fit, completed)
     keep = set(rep.raters.loc[~rep.raters["rejected"], "rater"])
     rep.stimuli = _stimuli(acr, keep, mle_fit, metrics)
     rep.methods = _methods(acr, keep, rep.stimuli, metrics, n_boot, seed, progress)
@@ -96,26 +99,34 @@ def _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress):
                  for d, g in acr.groupby("dataset")]
         rep.methods_by_dataset = pd.concat(parts, ignore_index=True)
     if metrics is not None:  # anchors (NN, HR) calibrate the scale; they are not methods under test
-        test = set(rep.methods.loc[rep.methods["role"] == "test", "method"])
+        test = set(rep.methods.loc[rep.methods["role"] == MethodRole.TEST, "method"])
         st, me = rep.stimuli[rep.stimuli["method"].isin(test)], rep.methods[rep.methods["method"].isin(test)]
         rep.correlation = correlation.metric_correlations(st, metrics, ["method", "image"])
         rep.correlation_methods = correlation.metric_correlations(me, metrics, ["method"])
         rep.disagreements = {c: correlation.disagreements(rep.methods, rep.wilcoxon, c) for c in rep.metrics}
 
 
-def analyze(acr=None, pairs=None, metrics=None, n_boot: int = 2000, seed: int = 0, progress: bool = False) -> Report:
-    """Every statistic of the report from validated frames (at least one of ``acr``/``pairs``)."""
+def analyze(acr=None, pairs=None, metrics=None, n_boot: int = 2000, seed: int = 0, progress: bool = False,
+            completed: Mapping[str, bool] | None = None) -> Report:
+    """Every statistic of the report from validated frames (at least one of ``acr``/``pairs``).
+
+    ``completed`` (``{rater: finished their session}``, known for database studies) adds the
+    ``incomplete`` rule of :func:`srkeras.mos.screening.screen`; raters without votes stay out.
+    """
     if (acr is None or acr.empty) and (pairs is None or pairs.empty):
         raise ValueError("no ratings: give ACR votes, pair votes or both")
     acr = None if acr is None or acr.empty else acr
     pairs = None if pairs is None or pairs.empty else pairs
+    if completed is not None:
+        voters = set(acr["rater"] if acr is not None else []) | set(pairs["rater"] if pairs is not None else [])
+        completed = {r: done for r, done in completed.items() if r in voters}
     rep = Report(metrics=metric_columns(metrics))
     rep.counts = {"acr_votes": 0 if acr is None else int((~acr["repeat"]).sum()),
                   "pair_votes": 0 if pairs is None else int((~pairs["repeat"]).sum())}
     if acr is not None:
-        _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress)
+        _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress, completed)
     else:
-        rep.raters = screening.screen(None, pairs)
+        rep.raters = screening.report_table(screening.screen(None, pairs, completed=completed))
     if pairs is not None:
         rep.win_matrix = pairs_mod.win_matrix(pairs)
         rep.pairs = pairs_mod.bt_scores(pairs)

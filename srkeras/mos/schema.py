@@ -1,7 +1,7 @@
 """Frame schema of rating data and the long-CSV import (issue 12).
 
 Every statistic in :mod:`srkeras.mos` works on three pandas frames. A loader (the CSV import below, or
-``db.service.rating_frames(db, study)``) must return them with exactly these columns:
+``db.rating_frames(db, study)``) must return them with exactly these columns:
 
 ``acr`` (one row per ACR vote): ``rater`` str, ``method`` str, ``image`` str, ``score`` float (1..5);
 optional ``dataset`` str, ``response_ms`` float (ms from image shown to answer; NaN unknown), ``role``
@@ -33,13 +33,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from srkeras.mos.vocabulary import FRAME_CHOICES, MethodRole
+
 ACR_COLUMNS = ("rater", "method", "image", "score")
 PAIR_COLUMNS = ("rater", "image", "method_a", "method_b", "choice")
 METRIC_KEYS = ("method", "image")
 OPTIONAL = ("dataset", "response_ms", "role", "repeat", "trial")
 PAIR_OPTIONAL = ("dataset", "response_ms", "role_a", "role_b", "repeat", "trial")
-ROLES = ("low_anchor", "high_anchor", "test")
-CHOICES = ("a", "b", "tie")
+ROLES = tuple(r.value for r in MethodRole)
+CHOICES = FRAME_CHOICES  # a, b, tie: :class:`srkeras.mos.vocabulary.PairChoice` as frames spell it
 SCORE_RANGE = (1.0, 5.0)
 #: Text starting with one of these is run as a formula by spreadsheets (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -125,7 +127,7 @@ def _key_images(out: pd.DataFrame) -> None:
 
 
 def _role(v, src, line, col) -> str:
-    s = _text(v).lower() or "test"
+    s = _text(v).lower() or MethodRole.TEST.value
     if s not in ROLES:
         raise RatingsFileError(src, line, f"column {col!r}: {s!r} is not one of {', '.join(ROLES)}")
     return s
@@ -189,7 +191,7 @@ def validate_pairs(df: pd.DataFrame, source: str = "<pairs frame>", first_line: 
     for i, (v, a, b) in enumerate(zip(df["choice"], out["method_a"], out["method_b"])):
         s = _text(v).lower()
         if s not in CHOICES:
-            raise RatingsFileError(source, first_line + i, f"column 'choice': {s!r} is not one of a, b, tie")
+            raise RatingsFileError(source, first_line + i, f"column 'choice': {s!r} is not one of {', '.join(CHOICES)}")
         if a == b:
             raise RatingsFileError(source, first_line + i, f"method_a and method_b are both {a!r}")
         choices.append(s)
@@ -224,6 +226,30 @@ def metric_columns(metrics: pd.DataFrame | None) -> list[str]:
     if metrics is None:
         return []
     return [c for c in metrics.columns if c not in (*METRIC_KEYS, "dataset")]
+
+
+def validate_frames(acr, pairs, metrics, source: str):
+    """(acr, pairs, metrics) of one source (e.g. ``study 'x'``) validated, each None when empty."""
+    return (validate_acr(acr, f"{source} (acr)") if acr is not None and len(acr) else None,
+            validate_pairs(pairs, f"{source} (pairs)") if pairs is not None and len(pairs) else None,
+            validate_metrics(metrics, f"{source} (metrics)") if metrics is not None and len(metrics) else None)
+
+
+def merge_metrics(stored: pd.DataFrame | None, given: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[str]]:
+    """A study's ``stored`` metrics with the metric columns of a ``given`` metrics file merged in.
+
+    Rows stay the stored stimuli, matched on (method, image); a column only the file has is added (NaN
+    where it has no row), a column both have takes the file's value wherever the file gives one (the
+    file wins). Returns (merged frame, the stored columns the file overrode). Either side may be None.
+    """
+    if given is None or stored is None:
+        return (stored if given is None else given), []
+    cols = metric_columns(given)
+    clashes = [c for c in cols if c in stored.columns]
+    merged = stored.merge(given[[*METRIC_KEYS, *cols]], on=list(METRIC_KEYS), how="left", suffixes=("", " (given)"))
+    for c in clashes:
+        merged[c] = merged.pop(f"{c} (given)").combine_first(merged[c])
+    return merged, clashes
 
 
 def _read_csv(path) -> pd.DataFrame:

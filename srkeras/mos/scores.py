@@ -13,6 +13,8 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
+from srkeras.mos.vocabulary import MethodRole
+
 LEVELS = (1, 2, 3, 4, 5)
 
 
@@ -149,7 +151,7 @@ def vote_table(acr: pd.DataFrame, metrics: pd.DataFrame | None = None, roles: di
     """
     a = scored(acr)
     if roles is None:
-        roles = dict(a.groupby("method")["role"].first()) if "role" in a else {m: "test" for m in a["method"]}
+        roles = dict(a.groupby("method")["role"].first()) if "role" in a else {m: MethodRole.TEST.value for m in a["method"]}
     boot = (cluster_bootstrap(a, n_boot=n_boot, seed=seed).set_index("method") if len(a) else
             pd.DataFrame(columns=["ci95_low", "ci95_high"]))
     rows = []

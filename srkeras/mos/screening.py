@@ -1,15 +1,39 @@
-"""Rater screening: ITU-R BT.500 Annex 1 (beta2 test), gold (hidden anchor) trials, test-retest, speed.
+"""Rater screening: the one place that decides who is screened out of a MOS study, and why.
 
-Every rejection carries its reasons; nothing is dropped silently: :func:`screen` returns one row per
-rater and the caller computes scores with and without the rejected raters.
+:func:`screen` returns one row per rater with the numbers behind every rule, the ``reasons`` (each
+starting with its code) and ``rejected``; nothing is dropped silently: the report computes scores with
+and without the rejected raters, the database records the flags (:mod:`db.qc`) and the admin Study page
+and Dashboard show this same table. Rules, each threshold defined only here (nearest neighbour is the
+"bad" anchor, HR the "excellent" one, as in the SRGAN protocol, Ledig et al. 2017 sec. 3.4):
+
+* ``bt500``: ITU-R BT.500-14 Annex 1 sec. 2.3.1 outlier (:func:`bt500`). It compares a rater with the
+  others, so it changes as votes arrive: reported, never stored as a flag.
+* ``gold`` (:attr:`QcFlag.GOLD_FAIL`): under 75 % of the hidden anchor trials answered as expected. ACR:
+  a ``low_anchor`` stimulus scored <= 2, a ``high_anchor`` one >= 4; pair: in a low-vs-high anchor pair
+  the high anchor chosen (``tie`` counts as wrong). First answers only (repeats are for the retest).
+* ``retest`` (:attr:`QcFlag.RETEST_INCONSISTENT`): under 50 % of test-retest repeats agree with the
+  rater's first answer on the same item: ACR within one point; pair: the same winner (the repeat may
+  show the two sides swapped, so winners are compared, not sides; ``tie`` agrees with ``tie``).
+* ``too_fast`` (:attr:`QcFlag.TOO_FAST`): over 25 % of all answers (repeats included, unknown times
+  left out) given in under 1.5 s, faster than one can inspect an image.
+* ``straight_lining`` (:attr:`QcFlag.STRAIGHT_LINING`): the rater's ACR scores in answer order
+  (``trial``; repeats included) are all equal over at least 5 scores, or hold a run of at least 8
+  equal scores in a row (answer orders are randomised per rater, so long runs are not the stimuli's).
+* ``incomplete`` (:attr:`QcFlag.INCOMPLETE`): the rater did not finish their session; only where
+  completion is known (``completed``, from the database), never for CSV files.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from srkeras.mos.scores import scored
+from srkeras.mos.vocabulary import MethodRole, PairChoice, QcFlag
 
 BT500_RATIO = 0.05  # reject when (P + Q) / n > 0.05 ...
 BT500_SYMMETRY = 0.3  # ... and |P - Q| / (P + Q) < 0.3  (BT.500-14 Annex 1 sec. 2.3.1)
@@ -17,8 +41,15 @@ GOLD_LOW_MAX, GOLD_HIGH_MIN = 2.0, 4.0  # NN anchor expected "poor" or "bad", HR
 GOLD_MIN_ACCURACY = 0.75
 RETEST_TOLERANCE = 1.0  # ACR repeat agrees when within one point
 RETEST_MIN_AGREEMENT = 0.5
-FAST_MS = 1500.0
+FAST_MS = 1500  # answers below this many ms are "too fast"
 FAST_MAX_FRACTION = 0.25
+STRAIGHT_MIN_N = 5  # zero variance over at least this many ACR scores ...
+STRAIGHT_MIN_RUN = 8  # ... or a run of at least this many equal consecutive ACR scores
+
+#: Columns of :func:`screen` beyond the report's rater table (the admin QC numbers; see :func:`qc_records`).
+QC_DETAIL = ("n_ratings", "gold_correct", "retest_mean_abs_diff", "fast_n", "median_response_ms", "score_std",
+             "longest_same_score_run", "flags")
+_COUNTS = ("n_ratings", "gold_n", "gold_correct", "retest_n", "fast_n", "longest_same_score_run")
 
 
 def bt500(acr: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
@@ -50,76 +81,205 @@ def bt500(acr: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     return r.reset_index()
 
 
-def _gold(acr: pd.DataFrame | None, pairs: pd.DataFrame | None) -> pd.DataFrame:
-    parts = []
-    if acr is not None and "role" in acr.columns:
-        a = scored(acr)
-        lo, hi = a[a["role"] == "low_anchor"], a[a["role"] == "high_anchor"]
-        parts += [pd.DataFrame({"rater": lo["rater"], "ok": lo["score"] <= GOLD_LOW_MAX}),
-                  pd.DataFrame({"rater": hi["rater"], "ok": hi["score"] >= GOLD_HIGH_MIN})]
-    if pairs is not None and {"role_a", "role_b"} <= set(pairs.columns):
-        p = pairs[~pairs["repeat"]]
-        ab = p[(p["role_a"] == "low_anchor") & (p["role_b"] == "high_anchor")]
-        ba = p[(p["role_a"] == "high_anchor") & (p["role_b"] == "low_anchor")]
-        parts += [pd.DataFrame({"rater": ab["rater"], "ok": ab["choice"] == "b"}),
-                  pd.DataFrame({"rater": ba["rater"], "ok": ba["choice"] == "a"})]
-    g = pd.concat(parts) if parts else pd.DataFrame({"rater": [], "ok": []})
-    return g.groupby("rater")["ok"].agg(gold_n="size", gold_accuracy="mean")
+@dataclasses.dataclass
+class _Answers:
+    """One rater's answers as the rules read them (plain Python: fast for one rater, as at completion)."""
+
+    gold: list[bool] = dataclasses.field(default_factory=list)  # anchor trials answered as expected
+    retest: list[bool] = dataclasses.field(default_factory=list)  # repeats agreeing with the first answer
+    retest_diffs: list[float] = dataclasses.field(default_factory=list)  # ACR repeats: |score - first score|
+    times: list[float] = dataclasses.field(default_factory=list)  # known response times (ms)
+    scores: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # ACR (trial, score)
+    n_ratings: int = 0
 
 
-def _retest(acr: pd.DataFrame | None, pairs: pd.DataFrame | None) -> pd.DataFrame:
-    parts = []
-    if acr is not None and acr["repeat"].any():
-        key = ["rater", "method", "image"]
-        first = acr[~acr["repeat"]].groupby(key, as_index=False)["score"].first()
-        rep = acr[acr["repeat"]].merge(first, on=key, suffixes=("", "_first"))
-        parts.append(pd.DataFrame({"rater": rep["rater"],
-                                   "ok": (rep["score"] - rep["score_first"]).abs() <= RETEST_TOLERANCE}))
-    if pairs is not None and pairs["repeat"].any():
-        p = pairs.copy()
-        win = np.where(p["choice"] == "a", p["method_a"], np.where(p["choice"] == "b", p["method_b"], "="))
-        p["winner"] = win
-        p["pair"] = [tuple(sorted(t)) for t in zip(p["method_a"], p["method_b"])]
-        first = p[~p["repeat"]].groupby(["rater", "image", "pair"], as_index=False)["winner"].first()
-        rep = p[p["repeat"]].merge(first, on=["rater", "image", "pair"], suffixes=("", "_first"))
-        parts.append(pd.DataFrame({"rater": rep["rater"], "ok": rep["winner"] == rep["winner_first"]}))
-    g = pd.concat(parts) if parts else pd.DataFrame({"rater": [], "ok": []})
-    return g.groupby("rater")["ok"].agg(retest_n="size", retest_agreement="mean")
+def _records(frame: pd.DataFrame | None, cols) -> list[dict]:
+    if frame is None:
+        return []
+    have = [c for c in cols if c in frame.columns]
+    return frame[have].to_dict("records")
 
 
-def _speed(acr, pairs) -> pd.Series:
-    parts = [f[["rater", "response_ms"]] for f in (acr, pairs) if f is not None and "response_ms" in f]
-    ms = pd.concat(parts).dropna() if parts else pd.DataFrame({"rater": [], "response_ms": []})
-    return (ms["response_ms"] < FAST_MS).groupby(ms["rater"]).mean().rename("fast_fraction")
+def _acr_answers(acr: pd.DataFrame | None, out: dict[str, _Answers]) -> None:
+    rows = _records(acr, ("rater", "method", "image", "score", "role", "repeat", "trial", "response_ms"))
+    first = {}
+    for k, x in enumerate(rows):
+        a = out.setdefault(x["rater"], _Answers())
+        a.n_ratings += 1
+        a.scores.append((x.get("trial", k), x["score"]))
+        if not pd.isna(x.get("response_ms", np.nan)):
+            a.times.append(x["response_ms"])
+        if x.get("repeat", False):
+            continue
+        first.setdefault((x["rater"], x["method"], x["image"]), x["score"])
+        if x.get("role") == MethodRole.LOW_ANCHOR:
+            a.gold.append(x["score"] <= GOLD_LOW_MAX)
+        elif x.get("role") == MethodRole.HIGH_ANCHOR:
+            a.gold.append(x["score"] >= GOLD_HIGH_MIN)
+    for x in rows:
+        before = first.get((x["rater"], x["method"], x["image"]))
+        if x.get("repeat", False) and before is not None:
+            diff = abs(x["score"] - before)
+            out[x["rater"]].retest.append(diff <= RETEST_TOLERANCE)
+            out[x["rater"]].retest_diffs.append(diff)
 
 
-def screen(acr: pd.DataFrame | None, pairs: pd.DataFrame | None = None, ddof: int = 1) -> pd.DataFrame:
-    """All checks per rater: ``rater, n, n_pairs, bt500_*, gold_*, retest_*, fast_fraction, rejected, reasons``.
+def _winner(x: dict) -> str:
+    """The method a pair answer chose (``=`` for a tie), so a repeat with the sides swapped compares."""
+    return {PairChoice.A.frame: x["method_a"], PairChoice.B.frame: x["method_b"]}.get(x["choice"], "=")
 
-    Reasons (list of str, each starting with its code): ``bt500`` (BT.500 Annex 1 outlier), ``gold``
-    (hidden anchors answered as expected < 75%), ``retest`` (< 50% of repeats agree: ACR within one
-    point, pairs the same answer), ``too_fast`` (> 25% of answers under 1.5 s).
+
+def _pair_answers(pairs: pd.DataFrame | None, out: dict[str, _Answers]) -> None:
+    rows = _records(pairs, ("rater", "image", "method_a", "method_b", "choice", "role_a", "role_b", "repeat",
+                            "response_ms"))
+    anchors = (MethodRole.LOW_ANCHOR, MethodRole.HIGH_ANCHOR)
+    first = {}
+    for x in rows:
+        a = out.setdefault(x["rater"], _Answers())
+        a.n_ratings += 1
+        if not pd.isna(x.get("response_ms", np.nan)):
+            a.times.append(x["response_ms"])
+        if x["repeat"]:
+            continue
+        first.setdefault((x["rater"], x["image"], *sorted((x["method_a"], x["method_b"]))), _winner(x))
+        if (x.get("role_a"), x.get("role_b")) in (anchors, anchors[::-1]):  # NN vs HR: the HR side expected
+            a.gold.append(x["choice"] == (PairChoice.A if x["role_a"] == MethodRole.HIGH_ANCHOR else PairChoice.B).frame)
+    for x in rows:
+        before = first.get((x["rater"], x["image"], *sorted((x["method_a"], x["method_b"]))))
+        if x["repeat"] and before is not None:
+            out[x["rater"]].retest.append(_winner(x) == before)
+
+
+def longest_run(values) -> int:
+    """Length of the longest run of equal consecutive values (0 for none)."""
+    best = cur = 0
+    prev = object()
+    for v in values:
+        cur = cur + 1 if v == prev else 1
+        prev = v
+        best = max(best, cur)
+    return best
+
+
+def _numbers(a: _Answers, fast_ms: float) -> dict:
+    """The per-rater numbers of every rule (None where a rule has nothing to count)."""
+    # answer order: a stable sort on ``trial``, unknown trials last (as pandas sorts NaN)
+    scores = [sc for _, sc in sorted(a.scores, key=lambda t: (pd.isna(t[0]), 0 if pd.isna(t[0]) else t[0]))]
+    fast = [t < fast_ms for t in a.times]
+    return dict(
+        gold_n=len(a.gold) or None, gold_correct=sum(a.gold) if a.gold else None,
+        gold_accuracy=sum(a.gold) / len(a.gold) if a.gold else None,
+        retest_n=len(a.retest) or None, retest_agreement=sum(a.retest) / len(a.retest) if a.retest else None,
+        retest_mean_abs_diff=statistics.fmean(a.retest_diffs) if a.retest_diffs else None,
+        fast_n=sum(fast) if fast else None, fast_fraction=sum(fast) / len(fast) if fast else None,
+        median_response_ms=statistics.median(a.times) if a.times else None,
+        n_acr=len(scores), score_std=float(np.std(scores)) if len(scores) >= 2 else None,
+        longest_same_score_run=longest_run(scores), n_ratings=a.n_ratings,
+    )
+
+
+_ANSWER_COUNTS = ("n_acr", "longest_same_score_run", "n_ratings")
+#: dtype of each number column: counts are integers (float where some rater has none, as a join gives).
+_DTYPES = dict(gold_n="int64", gold_correct="int64", gold_accuracy="float64", retest_n="int64",
+               retest_agreement="float64", retest_mean_abs_diff="float64", fast_n="int64", fast_fraction="float64",
+               median_response_ms="float64", n_acr="int64", score_std="float64", longest_same_score_run="int64",
+               n_ratings="int64")
+
+
+def _rule_numbers(acr, pairs, fast_ms: float, index: pd.Index) -> pd.DataFrame:
+    answers: dict[str, _Answers] = {}
+    _acr_answers(acr, answers)
+    _pair_answers(pairs, answers)
+    rows = {rater: _numbers(a, fast_ms) for rater, a in answers.items()}
+    cols = {}
+    for c, dtype in _DTYPES.items():
+        known = {r: v[c] for r, v in rows.items() if v[c] is not None}
+        cols[c] = pd.Series(known, dtype=dtype).reindex(index)
+        if c in _ANSWER_COUNTS:  # a rater without answers has none of them
+            cols[c] = cols[c].fillna(0).astype(dtype)
+    return pd.DataFrame(cols, index=index)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _verdict(x, fast_ms: float, completed: Mapping[str, bool] | None) -> list[tuple[QcFlag | None, str]]:
+    """(flag, reason) of every rule rater row ``x`` fails, in the order of the module docstring."""
+    out: list[tuple[QcFlag | None, str]] = []
+    if x.get("bt500_reject") is True:
+        out.append((None, f"bt500 ({_pct(x['bt500_ratio'])} of votes outside the band, "
+                          f"|P-Q|/(P+Q)={x['bt500_symmetry']:.2f})"))
+    if pd.notna(x.get("gold_accuracy")) and x["gold_accuracy"] < GOLD_MIN_ACCURACY:
+        out.append((QcFlag.GOLD_FAIL, f"gold ({_pct(x['gold_accuracy'])} of {int(x['gold_n'])} anchor trials "
+                                      "as expected)"))
+    if pd.notna(x.get("retest_agreement")) and x["retest_agreement"] < RETEST_MIN_AGREEMENT:
+        out.append((QcFlag.RETEST_INCONSISTENT,
+                    f"retest ({_pct(x['retest_agreement'])} of {int(x['retest_n'])} repeats agree)"))
+    if pd.notna(x.get("fast_fraction")) and x["fast_fraction"] > FAST_MAX_FRACTION:
+        out.append((QcFlag.TOO_FAST, f"too_fast ({_pct(x['fast_fraction'])} of answers under {fast_ms / 1000:g} s)"))
+    if x["n_acr"] >= STRAIGHT_MIN_N and x["score_std"] == 0:
+        out.append((QcFlag.STRAIGHT_LINING, f"straight_lining (all {int(x['n_acr'])} scores equal)"))
+    elif x["longest_same_score_run"] >= STRAIGHT_MIN_RUN:
+        out.append((QcFlag.STRAIGHT_LINING,
+                    f"straight_lining ({int(x['longest_same_score_run'])} equal scores in a row)"))
+    if completed is not None and not completed.get(x["rater"], True):
+        out.append((QcFlag.INCOMPLETE, "incomplete (session not finished)"))
+    return out
+
+
+def screen(acr: pd.DataFrame | None, pairs: pd.DataFrame | None = None, ddof: int = 1, *,
+           completed: Mapping[str, bool] | None = None, fast_ms: float = FAST_MS,
+           with_bt500: bool = True) -> pd.DataFrame:
+    """Every rule of the module docstring per rater, sorted by rater.
+
+    Columns: ``rater, n`` (first ACR votes), ``bt500_*`` (with ACR votes), ``n_pairs, gold_n, gold_accuracy,
+    retest_n, retest_agreement, fast_fraction, reasons`` (list of str, each starting with its rule's code),
+    ``rejected``, then :data:`QC_DETAIL` (``flags``: the :class:`QcFlag` of the failed rules). ``completed``
+    (``{rater: finished}``) adds the ``incomplete`` rule and lists its raters even without answers;
+    ``fast_ms`` is the too-fast limit. ``with_bt500=False`` leaves out the one rule that compares raters
+    (the flags, each a rule on a rater's own answers, are the same): one rater's flags at completion.
     """
-    raters = sorted(set(acr["rater"] if acr is not None else []) | set(pairs["rater"] if pairs is not None else []))
-    r = pd.DataFrame(index=pd.Index(raters, name="rater"))
-    if acr is not None and len(acr):
-        r = r.join(bt500(acr, ddof).set_index("rater"))
-    r["n"] = r.get("n", pd.Series(0, index=r.index)).fillna(0).astype(int)
+    voters = set(acr["rater"] if acr is not None else []) | set(pairs["rater"] if pairs is not None else [])
+    r = pd.DataFrame(index=pd.Index(sorted(voters | set(completed or ())), name="rater"))
+    n = scored(acr).groupby("rater").size() if acr is not None else pd.Series(dtype=int)
+    r["n"] = n.reindex(r.index).fillna(0).astype(int)
+    if with_bt500 and acr is not None and len(acr):
+        r = r.join(bt500(acr, ddof).set_index("rater").drop(columns="n"))
     n_pairs = pairs[~pairs["repeat"]].groupby("rater").size() if pairs is not None else pd.Series(dtype=int)
     r["n_pairs"] = n_pairs.reindex(r.index).fillna(0).astype(int)
-    r = r.join(_gold(acr, pairs)).join(_retest(acr, pairs)).join(_speed(acr, pairs))
-    reasons = []
-    for _, x in r.iterrows():
-        why = []
-        if x.get("bt500_reject") is True:
-            why.append(f"bt500 ({x['bt500_ratio']:.0%} of votes outside the band, |P-Q|/(P+Q)={x['bt500_symmetry']:.2f})")
-        if pd.notna(x.get("gold_accuracy")) and x["gold_accuracy"] < GOLD_MIN_ACCURACY:
-            why.append(f"gold ({x['gold_accuracy']:.0%} of {int(x['gold_n'])} anchor trials as expected)")
-        if pd.notna(x.get("retest_agreement")) and x["retest_agreement"] < RETEST_MIN_AGREEMENT:
-            why.append(f"retest ({x['retest_agreement']:.0%} of {int(x['retest_n'])} repeats agree)")
-        if pd.notna(x.get("fast_fraction")) and x["fast_fraction"] > FAST_MAX_FRACTION:
-            why.append(f"too_fast ({x['fast_fraction']:.0%} of answers under {FAST_MS / 1000:g} s)")
-        reasons.append(why)
-    r["reasons"] = reasons
-    r["rejected"] = [bool(w) for w in reasons]
-    return r.reset_index()
+    r = r.join(_rule_numbers(acr, pairs, fast_ms, r.index)).reset_index()
+    verdicts = [_verdict(x, fast_ms, completed) for x in r.to_dict("records")]
+    r["reasons"] = [[why for _, why in v] for v in verdicts]
+    r["rejected"] = [bool(v) for v in verdicts]
+    r["flags"] = [[flag for flag, _ in v if flag is not None] for v in verdicts]
+    history = [c for c in r.columns if c not in QC_DETAIL and c != "n_acr"]  # n_acr: only for the rule
+    return r[history + list(QC_DETAIL)]
+
+
+def report_table(screening: pd.DataFrame) -> pd.DataFrame:
+    """The rater columns of the statistics report: :func:`screen` without :data:`QC_DETAIL`."""
+    return screening.drop(columns=list(QC_DETAIL))
+
+
+def _plain(value, count: bool):
+    if count:
+        return 0 if pd.isna(value) else int(value)
+    return None if pd.isna(value) else float(value)
+
+
+def qc_records(screening: pd.DataFrame) -> dict[str, dict]:
+    """``{rater: QC numbers}`` of a :func:`screen` table as plain Python for the admin QC table and the
+    database: ``n_ratings, gold_n, gold_correct, gold_accuracy, retest_n, retest_agreement,
+    retest_mean_abs_diff, fast_n, fast_fraction, median_response_ms, score_std, longest_same_score_run``
+    (counts 0 and ratios None where there is nothing to count), ``flags`` (list of :class:`QcFlag`),
+    ``rejected`` and ``reasons``."""
+    numbers = ("n_ratings", "gold_n", "gold_correct", "gold_accuracy", "retest_n", "retest_agreement",
+               "retest_mean_abs_diff", "fast_n", "fast_fraction", "median_response_ms", "score_std",
+               "longest_same_score_run")
+    out = {}
+    for x in screening.to_dict("records"):
+        rec = {k: _plain(x[k], k in _COUNTS) for k in numbers}
+        out[x["rater"]] = {**rec, "flags": list(x["flags"]), "rejected": bool(x["rejected"]),
+                           "reasons": list(x["reasons"])}
+    return out

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from srkeras.mos.vocabulary import MethodRole, PairChoice
+
 #: Ledig et al. 2017 (SRGAN), Table 2, 4x: (PSNR dB, SSIM, MOS) per method; HR PSNR is infinite.
 SRGAN_TABLE2 = {
     "Set5": {"nearest": (26.26, 0.7552, 1.28), "bicubic": (28.43, 0.8211, 1.97), "SRCNN": (30.07, 0.8627, 2.57),
@@ -18,7 +20,7 @@ SRGAN_TABLE2 = {
                "SelfExSR": (26.84, 0.7332, 1.89), "DRCN": (27.21, 0.7493, 2.12), "ESPCN": (27.02, 0.7442, 2.01),
                "SRResNet": (27.58, 0.7620, 2.29), "SRGAN": (25.16, 0.6688, 3.56), "HR": (np.inf, 1.0, 4.46)},
 }
-ROLES = {"nearest": "low_anchor", "HR": "high_anchor"}
+ROLES = {"nearest": MethodRole.LOW_ANCHOR.value, "HR": MethodRole.HIGH_ANCHOR.value}
 
 
 def _expected_score(loc, sd):
@@ -33,7 +35,8 @@ def simulate_acr(quality: pd.DataFrame, n_raters: int = 20, bias_sd: float = 0.3
     """Every rater votes on every stimulus of ``quality`` (method, image, quality: latent 1..5 scale).
 
     Vote = clip(round(quality + b_r + e), 1, 5), b_r ~ N(0, bias_sd^2), e ~ N(0, noise_sd^2); the last
-    ``n_random`` raters answer uniformly at random. Returns (votes, raters with their planted bias).
+    ``n_random`` raters answer uniformly at random. ``trial`` is each rater's own random presentation
+    order, as the rater app shows a list. Returns (votes, raters with their planted bias).
     """
     rng = np.random.default_rng(seed)
     names = [f"r{k:03d}" for k in range(n_raters)]
@@ -45,17 +48,13 @@ def simulate_acr(quality: pd.DataFrame, n_raters: int = 20, bias_sd: float = 0.3
         X[-n_random:] = rng.integers(1, 6, (n_random, len(q)))
     acr = pd.DataFrame({"rater": np.repeat(names, len(q)), "method": np.tile(quality["method"], n_raters),
                         "image": np.tile(quality["image"], n_raters), "score": X.ravel()})
-    acr["role"] = acr["method"].map(roles or {}).fillna("test")
+    acr["role"] = acr["method"].map(roles or {}).fillna(MethodRole.TEST.value)
     acr["repeat"] = False
     acr["response_ms"] = np.nan
-    acr["trial"] = np.arange(len(acr), dtype=float)
+    positions = np.tile(np.arange(len(q), dtype=float), (n_raters, 1))
+    acr["trial"] = rng.permuted(positions, axis=1).ravel()  # drawn last: the votes do not depend on it
     planted = pd.DataFrame({"rater": names, "bias": bias, "random": np.arange(n_raters) >= n_raters - n_random})
     return acr, planted
-
-
-def latent_for_mos(target: float, bias: np.ndarray, noise_sd: float) -> float:
-    """Latent location whose votes, averaged over raters with ``bias``, have expectation ``target``."""
-    return optimize.brentq(lambda loc: _expected_score(loc + bias, noise_sd).mean() - target, -10, 16)
 
 
 def srgan_study(dataset: str = "BSD100", n_images: int = 30, n_raters: int = 26, bias_sd: float = 0.25,
@@ -95,10 +94,10 @@ def simulate_pairs(strength: dict, n_raters: int = 20, images: int = 10, seed: i
                     a, b = (ms[x], ms[y]) if rng.random() < 0.5 else (ms[y], ms[x])
                     pa = 1 / (1 + np.exp(strength[b] - strength[a]))
                     u = rng.random()
-                    c = "tie" if u < tie_prob else ("a" if rng.random() < pa else "b")
-                    rows.append((f"r{r:03d}", f"img{i:02d}", a, b, c))
+                    c = PairChoice.NONE if u < tie_prob else (PairChoice.A if rng.random() < pa else PairChoice.B)
+                    rows.append((f"r{r:03d}", f"img{i:02d}", a, b, c.frame))
     p = pd.DataFrame(rows, columns=["rater", "image", "method_a", "method_b", "choice"])
-    p["role_a"] = p["role_b"] = "test"
+    p["role_a"] = p["role_b"] = MethodRole.TEST.value
     p["repeat"] = False
     p["response_ms"] = np.nan
     p["trial"] = np.arange(len(p), dtype=float)
