@@ -93,14 +93,10 @@ def _report(info, summary: dict) -> None:
         print(f"{m:<24} {v['psnr']:>9.2f} {v['ssim']:>7.4f}" + "".join(f" {v.get(k, float('nan')):>9.4f}" for k in extra))
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
-
-
 def main(argv=None) -> int:
     spec = spec_of(_parser().parse_args(argv))
     try:
-        info, summary = make_study(spec, log=_stderr)
+        info, summary = make_study(spec)  # notes and skipped files on standard error
     except StudyInputError as e:  # what the library refused, said as it said it
         print(e, file=sys.stderr)
         return EXIT_INPUT
