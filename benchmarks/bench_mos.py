@@ -52,12 +52,12 @@ def _images(folder: Path, n: int, size: int = 64) -> Path:
 
 def run_backend(url: str, work: Path, raters: int, trials: int, think_ms: float, n_images: int) -> dict:
     from db import next_trial, open_database, rater_state, show_trial, start_rater, study_status, submit_rating
-    from pipelines.prepare_study import build_study
+    from jobs.mos_study import StudySpec, make_study
 
-    build_study(
+    make_study(StudySpec(
         name="bench", hr_dir=_images(work / "hr", n_images), db_url=url, stimuli_dir=work / "stimuli",
-        scale=4, votes_per_stimulus=10**6, trials_per_rater=trials, repeats=2, progress=False, log=lambda m: None,
-    )
+        scale=4, votes_per_stimulus=10**6, trials_per_rater=trials, repeats=2, progress=False,
+    ), log=lambda m: None)
     db = open_database(url, serialize_sqlite_writes=os.environ.get("BENCH_SQLITE_LOCK", "1") == "1")
     gate = threading.Barrier(raters)
     lat, sub, nxt, starts = [], [], [], []

@@ -60,7 +60,7 @@ async (prev) => {
 
 
 def build_study(tmp: Path, crop: int) -> tuple[str, str]:
-    from pipelines.prepare_study import build_study as build
+    from jobs.mos_study import StudySpec, make_study
     from srkeras.data import save_image
     from srkeras.data.samples import SAMPLE_NAMES, sample_image
 
@@ -69,9 +69,9 @@ def build_study(tmp: Path, crop: int) -> tuple[str, str]:
     for name in SAMPLE_NAMES[:7]:
         save_image(hr_dir / f"{name}.png", sample_image(name))
     url = f"sqlite:///{tmp / 'mos.db'}"
-    build(name="bench", hr_dir=hr_dir, db_url=url, stimuli_dir=tmp / "stimuli", scale=4, crop=crop,
-          methods=("nearest", "bicubic", "hr"), mode="both", votes_per_stimulus=100, calibration_images=1,
-          repeats=0, break_every=0, seed=0, progress=False, log=lambda m: None)
+    make_study(StudySpec(name="bench", hr_dir=hr_dir, db_url=url, stimuli_dir=tmp / "stimuli", scale=4, crop=crop,
+                         methods=("nearest", "bicubic", "hr"), mode="both", votes_per_stimulus=100, calibration_images=1,
+                         repeats=0, break_every=0, seed=0, progress=False), log=lambda m: None)
     return url, "bench"
 
 

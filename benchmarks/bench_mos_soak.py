@@ -230,13 +230,13 @@ class RssSampler(threading.Thread):
 
 
 def build_study(tmp: Path, url: str, trials: int) -> str:
-    from pipelines.prepare_study import build_study as build
+    from jobs.mos_study import StudySpec, make_study
     from tests.conftest import write_images
 
     hr = write_images(tmp / "hr", 7, size=48)
-    build(name="soak", hr_dir=hr, db_url=url, stimuli_dir=tmp / "stimuli", scale=4, methods=("nearest", "bicubic", "hr"),
-          mode="both", votes_per_stimulus=10_000, calibration_images=1, trials_per_rater=trials, repeats=1,
-          break_every=5, seed=0, progress=False, log=lambda m: None)
+    make_study(StudySpec(name="soak", hr_dir=hr, db_url=url, stimuli_dir=tmp / "stimuli", scale=4,
+                         methods=("nearest", "bicubic", "hr"), mode="both", votes_per_stimulus=10_000, calibration_images=1,
+                         trials_per_rater=trials, repeats=1, break_every=5, seed=0, progress=False), log=lambda m: None)
     return "soak"
 
 

@@ -37,14 +37,14 @@ def main(argv=None) -> int:
                           steps=a.steps, out=Path(tmp), smoke=True, hr_patch=a.patch_size, batch=a.batch_size)
         cfg_full = dataclasses.replace(cfg, smoke=False)  # paper-size generator, random init where needed
         g, d = cost.srgan_parts(4, a.patch_size)
-        runs = [("srresnet_mse", training.start_config(cfg_full), cost.StepCost(g, 0, d).mse_step_flops(a.batch_size))]
+        runs = [("srresnet_mse", training.start_recipe(cfg_full), cost.StepCost(g, 0, d).mse_step_flops(a.batch_size))]
         for e in entries(cfg):
             c = cost.StepCost(g, cost.backbone_macs(e.backbone, e.depth, a.patch_size), d)
-            runs.append((f"{e.id} ({e.weights_label})", training.gan_config(cfg_full, e, None), c.gan_step_flops(a.batch_size)))
+            runs.append((f"{e.id} ({e.weights_label})", training.gan_recipe(cfg_full, e, None), c.gan_step_flops(a.batch_size)))
         print(f"batch {a.batch_size}, HR patch {a.patch_size}, {a.steps} timed steps each")
         print(f"{'run':<36} {'s/step':>8} {'GFLOP/step':>11} {'GFLOP/s':>8}")
-        for name, run_cfg, flops in runs:
-            s = training.probe(cfg_full, run_cfg, Path(tmp) / "probe", a.steps)
+        for name, recipe, flops in runs:
+            s = training.seconds_per_step(cfg_full, recipe, Path(tmp) / "probe", a.steps)
             print(f"{name:<36} {s:>8.2f} {flops / 1e9:>11.0f} {flops / 1e9 / s:>8.1f}", flush=True)
     return 0
 

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ALL = ["srcnn", "espcn", "srresnet_mse", "srgan_vgg54", "srgan_vgg22", "srgan_mse", "rrdb_psnr", "esrgan", "johnson_sr"]
 
 
-def resolved(name: str, batch: int, strategy: str = "default", overrides=None) -> dict:
+def resolved(name: str, batch: int, strategy: str = "default", overrides=None):
     from srkeras import recipes
 
     cfg = recipes.apply_overrides(recipes.load(name), overrides or {})
@@ -45,7 +45,7 @@ def resolved(name: str, batch: int, strategy: str = "default", overrides=None) -
     cfg["loss"]["backbone_weights"] = None  # random backbone: same compute, nothing to download
     cfg["train"].update(steps=10**6, checkpoint_every=0, val_every=0, log_every=0)
     cfg["run"] = {"strategy": strategy, "init_from": "none"}
-    return cfg
+    return recipes.Recipe.from_dict(cfg)
 
 
 def time_fit(trainer, ds, steps: int, warmup: int = 2) -> float:

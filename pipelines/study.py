@@ -26,7 +26,6 @@ the rating and report chain, never a substitute for real ratings. Exit codes: 0 
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 from pathlib import Path
@@ -34,10 +33,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from srkeras.study import StudyConfig, StudyError, markdown_table  # noqa: E402
-
-#: Simulated MOS (1-5) per method kind for ``simulate``; the preferred method gets ``PREFERRED``.
-SIM_QUALITY = {"nearest": 1.2, "bicubic": 2.0, "hr": 4.8, "srresnet_mse": 2.6}
-SIM_DEFAULT, PREFERRED = 3.0, 4.2
 
 
 def _add_backbones(sub) -> None:
@@ -118,100 +113,15 @@ def study_name(a) -> str:
     return a.study_name or f"backbones-{Path(a.out).resolve().name}"
 
 
-def _stimulus_metrics(cfg: StudyConfig) -> tuple[str, ...]:
-    """Metrics stored per stimulus: the study's, no-reference ones only outside --smoke (tiny images)."""
-    extra = [m for m in cfg.metric_names if m not in ("psnr", "ssim")]
-    return tuple(m for m in extra if not (cfg.smoke and m in ("niqe", "brisque")))
-
-
-def register(a, cfg: StudyConfig, result, log=print) -> list[str]:
-    """One MOS study per test set (ACR + pairs, anchors nearest/HR hidden); resumable via the state."""
-    from db import UnknownStudy, get_study, open_database
-    from pipelines.prepare_study import make_study
-    from srkeras.study.state import StudyState
-
-    state = StudyState(cfg.out, cfg.fingerprint())
-    models = [f"{m}={p}" for m, p in result.models.items()]
-    options = {}
-    if "metrics" in inspect.signature(make_study).parameters:
-        options["metrics"] = ("psnr", "ssim", *_stimulus_metrics(cfg))
-    names = []
-    for dataset, folder in cfg.datasets().items():
-        name = f"{study_name(a)}-{dataset}"
-        names.append(name)
-        if state.done(f"mos:{dataset}"):
-            log(f"[mos:{dataset}] registered earlier: {name}")
-            continue
-        db = open_database(a.db)
-        try:
-            get_study(db, name)
-            exists = True
-        except UnknownStudy:
-            exists = False
-        finally:
-            db.close()
-        if not exists:
-            info, summary = make_study(
-                name=name, hr_dir=folder, db_url=a.db, scale=cfg.scale, methods=("nearest", "bicubic", "hr"),
-                models=models, mode="both", votes_per_stimulus=a.votes_per_stimulus, crop=a.crop, seed=cfg.seed,
-                progress=cfg.progress, log=log, **options,
-            )
-            log(f"[mos:{dataset}] registered {name!r}: {summary['stimuli']} stimuli, {summary['test_images']} test images")
-        state.mark(f"mos:{dataset}", study=name, db=a.db)
-    return names
-
-
-def quality(method: str, prefer: str) -> float:
-    return PREFERRED if method == prefer else SIM_QUALITY.get(method, SIM_DEFAULT)
-
-
-def simulate(db_url: str, study: str, prefer: str, raters: int = 12, seed: int = 0, noise: float = 0.6) -> int:
-    """Answer every trial of ``raters`` new raters through the rater service: ACR score = planted
-    quality + Gaussian noise (rounded, 1..5), pair choice = the side with the higher noisy quality.
-    Returns the number of trials answered."""
-    import numpy as np
-
-    from db import (
-        StudyFull,
-        next_trial,
-        open_database,
-        start_rater,
-        stimulus_file_methods,
-        submit_rating,
-    )
-
-    rng = np.random.default_rng(seed)
-    db = open_database(db_url)
-    try:
-        method_of = stimulus_file_methods(db, study)
-        if prefer not in set(method_of.values()):
-            raise ValueError(f"--prefer {prefer!r} is not a method of study {study!r}: {sorted(set(method_of.values()))}")
-        n = 0
-        for _ in range(raters):
-            try:
-                token = start_rater(db, study)
-            except StudyFull:
-                break  # every stimulus has its target number of votes
-            while (t := next_trial(db, token)) is not None:
-                if t.mode == "acr":
-                    q = quality(method_of[Path(t.image_path).stem], prefer) + rng.normal(0, noise)
-                    submit_rating(db, token, t.trial_id, score=int(np.clip(np.round(q), 1, 5)), response_ms=2500)
-                else:
-                    qa, qb = (quality(method_of[Path(p).stem], prefer) + rng.normal(0, noise) for p in (t.left_path, t.right_path))
-                    submit_rating(db, token, t.trial_id, choice="A" if qa >= qb else "B", response_ms=2500)
-                n += 1
-        return n
-    finally:
-        db.close()
-
-
 def run_backbones(a) -> int:
+    from jobs.backbone_study import MosRegistration, register_mos_studies
     from srkeras.study import run_study
 
     cfg = config_of(a)
     result = run_study(cfg, log=lambda m: print(m, flush=True))
     if a.db:
-        names = register(a, cfg, result, log=lambda m: print(m, flush=True))
+        registration = MosRegistration(a.db, study_name(a), votes_per_stimulus=a.votes_per_stimulus, crop=a.crop)
+        names = register_mos_studies(registration, cfg, result.models, log=lambda m: print(m, flush=True))
         for n in names:
             print(f"MOS study {n!r} ready for raters; then: python -m pipelines.report --db {a.db} --study {n} "
                   f"--out {Path(a.out) / 'report' / n}")
@@ -227,7 +137,9 @@ def main(argv=None) -> int:
         if a.command == "cost":
             return print_cost(a)
         if a.command == "simulate":
-            n = simulate(a.db, a.study, a.prefer, raters=a.raters, seed=a.seed)
+            from jobs.simulated_raters import SimulationSpec, simulate_raters
+
+            n = simulate_raters(SimulationSpec(a.db, a.study, a.prefer, raters=a.raters, seed=a.seed))
             print(f"{a.raters} simulated raters answered {n} trials of {a.study!r} ({a.prefer} preferred)")
             return 0
         return run_backbones(a)

@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the progress bar
 
 from srkeras import recipes  # noqa: E402
+from srkeras.training.job import TrainingJob, final_table, run_training  # noqa: E402
 
 DEMO = {
     "recipe": "espcn",
@@ -94,11 +95,8 @@ FLAG_KEYS = {
 }
 
 
-def resolve(args) -> dict:
-    """The recipe with the command line applied, plus the run options under ``run``; validated
-    (:class:`srkeras.recipes.Recipe`), so a bad value is refused before any work, naming its flag."""
-    cfg = recipes.load(args.recipe, args.profile)
-    sets = recipes.parse_overrides(args.overrides)
+def flag_overrides(args, sets: dict) -> dict:
+    """{recipe key: value} of the flags given; a flag that contradicts a ``--set`` is an error naming both."""
     flags = {key: getattr(args, name) for key, (_, name) in FLAG_KEYS.items() if getattr(args, name) is not None}
     for key, value in flags.items():
         flag = FLAG_KEYS[key][0]
@@ -106,34 +104,25 @@ def resolve(args) -> dict:
             raise recipes.RecipeError(f"{flag} {value} conflicts with --set {key}={sets[key]}; give one of them", key=key)
         if key == "data.hr_patch" and "data.lr_patch" in sets:
             raise recipes.RecipeError(f"{flag} conflicts with --set data.lr_patch (both set the crop size); give one of them", key=key)
-    flags.pop("run.max_minutes", None)
-    if "data.hr_patch" in flags or "data.hr_patch" in sets:
-        cfg["data"].pop("lr_patch", None)
-    elif "data.lr_patch" in sets:
-        cfg["data"].pop("hr_patch", None)
+    flags.pop("run.max_minutes", None)  # a run option: recorded in the run table
+    return flags
+
+
+def recipe_from_args(args) -> recipes.Recipe:
+    """The recipe with the command line applied, plus the run options under ``run``; validated, so a
+    bad value is refused before any work, naming its flag."""
+    cfg = recipes.load(args.recipe, args.profile)
+    sets = recipes.parse_overrides(args.overrides)
+    flags = flag_overrides(args, sets)
+    run = recipes.run_table(
+        args.train_dir, args.val_dir, strategy=args.strategy, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile, max_minutes=args.max_minutes, init_from=args.init_from,
+        collective_timeout=args.collective_timeout,
+    )
     try:
-        cfg = recipes.apply_overrides(recipes.apply_overrides(cfg, flags), sets)
+        return recipes.configure_run(cfg, flags, sets, run=run)
     except recipes.RecipeError as e:
         raise recipes.RecipeError(f"{_source(e.key, sets, args)}{e}", key=e.key) from None
-    cfg["run"] = {
-        "strategy": args.strategy,
-        "mixed_precision": bool(args.mixed_precision),
-        "jit_compile": bool(args.jit_compile),
-        "max_minutes": args.max_minutes,
-        "init_from": args.init_from,
-        **({"collective_timeout": args.collective_timeout} if args.collective_timeout is not None else {}),
-        "train_dirs": [str(d) for d in args.train_dir] if args.train_dir else "skimage photos (not held out)",
-        "val_dir": str(args.val_dir) if args.val_dir else None,
-    }
-    try:
-        typed = recipes.Recipe.from_dict(cfg)
-    except recipes.RecipeError as e:
-        raise recipes.RecipeError(f"{_source(e.key, sets, args)}{e}", key=e.key) from None
-    data = cfg["data"]
-    if "lr_patch" in data:  # papers that state LR sub-image sizes (ESPCN): HR = LR * scale
-        data.pop("lr_patch")
-        data["hr_patch"] = typed.data.hr_patch
-    return cfg
 
 
 def _source(key, sets: dict, args) -> str:
@@ -145,39 +134,45 @@ def _source(key, sets: dict, args) -> str:
     return ""
 
 
-def photo_sources():
-    from srkeras.data.samples import HELD_OUT, SAMPLE_NAMES, sample_image
+def _start_demo(args) -> None:
+    args.recipe, args.scale, args.steps = DEMO["recipe"], DEMO["scale"], DEMO["steps"]
+    args.max_minutes, args.out, args.overrides = DEMO["max_minutes"], DEMO["out"], list(DEMO["overrides"])
+    print(
+        f"srkeras demo: training ESPCN x{args.scale} on the scikit-image photos for at most {args.max_minutes} minutes "
+        f"(CPU), then scoring it against bicubic on held-out photos.\nRun directory: {args.out} "
+        "(delete it to train again; `python -m pipelines.train --help` for real runs)\n",
+        flush=True,
+    )
 
-    train = {n: sample_image(n) for n in SAMPLE_NAMES if n not in HELD_OUT}
-    val = {n: sample_image(n) for n in HELD_OUT}
-    return train, val
+
+def _train(job: TrainingJob) -> dict | int:
+    """The run's summary, or the exit code of the error it stopped with (said on standard error)."""
+    from srkeras.training.errors import EXIT_NAN, EXIT_WORKER_LOST, NonFiniteError, TrainingError, WorkerLostError
+
+    try:
+        return run_training(job)
+    except NonFiniteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_NAN
+    except WorkerLostError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_WORKER_LOST)  # not through TensorFlow's exit path: it may wait for the lost worker
+    except (TrainingError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
-def comparison_table(model_path: Path, val_source, scale: int, degradation: str, title: str) -> str:
-    """PSNR/SSIM of bicubic and the trained model per validation image, under the evaluation protocol
-    (:mod:`srkeras.evaluation`, the model loaded as ``pipelines.evaluate`` loads it)."""
-    import numpy as np
-
-    from srkeras import evaluation, inference
-    from srkeras.data.dataset import load_validation
-
-    model = inference.load_generator(model_path)
-    images, _ = load_validation(val_source, scale)
-    rows = []
-    for name, hr in images:
-        pair = evaluation.prepare(hr, scale, degradation, name)
-        bic = evaluation.score(evaluation.classical_sr(pair.lr, scale), pair.hr, scale)
-        sr = evaluation.score(evaluation.super_resolve(model, pair.lr, scale), pair.hr, scale)
-        rows.append((name, bic["psnr"], bic["ssim"], sr["psnr"], sr["ssim"]))
-    w = max([len("image"), len("mean")] + [len(r[0]) for r in rows])
-    lines = [title, f"{'image':<{w}}  {'bicubic PSNR/SSIM':>20}  {'model PSNR/SSIM':>20}  {'gain':>7}"]
-    show = rows if len(rows) <= 12 else []
-    for name, bp, bs, mp, ms in show:
-        lines.append(f"{name:<{w}}  {bp:>11.2f} / {bs:.4f}  {mp:>11.2f} / {ms:.4f}  {mp - bp:>+6.2f}")
-    m = np.mean([r[1:] for r in rows], axis=0)
-    lines.append("-" * len(lines[1]))
-    lines.append(f"{'mean':<{w}}  {m[0]:>11.2f} / {m[1]:.4f}  {m[2]:>11.2f} / {m[3]:.4f}  {m[2] - m[0]:>+6.2f}")
-    return "\n".join(lines)
+def _report(job: TrainingJob, summary: dict, max_minutes) -> None:
+    why = {"steps": "reached the step count", "time": f"reached --max-minutes {max_minutes}", "done": "already complete"}
+    print(f"\nstopped at step {summary['step']}/{summary['total_steps']} ({why.get(summary['stop_reason'], summary['stop_reason'])}); "
+          f"{summary['patches_per_second'] or 0:.0f} HR patches/s this run")
+    chief = summary.get("chief", True)  # multi-worker: only the chief has the files
+    print(f"generator: {summary['model']}" if chief else f"{summary['task']} done (the chief writes {job.out})")
+    table = final_table(job, summary)
+    if table is not None:
+        print()
+        print(table)
 
 
 def main(argv=None) -> int:
@@ -189,19 +184,12 @@ def main(argv=None) -> int:
             print(f"{n:<14} {recipes.load(n)['recipe'].get('paper', '')}")
         return 0
     if demo:
-        args.recipe, args.scale, args.steps = DEMO["recipe"], DEMO["scale"], DEMO["steps"]
-        args.max_minutes, args.out, args.overrides = DEMO["max_minutes"], DEMO["out"], list(DEMO["overrides"])
-        print(
-            f"srkeras demo: training ESPCN x{args.scale} on the scikit-image photos for at most {args.max_minutes} minutes "
-            f"(CPU), then scoring it against bicubic on held-out photos.\nRun directory: {args.out} "
-            "(delete it to train again; `python -m pipelines.train --help` for real runs)\n",
-            flush=True,
-        )
+        _start_demo(args)
     if args.recipe is None:
         print("error: --recipe is required (or run with no arguments for the demo); --list-recipes lists them", file=sys.stderr)
         return 2
     try:
-        cfg = resolve(args)
+        recipe = recipe_from_args(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -210,45 +198,12 @@ def main(argv=None) -> int:
             print(f"error: --workers needs --strategy auto or multiworker (not {args.strategy})", file=sys.stderr)
             return 2
         return launch_workers(argv, args.workers)
-    scale = int(cfg["model"]["scale"])
-    out = args.out or Path("runs") / f"{cfg['recipe']['name']}-x{scale}"
-    if args.train_dir:
-        train_source, val_source = [str(d) for d in args.train_dir], args.val_dir
-    else:
-        train_source, val_source = photo_sources()
-        if args.val_dir:
-            val_source = args.val_dir
-    from srkeras.training.runner import (
-        EXIT_NAN,
-        EXIT_WORKER_LOST,
-        NonFiniteError,
-        TrainingError,
-        WorkerLostError,
-        train,
-    )
-
-    try:
-        summary = train(cfg, out, train_source, val_source, progress=not args.quiet)
-    except NonFiniteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_NAN
-    except WorkerLostError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(EXIT_WORKER_LOST)  # not through TensorFlow's exit path: it may wait for the lost worker
-    except (TrainingError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    why = {"steps": "reached the step count", "time": f"reached --max-minutes {args.max_minutes}", "done": "already complete"}
-    print(f"\nstopped at step {summary['step']}/{summary['total_steps']} ({why.get(summary['stop_reason'], summary['stop_reason'])}); "
-          f"{summary['patches_per_second'] or 0:.0f} HR patches/s this run")
-    chief = summary.get("chief", True)  # multi-worker: only the chief has the files
-    print(f"generator: {summary['model']}" if chief else f"{summary['task']} done (the chief writes {out})")
-    if val_source is not None and summary.get("val") and chief:
-        src = "held-out photos" if isinstance(val_source, dict) else str(val_source)
-        print()
-        print(comparison_table(Path(summary["model"]), val_source, scale, cfg["data"].get("degradation", "bicubic"),
-                               f"x{scale} on {src}: PSNR (dB) / SSIM, BT.601 Y, {scale} px border shaved"))
+    out = args.out or Path("runs") / f"{recipe.name}-x{recipe.model.scale}"
+    job = TrainingJob(recipe, out, tuple(args.train_dir or ()), args.val_dir, progress=not args.quiet)
+    summary = _train(job)
+    if isinstance(summary, int):
+        return summary
+    _report(job, summary, args.max_minutes)
     return 0
 
 

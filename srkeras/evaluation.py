@@ -9,7 +9,8 @@ The protocol of SRCNN (Dong et al. 2014), EDSR, RCAN and ESRGAN, as their MATLAB
 5. ``s`` pixels shaved from every border; PSNR with peak 255 and the SSIM of Wang et al. 2004
    (11x11 Gaussian, sigma 1.5, valid region): :mod:`srkeras.metrics`.
 
-:func:`prepare` does steps 1-2, :func:`score` steps 3-5 (:func:`mean_scores` averages them),
+:func:`prepare` does steps 1-2, :func:`score` steps 3-5 (:func:`mean_scores` averages them;
+:func:`missing_assets` says which metric weights are not installed),
 :func:`classical_sr` gives the bicubic (or nearest) baseline and :func:`super_resolve` runs a
 generator with the colour path of :func:`srkeras.inference.upscale` (a Y-only model sees BT.601 Y
 with Cb/Cr upscaled by MATLAB bicubic; grey images stay grey; the formulas are
@@ -17,8 +18,9 @@ with Cb/Cr upscaled by MATLAB bicubic; grey images stay grey; the formulas are
 A grey HR image is kept grey (one channel) throughout, never replicated to RGB, since replicated
 grey would be scored on studio-swing Y (16 + 219 g) instead of on its own values.
 
-Callers: ``pipelines.evaluate`` (the tables), the training validation
-(:func:`srkeras.training.callbacks.validate`), the final table of ``pipelines.train`` and the
+Callers: :mod:`srkeras.evaluation_run` (the tables of ``pipelines.evaluate``), the training validation
+(:func:`srkeras.training.callbacks.validate`), the final table of a training run
+(:func:`srkeras.training.job.comparison_table`), the MOS stimuli (:mod:`srkeras.stimulus_set`) and the
 Keras metrics (:class:`srkeras.metrics.PSNR` / ``SSIM`` apply steps 3-4 themselves on 8-bit
 references), so they all read the same numbers on the same images.
 """
@@ -139,6 +141,24 @@ def reference_scores(hr8, metrics, name: str | None = None) -> dict:
     return {m: _extra_metric(m, _exact_8bit(hr8), None, name) for m in check_names(metrics) if m in NO_REFERENCE}
 
 
+def missing_assets(metrics) -> str | None:
+    """The error message (naming the fetch command) when an asset of ``metrics`` is not installed:
+    checked before any scoring, so a run never stops half-way for want of weights."""
+    from srkeras.metrics.registry import METRICS
+
+    needed = list(dict.fromkeys(a for m in metrics for a in METRICS[m]))
+    if not needed:
+        return None
+    from srkeras.data.io import display_name
+    from srkeras.pretrained import metric_assets, model_dir
+
+    missing = [a for a in needed if not metric_assets.is_installed(a)]
+    if not missing:
+        return None
+    return (f"metric asset(s) {', '.join(missing)} not installed in {display_name(model_dir())} (set SRKERAS_MODEL_DIR "
+            f"to use another directory): run `{metric_assets.fetch_command(missing)}`")
+
+
 def mean_scores(scores) -> dict:
     """The scores averaged over images (the tables' mean row), per metric present (``{"psnr",
     "ssim"}`` by default); NaN when there are no images."""
@@ -186,6 +206,7 @@ __all__ = [
     "classical_sr",
     "mean_scores",
     "min_hr_side",
+    "missing_assets",
     "prepare",
     "protocol",
     "reference_scores",

@@ -6,7 +6,7 @@
 * ``sqlite_url``: the SQLite case only (e.g. for a ``streamlit run`` subprocess).
 * ``db``: ``open_database(db_url)`` (migrated), closed after the test.
 * ``make_study``: factory ``make_study(db_url=None, **options) -> TinyStudy`` building a small study
-  from generated images with ``pipelines.prepare_study.build_study`` (defaults: 4 test + 1 calibration
+  from generated images with ``jobs.mos_study.make_study`` (defaults: 4 test + 1 calibration
   images of 48x48 px, x4, nearest/bicubic/hr, ACR, 3 votes per stimulus, 2 repeats).
 * ``tiny_study``: ``make_study()`` on ``db_url``.
 """
@@ -120,7 +120,7 @@ class TinyStudy:
 
 @pytest.fixture
 def make_study(request, tmp_path):
-    """Factory: ``make_study(db_url=None, name="tiny", n_images=5, size=48, **build_study options)``.
+    """Factory: ``make_study(db_url=None, name="tiny", n_images=5, size=48, **StudySpec fields)``.
 
     ``db_url`` defaults to this test's ``db_url`` fixture value (or a SQLite file if the test does not
     use it). ``n_images`` includes the calibration image(s).
@@ -128,7 +128,8 @@ def make_study(request, tmp_path):
     counter = [0]
 
     def factory(db_url: str | None = None, name: str = "tiny", n_images: int = 5, size: int = 48, **options):
-        from pipelines.prepare_study import build_study
+        from jobs.mos_study import StudySpec
+        from jobs.mos_study import make_study as make
 
         if db_url is None:
             db_url = (
@@ -149,10 +150,10 @@ def make_study(request, tmp_path):
             break_every=0,
             seed=0,
             progress=False,
-            log=lambda msg: None,
         )
         opts.update(options)
-        info, summary = build_study(name=name, hr_dir=hr_dir, db_url=db_url, stimuli_dir=stim_dir, **opts)
+        spec = StudySpec(name=name, hr_dir=hr_dir, db_url=db_url, stimuli_dir=stim_dir, **opts)
+        info, summary = make(spec, log=lambda msg: None)
         return TinyStudy(name, db_url, hr_dir, stim_dir, info, summary)
 
     return factory

@@ -1,7 +1,8 @@
 """Architecture rules that import-linter does not check (it runs in .ci/run before the tests):
 
 * no module imports another module's private names (``from m import _x`` or ``m._x``);
-* no file in the product packages over 450 lines, no function over 80 lines.
+* no file in the product packages over 450 lines, no function over 80 lines (60 in the command
+  lines of ``pipelines``, which only parse, call a job and map its errors).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("srkeras", "db", "pipelines", "mos_app", "benchmarks")
-SIZED = ("srkeras", "db", "pipelines", "mos_app")  # the issue's size limits apply here
+PACKAGES = ("srkeras", "db", "jobs", "pipelines", "mos_app", "benchmarks")
+SIZED = ("srkeras", "db", "jobs", "pipelines", "mos_app")  # the issue's size limits apply here
 MAX_FILE_LINES = 450
 MAX_FUNCTION_LINES = 80
+MAX_FUNCTION_LINES_IN = {"pipelines": 60}  # thin command lines
 
 
 def _sources(packages):
@@ -76,13 +78,13 @@ def test_the_checker_sees_a_private_import(tmp_path):
     assert len(hits) == 2 and "_hidden" in hits[0] and "_other" in hits[1]
 
 
-def _long_functions(path: Path) -> list[str]:
+def _long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
     out = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             n = node.end_lineno - node.lineno + 1
-            if n > MAX_FUNCTION_LINES:
+            if n > limit:
                 out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} has {n} lines")
     return out
 
@@ -94,5 +96,6 @@ def test_files_and_functions_are_short(pkg):
         for p in _sources([pkg])
         if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
     ]
-    long_funcs = [hit for p in _sources([pkg]) for hit in _long_functions(p)]
+    limit = MAX_FUNCTION_LINES_IN.get(pkg, MAX_FUNCTION_LINES)
+    long_funcs = [hit for p in _sources([pkg]) for hit in _long_functions(p, limit)]
     assert not long_files and not long_funcs, "\n".join(long_files + long_funcs)

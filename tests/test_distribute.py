@@ -53,6 +53,7 @@ def child() -> dict:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
 
+    from srkeras.recipes import Recipe
     from srkeras.training.runner import Run
 
     rng = np.random.default_rng(0)
@@ -68,7 +69,7 @@ def child() -> dict:
                 devices = ["/cpu:0", "/cpu:1"] if strategy == "mirrored" else None
                 cfg = tiny_cfg(kind, strategy, adv)
                 cfg["run"]["sync_bn"] = adv != "unsynced"
-                run = Run(cfg, Path(tmp) / f"{kind}-{adv}-{strategy}", images, None,
+                run = Run(Recipe.from_dict(cfg), Path(tmp) / f"{kind}-{adv}-{strategy}", images, None,
                           progress=False, log=lambda *a: None, devices=devices)
                 run.setup()
                 models = [run.generator] + ([run.discriminator] if run.discriminator is not None else [])

@@ -144,8 +144,9 @@ def _mean_row(table: str):
 def test_training_validation_equals_evaluate(tmp_path, channels, ema):
     pytest.importorskip("tensorflow")
     from pipelines import evaluate
-    from pipelines.train import comparison_table
     from srkeras import inference
+    from srkeras.recipes import Recipe
+    from srkeras.training.job import comparison_table
     from srkeras.training.runner import train
 
     val_dir = _val_folder(tmp_path)
@@ -161,7 +162,7 @@ def test_training_validation_equals_evaluate(tmp_path, channels, ema):
     }
     train_images = {f"p{i}": _photo(i).astype(np.float32) for i in range(3)}
     run_dir = tmp_path / "run"
-    summary = train(cfg, run_dir, train_images, val_dir, progress=False, log=lambda *a: None)
+    summary = train(Recipe.from_dict(cfg), run_dir, train_images, val_dir, progress=False, log=lambda *a: None)
     val = summary["val"]
 
     out = tmp_path / "eval.json"

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jobs import mos_study
 from pipelines import evaluate, prepare_study
+from srkeras import evaluation, evaluation_run, stimuli
 from srkeras.data import io as image_io
 from srkeras.data.io import TEMP_MARK, ImageLoadError, display_name, read_image, remove_stale_temporaries
 from tests.conftest import write_images
@@ -65,9 +67,9 @@ def test_display_name_is_printable_utf8():
 
 
 def test_unique_keys_use_file_names_only_for_colliding_stems():
-    keys = evaluate.unique_keys([Path("d/a.png"), Path("d/a.jpg"), Path("d/b.png"), Path("d/a.png.png")])
+    keys = evaluation_run.unique_keys([Path("d/a.png"), Path("d/a.jpg"), Path("d/b.png"), Path("d/a.png.png")])
     assert keys == ["a.png", "a.jpg", "b", "a.png.png"]
-    assert evaluate.unique_keys([Path("x/a.png"), Path("y/a.png")]) == ["a.png", "a.png#2"]  # two folders
+    assert evaluation_run.unique_keys([Path("x/a.png"), Path("y/a.png")]) == ["a.png", "a.png#2"]  # two folders
 
 
 def test_stale_temporaries_of_dead_runs_only(tmp_path):
@@ -127,7 +129,7 @@ def test_evaluate_scores_files_sharing_a_stem(tmp_path, capsys):
 
 def _scored_nothing(monkeypatch):
     """Make scoring fail loudly: a destination problem must be found before any work."""
-    monkeypatch.setattr(evaluate.evaluation, "prepare", lambda *a, **k: pytest.fail("scored before checking --out"))
+    monkeypatch.setattr(evaluation, "prepare", lambda *a, **k: pytest.fail("scored before checking --out"))
 
 
 def test_evaluate_out_unwritable_is_refused_before_scoring(tmp_path, monkeypatch, capsys):
@@ -230,7 +232,7 @@ def test_prepare_study_full_disk_keeps_neither_rows_nor_files(tmp_path, monkeypa
     os.utime(stale, (time.time() - 60, time.time() - 60))
 
     calls = []
-    real = prepare_study.stimuli.write_atomically
+    real = stimuli.write_atomically
 
     def fills_up(path, write, **kw):
         calls.append(path)
@@ -238,7 +240,7 @@ def test_prepare_study_full_disk_keeps_neither_rows_nor_files(tmp_path, monkeypa
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, write, **kw)
 
-    monkeypatch.setattr(prepare_study.stimuli, "write_atomically", fills_up)
+    monkeypatch.setattr(stimuli, "write_atomically", fills_up)
     write_images(tmp_path / "hr2", 4, size=52, seed=7)
     rc = prepare_study.main(_study_args(tmp_path / "hr2", url, stim, "second"))
     err = capsys.readouterr().err
@@ -285,8 +287,8 @@ def test_prepare_study_non_utf8_and_unreadable_files(tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     url = f"sqlite:///{tmp_path / 'mos.db'}"
-    info, summary = prepare_study.make_study(
-        name="u", hr_dir=hr, db_url=url, stimuli_dir=tmp_path / "st", progress=False, log=print
+    info, summary = mos_study.make_study(
+        mos_study.StudySpec(name="u", hr_dir=hr, db_url=url, stimuli_dir=tmp_path / "st", progress=False), log=print
     )
     out = capsys.readouterr().out
     assert summary["test_images"] == 3 and "caf\\xe9.png" in summary["calibration_images"] + _sources(url)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipelines import evaluate
 from pipelines import pretrained as pretrained_cli
-from srkeras import evaluation
+from srkeras import evaluation, evaluation_run
 
 
 def _photo_dir(tmp_path, names=("a", "b"), size=(200, 196), small=()):
@@ -134,8 +134,8 @@ def test_sr_dir_needs_hr_dir_and_names_are_counted(tmp_path):
     with pytest.raises(SystemExit):
         evaluate.parse_args(["--hr-dir", str(tmp_path), "--sr-dir", str(tmp_path), "--name", "x", "--name", "y"])
     a = evaluate.parse_args(["--hr-dir", str(tmp_path), "--sr-dir", str(tmp_path / "bicubic"), "--method", "bicubic"])
-    with pytest.raises(SystemExit, match="both called 'bicubic'"):
-        evaluate.load_methods(a)
+    with pytest.raises(evaluation_run.EvaluationError, match="both called 'bicubic'"):
+        evaluation_run.load_methods(evaluate.spec_of(a))
 
 
 def test_pretrained_list_shows_metric_assets(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from db import MethodSpec, SourceSpec, StimulusSpec, open_database, rating_frame
 from db.frames import METRIC_FRAME
 from pipelines import prepare_study
 from pipelines import report as report_cli
-from srkeras import stimuli
+from srkeras import evaluation, stimulus_set
 from srkeras.mos import analyze, correlation, summary
 from srkeras.mos.files import report_files
 from tests.conftest import write_images
@@ -35,16 +35,16 @@ def _fake_metrics(monkeypatch):
         return v if ref is None else float(np.mean(np.abs(img.astype(float) - ref))) / 255 + len(metric) / 100
 
     monkeypatch.setattr(registry, "compute", fake)
-    monkeypatch.setattr(prepare_study, "missing_assets", lambda metrics: None)
+    monkeypatch.setattr(evaluation, "missing_assets", lambda metrics: None)
 
 
 def test_plan_checks_metric_names_and_niqe_crop():
-    assert stimuli.plan(4).metrics == ("psnr", "ssim")
-    assert stimuli.plan(4, metrics=("lpips", "psnr")).metrics == ("psnr", "ssim", "lpips")
-    with pytest.raises(stimuli.BadOption, match="unknown metric"):
-        stimuli.plan(4, metrics=("psnr", "pi"))
-    with pytest.raises(stimuli.BadOption, match="NIQE"):
-        stimuli.plan(4, crop=128, metrics=("niqe",))
+    assert stimulus_set.plan(4).metrics == ("psnr", "ssim")
+    assert stimulus_set.plan(4, metrics=("lpips", "psnr")).metrics == ("psnr", "ssim", "lpips")
+    with pytest.raises(stimulus_set.BadOption, match="unknown metric"):
+        stimulus_set.plan(4, metrics=("psnr", "pi"))
+    with pytest.raises(stimulus_set.BadOption, match="NIQE"):
+        stimulus_set.plan(4, crop=128, metrics=("niqe",))
 
 
 def test_stored_metrics_reach_rating_frames_and_the_report(make_study, db_url, monkeypatch, tmp_path):

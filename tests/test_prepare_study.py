@@ -11,9 +11,11 @@ from sqlalchemy import select
 
 from db import get_study, open_database
 from db.models import Method, SourceImage, Stimulus, Study
+from jobs import mos_study
 from pipelines import prepare_study
 from srkeras.data import load_image
 from srkeras.metrics import psnr, ssim
+from srkeras.stimuli import StudyInputError, png_chunks
 from tests.conftest import write_images
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -64,7 +66,7 @@ def test_cli_builds_blind_study(tmp_path, capsys):
             path = stim_dir / f"{x.sha256}.png"
             data = path.read_bytes()
             assert hashlib.sha256(data).hexdigest() == x.sha256
-            assert prepare_study.png_chunks(data) == ["IHDR", "IDAT", "IEND"]  # no metadata at all
+            assert png_chunks(data) == ["IHDR", "IDAT", "IEND"]  # no metadata at all
             assert method not in path.name and src_name.split(".")[0] not in path.name
             shown = load_image(path)
             hr = load_image(stim_dir / f"{stims[(src_name, 'hr')][0].sha256}.png")
@@ -91,7 +93,7 @@ def test_rebuild_is_deterministic_and_refuses_existing_name(tmp_path, make_study
     a = make_study(f"sqlite:///{tmp_path / 'a.db'}", name="a", stimuli_dir=tmp_path / "sa")
     b = make_study(f"sqlite:///{tmp_path / 'b.db'}", name="a", stimuli_dir=tmp_path / "sb")
     assert sorted(p.name for p in Path(tmp_path / "sa").iterdir()) == sorted(p.name for p in Path(tmp_path / "sb").iterdir())
-    with pytest.raises(SystemExit, match="already exists"):
+    with pytest.raises(StudyInputError, match="already exists"):
         make_study(a.url, name="a", stimuli_dir=tmp_path / "sa")
     assert b.summary["test_images"] == 4
 
@@ -121,7 +123,7 @@ def test_crop_and_calibration_choice(tmp_path, make_study):
 def test_builder_errors(tmp_path, make_study, options, message):
     if "models" in options:
         pytest.importorskip("srkeras.inference")
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(StudyInputError, match=message):
         make_study(f"sqlite:///{tmp_path / 'e.db'}", **options)
 
 
@@ -161,10 +163,10 @@ def test_model_stimuli(tmp_path, make_study):
 @pytest.mark.skipif(not (SHARED / "Set5").is_dir(), reason="shared Set5 data not available")
 def test_set5_bicubic_stimuli_match_published_psnr(tmp_path):
     """Whole Set5 images at x4: the bicubic stimuli score the published 28.42 dB / 0.8104 (Y, shaved)."""
-    info, summary = prepare_study.build_study(
+    info, summary = mos_study.make_study(mos_study.StudySpec(
         name="set5", hr_dir=SHARED / "Set5", db_url=f"sqlite:///{tmp_path / 's5.db'}", scale=4,
-        calibration_images=0, progress=False, log=lambda m: None,
-    )
+        calibration_images=0, progress=False,
+    ), log=lambda m: None)
     assert summary["test_images"] == 5
     assert summary["methods"]["bicubic"]["psnr"] == pytest.approx(28.42, abs=0.02)
     assert summary["methods"]["bicubic"]["ssim"] == pytest.approx(0.8104, abs=0.002)

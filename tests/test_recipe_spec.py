@@ -55,3 +55,23 @@ def test_changed_keys():
     b = {"model": {"options": {"n1": 16}}, "train": {"steps": 4}, "run": {"x": 2}}
     assert recipes.changed_keys(a, b, ignore=("train.steps", "run")) == ["model.options.n1"]
     assert recipes.changed_keys(a, a) == []
+
+
+def test_configure_run_is_the_one_builder_of_a_runs_record():
+    run = recipes.run_table(["a", "b"], "v", max_minutes=2.0)
+    assert list(run) == ["strategy", "mixed_precision", "jit_compile", "max_minutes", "init_from", "train_dirs", "val_dir"]
+    assert recipes.run_table(None, collective_timeout=30.0)["collective_timeout"] == 30.0
+    assert recipes.run_table(None)["train_dirs"] == recipes.PHOTOS
+    base = recipes.load("espcn")  # states lr_patch (ESPCN's LR sub-images)
+    r = recipes.configure_run(base, {"model.scale": 4}, ["optimizer.lr=1e-4"], run=run)
+    assert r.data.hr_patch == 24 * 4 and r.optimizer.lr == 1e-4 and r.run.max_minutes == 2.0
+    assert "lr_patch" not in r.config["data"] and r.config["data"]["hr_patch"] == 96  # the crop stated once
+    assert r.config["run"] == run and r == Recipe.from_dict(r.config)  # config.json reads back as the same recipe
+    assert "lr_patch" in base["data"]  # the loaded recipe is not changed
+    # Overriding one patch size drops the other; a Recipe + overrides keeps its own run table unless replaced.
+    assert recipes.configure_run(r, {"data.lr_patch": 10}).data.hr_patch == 40
+    again = recipes.configure_run(r, {"train.steps": 3, "run.init_from": "none"})
+    assert (again.train.steps, again.run.init_from, again.config["run"]["train_dirs"]) == (3, "none", ["a", "b"])
+    with pytest.raises(RecipeError, match="model.scale") as e:
+        recipes.configure_run(base, {"model.scale": 0})
+    assert e.value.key == "model.scale"

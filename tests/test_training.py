@@ -14,6 +14,7 @@ tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from srkeras import losses, models, recipes  # noqa: E402
+from srkeras.recipes import Recipe  # noqa: E402
 from srkeras.training.runner import NonFiniteError, Run, TrainingError, train  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -88,14 +89,14 @@ def test_overrides_parse_toml_values():
 
 
 def test_cli_resolution_of_patch_sizes_and_flags():
-    from pipelines.train import parse_args, resolve
+    from pipelines.train import parse_args, recipe_from_args
 
-    cfg = resolve(parse_args(["--recipe", "espcn", "--profile", "paper", "--scale", "4", "--lr", "1e-4", "--set", "train.ema=true"]))
+    cfg = recipe_from_args(parse_args(["--recipe", "espcn", "--profile", "paper", "--scale", "4", "--lr", "1e-4", "--set", "train.ema=true"])).config
     assert cfg["data"]["hr_patch"] == 17 * 4  # the paper's 17x17 LR sub-images
     assert cfg["model"]["options"]["activation"] == "tanh"
-    assert resolve(parse_args(["--recipe", "espcn", "--scale", "4"]))["data"]["hr_patch"] == 24 * 4  # CPU default
+    assert recipe_from_args(parse_args(["--recipe", "espcn", "--scale", "4"])).config["data"]["hr_patch"] == 24 * 4  # CPU default
     assert cfg["optimizer"]["lr"] == 1e-4 and cfg["train"]["ema"] is True
-    cfg = resolve(parse_args(["--recipe", "espcn", "--patch-size", "30"]))
+    cfg = recipe_from_args(parse_args(["--recipe", "espcn", "--patch-size", "30"])).config
     assert cfg["data"]["hr_patch"] == 30
 
 
@@ -125,7 +126,7 @@ def test_ragan_surrogate_has_the_gradients_of_esrgan_eq_1_2():
 
 def test_supervised_run_writes_everything_and_improves(tmp_path):
     val = {k: v for k, v in list(IMAGES.items())[:2]}
-    run = Run(espcn_cfg(steps=60), tmp_path, IMAGES, val, progress=False, log=quiet)
+    run = Run(Recipe.from_dict(espcn_cfg(steps=60)), tmp_path, IMAGES, val, progress=False, log=quiet)
     run.setup()
     from srkeras.training.callbacks import validate
 
@@ -159,14 +160,14 @@ def test_supervised_run_writes_everything_and_improves(tmp_path):
 def test_time_budget_stops_and_finishes_like_the_end(tmp_path):
     cfg = espcn_cfg(steps=10**6)
     cfg["run"]["max_minutes"] = 0.08  # ~5 s
-    summary = train(cfg, tmp_path, IMAGES, progress=False, log=quiet)
+    summary = train(Recipe.from_dict(cfg), tmp_path, IMAGES, progress=False, log=quiet)
     assert summary["stop_reason"] == "time" and 0 < summary["step"] < 10**6
     assert (tmp_path / "model.keras").is_file()
     assert (tmp_path / "checkpoints" / f"ckpt-{summary['step']}.index").is_file()
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    run = Run(espcn_cfg(steps=50, checkpoint_every=2), tmp_path, IMAGES, progress=False, log=quiet)
+    run = Run(Recipe.from_dict(espcn_cfg(steps=50, checkpoint_every=2)), tmp_path, IMAGES, progress=False, log=quiet)
     run.setup()
     counter = keras.Variable(0.0, trainable=False)
 
@@ -187,7 +188,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_ema_is_exported(tmp_path):
     cfg = espcn_cfg(steps=5)
     cfg["train"].update(ema=True, ema_decay=0.5)
-    run = Run(cfg, tmp_path, IMAGES, progress=False, log=quiet)
+    run = Run(Recipe.from_dict(cfg), tmp_path, IMAGES, progress=False, log=quiet)
     run.setup()
     w0 = [np.array(v) for v in run.generator.trainable_weights]
     shadow = [w.copy() for w in w0]
@@ -210,17 +211,17 @@ def test_gan_run_and_two_stage_initialisation(tmp_path):
     cfg = gan_cfg(steps=2)
     cfg["recipe"]["init_from"] = "srresnet_mse"
     with pytest.raises(TrainingError, match="--init-from"):
-        train(cfg, tmp_path / "gan0", IMAGES, progress=False, log=quiet)
+        train(Recipe.from_dict(cfg), tmp_path / "gan0", IMAGES, progress=False, log=quiet)
     with pytest.raises(TrainingError, match="no such model file"):
         cfg["run"]["init_from"] = str(tmp_path / "missing")
-        train(cfg, tmp_path / "gan1", IMAGES, progress=False, log=quiet)
+        train(Recipe.from_dict(cfg), tmp_path / "gan1", IMAGES, progress=False, log=quiet)
     # Stage 1: supervised SRResNet; stage 2 starts from its export.
     first = gan_cfg(steps=2)
     first["recipe"] = {"name": "tiny_srresnet", "kind": "supervised"}
     del first["gan"]
-    train(first, tmp_path / "stage1", IMAGES, progress=False, log=quiet)
+    train(Recipe.from_dict(first), tmp_path / "stage1", IMAGES, progress=False, log=quiet)
     cfg["run"]["init_from"] = str(tmp_path / "stage1")
-    run = Run(cfg, tmp_path / "stage2", IMAGES, progress=False, log=quiet)
+    run = Run(Recipe.from_dict(cfg), tmp_path / "stage2", IMAGES, progress=False, log=quiet)
     run.setup()
     src = keras.models.load_model(tmp_path / "stage1" / "model.keras", compile=False)
     for a, b in zip(src.get_weights(), run.generator.get_weights()):
@@ -232,12 +233,12 @@ def test_gan_run_and_two_stage_initialisation(tmp_path):
 
 
 def test_changed_configuration_is_refused_on_resume(tmp_path):
-    train(espcn_cfg(steps=2), tmp_path, IMAGES, progress=False, log=quiet)
+    train(Recipe.from_dict(espcn_cfg(steps=2)), tmp_path, IMAGES, progress=False, log=quiet)
     cfg = espcn_cfg(steps=4)
     cfg["model"]["options"]["n1"] = 16
     with pytest.raises(TrainingError, match="model.options.n1"):
-        train(cfg, tmp_path, IMAGES, progress=False, log=quiet)
-    assert train(espcn_cfg(steps=4), tmp_path, IMAGES, progress=False, log=quiet)["step"] == 4  # more steps is fine
+        train(Recipe.from_dict(cfg), tmp_path, IMAGES, progress=False, log=quiet)
+    assert train(Recipe.from_dict(espcn_cfg(steps=4)), tmp_path, IMAGES, progress=False, log=quiet)["step"] == 4  # more steps is fine
 
 
 # ---- acceptance: ESPCN on T91 beats bicubic on Set5 (slow, minutes of CPU) -------------------------

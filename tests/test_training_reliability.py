@@ -14,6 +14,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from srkeras import recipes  # noqa: E402
+from srkeras.recipes import Recipe  # noqa: E402
 from srkeras.training.callbacks import ProgressBar, RunState  # noqa: E402
 from srkeras.training.runner import Run, TrainingError  # noqa: E402
 
@@ -35,7 +36,7 @@ def tiny_cfg(steps=4, lr=3e-3, **schedule):
 
 
 def run(cfg, out, log=None):
-    r = Run(cfg, out, IMAGES, progress=False, log=log or (lambda *a: None))
+    r = Run(Recipe.from_dict(cfg), out, IMAGES, progress=False, log=log or (lambda *a: None))
     r.setup()
     return r
 
@@ -86,13 +87,13 @@ def test_learning_rate_may_change_on_resume_and_is_recorded(tmp_path):
 
 
 def test_lr_flag_and_set_conflict_is_an_error():
-    from pipelines.train import parse_args, resolve
+    from pipelines.train import parse_args, recipe_from_args
 
     with pytest.raises(ValueError, match="--lr .* conflicts with --set optimizer.lr"):
-        resolve(parse_args(["--recipe", "espcn", "--lr", "1e-4", "--set", "optimizer.lr=1e-3"]))
+        recipe_from_args(parse_args(["--recipe", "espcn", "--lr", "1e-4", "--set", "optimizer.lr=1e-3"]))
     with pytest.raises(ValueError, match="given twice"):
-        resolve(parse_args(["--recipe", "espcn", "--set", "optimizer.lr=1e-3", "--set", "optimizer.lr=1e-2"]))
-    cfg = resolve(parse_args(["--recipe", "espcn", "--lr", "1e-4", "--set", "optimizer.lr=1e-4"]))  # agreeing is fine
+        recipe_from_args(parse_args(["--recipe", "espcn", "--set", "optimizer.lr=1e-3", "--set", "optimizer.lr=1e-2"]))
+    cfg = recipe_from_args(parse_args(["--recipe", "espcn", "--lr", "1e-4", "--set", "optimizer.lr=1e-4"])).config  # agreeing is fine
     assert cfg["optimizer"]["lr"] == 1e-4
 
 
@@ -196,7 +197,7 @@ def test_every_unusable_training_file_is_listed_with_its_reason(tmp_path):
     assert "not an image file" in reasons["notes.txt"] and "broken link" in reasons["gone.png"] and "folder" in reasons["more"]
     # The run's start-up message lists each.
     log = []
-    r = Run(tiny_cfg(), tmp_path / "run", [str(d)], progress=False, log=log.append)
+    r = Run(Recipe.from_dict(tiny_cfg()), tmp_path / "run", [str(d)], progress=False, log=log.append)
     r.replicas = 1
     r.setup_data()
     text = "\n".join(log)

@@ -9,13 +9,17 @@ A recipe is a nested dict with the tables ``recipe`` (paper, kind = supervised |
 taken as a plain string when that fails.
 
 :class:`Recipe` (:mod:`.spec`) is the typed, read-only view of a resolved recipe with every default
-in one place: ``Recipe.from_dict(cfg).train.ema_decay``.
+in one place: ``Recipe.from_dict(cfg).train.ema_decay``. :func:`configure_run` is the one builder of a
+run's Recipe (the recipe, the overrides of the command line or the study, and the :func:`run_table`),
+so the run's ``config.json`` has one author.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 from srkeras.recipes.spec import Recipe, RecipeError
@@ -112,6 +116,55 @@ def apply_overrides(cfg: dict, overrides) -> dict:
     return out
 
 
+PHOTOS = "skimage photos (not held out)"  # the training images of a run given no folders, as recorded
+
+
+def run_table(train_dirs: Sequence | None, val_dir=None, *, strategy: str = "auto", mixed_precision: bool = False,
+              jit_compile: bool = False, max_minutes: float | None = None, init_from: str | None = None,
+              collective_timeout: float | None = None) -> dict:
+    """The ``[run]`` table that ``config.json`` records (:class:`~.spec.RunOptions` is its typed view):
+    how this machine runs the recipe, and on which images (``train_dirs`` None: the scikit-image photos).
+    ``collective_timeout`` is recorded only when given."""
+    return {
+        "strategy": strategy,
+        "mixed_precision": bool(mixed_precision),
+        "jit_compile": bool(jit_compile),
+        "max_minutes": max_minutes,
+        "init_from": init_from,
+        **({"collective_timeout": collective_timeout} if collective_timeout is not None else {}),
+        "train_dirs": [str(d) for d in train_dirs] if train_dirs else PHOTOS,
+        "val_dir": str(val_dir) if val_dir else None,
+    }
+
+
+def configure_run(recipe: dict | Recipe, *overrides, run: dict | None = None) -> Recipe:
+    """A run's Recipe: ``recipe`` (a loaded recipe dict, or another run's Recipe) with each of
+    ``overrides`` applied in order (a {dotted key: value} dict or ``"key=value"`` strings) and the run
+    table ``run`` (:func:`run_table`; None keeps the recipe's own), validated.
+
+    Overriding one patch size (``data.hr_patch`` or ``data.lr_patch``) drops the recipe's other one,
+    and an LR patch is recorded as its HR size (HR = LR x scale), so ``config.json`` states the crop
+    once. Raises :class:`RecipeError` naming the key (or ``ValueError`` for a malformed override).
+    """
+    cfg = copy.deepcopy(recipe.config if isinstance(recipe, Recipe) else recipe)
+    layers = [layer if isinstance(layer, dict) else parse_overrides(layer) for layer in overrides]
+    keys = {k for layer in layers for k in layer}
+    if "data.hr_patch" in keys:
+        cfg.get("data", {}).pop("lr_patch", None)
+    elif "data.lr_patch" in keys:
+        cfg.get("data", {}).pop("hr_patch", None)
+    for layer in layers:
+        cfg = apply_overrides(cfg, layer)
+    if run is not None:
+        cfg["run"] = run
+    typed = Recipe.from_dict(cfg)
+    data = cfg["data"]
+    if "lr_patch" in data:  # papers that state LR sub-image sizes (ESPCN)
+        data.pop("lr_patch")
+        data["hr_patch"] = typed.data.hr_patch
+    return dataclasses.replace(typed, config=cfg)
+
+
 def load(name_or_path, profile: str | None = None) -> dict:
     """The recipe as a dict (``profile='paper'`` applies its ``[paper]`` table)."""
     path = path_of(name_or_path)
@@ -139,4 +192,7 @@ def _flatten(table: dict, prefix: str = "") -> dict:
     return out
 
 
-__all__ = ["RECIPE_DIR", "Recipe", "RecipeError", "apply_overrides", "changed_keys", "get_path", "load", "names", "parse_overrides", "parse_value", "path_of", "set_path"]
+__all__ = [
+    "PHOTOS", "RECIPE_DIR", "Recipe", "RecipeError", "apply_overrides", "changed_keys", "configure_run", "get_path", "load",
+    "names", "parse_overrides", "parse_value", "path_of", "run_table", "set_path",
+]

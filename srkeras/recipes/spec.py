@@ -2,8 +2,9 @@
 
 :meth:`Recipe.from_dict` reads the nested dict that :func:`srkeras.recipes.load` and the command line
 produce (plus the ``run`` table of run options); code reads ``recipe.train.ema_decay`` instead of
-looking up dotted paths with scattered defaults. The dict itself stays the record of a run
-(``RUN_DIR/config.json``); this is a read-only view of it.
+looking up dotted paths with scattered defaults. The dict itself stays the record of a run: the
+Recipe carries it as :attr:`Recipe.config`, which ``RUN_DIR/config.json`` records as it is (keys
+the typed view does not read included). :func:`srkeras.recipes.configure_run` builds a run's Recipe.
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ class GANConfig:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """``[run]``: how this machine runs the recipe (not part of the recipe's identity on resume)."""
+    """``[run]``: how this machine runs the recipe (not part of the recipe's identity on resume);
+    :func:`srkeras.recipes.run_table` writes the table."""
 
     strategy: str = "auto"
     mixed_precision: bool = False
@@ -224,7 +226,8 @@ def _run(table: dict) -> RunOptions:
 @dataclass(frozen=True)
 class Recipe:
     """A resolved recipe. ``gan`` is ``None`` for supervised recipes; ``d_optimizer`` and
-    ``d_schedule`` default to the generator's (SRGAN sec. 3.2: same settings for both)."""
+    ``d_schedule`` default to the generator's (SRGAN sec. 3.2: same settings for both). ``config`` is
+    the dict it was read from: what ``RUN_DIR/config.json`` records."""
 
     recipe: Meta
     model: ModelConfig
@@ -237,6 +240,7 @@ class Recipe:
     d_optimizer: OptimizerConfig
     d_schedule: ScheduleConfig
     run: RunOptions
+    config: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -278,6 +282,7 @@ class Recipe:
             d_optimizer=_optimizer(_table(cfg, "d_optimizer"), "d_optimizer") if "d_optimizer" in cfg else _optimizer(optimizer),
             d_schedule=_schedule(_table(cfg, "d_schedule"), "d_schedule") if "d_schedule" in cfg else _schedule(schedule),
             run=_run(_table(cfg, "run")),
+            config=copy.deepcopy(cfg),
         )
 
 

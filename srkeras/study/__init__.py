@@ -7,7 +7,7 @@
 * :mod:`~srkeras.study.cost`: GPU-hours of a paper-size study from the models' MACs;
 * :mod:`~srkeras.study.backbones`: :func:`run_study`, the whole chain, resumable.
 
-The MOS registration and report glue lives in ``pipelines.study`` (the library never touches a database).
+The MOS registration lives in :mod:`jobs.backbone_study` (the library never touches a database).
 """
 
 from srkeras.study.backbones import StudyResult, run_study

@@ -60,7 +60,7 @@ def train_all(cfg: StudyConfig, state: StudyState, found: list[Entry], log=print
         models[training.START] = cfg.start_model
         log(f"[train:{training.START}] reusing {cfg.start_model}")
     elif cfg.n_pretrain > 0:
-        models[training.START] = training.train_once(cfg, state, f"train:{training.START}", training.start_config(cfg),
+        models[training.START] = training.train_once(cfg, state, f"train:{training.START}", training.start_recipe(cfg),
                                                      start_dir, log)
     for i, e in enumerate([e for e in found if e.skipped is None], 1):
         log(f"--- backbone {i}: {e.id} ({e.tap.layer}, weights={e.weights_label})")
@@ -70,8 +70,8 @@ def train_all(cfg: StudyConfig, state: StudyState, found: list[Entry], log=print
             scale = training.feature_scale(cfg, e)
             state.note(f"feature_scale:{e.id}", scale)
         log(f"    content loss: MSE of features x {scale:.4g} ({cfg.feature_norm})")
-        run_cfg = training.gan_config(cfg, e, init, scale=scale)
-        models[e.method] = training.train_once(cfg, state, f"train:{e.id}", run_cfg, training.run_dir(cfg, e.id), log)
+        recipe = training.gan_recipe(cfg, e, init, scale=scale)
+        models[e.method] = training.train_once(cfg, state, f"train:{e.id}", recipe, training.run_dir(cfg, e.id), log)
     return models
 
 

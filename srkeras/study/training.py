@@ -1,7 +1,8 @@
 """The study's training runs through :mod:`srkeras.training.runner`: the SRResNet-MSE start, one SRGAN
 per backbone from it (same recipe, budget, seed and data order; only the content loss's backbone and
-layer differ), a short timed probe of each for the cost plan, and done markers so that finished runs
-are never trained again (an unfinished one resumes from its checkpoints).
+layer differ), a short timed run of each for the cost plan (:func:`seconds_per_step`), and done
+markers so that finished runs are never trained again (an unfinished one resumes from its checkpoints).
+Each run's :class:`~srkeras.recipes.Recipe` is built by :func:`srkeras.recipes.configure_run`.
 """
 
 from __future__ import annotations
@@ -35,16 +36,14 @@ def _common(cfg: StudyConfig, steps: int) -> dict:
     return sets
 
 
-def _finish(cfg: StudyConfig, base: dict, sets: dict, init_from) -> dict:
-    out = recipes.apply_overrides(recipes.apply_overrides(base, sets), list(cfg.overrides))
-    out["run"] = {"strategy": "auto", "mixed_precision": False, "jit_compile": False, "max_minutes": None,
-                  "init_from": None if init_from is None else str(init_from),
-                  "train_dirs": [str(d) for d in cfg.train_dirs], "val_dir": str(cfg.val_dir) if cfg.val_dir else None}
-    recipes.Recipe.from_dict(out)  # validated now: a bad --set fails before any training
-    return out
+def _finish(cfg: StudyConfig, base: dict, sets: dict, init_from) -> recipes.Recipe:
+    """The run's Recipe: ``sets``, then the study's ``--set`` overrides; validated now, so a bad
+    ``--set`` fails before any training."""
+    run = recipes.run_table(cfg.train_dirs, cfg.val_dir, init_from=None if init_from is None else str(init_from))
+    return recipes.configure_run(base, sets, cfg.overrides, run=run)
 
 
-def start_config(cfg: StudyConfig, steps: int | None = None) -> dict:
+def start_recipe(cfg: StudyConfig, steps: int | None = None) -> recipes.Recipe:
     """The ``srresnet_mse`` recipe at the study's budget."""
     base = recipes.load(START)
     return _finish(cfg, base, _common(cfg, cfg.n_pretrain if steps is None else steps), None)
@@ -78,7 +77,7 @@ def feature_scale(cfg: StudyConfig, entry: Entry, images: int = 8) -> float:
     return 1.0 / rms if rms > 0 else SRGAN_RESCALE
 
 
-def gan_config(cfg: StudyConfig, entry: Entry, init_from, steps: int | None = None, scale: float | None = None) -> dict:
+def gan_recipe(cfg: StudyConfig, entry: Entry, init_from, steps: int | None = None, scale: float | None = None) -> recipes.Recipe:
     """``srgan_vgg54`` (content loss + 1e-3 adversarial, 10x lower rate for the second half) with the
     content loss on ``entry``'s backbone and depth-table layer, features multiplied by ``scale``
     (:func:`feature_scale`; None: SRGAN's 1/12.75)."""
@@ -101,8 +100,8 @@ def _sources(cfg: StudyConfig):
     return [str(d) for d in cfg.train_dirs], (str(cfg.val_dir) if cfg.val_dir else None)
 
 
-def train_once(cfg: StudyConfig, state: StudyState, key: str, run_cfg: dict, rdir: Path, log=print) -> Path:
-    """Train ``run_cfg`` into ``rdir`` unless ``key`` is marked done with this very ``model.keras``;
+def train_once(cfg: StudyConfig, state: StudyState, key: str, recipe: recipes.Recipe, rdir: Path, log=print) -> Path:
+    """Train ``recipe`` into ``rdir`` unless ``key`` is marked done with this very ``model.keras``;
     returns the model path. Interrupted, the next call resumes from the run's checkpoints."""
     from srkeras.training.runner import train
 
@@ -113,22 +112,22 @@ def train_once(cfg: StudyConfig, state: StudyState, key: str, run_cfg: dict, rdi
         return model
     train_source, val_source = _sources(cfg)
     log(f"[{key}] training into {rdir}")
-    summary = train(run_cfg, rdir, train_source, val_source, progress=cfg.progress, log=lambda m: log(f"[{key}] {m}"))
+    summary = train(recipe, rdir, train_source, val_source, progress=cfg.progress, log=lambda m: log(f"[{key}] {m}"))
     state.mark(key, sha256=sha256_of(model), step=summary["step"], seconds=summary.get("train_seconds_this_run"),
                best_val_psnr=summary.get("best_val_psnr"))
     return model
 
 
-def probe(cfg: StudyConfig, run_cfg: dict, where: Path, steps: int) -> float:
-    """Seconds per training step of ``run_cfg`` on this machine: a throw-away run in ``where``, timed
+def seconds_per_step(cfg: StudyConfig, recipe: recipes.Recipe, where: Path, steps: int) -> float:
+    """Seconds per training step of ``recipe`` on this machine: a throw-away run in ``where``, timed
     over ``steps`` steps after one untimed step (which traces the step function)."""
     from srkeras.training.runner import Run
 
     shutil.rmtree(where, ignore_errors=True)
-    run_cfg = recipes.apply_overrides(run_cfg, {"train.steps": steps + 1})
-    run_cfg["run"]["init_from"] = "none"  # the timing does not depend on the weights
+    # The timing does not depend on the weights: no --init-from.
+    recipe = recipes.configure_run(recipe, {"train.steps": steps + 1, "run.init_from": "none"})
     train_source, val_source = _sources(cfg)
-    run = Run(run_cfg, where, train_source, None, progress=False, log=lambda m: None)
+    run = Run(recipe, where, train_source, None, progress=False, log=lambda m: None)
     try:
         run.setup()
         data = run.dataset()
@@ -145,14 +144,14 @@ def cost_plan(cfg: StudyConfig, state: StudyState, entries: list[Entry], log=pri
     """Measured seconds per step of the start and of each backbone's SRGAN (cached in the state) and
     the estimated remaining time of every run; printed as a table before any training."""
     plan = {}
-    runs = [] if cfg.start is not None else [(START, start_config(cfg), cfg.n_pretrain)]
-    runs += [(e.id, gan_config(cfg, e, None), cfg.steps) for e in entries if e.skipped is None]
-    for name, run_cfg, steps in runs:
+    runs = [] if cfg.start is not None else [(START, start_recipe(cfg), cfg.n_pretrain)]
+    runs += [(e.id, gan_recipe(cfg, e, None), cfg.steps) for e in entries if e.skipped is None]
+    for name, recipe, steps in runs:
         key = f"train:{name}"
         timing = state.info(f"probe:{name}")
         if timing is None and not state.done(key) and steps > 0:
             log(f"measuring {name}: {cfg.n_probe} timed steps ...")
-            timing = probe(cfg, run_cfg, Path(cfg.out) / "probe", cfg.n_probe)
+            timing = seconds_per_step(cfg, recipe, Path(cfg.out) / "probe", cfg.n_probe)
             state.note(f"probe:{name}", timing)
         left = 0 if state.done(key) else steps
         plan[name] = {"s_per_step": timing, "steps": steps, "left_steps": left,
@@ -180,4 +179,4 @@ def format_plan(plan: dict, total: float) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["START", "cost_plan", "feature_scale", "format_plan", "gan_config", "probe", "run_dir", "start_config", "train_once"]
+__all__ = ["START", "cost_plan", "feature_scale", "format_plan", "gan_recipe", "run_dir", "seconds_per_step", "start_recipe", "train_once"]

@@ -182,9 +182,9 @@ class CSVLog(keras.callbacks.Callback):
     """``metrics.csv``: step, elapsed_s, lr, losses, val_psnr, val_ssim, every ``every`` steps and at
     validations. On resume, rows after the restored step (written before a crash) are dropped."""
 
-    def __init__(self, state: RunState, path: Path, every: int, lr_fn):
+    def __init__(self, state: RunState, path: Path, every: int, learning_rate_fn):
         super().__init__()
-        self.state, self.path, self.every, self.lr_fn = state, Path(path), int(every), lr_fn
+        self.state, self.path, self.every, self.learning_rate_fn = state, Path(path), int(every), learning_rate_fn
         self.columns = None
         self.last_step = -1
         if self.path.exists():
@@ -210,7 +210,7 @@ class CSVLog(keras.callbacks.Callback):
             return
         if not force and not (self.every and st.step % self.every == 0) and st.last_val_step != st.step:
             return
-        row = {"step": st.step, "elapsed_s": round(time.monotonic() - st.started, 2), "lr": f"{self.lr_fn():.6g}"}
+        row = {"step": st.step, "elapsed_s": round(time.monotonic() - st.started, 2), "lr": f"{self.learning_rate_fn():.6g}"}
         row.update({k: f"{v:.6g}" for k, v in st.last_logs.items()})
         if st.last_val_step == st.step:
             row.update({"val_psnr": f"{st.val['psnr']:.4f}", "val_ssim": f"{st.val['ssim']:.5f}"})
@@ -230,11 +230,11 @@ class TensorBoardLog(keras.callbacks.Callback):
     """Scalars (losses, learning rate) every ``every`` steps; validation scalars and images are written
     by :meth:`log_validation`."""
 
-    def __init__(self, state: RunState, logdir: Path, every: int, lr_fn):
+    def __init__(self, state: RunState, logdir: Path, every: int, learning_rate_fn):
         super().__init__()
         import tensorflow as tf
 
-        self.state, self.every, self.lr_fn = state, int(every), lr_fn
+        self.state, self.every, self.learning_rate_fn = state, int(every), learning_rate_fn
         self.writer = tf.summary.create_file_writer(str(logdir))
 
     def scalars(self, values: dict, prefix: str = "train/"):
@@ -247,7 +247,7 @@ class TensorBoardLog(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         st = self.state
         if self.every and st.step % self.every == 0 and not st.failed:
-            self.scalars({**st.last_logs, "learning_rate": self.lr_fn()})
+            self.scalars({**st.last_logs, "learning_rate": self.learning_rate_fn()})
 
     def log_validation(self, metrics: dict, samples, scale: int):
         import tensorflow as tf

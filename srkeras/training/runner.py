@@ -1,9 +1,10 @@
 """Build and run a training job from a resolved recipe: data, strategy, models, losses, optimizers,
 trainer, checkpoint/resume, callbacks, final validation and export.
 
-The recipe dict is read through its typed view :class:`srkeras.recipes.Recipe` (defaults in one
-place); the dict itself is what ``config.json`` records. ``Run.setup`` = data, models, trainer,
-restore. Files are written atomically (:func:`srkeras.data.io.write_atomically`).
+The recipe travels as its typed form :class:`srkeras.recipes.Recipe` (defaults in one place, built
+by :func:`srkeras.recipes.configure_run`); its :attr:`~srkeras.recipes.Recipe.config` dict is what
+``config.json`` records. ``Run.setup`` = data, models, trainer, restore. Files are written
+atomically (:func:`srkeras.data.io.write_atomically`).
 
 RUN_DIR layout: ``config.json`` (resolved recipe and run options), ``checkpoints/`` (resume state),
 ``metrics.csv``, ``tensorboard/``, ``model.keras`` (the generator, NHWC, EMA weights if enabled),
@@ -64,7 +65,8 @@ def write_json(path: Path, data: dict):
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def resolve_init_path(spec: str) -> Path:
+def init_model_path(spec: str) -> Path:
+    """The ``.keras`` file of ``--init-from`` (the file, or a RUN_DIR's ``model.keras``)."""
     p = Path(spec)
     if p.is_dir():
         p = p / "model.keras"
@@ -79,16 +81,15 @@ def resolve_init_path(spec: str) -> Path:
 
 
 class Run:
-    """One training job. ``cfg`` is a resolved recipe (see :mod:`pipelines.train`), with ``run``
-    holding the run options (strategy, mixed_precision, jit_compile, max_minutes, init_from, ...);
-    ``recipe`` is its typed view (:class:`srkeras.recipes.Recipe`), ``cfg`` what ``config.json`` records.
+    """One training job of ``recipe`` (:class:`srkeras.recipes.Recipe`, its ``run`` holding the run
+    options: strategy, mixed_precision, jit_compile, max_minutes, init_from, ...); ``recipe.config``
+    is what ``config.json`` records.
 
     :meth:`setup` = :meth:`setup_data`, :meth:`setup_models`, :meth:`setup_trainer`, :meth:`restore`.
     """
 
-    def __init__(self, cfg: dict, run_dir, train_source, val_source=None, progress: bool = True, log=print, devices=None):
-        self.cfg = cfg
-        self.recipe = Recipe.from_dict(cfg)
+    def __init__(self, recipe: Recipe, run_dir, train_source, val_source=None, progress: bool = True, log=print, devices=None):
+        self.recipe = recipe
         self.run_dir = Path(run_dir)
         self.out_dir = self.run_dir  # where this process writes: RUN_DIR, or a non-chief worker's scratch folder
         self.train_source = train_source  # list of folders, or {name: HR array}
@@ -122,7 +123,7 @@ class Run:
         self.changes = {}
         if self.previous is not None:
             try:
-                self.changes = resume.resume_changes(self.previous, self.cfg, self.recipe)
+                self.changes = resume.resume_changes(self.previous, self.recipe.config, self.recipe)
             except TrainingError as e:
                 raise TrainingError(f"{self.run_dir}: {e}") from None
 
@@ -134,7 +135,7 @@ class Run:
         self.out_dir = self.run_dir if self.cluster.is_chief else cl.scratch_dir(self.cluster)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.previous is None:
-            write_json(self.out_dir / "config.json", resume.record(self.cfg, None, {}, 0))
+            write_json(self.out_dir / "config.json", resume.record(self.recipe.config, None, {}, 0))
 
     def close(self):
         """Remove a non-chief worker's scratch folder."""
@@ -270,7 +271,7 @@ class Run:
         if self.previous is not None:
             if self.changes:
                 self.log(f"changed on resume, from step {self.start_step}: {resume.describe(self.changes)} (recorded in config.json)")
-            write_json(self.out_dir / "config.json", resume.record(self.cfg, self.previous, self.changes, self.start_step))
+            write_json(self.out_dir / "config.json", resume.record(self.recipe.config, self.previous, self.changes, self.start_step))
 
     def _check_init_from(self):
         """Two-stage recipes need the first stage's generator (checked before anything is built)."""
@@ -284,7 +285,7 @@ class Run:
                 f"train it first (--recipe {first} --out RUN1) and pass --init-from RUN1/model.keras, "
                 "or --init-from none to start from random weights"
             )
-        return None if spec in (None, "", "none") else resolve_init_path(spec)
+        return None if spec in (None, "", "none") else init_model_path(spec)
 
     def _init_from(self):
         path = self._check_init_from()
@@ -429,9 +430,9 @@ class Run:
         return summary
 
 
-def train(cfg: dict, run_dir, train_source, val_source=None, progress: bool = True, log=print, devices=None) -> dict:
-    """Set up and run a job (resuming when ``run_dir`` holds its checkpoints); returns the summary."""
-    run = Run(cfg, run_dir, train_source, val_source, progress=progress, log=log, devices=devices)
+def train(recipe: Recipe, run_dir, train_source, val_source=None, progress: bool = True, log=print, devices=None) -> dict:
+    """Set up and run a job of ``recipe`` (resuming when ``run_dir`` holds its checkpoints); returns the summary."""
+    run = Run(recipe, run_dir, train_source, val_source, progress=progress, log=log, devices=devices)
     try:
         run.setup()
         return run.train()

@@ -1,0 +1,205 @@
+"""Make a MOS study: the stimuli made and stored blind, the study registered in the database, all or nothing.
+
+The stimuli (8-bit, blind, content-addressed PNGs with PSNR/SSIM on Y against the 8-bit HR, and the
+further metrics of :attr:`StudySpec.metrics`) are made by :mod:`srkeras.stimulus_set` into a
+:class:`~srkeras.stimuli.Staging` folder inside the stimuli folder, moved in once all are made, and
+registered with :func:`db.register_study` in one transaction; if anything fails (a full disk, a
+refused registration, Ctrl-C) the files this run added are removed again and no row is stored. A run
+killed with -9 before that leaves only the temporary folder, which the next run removes.
+
+Every refusal is a :class:`~srkeras.stimuli.StudyInputError` whose message names the option (or the
+``python -m pipelines.pretrained fetch ...`` command of a missing metric asset); a metric asset is
+checked before any stimulus is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from srkeras import evaluation, stimulus_set
+from srkeras.data.io import destination_problem, display_name, remove_stale_temporaries
+from srkeras.stimuli import OutputFailed, Staging, StudyInputError
+
+
+class StudyNameTaken(StudyInputError):
+    """A study with this name is already registered."""
+
+
+class RegistrationFailed(StudyInputError):
+    """The database refused the study."""
+
+
+class MissingMetricAsset(StudyInputError):
+    """A metric needs weights or parameters that are not installed (the message says how to fetch them)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    """What study to make: its name, HR folder and database, the methods, and how raters see it.
+
+    ``models`` are ``PATH`` or ``NAME=PATH`` strings; ``metrics`` names of :data:`srkeras.metrics.METRICS`
+    stored per stimulus (PSNR/SSIM always); ``stimuli_dir`` None: :func:`default_stimuli_dir`.
+    """
+
+    name: str
+    hr_dir: Path | str
+    db_url: str
+    scale: int = 4
+    methods: tuple[str, ...] = stimulus_set.CLASSICAL
+    models: tuple[str, ...] = ()
+    mode: str = "acr"  # acr | pair | both
+    votes_per_stimulus: int = 5
+    stimuli_dir: Path | str | None = None
+    crop: int | None = None
+    calibration_images: int = 1
+    calibration: tuple[str, ...] = ()  # file names (or stems) of the calibration images
+    trials_per_rater: int | None = None
+    break_every: int = 20
+    repeats: int = 2
+    seed: int = 0
+    max_images: int | None = None
+    tile: int | None = None  # tile size of model inference
+    metrics: tuple[str, ...] = stimulus_set.DEFAULT_METRICS
+    progress: bool = True  # a progress bar on standard error
+
+
+def default_stimuli_dir(db_url: str) -> Path:
+    """Beside the database for a SQLite file (``<db folder>/stimuli``), else ``./stimuli``."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(db_url)
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        return Path(u.database).expanduser().resolve().parent / "stimuli"
+    return Path("stimuli").resolve()
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _progress_bar(name: str, enabled: bool):
+    from tqdm import tqdm
+
+    return lambda files: tqdm(files, desc=f"stimuli for {name}", unit="img", disable=not enabled, file=sys.stderr)
+
+
+def _checked_plan(spec: StudySpec, log) -> stimulus_set.Plan:
+    """The checked options; the metric assets must be installed (checked before any work)."""
+    plan = stimulus_set.plan(spec.scale, spec.crop, spec.methods, spec.models, metrics=spec.metrics)
+    missing = evaluation.missing_assets(plan.metrics)
+    if missing:
+        raise MissingMetricAsset(missing)
+    for anchor in plan.added_anchors:
+        log(f"note: adding the hidden anchor method {anchor!r} (the MOS scale is calibrated on it)")
+    return plan
+
+
+def _stimuli_dir(spec: StudySpec) -> Path:
+    folder = Path(spec.stimuli_dir).resolve() if spec.stimuli_dir else default_stimuli_dir(spec.db_url)
+    problem = destination_problem(folder, folder=True)
+    if problem:
+        raise OutputFailed(f"--stimuli-dir {problem}")
+    return folder
+
+
+def _refuse_taken_name(db, name: str) -> None:
+    from db import UnknownStudy, get_study
+
+    try:
+        get_study(db, name)
+    except UnknownStudy:
+        return
+    raise StudyNameTaken(f"a study named {name!r} already exists in {db!r}; choose another --name")
+
+
+def _register(db, spec: StudySpec, plan: stimulus_set.Plan, made: stimulus_set.StimulusSet):
+    """Store the study; raises :class:`RegistrationFailed`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db import MethodSpec, SourceSpec, StimulusSpec, register_study
+
+    try:
+        return register_study(
+            db,
+            spec.name,
+            scale=plan.scale,
+            crop=plan.crop,
+            stimuli_dir=made.stimuli_dir,
+            methods=[MethodSpec(*m) for m in plan.methods()],
+            sources=[SourceSpec(**vars(s)) for s in made.sources],
+            stimuli=[StimulusSpec(**vars(s)) for s in made.stimuli],
+            mode=spec.mode,
+            votes_per_stimulus=spec.votes_per_stimulus,
+            trials_per_rater=spec.trials_per_rater,
+            break_every=spec.break_every,
+            repeats=spec.repeats,
+            seed=spec.seed,
+        )
+    except ValueError as e:
+        raise RegistrationFailed(f"cannot register study {spec.name!r}: {e}") from None
+    except SQLAlchemyError as e:  # e.g. a full disk or a read-only database: nothing was stored
+        raise RegistrationFailed(f"cannot register study {spec.name!r}: database error ({getattr(e, 'orig', None) or e})") from None
+
+
+def _summary(info, plan: stimulus_set.Plan, made: stimulus_set.StimulusSet) -> dict:
+    return {
+        "study": info.name,
+        "stimuli_dir": display_name(made.stimuli_dir),
+        "test_images": len(made.test_sources),
+        "calibration_images": made.calibration_sources,
+        "stimuli": len(made.stimuli),
+        "skipped": made.skipped,
+        "methods": made.mean_scores(plan.method_names),
+    }
+
+
+def _make_and_register(db, spec: StudySpec, plan: stimulus_set.Plan, stim_dir: Path, started: float, log):
+    files = stimulus_set.list_sources(spec.hr_dir, spec.max_images)
+    files, choice = stimulus_set.choose_calibration(files, spec.calibration_images, spec.calibration, spec.seed,
+                                                    folder=spec.hr_dir)
+    runners = stimulus_set.load_models(plan.models, plan.scale, spec.tile)
+    for stale in remove_stale_temporaries(stim_dir, started):
+        log(f"note: removed {display_name(stale)} (left by an interrupted run)")
+    staging = Staging(stim_dir)
+    try:
+        made = stimulus_set.make(
+            plan, files, stim_dir, choice, runners, on_skip=log, progress=_progress_bar(spec.name, spec.progress),
+            write_dir=staging.dir,
+        )
+        stimulus_set.require_test_images(made, spec.hr_dir)
+        staging.commit()
+        info = _register(db, spec, plan, made)
+    except BaseException:
+        staging.rollback()  # all or nothing: no file of this run stays (and no row was stored)
+        raise
+    finally:
+        staging.close()
+    return info, _summary(info, plan, made)
+
+
+def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
+    """Make the stimuli and register the study; returns ``(db.StudyInfo, summary dict)``.
+
+    ``log`` hears the notes and skipped files (default: standard error). Raises a
+    :class:`~srkeras.stimuli.StudyInputError` for unusable options, a taken name
+    (:class:`StudyNameTaken`), a missing metric asset, too few usable images or a refused registration.
+    """
+    from db import open_database
+
+    log = log or _stderr
+    started = time.time()
+    plan = _checked_plan(spec, log)
+    stim_dir = _stimuli_dir(spec)
+    db = open_database(spec.db_url)
+    try:
+        _refuse_taken_name(db, spec.name)
+        return _make_and_register(db, spec, plan, stim_dir, started, log)
+    finally:
+        db.close()
+
+
+__all__ = ["MissingMetricAsset", "RegistrationFailed", "StudyNameTaken", "StudySpec", "default_stimuli_dir", "make_study"]
