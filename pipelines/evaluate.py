@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from srkeras import evaluation
 from srkeras.data import DEFAULT_MAX_PIXELS, DEGRADATIONS, UPSAMPLERS, ImageLoadError, list_images, load_image
-from srkeras.data.io import (
+from srkeras.files import (
     destination_problem,
     display_name,
     remove_stale_temporaries,
@@ -109,12 +109,13 @@ def missing_assets(metrics) -> str | None:
     needed = list(dict.fromkeys(a for m in metrics for a in METRICS[m]))
     if not needed:
         return None
-    from srkeras.pretrained import metric_assets, model_dir
+    from srkeras.inference.store import models_dir
+    from srkeras.pretrained import metric_assets
 
     missing = [a for a in needed if not metric_assets.is_installed(a)]
     if not missing:
         return None
-    return (f"metric asset(s) {', '.join(missing)} not installed in {display_name(model_dir())} (set SRKERAS_MODEL_DIR "
+    return (f"metric asset(s) {', '.join(missing)} not installed in {display_name(models_dir())} (set SRKERAS_MODEL_DIR "
             f"to use another directory): run `{metric_assets.fetch_command(missing)}`")
 
 

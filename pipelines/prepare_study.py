@@ -39,7 +39,7 @@ from pathlib import Path
 
 from pipelines.evaluate import missing_assets
 from srkeras import stimuli
-from srkeras.data.io import destination_problem, display_name, remove_stale_temporaries, temp_path, write_error
+from srkeras.files import destination_problem, display_name, remove_stale_temporaries, temp_path, write_error
 from srkeras.metrics.registry import METRICS
 from srkeras.stimuli import (  # noqa: F401  (re-exported: the CLI's historical names)
     ANCHORS,
@@ -69,7 +69,7 @@ class MissingMetricAsset(StudyInputError):
 
 
 class Staging:
-    """A run's stimuli in a temporary folder inside ``stimuli_dir`` (:data:`~srkeras.data.io.TEMP_MARK`
+    """A run's stimuli in a temporary folder inside ``stimuli_dir`` (:data:`~srkeras.files.TEMP_MARK`
     in its name): :meth:`commit` moves them in, :meth:`rollback` removes what :meth:`commit` added,
     :meth:`close` removes the temporary folder. Raises ``OutputFailed`` if it cannot be made."""
 

@@ -14,7 +14,7 @@ only provide the anchor examples of the instructions and are never trials.
 Library code: unusable inputs raise :class:`StudyInputError` subclasses, skipped files are reported
 in the result and through a callback; nothing is printed and nothing touches a database.
 :func:`make` can write into a staging folder (``write_dir``) for an all-or-nothing caller. Source
-names are :func:`srkeras.data.io.display_name` (valid UTF-8 for any file name).
+names are :func:`srkeras.files.display_name` (valid UTF-8 for any file name).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from srkeras import evaluation
-from srkeras.data.io import display_name, write_atomically, write_error
+from srkeras.files import display_name, write_atomically, write_error
 
 ANCHORS = {"nearest": "low_anchor", "hr": "high_anchor"}
 CLASSICAL = ("nearest", "bicubic", "hr")

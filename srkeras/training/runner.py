@@ -3,7 +3,7 @@ trainer, checkpoint/resume, callbacks, final validation and export.
 
 The recipe dict is read through its typed view :class:`srkeras.recipes.Recipe` (defaults in one
 place); the dict itself is what ``config.json`` records. ``Run.setup`` = data, models, trainer,
-restore. Files are written atomically (:func:`srkeras.data.io.write_atomically`).
+restore. Files are written atomically (:func:`srkeras.files.write_atomically`).
 
 RUN_DIR layout: ``config.json`` (resolved recipe and run options), ``checkpoints/`` (resume state),
 ``metrics.csv``, ``tensorboard/``, ``model.keras`` (the generator, NHWC, EMA weights if enabled),
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.data.io import write_atomically
+from srkeras.files import write_atomically
 from srkeras.models.graph import all_layers, rebuild
 from srkeras.recipes import Recipe
 from srkeras.training import resume
