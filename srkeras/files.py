@@ -100,7 +100,7 @@ def remove_stale_temporaries(folder, older_than: float | None = None) -> list[Pa
 
 def destination_problem(path, folder: bool = False) -> str | None:
     """Why ``path`` (a file, or a folder with ``folder=True``) cannot be written, or None: it is a
-    folder, a parent is a file, the folder refuses a probe file (right for root and read-only mounts)
+    folder, a parent is a file, the folder refuses a test file (right for root and read-only mounts)
     or cannot be created (``os.access`` on its nearest existing parent). For checks before any work."""
     p = Path(path)
     if not folder and p.is_dir():
@@ -116,7 +116,7 @@ def destination_problem(path, folder: bool = False) -> str | None:
             return f"{display_name(target)}: cannot create this folder in {display_name(existing)} (permission denied)"
         return None
     try:
-        os.unlink(_new_temp_file(target / "probe"))
+        os.unlink(_new_temp_file(target / "write-test"))
     except OSError as e:
         return f"{display_name(target)}: cannot write in this folder ({e.strerror or e})"
     return None

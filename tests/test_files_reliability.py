@@ -146,7 +146,7 @@ def test_evaluate_out_unwritable_is_refused_before_scoring(tmp_path, monkeypatch
     def read_only(path):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(files, "_new_temp_file", read_only)  # the probe of a read-only folder
+    monkeypatch.setattr(files, "_new_temp_file", read_only)  # the write test of a read-only folder
     assert evaluate.main(["--hr-dir", str(d), "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path}: cannot write in this folder (Read-only file system)" in err and "Traceback" not in err

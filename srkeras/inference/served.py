@@ -75,6 +75,8 @@ class ServedModel:
     facts: NetworkFacts = field(default_factory=NetworkFacts)
     borrowed: InitVar[bool] = False  # True: refer to the model weakly (see serve)
     plans: dict = field(default_factory=dict, repr=False)  # TilePlan by request, filled by planning.plan
+    _ref: weakref.ref = field(init=False, repr=False)
+    _owned: object = field(init=False, repr=False)  # the model when this object owns it, else None
 
     def __post_init__(self, network, borrowed: bool):
         self._ref = weakref.ref(network)
