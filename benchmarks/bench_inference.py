@@ -40,8 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def _child_memory(size: int, budget: str) -> None:
     import numpy as np
 
-    from srkeras.data.png16 import PngStreamWriter
-    from srkeras.inference import plan, tile_count, upscale_bands
+    from srkeras.inference import plan, tile_count, upscale_to_png
     from srkeras.inference.planning import plan_bytes, work_ratio
     from srkeras.models import build
 
@@ -52,10 +51,7 @@ def _child_memory(size: int, budget: str) -> None:
             "plan_mb": plan_bytes(model, (size, size), p) / 1e6, "work_ratio": work_ratio(model, (size, size), p)}
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as d, open(os.path.join(d, "sr.png"), "wb") as f:
-        wr = PngStreamWriter(f, size * 4, size * 4, 3, bit_depth=8, level=1)
-        for _, band, _ in upscale_bands(model, img, max_memory=budget):
-            wr.write(band)
-        wr.close()
+        upscale_to_png(model, img, f, max_memory=budget, level=1)
     dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"size": size, "maxrss_mb": rss, "seconds": dt, "load": os.getloadavg()[0], **info}))
@@ -127,8 +123,8 @@ def model_flops_per_lr_pixel(model) -> float:
     n = 16
     total = 0.0
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    probe = keras.Model(model.inputs, [layer.output for layer in convs])
-    specs = probe.compute_output_spec(keras.KerasTensor((1, n, n, model.input_shape[-1])))
+    taps = keras.Model(model.inputs, [layer.output for layer in convs])
+    specs = taps.compute_output_spec(keras.KerasTensor((1, n, n, model.input_shape[-1])))
     for layer, sp in zip(convs, specs if isinstance(specs, (list, tuple)) else [specs]):
         kh, kw, cin, cout = layer.kernel.shape
         total += 2.0 * kh * kw * cin * cout * (sp.shape[1] * sp.shape[2]) / (n * n)

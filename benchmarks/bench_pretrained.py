@@ -82,33 +82,42 @@ def _time_v(cmd, env=None) -> dict:
             "stdout": proc.stdout[-500:]}  # fmt: skip
 
 
+def _installed(name: str) -> Path:
+    from srkeras.inference import ModelNotFoundError, find_model
+
+    try:
+        return find_model(name)
+    except ModelNotFoundError:
+        raise SystemExit(f"{name} is not installed: python -m pipelines.pretrained fetch {name}") from None
+
+
 def startup(args) -> dict:
     import keras
     import numpy as np
 
     from srkeras import models, pretrained
-    from srkeras.inference import load_generator, probing, upscale
+    from srkeras.inference import ServedModel, load_generator, upscale
+    from srkeras.inference.sidecar import ModelSidecar
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.installed:
-            path = pretrained.resolve(args.model)
-            if path is None:
-                raise SystemExit(f"{args.model} is not installed: python -m pipelines.pretrained fetch {args.model}")
+            path = _installed(args.model)
         else:
             e = pretrained.get(args.model)
             path = Path(tmp) / f"{args.model}.keras"
             models.build(e.arch, e.scale, **e.options).save(path)
         model, t_load = _timed(lambda: keras.models.load_model(path))
-        meta, t_side = _timed(lambda: pretrained.sidecar(path))
+        meta, t_side = _timed(lambda: ModelSidecar.read(path) or ModelSidecar())
         if args.installed:  # timed below, as serving from a file without sidecar pays it
-            rf, t_probe = ((meta or {}).get("scale"), (meta or {}).get("receptive_field")), float("nan")
+            rf, t_probe = (meta.scale, meta.receptive_field), float("nan")
         else:
-            rf, t_probe = _timed(lambda: (probing.model_scale(model), probing.receptive_field(model)))
+            served = ServedModel(model)
+            rf, t_probe = _timed(lambda: (served.scale, served.receptive_field))
         x = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
         _, t_run = _timed(lambda: model(x))
         result = {
             "model": args.model, "load_s": round(t_load, 3), "sidecar_s": round(t_side, 4),
-            "sidecar_receptive_field": (meta or {}).get("receptive_field"), "probe_s": round(t_probe, 3),
+            "sidecar_receptive_field": meta.receptive_field, "probe_s": round(t_probe, 3),
             "probed_scale_rf": list(rf), "infer_64px_s": round(t_run, 3),
         }  # fmt: skip
         if args.installed:
@@ -121,8 +130,8 @@ def startup(args) -> dict:
                 result[key] = {"load_generator_s": round(t_load, 2), "first_tile_s": round(t_tile, 2),
                                "total_s": round(t_load + t_tile, 2)}  # fmt: skip
                 m = None
-            parts = probing.model_parts(load_generator(bare))
-            result["probed_tail_receptive_field"] = parts.tail_rf if parts.tail is not None else None
+            served = load_generator(bare)
+            result["probed_tail_receptive_field"] = served.tail_receptive_field if served.split is not None else None
     return result
 
 
@@ -156,10 +165,7 @@ def end_to_end(args) -> dict:
     import numpy as np
     from PIL import Image
 
-    from srkeras import pretrained
-
-    if pretrained.resolve(args.model) is None:
-        raise SystemExit(f"{args.model} is not installed: python -m pipelines.pretrained fetch {args.model}")
+    _installed(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         img = _bench_input(args.lr_size, tmp / "in.png")

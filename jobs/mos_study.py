@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from srkeras import evaluation, stimulus_set
-from srkeras.data.io import destination_problem, display_name, remove_stale_temporaries
+from srkeras.files import destination_problem, display_name, remove_stale_temporaries
 from srkeras.stimuli import OutputFailed, Staging, StudyInputError
 
 

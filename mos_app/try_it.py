@@ -8,10 +8,11 @@ Bicubic and SR are shown side by side with one zoom and one crop centre for both
 (nearest-neighbour magnification of the same crop).
 
 Memory: a 12-megapixel photo at x4 is 192 output megapixels, 2.3 GB as one float32 array (and
-4.6 GB for a float64 bicubic). :func:`super_resolve` therefore takes the SR output band by band
-from the tiled path, keeps only 8-bit copies of SR and bicubic for display, and encodes the
-download PNG (the input's bit depth, alpha and ICC profile, as ``pipelines.upscale`` writes it)
-while the bands go by; benchmarks/bench_inference.py measures its peak.
+4.6 GB for a float64 bicubic). :func:`super_resolve` therefore encodes the download PNG with
+:func:`srkeras.inference.upscale_to_png` (the input's bit depth, alpha and ICC profile, as
+``pipelines.upscale`` writes it), which takes the SR output band by band from the tiled path, and
+keeps only 8-bit copies of SR and bicubic for display while the bands go by;
+benchmarks/bench_inference.py measures its peak.
 
 Limits of the page (a server anyone may upload to): an upload may hold at most
 :data:`MAX_INPUT_PIXELS` pixels and give at most :data:`MAX_OUTPUT_PIXELS`, checked from the
@@ -34,19 +35,20 @@ import streamlit as st
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from srkeras.data import ImageLoadError, quantize, read_image  # noqa: E402
-from srkeras.data.io import ImageTooLarge, display_name  # noqa: E402
-from srkeras.data.png16 import PngStreamWriter  # noqa: E402
+from srkeras.data.io import ImageTooLarge  # noqa: E402
 from srkeras.data.samples import SAMPLE_NAMES, sample_image  # noqa: E402
+from srkeras.files import display_name  # noqa: E402
 from srkeras.inference import (  # noqa: E402
+    ModelNotFoundError,
     bicubic_rows,
     list_models,
     load_generator,
     model_scale,
     models_dir,
-    parse_memory,
-    upscale_bands,
+    parse_memory_budget,
+    tile_count,
+    upscale_to_png,
 )
-from srkeras.inference.loading import ModelNotFoundError  # noqa: E402
 
 VIEW = 384  # displayed crop edge in screen pixels
 MAX_INPUT_PIXELS = 16_000_000  # a 12-16 megapixel photo
@@ -56,17 +58,6 @@ MAX_OUTPUT_PIXELS = 16 * MAX_INPUT_PIXELS  # x4 of that; a x8 model takes up to 
 def upload_limit(scale: int) -> int:
     """Most input pixels the page accepts for a model of ``scale``."""
     return min(MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS // (scale * scale))
-
-
-def budget_bytes(text: str) -> int:
-    """The memory budget field as bytes; ValueError with a message for the page when unusable."""
-    try:
-        n = parse_memory(text)
-    except (ValueError, OverflowError):
-        n = None
-    if not n or n <= 0:
-        raise ValueError(f"Memory budget {text.strip()!r} is not a size: give one such as 1GB, 512MB or 1.5GiB.")
-    return n
 
 
 @st.cache_resource(show_spinner="Loading model...")
@@ -85,14 +76,15 @@ def super_resolve(model, pixels, alpha=None, max_memory="1GB", progress=None, bi
     h, w, c = pixels.shape
     sr = np.empty((h * s, w * s, c), np.uint8)
     bic = np.empty_like(sr)
-    buf = io.BytesIO()
-    writer = PngStreamWriter(buf, w * s, h * s, c, alpha is not None, bit_depth, icc_profile, level=6)
-    for r0, band, al in upscale_bands(model, pixels, max_memory=max_memory, progress=progress, alpha=alpha):
+
+    def keep_8bit(r0, band):
         r1 = r0 + band.shape[0]
-        writer.write(band, al)
         sr[r0:r1] = quantize(band)
         bic[r0:r1] = quantize(bicubic_rows(pixels, s, r0, r1))
-    writer.close()
+
+    buf = io.BytesIO()
+    upscale_to_png(model, pixels, buf, alpha=alpha, bit_depth=bit_depth, icc_profile=icc_profile,
+                   max_memory=max_memory, progress=progress, on_band=keep_8bit)  # fmt: skip
     return {"sr": sr, "bicubic": bic, "png": buf.getvalue()}
 
 
@@ -143,10 +135,10 @@ def main():
         choices[extra.strip()] = extra.strip()
     budget = st.sidebar.text_input("Memory budget", value="1GB", key="budget")
     try:
-        budget_bytes(budget)
+        parse_memory_budget(budget)
     except ValueError as e:
-        st.sidebar.error(str(e))
-        st.error(str(e))
+        st.sidebar.error(f"Memory budget {e}")
+        st.error(f"Memory budget {e}")
         st.stop()
     if not choices:
         st.warning(
@@ -156,12 +148,12 @@ def main():
         st.stop()
     name = st.sidebar.selectbox("Model", list(choices), key="model")
     try:
-        model = _model(choices[name])
-        scale = model_scale(model)
+        served = _model(choices[name])
+        scale = served.scale
     except (ModelNotFoundError, OSError, ValueError) as e:
         st.error(str(e))
         st.stop()
-    st.sidebar.caption(f"x{scale}, {model.count_params():,} parameters")
+    st.sidebar.caption(f"x{scale}, {served.model.count_params():,} parameters")
 
     upload = st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"])
     sample = st.selectbox("...or a sample photo", ["(none)", *SAMPLE_NAMES], key="sample")
@@ -181,9 +173,7 @@ def main():
     key = digest.hexdigest()
     if st.button("Upscale", type="primary", key="run"):
         bar = st.progress(0.0, text="Upscaling...")
-        from srkeras.inference import tile_count
-
-        total = tile_count(model, pixels.shape, max_memory=budget)
+        total = tile_count(served, pixels.shape, max_memory=budget)
         done = [0]
 
         def tick(n):
@@ -191,7 +181,7 @@ def main():
             bar.progress(min(1.0, done[0] / total), text=f"tile {done[0]}/{total}")
 
         st.session_state.pop("result", None)  # let the previous result go before making a new one
-        res = super_resolve(model, pixels, alpha, budget, tick, bit_depth, icc)
+        res = super_resolve(served, pixels, alpha, budget, tick, bit_depth, icc)
         st.session_state["result"] = {**res, "key": key, "stem": stem, "model": name}
         bar.empty()
     res = st.session_state.get("result")

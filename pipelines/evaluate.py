@@ -44,7 +44,7 @@ from pathlib import Path
 
 from srkeras import evaluation_run as job
 from srkeras.data import DEFAULT_MAX_PIXELS, DEGRADATIONS, UPSAMPLERS
-from srkeras.data.io import display_name
+from srkeras.files import display_name
 from srkeras.metrics.registry import METRICS
 
 EXIT_SKIPPED, EXIT_FAILED = 1, 2  # some files skipped (the rest scored and written); nothing usable

@@ -29,22 +29,22 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from srkeras.inference import load_generator, model_scale
+    from srkeras.inference import ModelNotFoundError, load_generator
     from srkeras.inference.export import export
-    from srkeras.inference.loading import ModelNotFoundError
 
     try:
-        model = load_generator(args.model)
+        served = load_generator(args.model)
     except (ModelNotFoundError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.channels_first_to_last:
         from srkeras.inference.serving import to_channels_last
 
-        model, report = to_channels_last(model)
+        model, report = to_channels_last(served.model)
+        served = served.rebuilt(lambda _: model)
         print(f"channels_last rebuild: {report}")
-    path = export(model, args.out, args.format)
-    print(f"exported x{model_scale(model)} {args.format} model to {path}")
+    path = export(served, args.out, args.format)
+    print(f"exported x{served.scale} {args.format} model to {path}")
     return 0
 
 

@@ -41,10 +41,12 @@ def _size(n: int) -> str:
 
 def cmd_list(out=None) -> int:
     from srkeras import pretrained
+    from srkeras.inference.sidecar import ModelSidecar
+    from srkeras.inference.store import list_models, models_dir
 
     out = out or sys.stdout  # looked up now, not at import (redirected or captured stdout)
-    inst = pretrained.installed()
-    print(f"models directory: {pretrained.model_dir()}", file=out)
+    inst = {p.stem: p for p in list_models() if p.suffix == ".keras"}
+    print(f"models directory: {models_dir()}", file=out)
     print(f"{'name':28} {'arch':14} {'scale':>5} {'installed':>10}  licence", file=out)
     for name, e in pretrained.CATALOGUE.items():
         p = inst.get(name)
@@ -52,10 +54,10 @@ def cmd_list(out=None) -> int:
         print(f"{name:28} {e.arch:14} {'x' + str(e.scale):>5} {state:>10}  {e.package.licence}", file=out)
     for name, p in inst.items():
         if name not in pretrained.CATALOGUE:
-            meta = pretrained.sidecar(p) or {}
-            scale = f"x{meta['scale']}" if meta.get("scale") else "?"
-            print(f"{name:28} {meta.get('arch', '?'):14} {scale:>5} {_size(p.stat().st_size):>10}  "
-                  f"{meta.get('licence', 'imported')}", file=out)
+            meta = ModelSidecar.read(p) or ModelSidecar()
+            scale = f"x{meta.scale}" if meta.scale else "?"
+            print(f"{name:28} {meta.arch or '?':14} {scale:>5} {_size(p.stat().st_size):>10}  "
+                  f"{meta.licence or 'imported'}", file=out)
     _list_metric_assets(out)
     return 0
 
@@ -75,15 +77,16 @@ def _list_metric_assets(out) -> None:
 
 def cmd_fetch(names, probe: bool) -> int:
     from srkeras import pretrained
+    from srkeras.inference.sidecar import ModelSidecar
 
     for name in names:
         pretrained.get(name)  # unknown names fail before any download
     for name in names:
         path = pretrained.fetch(name, run_probe=probe)
-        meta = pretrained.sidecar(path) or {}
-        check = (meta.get("verification") or {}).get("max_abs_diff_grey_levels")
+        meta = ModelSidecar.read(path) or ModelSidecar()
+        check = (meta.about.get("verification") or {}).get("max_abs_diff_grey_levels")
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
-        params = meta.get("params")
+        params = meta.params
         print(f"installed {name}: {path} ({f'{params:,}' if isinstance(params, int) else '?'} params{extra})")
     if names:
         print(f"use it: python -m pipelines.upscale IMAGE... --model {names[-1]} --out DIR "

@@ -149,13 +149,14 @@ def missing_assets(metrics) -> str | None:
     needed = list(dict.fromkeys(a for m in metrics for a in METRICS[m]))
     if not needed:
         return None
-    from srkeras.data.io import display_name
-    from srkeras.pretrained import metric_assets, model_dir
+    from srkeras.files import display_name
+    from srkeras.inference.store import models_dir
+    from srkeras.pretrained import metric_assets
 
     missing = [a for a in needed if not metric_assets.is_installed(a)]
     if not missing:
         return None
-    return (f"metric asset(s) {', '.join(missing)} not installed in {display_name(model_dir())} (set SRKERAS_MODEL_DIR "
+    return (f"metric asset(s) {', '.join(missing)} not installed in {display_name(models_dir())} (set SRKERAS_MODEL_DIR "
             f"to use another directory): run `{metric_assets.fetch_command(missing)}`")
 
 

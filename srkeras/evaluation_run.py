@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from srkeras import evaluation
 from srkeras.data import DEFAULT_MAX_PIXELS, ImageLoadError, list_images, load_image
-from srkeras.data.io import destination_problem, display_name, remove_stale_temporaries, write_atomically, write_error
+from srkeras.files import destination_problem, display_name, remove_stale_temporaries, write_atomically, write_error
 from srkeras.metrics.registry import METRICS, NO_REFERENCE
 
 DEFAULT_METRICS = ("psnr", "ssim")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.data.io import temp_path, write_atomically, write_error
+from srkeras.files import temp_path, write_atomically, write_error
 
 
 class StudyInputError(ValueError):
@@ -79,7 +79,7 @@ def store(stimuli_dir, data: bytes, into=None) -> str:
 
 
 class Staging:
-    """A run's stimuli in a temporary folder inside ``stimuli_dir`` (:data:`~srkeras.data.io.TEMP_MARK`
+    """A run's stimuli in a temporary folder inside ``stimuli_dir`` (:data:`~srkeras.files.TEMP_MARK`
     in its name): :meth:`commit` moves them in, :meth:`rollback` removes what :meth:`commit` added,
     :meth:`close` removes the temporary folder. Raises :class:`OutputFailed` if it cannot be made."""
 

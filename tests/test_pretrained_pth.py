@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from srkeras import pretrained
+from srkeras.files import sha256_file
+from srkeras.inference import find_model
+from srkeras.inference.sidecar import ModelSidecar
 from srkeras.pretrained import pth
 from srkeras.pretrained.torchfile import load_pth
 
@@ -49,15 +52,15 @@ def test_import_installs_model_and_sidecar(model_dir):
 
     path, unmapped = pretrained.import_pth(FIX / "srvgg_x4_zip.pth", "srvgg_compact", "tiny_srvgg", scale=4, run_probe=False)
     assert unmapped == [] and path == model_dir / "tiny_srvgg.keras"
-    assert pretrained.resolve("tiny_srvgg") == path
-    meta = pretrained.sidecar(path)
-    assert meta["scale"] == 4 and meta["arch"] == "srvgg_compact" and meta["pre_pad"] == 0
-    assert meta["source"]["sha256"] == pretrained.sha256_file(FIX / "srvgg_x4_zip.pth")
+    assert find_model("tiny_srvgg") == path
+    meta = ModelSidecar.read(path)
+    assert meta.scale == 4 and meta.arch == "srvgg_compact" and meta.pre_pad == 0
+    assert meta.about["source"]["sha256"] == sha256_file(FIX / "srvgg_x4_zip.pth")
     expected = np.load(FIX / "expected.npz")
     y = np.asarray(keras.models.load_model(path)(expected["input"]))
     assert np.abs(y - expected["srvgg_x4"]).max() <= 1e-5
     path.write_bytes(path.read_bytes() + b"x")  # the sidecar no longer belongs to the model: stale
-    assert pretrained.sidecar(path) is None
+    assert ModelSidecar.read(path) is None
 
 
 def test_unmapped_keys_reported(tmp_path):

@@ -16,6 +16,7 @@ from PIL import Image
 
 from srkeras import pretrained
 from srkeras.inference import probing, running
+from srkeras.inference.sidecar import ModelSidecar
 
 FIX = Path(__file__).parent / "fixtures" / "pretrained"
 # Measured by ``pretrained.fetch(name)`` (run_probe=True; RF_TOL 1e-5): whole model and tail, LR px.
@@ -55,7 +56,7 @@ def no_probe(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("the receptive field was probed although the sidecar has it")
 
-    monkeypatch.setattr(probing, "probe_radius", refuse)
+    monkeypatch.setattr(probing, "measure_receptive_field", refuse)
 
 
 def _model_calls(monkeypatch) -> list:
@@ -81,7 +82,7 @@ def test_upscale_cli_reproduces_ncnn(name, tile, served, no_probe, tmp_path, mon
     from pipelines import upscale
 
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(served))
-    assert pretrained.sidecar(served / f"{name}.keras")["pre_pad"] == 10
+    assert ModelSidecar.read(served / f"{name}.keras").pre_pad == 10
     calls = _model_calls(monkeypatch)
     out = tmp_path / "out"
     rc = upscale.main([str(FIX / "ncnn_input.png"), "--model", name, "--tile", str(tile), "--out", str(out), "--quiet"])
@@ -105,8 +106,8 @@ def test_stale_sidecar_falls_back_to_probing(served, tmp_path, monkeypatch):
     meta = json.loads(src.with_suffix(".json").read_text())
     (d / "anime.json").write_text(json.dumps({**meta, "receptive_field": 1}))
     probed = []
-    real = probing.probe_radius
-    monkeypatch.setattr(probing, "probe_radius", lambda *a, **k: probed.append(1) or real(*a, **k))
+    real = probing.measure_receptive_field
+    monkeypatch.setattr(probing, "measure_receptive_field", lambda *a, **k: probed.append(1) or real(*a, **k))
     assert receptive_field(load_generator("anime")) == 1 and not probed  # the sidecar is believed
     for stale in ({"model_sha256": "0" * 64}, {"rf_tol": 1e-3}):
         (d / "anime.json").write_text(json.dumps({**meta, "receptive_field": 1, **stale}))
@@ -141,7 +142,6 @@ def test_export_keeps_the_pre_padding(served, tmp_path, monkeypatch):
 
     from pipelines import export
     from srkeras.inference import load_generator, upscale
-    from srkeras.inference.sidecar import pre_pad
 
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(served))
     x = np.asarray(Image.open(FIX / "ncnn_input.png").convert("RGB"), np.float32) / 255
@@ -151,4 +151,4 @@ def test_export_keeps_the_pre_padding(served, tmp_path, monkeypatch):
     assert np.abs(np.round(np.clip(sr["sr"].numpy()[0], 0, 1) * 255) - ref).max() <= 1
     assert export.main(["--model", "realesr_animevideov3", "--out", str(tmp_path / "k"), "--format", "keras"]) == 0
     m = load_generator(tmp_path / "k" / "model.keras")
-    assert pre_pad(m) == 10 and np.abs(np.round(upscale(m, x, tile=0) * 255) - ref).max() <= 1
+    assert m.pre_pad == 10 and np.abs(np.round(upscale(m, x, tile=0) * 255) - ref).max() <= 1

@@ -22,7 +22,7 @@ colour key, iCCP profile, raw eXIf block. Writing: 16-bit grey / grey+alpha / RG
 optional iCCP chunk, per-row adaptive filter choice (libpng's minimum-sum-of-absolute-differences
 heuristic), and a :class:`PngStreamWriter` that takes the image band by band so a huge output never
 sits in memory. :func:`quantize` (float [0, 1] -> 8/16-bit samples) is the one rounding rule for
-every writer (re-exported by :mod:`srkeras.data.io`).
+every writer (public as ``srkeras.data.quantize``).
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ class PngStreamWriter:
     """Write a PNG band by band: ``w.write(band_pixels, band_alpha)`` top to bottom, then ``close()``.
 
     Only one band (plus the zlib window) is in memory at a time. The caller owns the file object
-    (for atomicity, write to a temp file and rename it: :func:`srkeras.data.io.write_atomically`).
+    (for atomicity, write to a temp file and rename it: :func:`srkeras.files.write_atomically`).
     """
 
     def __init__(self, fileobj, width, height, channels, has_alpha=False, bit_depth=16, icc_profile=None, level=6):

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from srkeras.files import write_atomically
+from srkeras.inference.served import ServedModel, serve
+from srkeras.inference.sidecar import ModelSidecar
+
 FORMATS = ("keras", "savedmodel", "tflite")
 
 
-def _serving_module(model):
+def _serving_module(served: ServedModel):
     import tensorflow as tf
 
-    from srkeras.inference.probing import model_scale
-    from srkeras.inference.runtime import model_channels
-    from srkeras.inference.sidecar import pre_pad
-
-    c = model_channels(model)
-    s = model_scale(model)
-    p = pre_pad(model)  # the original runtime's reflect padding (Real-ESRGAN: 10 LR px), in the graph
+    model, c, s = served.model, served.channels, served.scale
+    p = served.pre_pad  # the original runtime's reflect padding (Real-ESRGAN: 10 LR px), in the graph
 
     class Serving(tf.Module):
         def __init__(self):
@@ -113,14 +112,16 @@ def builtin_layers_only(model):
 
 
 def export_keras(model, path, portable: bool = True) -> Path:
-    """Save ``model`` as ``.keras``; ``portable``: rewritten with built-in layers when every layer
-    has an exact built-in equivalent (then srkeras is not needed to load it), else as is, with a
-    warning saying why."""
+    """Save ``model`` (a ServedModel or keras.Model) as ``.keras``; ``portable``: rewritten with
+    built-in layers when every layer has an exact built-in equivalent (then srkeras is not needed to
+    load it), else as is, with a warning saying why. Its pre-padding and measured receptive fields
+    travel in the sidecar (:mod:`srkeras.inference.sidecar`) when it has any."""
     import warnings
 
     import numpy as np
 
-    path, original = Path(path), model
+    served = serve(model)
+    path, model = Path(path), served.model
     if path.suffix != ".keras":
         path = path / "model.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,19 +132,15 @@ def export_keras(model, path, portable: bool = True) -> Path:
             warnings.warn(f"{e}: {path} is saved with srkeras layers and needs srkeras to load; "
                           "the SavedModel export does not", stacklevel=2)  # fmt: skip
         else:
-            from srkeras.inference.runtime import model_channels
-
-            x = np.random.default_rng(0).random((1, 13, 11, model_channels(model)), dtype=np.float32)
+            x = np.random.default_rng(0).random((1, 13, 11, served.channels), dtype=np.float32)
             want, got = np.asarray(model(x, training=False)), np.asarray(rewritten(x, training=False))
             if np.abs(got - want).max() > 1e-5 * (1 + np.abs(want).max()):  # a guard; exact in practice
                 raise RuntimeError(f"built-in rewrite differs from the model by {np.abs(got - want).max():.3g}")
             model = rewritten
-    from srkeras.data.io import write_atomically
-    from srkeras.inference.sidecar import carry_facts, write_sidecar
-
-    carry_facts(original, model)
     written = write_atomically(path, lambda tmp: model.save(str(tmp)))
-    write_sidecar(model, written)  # pre-padding and receptive field travel with the file
+    facts = served.facts
+    if facts.pre_pad or isinstance(facts.receptive_field, int):  # else a plain load finds out as much
+        ModelSidecar.recording(facts).write(written)
     return written
 
 
@@ -152,7 +149,7 @@ def export_savedmodel(model, directory) -> Path:
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    module = _serving_module(model)
+    module = _serving_module(serve(model))
     tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serve})
     return directory
 
@@ -167,18 +164,16 @@ def export_tflite(model, path) -> Path:
     if path.suffix != ".tflite":
         path = path / "model.tflite"
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = _serving_module(model)
+    module = _serving_module(serve(model))
     frozen = convert_variables_to_constants_v2(module.serve.get_concrete_function())
     conv = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     data = conv.convert()
-    from srkeras.data.io import write_atomically
-
     return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def export(model, out_dir, fmt: str = "savedmodel") -> Path:
-    """Write ``model`` to ``out_dir`` in format ``fmt`` (keras | savedmodel | tflite)."""
+    """Write ``model`` (a ServedModel or keras.Model) to ``out_dir`` in format ``fmt`` (keras | savedmodel | tflite)."""
     out_dir = Path(out_dir)
     if fmt == "keras":
         return export_keras(model, out_dir / "model.keras")

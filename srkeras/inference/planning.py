@@ -4,7 +4,7 @@ Tiles. Along each axis the image is covered by the fewest windows of at most the
 (:func:`axis_windows`); all windows have one size (so they batch and the traced graph is reused)
 and are spread evenly, each core ending halfway into the overlap with its neighbour, so the only
 pixels computed twice are the margins the receptive field requires (border tiles need no margin
-on the border side; margins come from :mod:`srkeras.inference.probing`). ``tile`` is the
+on the border side; margins come from :meth:`srkeras.inference.served.ServedModel.margins`). ``tile`` is the
 (largest) core edge in LR pixels (Real-ESRGAN's ``--tile`` convention); windows are at most
 ``tile + 2 * overlap``. A split model's trunk runs on large tiles whose margin covers the whole
 model's receptive field ``R``; each trunk tile's features, cropped to its core plus the tail's
@@ -30,8 +30,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from srkeras.inference.probing import ModelParts, model_parts
-from srkeras.inference.runtime import model_cache
+from srkeras.inference.served import Margins, ServedModel, serve
 
 DEFAULT_MAX_MEMORY = 2 * 1024**3
 ACTIVATION_SHARE = 0.6
@@ -53,6 +52,20 @@ def parse_memory(value) -> int | None:
         if s.endswith(u):
             return int(float(s[: -len(u)]) * units[u])
     return int(float(s))
+
+
+def parse_memory_budget(value) -> int:
+    """A memory budget the user typed ('2GB', '512MiB'...) as a positive number of bytes; ValueError
+    (saying what is accepted) for anything else. Used by ``pipelines.upscale`` and the Try-it page."""
+    try:
+        n = parse_memory(value)
+    except (ValueError, OverflowError):
+        n = None
+    if n is None:
+        raise ValueError(f"{str(value).strip()!r} is not a memory size: give one such as 2GB, 512MB or 1.5GiB")
+    if n <= 0:
+        raise ValueError(f"{str(value).strip()!r} is not more than 0 bytes: give a size such as 2GB, 512MB or 1.5GiB")
+    return n
 
 
 @dataclass(kw_only=True)
@@ -139,55 +152,31 @@ def trunk_windows(p: TilePlan, h: int, w: int):
     return rows, win_h, cols, win_w
 
 
-def margins(parts: ModelParts, overlap=None) -> tuple[int, int, bool]:
-    """(trunk margin, tail margin, exact).
-
-    The trunk window's margin must cover the *whole model's* receptive field: the tail tiles
-    reproduce ``model(window)`` on the core exactly (their own margin covers the tail's field), and
-    ``model(window)`` equals ``model(image)`` on the core when the window reaches ``R + 2`` beyond it,
-    as for an unsplit model. The trunk window must also contain the tail's feature margin.
-    """
-    if overlap is not None:
-        o = int(overlap)
-        return o, (o if parts.tail is not None else 0), True
-    exact = parts.rf is not None and (parts.tail is None or parts.tail_rf is not None)
-    if not exact:
-        warnings.warn(
-            "this model's receptive field is global (pooling/attention): tiled output will differ "
-            "from untiled; use --tile 0 if the image fits in memory",
-            stacklevel=3,
-        )
-    trunk_margin = (parts.rf if parts.rf is not None else 32) + 2
-    if parts.tail is None:
-        return trunk_margin, 0, exact
-    tail_margin = (parts.tail_rf if parts.tail_rf is not None else 32) + 2
-    return max(trunk_margin, tail_margin), tail_margin, exact
-
-
 # ------------------------------------------------------------------------------------------------
 # Costs: memory and FLOPs of a plan
 # ------------------------------------------------------------------------------------------------
 
 
-def _band_bytes(parts: ModelParts, core_h: int, w: int, img_channels: int) -> float:
+def _band_bytes(served: ServedModel, core_h: int, w: int, img_channels: int) -> float:
     # The output band being filled (its chunks are handed out one by one, each converted in place
     # or copied: a few CHUNK_BYTES on top).
-    band = core_h * parts.scale * w * parts.scale * 4.0 * max(parts.out_channels, img_channels)
+    band = core_h * served.scale * w * served.scale * 4.0 * max(served.costs.out_channels, img_channels)
     return band + 3 * min(band, CHUNK_BYTES)
 
 
 def plan_bytes(model, shape_hw, p: TilePlan, channels: int = 3) -> float:
     """Estimated peak bytes of activations and output bands of ``p`` (excluding the TF runtime)."""
     h, w = shape_hw
-    parts = model_parts(model)
+    served = serve(model)
+    costs = served.costs
     rows, win_h, _, win_w = trunk_windows(p, h, w)
     core_h = max(b - a for a, b, _ in rows)
-    trunk = parts.trunk_live_bytes * win_h * win_w * p.batch_size
+    trunk = costs.trunk_live_bytes * win_h * win_w * p.batch_size
     if p.split:
-        feat = win_h * win_w * parts.feat_channels * 4.0 * p.batch_size
+        feat = win_h * win_w * costs.feat_channels * 4.0 * p.batch_size
         tail_win = min(p.tail_window, max(win_h, win_w))
-        trunk = max(trunk, feat + parts.tail_live_bytes * tail_win * tail_win * p.tail_batch)
-    return _band_bytes(parts, core_h, w, channels) + trunk
+        trunk = max(trunk, feat + costs.tail_live_bytes * tail_win * tail_win * p.tail_batch)
+    return _band_bytes(served, core_h, w, channels) + trunk
 
 
 @functools.lru_cache(maxsize=65536)
@@ -212,12 +201,12 @@ def _tail_work(rows, cols, h, w, tail_win, margin):
 def work_ratio(model, shape_hw, p: TilePlan) -> float:
     """Convolution FLOPs that ``p`` computes (overlaps included) over those of one untiled run."""
     h, w = shape_hw
-    parts = model_parts(model)
+    costs = serve(model).costs
     rows, win_h, cols, win_w = trunk_windows(p, h, w)
-    work = parts.trunk_flops * len(rows) * win_h * len(cols) * win_w
+    work = costs.trunk_flops * len(rows) * win_h * len(cols) * win_w
     if p.split:
-        work += parts.tail_flops * _tail_work(rows, cols, h, w, p.tail_window, p.tail_overlap)[0]
-    return work / ((parts.trunk_flops + parts.tail_flops) * h * w)
+        work += costs.tail_flops * _tail_work(rows, cols, h, w, p.tail_window, p.tail_overlap)[0]
+    return work / ((costs.trunk_flops + costs.tail_flops) * h * w)
 
 
 def count_tiles(shape_hw, p: TilePlan) -> int:
@@ -256,60 +245,75 @@ def _grid(lo: int, hi: int, n: int = 36) -> list:
     return sorted({int(round(lo * (hi / lo) ** (i / (n - 1)))) for i in range(n)} | {hi})
 
 
-def _budget_plan(parts: ModelParts, h, w, budget, trunk_margin, tail_margin, img_channels, exact, batch=1) -> TilePlan:
-    """The least-memory window sizes within ``PLAN_SLACK`` of the fewest FLOPs that fit ``budget``.
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a plan is asked for (and the key of :attr:`ServedModel.plans <srkeras.inference.served.ServedModel.plans>`)."""
+
+    height: int
+    width: int
+    tile: int | None  # None: from the budget
+    budget: int  # bytes
+    batch_size: int | None
+    overlap: int | None
+    channels: int  # the image's (sizes the output bands)
+
+
+def _budget_plan(served: ServedModel, req: PlanRequest, m: Margins) -> TilePlan:
+    """The least-memory window sizes within ``PLAN_SLACK`` of the fewest FLOPs that fit the budget.
 
     Every (trunk window, tail window) pair that fits is costed (overlap FLOPs + per-call
     overhead) and its peak estimated as in :func:`plan_bytes`; see the module docstring.
     """
-    avail = ACTIVATION_SHARE * budget
-    min_tail = 2 * tail_margin + 8
-    common = {"overlap": trunk_margin, "batch_size": batch, "exact": exact}
+    h, w, batch, costs = req.height, req.width, int(req.batch_size or 1), served.costs
+    avail = ACTIVATION_SHARE * req.budget
+    min_tail = 2 * m.tail + 8
+    common = {"overlap": m.trunk, "batch_size": batch, "exact": m.exact}
     cands = []  # (flops, bytes, plan)
-    for max_h in _grid(2 * trunk_margin + 16, h, 24):
-        rows, win_h = axis_windows(h, max_h, trunk_margin)
-        band = _band_bytes(parts, max(b - a for a, b, _ in rows), w, img_channels)
-        for max_w in _grid(2 * trunk_margin + 16, w, 24):
-            cols, win_w = axis_windows(w, max_w, trunk_margin)
-            trunk_mem = parts.trunk_live_bytes * win_h * win_w * batch
+    for max_h in _grid(2 * m.trunk + 16, h, 24):
+        rows, win_h = axis_windows(h, max_h, m.trunk)
+        band = _band_bytes(served, max(b - a for a, b, _ in rows), w, req.channels)
+        for max_w in _grid(2 * m.trunk + 16, w, 24):
+            cols, win_w = axis_windows(w, max_w, m.trunk)
+            trunk_mem = costs.trunk_live_bytes * win_h * win_w * batch
             if band + trunk_mem > avail:
                 break
-            flops = parts.trunk_flops * len(rows) * win_h * len(cols) * win_w + CALL_FLOPS * len(rows) * len(cols)
-            cores = {"tile": win_h - 2 * trunk_margin if len(rows) > 1 else h,
-                     "tile_w": win_w - 2 * trunk_margin if len(cols) > 1 else w}  # fmt: skip
-            if parts.tail is None:
+            flops = costs.trunk_flops * len(rows) * win_h * len(cols) * win_w + CALL_FLOPS * len(rows) * len(cols)
+            cores = {"tile": win_h - 2 * m.trunk if len(rows) > 1 else h,
+                     "tile_w": win_w - 2 * m.trunk if len(cols) > 1 else w}  # fmt: skip
+            if served.split is None:
                 cands.append((flops, band + trunk_mem, TilePlan(**common, **cores)))
                 continue
-            feat = win_h * win_w * parts.feat_channels * 4.0 * batch
-            largest_tail = int(math.sqrt(max(avail - band - feat, 0) / (parts.tail_live_bytes * batch)))
+            feat = win_h * win_w * costs.feat_channels * 4.0 * batch
+            largest_tail = int(math.sqrt(max(avail - band - feat, 0) / (costs.tail_live_bytes * batch)))
             if largest_tail < min_tail:
                 continue
-            for t in _tail_candidates(rows, cols, h, w, min(largest_tail, max(win_h, win_w)), tail_margin, min_tail):
-                area, calls = _tail_work(rows, cols, h, w, t, tail_margin)
-                mem = band + max(trunk_mem, feat + parts.tail_live_bytes * t * t * batch)
-                p = TilePlan(**common, **cores, tail_tile=t - 2 * tail_margin, tail_overlap=tail_margin, tail_batch=batch)
-                cands.append((flops + parts.tail_flops * area + CALL_FLOPS * calls, mem, p))
+            for t in _tail_candidates(rows, cols, h, w, min(largest_tail, max(win_h, win_w)), m.tail, min_tail):
+                area, calls = _tail_work(rows, cols, h, w, t, m.tail)
+                mem = band + max(trunk_mem, feat + costs.tail_live_bytes * t * t * batch)
+                p = TilePlan(**common, **cores, tail_tile=t - 2 * m.tail, tail_overlap=m.tail, tail_batch=batch)
+                cands.append((flops + costs.tail_flops * area + CALL_FLOPS * calls, mem, p))
     if not cands:
-        warnings.warn(f"memory budget of {budget / 1e9:.2f} GB is tight for this model; using {TIGHT_TILE}px tiles",
+        warnings.warn(f"memory budget of {req.budget / 1e9:.2f} GB is tight for this model; using {TIGHT_TILE}px tiles",
                       stacklevel=3)  # fmt: skip
-        tail_tile = TIGHT_TILE if parts.tail is not None else 0
-        return TilePlan(**common, tile=TIGHT_TILE, tile_w=TIGHT_TILE, tail_tile=tail_tile, tail_overlap=tail_margin,
+        tail_tile = TIGHT_TILE if served.split is not None else 0
+        return TilePlan(**common, tile=TIGHT_TILE, tile_w=TIGHT_TILE, tail_tile=tail_tile, tail_overlap=m.tail,
                         tail_batch=batch)  # fmt: skip
     fewest = min(f for f, _, _ in cands)
-    return min((m, f, i) + (p,) for i, (f, m, p) in enumerate(cands) if f <= fewest * (1 + PLAN_SLACK))[-1]
+    return min((mem, f, i, p) for i, (f, mem, p) in enumerate(cands) if f <= fewest * (1 + PLAN_SLACK))[-1]
 
 
-def _tile_plan(parts: ModelParts, h, w, tile: int, budget, trunk_margin, tail_margin, exact) -> TilePlan:
-    """Plan for an explicit core edge ``tile``: batches as large as ``budget`` allows (at most 16)."""
+def _tile_plan(served: ServedModel, req: PlanRequest, m: Margins) -> TilePlan:
+    """Plan for an explicit core edge ``req.tile``: batches as large as the budget allows (at most 16)."""
+    h, w, tile, costs = req.height, req.width, int(req.tile), served.costs
     if tile < 1:
         raise ValueError(f"tile must be positive (or 0 for untiled), got {tile}")
-    p = TilePlan(tile=min(tile, h), tile_w=min(tile, w), overlap=trunk_margin, batch_size=1, exact=exact,
-                 tail_tile=tile if parts.tail is not None else 0, tail_overlap=tail_margin)  # fmt: skip
+    p = TilePlan(tile=min(tile, h), tile_w=min(tile, w), overlap=m.trunk, batch_size=1, exact=m.exact,
+                 tail_tile=tile if served.split is not None else 0, tail_overlap=m.tail)  # fmt: skip
     _, win_h, cols, win_w = trunk_windows(p, h, w)
-    p.batch_size = int(max(1, min(len(cols), 16, budget // max(parts.trunk_live_bytes * win_h * win_w, 1))))
+    p.batch_size = int(max(1, min(len(cols), 16, req.budget // max(costs.trunk_live_bytes * win_h * win_w, 1))))
     if p.split:
         tail_win = min(p.tail_window, win_h, win_w)
-        p.tail_batch = int(max(1, min(16, budget // max(parts.tail_live_bytes * tail_win * tail_win, 1))))
+        p.tail_batch = int(max(1, min(16, req.budget // max(costs.tail_live_bytes * tail_win * tail_win, 1))))
     return p
 
 
@@ -319,25 +323,21 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
     ``tile=0`` means untiled (one call of the whole model on the whole image). ``tile=N`` uses
     cores of at most N LR pixels for the trunk and for the tail. ``tile=None`` picks the window
     sizes that fit ``max_memory`` (default 2 GB) with the least work (module docstring).
-    ``channels`` is the image's channel count (sizes the output bands).
+    ``channels`` is the image's channel count (sizes the output bands). ``model``: a
+    :class:`~srkeras.inference.served.ServedModel` or a keras.Model.
     """
     h, w = shape_hw
     if tile == 0:
         return TilePlan(tile=h, tile_w=w, overlap=0, batch_size=1, exact=True)
-    key = ("plan", h, w, tile, parse_memory(max_memory), batch_size, overlap, channels)
-    cache = model_cache(model)
-    if key not in cache:  # tile_count() and upscale_bands() plan the same image: search once
-        parts = model_parts(model)
-        trunk_margin, tail_margin, exact = margins(parts, overlap)
-        budget = parse_memory(max_memory) or DEFAULT_MAX_MEMORY
-        if tile is None:
-            p = _budget_plan(parts, h, w, budget, trunk_margin, tail_margin, channels, exact, int(batch_size or 1))
-        else:
-            p = _tile_plan(parts, h, w, int(tile), budget, trunk_margin, tail_margin, exact)
+    served = serve(model)
+    req = PlanRequest(h, w, tile, parse_memory(max_memory) or DEFAULT_MAX_MEMORY, batch_size, overlap, channels)
+    if req not in served.plans:  # tile_count() and upscale_bands() plan the same image: search once
+        m = served.margins(overlap)
+        p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
         if batch_size is not None:
             p = dataclasses.replace(p, batch_size=int(batch_size), tail_batch=int(batch_size))
-        cache[key] = p
-    return dataclasses.replace(cache[key])
+        served.plans[req] = p
+    return dataclasses.replace(served.plans[req])
 
 
 __all__ = [
@@ -345,12 +345,13 @@ __all__ = [
     "CHUNK_BYTES",
     "DEFAULT_MAX_MEMORY",
     "PLAN_SLACK",
+    "PlanRequest",
     "TilePlan",
     "axis_windows",
     "count_tiles",
     "crop_with_margin",
-    "margins",
     "parse_memory",
+    "parse_memory_budget",
     "plan",
     "plan_bytes",
     "tail_axis_windows",

@@ -19,7 +19,7 @@ upscaled bicubically; on grey input, the grey image is taken as R=G=B and its Y 
 RGB model on grey input sees the grey replicated and returns the luma of its output. The formulas
 are those of :mod:`srkeras.data.color`.
 
-Pre-padding (:mod:`srkeras.inference.sidecar`). A model whose original runtime reflect-pads its
+Pre-padding (:class:`~srkeras.inference.served.ServedModel`, :class:`ModelInput`). A model whose original runtime reflect-pads its
 input (Real-ESRGAN: 10 LR px) has the whole model input padded once; the padded image is planned
 and tiled like any other and each band is shifted and cropped back (``pre_pad * scale`` HR px per
 side), so tiled and untiled output both equal the original runtime's. A model with a
@@ -29,6 +29,9 @@ excess cropped; such a model runs untiled only (tile windows would have to sit o
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,75 +46,97 @@ from srkeras.inference.planning import (
     tail_axis_windows,
     trunk_windows,
 )
-from srkeras.inference.probing import model_parts, model_scale
-from srkeras.inference.runtime import model_channels, run_model
-from srkeras.inference.sidecar import pre_pad, reflect_pad, size_multiple
+from srkeras.inference.runtime import run_model
+from srkeras.inference.served import ServedModel, reflect_pad, serve
 
 
-def _run_tail(tail, feat, rows, cols, win_h, win_w, scale, batch, out, row_offset, col_offset, tick):
-    """Tail-tile ``feat`` (h, w, C): write the HR cores of ``rows`` x ``cols`` into ``out``.
+@dataclass(frozen=True)
+class TailTiles:
+    """Tail tiles over one trunk tile's features: cores and window starts along each axis."""
 
-    ``out`` row 0 / column 0 correspond to feature row ``row_offset`` / column ``col_offset``.
-    """
-    s = scale
-    tiles = [(r, c) for r in rows for c in cols]
-    for b0 in range(0, len(tiles), batch):
-        group = tiles[b0 : b0 + batch]
-        x = np.stack([feat[rs : rs + win_h, cs : cs + win_w] for (_, _, rs), (_, _, cs) in group])
-        y = run_model(tail, x)
-        for ((r0, r1, rs), (c0, c1, cs)), o in zip(group, y):
-            out[(r0 - row_offset) * s : (r1 - row_offset) * s, (c0 - col_offset) * s : (c1 - col_offset) * s] = o[
-                (r0 - rs) * s : (r1 - rs) * s, (c0 - cs) * s : (c1 - cs) * s
-            ]
-        if tick is not None:
-            tick(len(group))
+    rows: list  # (core start, core end, window start), feature rows
+    cols: list
+    win_h: int
+    win_w: int
+    row_offset: int  # feature row of the output's row 0
+    col_offset: int
 
 
-def _tail_into_band(tail, trunk_out, core, p: TilePlan, hw, scale, band, tick):
-    """Run the tail tiles on one trunk tile's features ``trunk_out``, writing its core into ``band``.
+@dataclass(frozen=True)
+class BandRun:
+    """One model input (H, W, model channels) run band by band under a tile plan."""
 
-    ``core``: ((r0, r1, row window start), (c0, c1, column window start)) of the trunk tile.
-    """
-    (r0, r1, rs), (c0, c1, cs) = core
-    margin = p.tail_overlap
-    (fa, fb), (ga, gb) = crop_with_margin(r0, r1, hw[0], margin), crop_with_margin(c0, c1, hw[1], margin)
-    feat = trunk_out[fa - rs : fb - rs, ga - cs : gb - cs]
-    tail_rows, win_h = tail_axis_windows(fb - fa, r0 - fa, r1 - fa, p.tail_window, margin)
-    tail_cols, win_w = tail_axis_windows(gb - ga, c0 - ga, c1 - ga, p.tail_window, margin)
-    out = band[:, c0 * scale : c1 * scale]
-    _run_tail(tail, feat, tail_rows, tail_cols, win_h, win_w, scale, p.tail_batch, out, r0 - fa, c0 - ga, tick)
+    served: ServedModel
+    plan: TilePlan
+    tick: Callable[[int], None] | None = None  # called with the number of tiles just run
+
+    def bands(self, x: np.ndarray):
+        """Yield (hr_row_start, band) of the model applied to ``x``."""
+        h, w = x.shape[:2]
+        p, s = self.plan, self.served.scale
+        if p.overlap == 0 and p.tile >= h and p.tile_w >= w and not p.split:  # untiled
+            yield 0, run_model(self.served.runner, x[None])[0]
+            self._ticked(1)
+            return
+        split = p.split and self.served.split is not None
+        first_stage = self.served.stage_runners[0] if split else self.served.runner
+        out_channels = self.served.costs.out_channels
+        rows, win_h, cols, win_w = trunk_windows(p, h, w)
+        for r0, r1, rs in rows:
+            band = None
+            for b0 in range(0, len(cols), p.batch_size):
+                group = cols[b0 : b0 + p.batch_size]
+                out = run_model(first_stage, np.stack([x[rs : rs + win_h, cs : cs + win_w] for _, _, cs in group]))
+                self._ticked(len(group))
+                if band is None:  # after the first trunk call, whose peak then does not include it
+                    band = np.empty(((r1 - r0) * s, w * s, out_channels), np.float32)
+                for (c0, c1, cs), o in zip(group, out):
+                    if split:
+                        self._tail_into_band(o, ((r0, r1, rs), (c0, c1, cs)), (h, w), band)
+                    else:
+                        band[:, c0 * s : c1 * s] = o[(r0 - rs) * s : (r1 - rs) * s, (c0 - cs) * s : (c1 - cs) * s]
+                o = out = None  # free this batch's features before the next trunk call
+            yield r0 * s, band
+            band = None
+
+    def _ticked(self, n: int) -> None:
+        if self.tick is not None:
+            self.tick(n)
+
+    def _tail_into_band(self, trunk_out, core, hw, band) -> None:
+        """Run the tail tiles on one trunk tile's features ``trunk_out``, writing its core into ``band``.
+
+        ``core``: ((r0, r1, row window start), (c0, c1, column window start)) of the trunk tile;
+        ``hw``: the model input's size.
+        """
+        (r0, r1, rs), (c0, c1, cs) = core
+        margin, window = self.plan.tail_overlap, self.plan.tail_window
+        (fa, fb), (ga, gb) = crop_with_margin(r0, r1, hw[0], margin), crop_with_margin(c0, c1, hw[1], margin)
+        rows, win_h = tail_axis_windows(fb - fa, r0 - fa, r1 - fa, window, margin)
+        cols, win_w = tail_axis_windows(gb - ga, c0 - ga, c1 - ga, window, margin)
+        tiles = TailTiles(rows, cols, win_h, win_w, r0 - fa, c0 - ga)
+        s = self.served.scale
+        self._run_tail(trunk_out[fa - rs : fb - rs, ga - cs : gb - cs], tiles, band[:, c0 * s : c1 * s])
+
+    def _run_tail(self, feat, tiles: TailTiles, out) -> None:
+        """Tail-tile ``feat`` (h, w, C): write the HR cores of ``tiles`` into ``out``."""
+        s, batch, tail = self.served.scale, self.plan.tail_batch, self.served.stage_runners[1]
+        ro, co = tiles.row_offset, tiles.col_offset
+        pairs = [(r, c) for r in tiles.rows for c in tiles.cols]
+        for b0 in range(0, len(pairs), batch):
+            group = pairs[b0 : b0 + batch]
+            x = np.stack([feat[rs : rs + tiles.win_h, cs : cs + tiles.win_w] for (_, _, rs), (_, _, cs) in group])
+            y = run_model(tail, x)
+            for ((r0, r1, rs), (c0, c1, cs)), o in zip(group, y):
+                out[(r0 - ro) * s : (r1 - ro) * s, (c0 - co) * s : (c1 - co) * s] = o[
+                    (r0 - rs) * s : (r1 - rs) * s, (c0 - cs) * s : (c1 - cs) * s
+                ]
+            self._ticked(len(group))
 
 
 def model_bands(model, x: np.ndarray, p: TilePlan, progress=None):
     """Yield (hr_row_start, band) of ``model`` applied to ``x`` (H, W, model channels) under ``p``."""
-    h, w = x.shape[:2]
-    s = model_scale(model)
-    if p.overlap == 0 and p.tile >= h and p.tile_w >= w and not p.split:  # untiled
-        yield 0, run_model(model, x[None])[0]
-        if progress is not None:
-            progress(1)
-        return
-    parts = model_parts(model)
-    split = p.split and parts.tail is not None
-    first_stage = parts.trunk if split else model
-    rows, win_h, cols, win_w = trunk_windows(p, h, w)
-    for r0, r1, rs in rows:
-        band = None
-        for b0 in range(0, len(cols), p.batch_size):
-            group = cols[b0 : b0 + p.batch_size]
-            out = run_model(first_stage, np.stack([x[rs : rs + win_h, cs : cs + win_w] for _, _, cs in group]))
-            if progress is not None:
-                progress(len(group))
-            if band is None:  # after the first trunk call, whose peak then does not include it
-                band = np.empty(((r1 - r0) * s, w * s, parts.out_channels), np.float32)
-            for (c0, c1, cs), o in zip(group, out):
-                if split:
-                    _tail_into_band(parts.tail, o, ((r0, r1, rs), (c0, c1, cs)), p, (h, w), s, band, progress)
-                else:
-                    band[:, c0 * s : c1 * s] = o[(r0 - rs) * s : (r1 - rs) * s, (c0 - cs) * s : (c1 - cs) * s]
-            o = out = None  # free this batch's features before the next trunk call
-        yield r0 * s, band
-        band = None
+    return BandRun(serve(model), p, progress).bands(x)
 
 
 def bicubic_rows(img: np.ndarray, s: int, r0: int, r1: int, chunk: int = 512) -> np.ndarray:
@@ -152,35 +177,52 @@ def _colour_path(img: np.ndarray, model_c: int, scale: int):
     raise ValueError(f"model takes {model_c} channels; only 1 (Y) and 3 (RGB) models are supported")
 
 
-def _padded_input(model, x: np.ndarray, tile, max_memory, batch_size, overlap, channels):
-    """(padded x, plan, pad, (h, w)): the model input with its pre-padding and size multiple applied."""
-    h, w = x.shape[:2]
-    pad, m = pre_pad(model), size_multiple(model)
-    x = reflect_pad(x, pad)
-    if m > 1:
-        extra = (-x.shape[0] % m, -x.shape[1] % m)
+@dataclass(frozen=True)
+class ModelInput:
+    """Where an (H, W) LR image sits in the model input: ``pad`` px of reflect pre-padding around
+    it, then bottom/right padding to a multiple of ``multiple`` (module docstring)."""
+
+    height: int
+    width: int
+    pad: int
+    multiple: int
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        h, w = self.height + 2 * self.pad, self.width + 2 * self.pad
+        return h + -h % self.multiple, w + -w % self.multiple
+
+    def padded(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (H, W, C) padded into the model input."""
+        x = reflect_pad(x, self.pad)
+        extra = (-x.shape[0] % self.multiple, -x.shape[1] % self.multiple)
         if any(extra):
-            mode = "reflect" if min(x.shape[:2]) > m else "symmetric"
+            mode = "reflect" if min(x.shape[:2]) > self.multiple else "symmetric"
             x = np.pad(x, [(0, extra[0]), (0, extra[1]), (0, 0)], mode=mode)
-        p = plan(model, x.shape[:2], 0, max_memory, batch_size, overlap, channels=channels)
-        if tile not in (None, 0) and tile < max(x.shape[:2]):
+        return x
+
+    def cropped(self, bands, scale: int):
+        """(hr_row_start, band) of the model input's output, shifted and cropped to the image."""
+        lo_r, hi_r = self.pad * scale, (self.pad + self.height) * scale
+        lo_c, hi_c = self.pad * scale, (self.pad + self.width) * scale
+        for b0, full in bands:
+            a, b = max(0, lo_r - b0), min(full.shape[0], hi_r - b0)
+            if b > a:
+                yield b0 + a - lo_r, full[a:b, lo_c:hi_c]
+            full = None
+
+
+def input_plan(served: ServedModel, hw, tile=None, max_memory=None, batch_size=None, overlap=None, channels=3):
+    """(:class:`ModelInput`, :class:`~srkeras.inference.planning.TilePlan`) of an LR image of size ``hw``
+    with ``channels`` channels: the one place where pre-padding and the size multiple meet the plan."""
+    geometry = ModelInput(int(hw[0]), int(hw[1]), served.pre_pad, served.size_multiple)
+    if geometry.multiple > 1:
+        if tile not in (None, 0) and tile < max(geometry.padded_hw):
             raise ValueError(
-                f"this model (PixelUnshuffle input: LR sizes multiple of {m}) runs untiled only; use --tile 0"
+                f"this model (PixelUnshuffle input: LR sizes multiple of {geometry.multiple}) runs untiled only; use --tile 0"
             )  # fmt: skip
-    else:
-        p = plan(model, x.shape[:2], tile, max_memory, batch_size, overlap, channels=channels)
-    return x, p, pad, (h, w)
-
-
-def _cropped_bands(model, x, p: TilePlan, pad: int, hw, tick):
-    """:func:`model_bands` of the padded input, shifted and cropped to the unpadded image."""
-    s = model_scale(model)
-    lo_r, hi_r, lo_c, hi_c = pad * s, (pad + hw[0]) * s, pad * s, (pad + hw[1]) * s
-    for b0, full in model_bands(model, x, p, tick):
-        a, b = max(0, lo_r - b0), min(full.shape[0], hi_r - b0)
-        if b > a:
-            yield b0 + a - lo_r, full[a:b, lo_c:hi_c]
-        full = None
+        tile = 0
+    return geometry, plan(served, geometry.padded_hw, tile, max_memory, batch_size, overlap, channels=channels)
 
 
 def upscale_bands(model, image, tile=None, max_memory=None, batch_size=None, progress=None, overlap=None, alpha=None):
@@ -190,20 +232,21 @@ def upscale_bands(model, image, tile=None, max_memory=None, batch_size=None, pro
     to BT.601 Y, with Cb/Cr upscaled bicubically (MATLAB imresize); on grey input, the grey image is
     taken as R=G=B (Y = 16/255 + 219/255 g) and mapped back. An RGB model on grey input sees the grey
     replicated and the result is returned as grey (BT.601 luma of the output). Alpha is upscaled
-    bicubically. A model's pre-padding (:func:`~srkeras.inference.sidecar.pre_pad`) is applied.
+    bicubically. A model's pre-padding (:attr:`~srkeras.inference.served.ServedModel.pre_pad`) is applied.
     """
     img = np.asarray(image, dtype=np.float32)
     if img.ndim == 2:
         img = img[..., None]
     if img.ndim != 3 or img.shape[-1] not in (1, 3):
         raise ValueError(f"image must be (H, W, 1) or (H, W, 3), got shape {img.shape}")
-    s = model_scale(model)
+    served = serve(model)
+    s = served.scale
     image_c = img.shape[-1]
-    x, to_image = _colour_path(img, model_channels(model), s)
-    x, p, pad, hw = _padded_input(model, x, tile, max_memory, batch_size, overlap, image_c)
+    x, to_image = _colour_path(img, served.channels, s)
+    geometry, p = input_plan(served, x.shape[:2], tile, max_memory, batch_size, overlap, image_c)
     tick = progress if callable(progress) or progress is None else progress.update  # or a tqdm-like bar
     alpha = None if alpha is None else np.asarray(alpha, np.float32)
-    for b0, full in _cropped_bands(model, x, p, pad, hw, tick):
+    for b0, full in geometry.cropped(BandRun(served, p, tick).bands(geometry.padded(x)), s):
         # Hand the band out in chunks of ~CHUNK_BYTES: the caller's work per piece (colour
         # conversion here, PNG filtering and compression in a streaming writer) then needs memory
         # for a chunk, not for a whole band of the trunk tile's height.
@@ -222,9 +265,10 @@ def upscale_bands(model, image, tile=None, max_memory=None, batch_size=None, pro
 def upscale(model, image, tile=None, max_memory=None, batch_size=None, progress=None, overlap=None) -> np.ndarray:
     """Super-resolve ``image`` (float32 (H, W, C) in [0, 1]) -> float32 (H*s, W*s, C) in [0, 1].
 
-    ``tile``: None = from the ``max_memory`` budget (bytes or '2GB'; default 2 GB), 0 = untiled,
-    N = core tile edge in LR pixels. ``progress``: None, a callable(n_tiles_done) or a tqdm bar
-    (its total should be :func:`tile_count`). See :func:`upscale_bands` for colour handling.
+    ``model``: a :class:`~srkeras.inference.served.ServedModel` (what ``load_generator`` returns) or a
+    keras.Model. ``tile``: None = from the ``max_memory`` budget (bytes or '2GB'; default 2 GB),
+    0 = untiled, N = core tile edge in LR pixels. ``progress``: None, a callable(n_tiles_done) or a
+    tqdm bar (its total should be :func:`tile_count`). See :func:`upscale_bands` for colour handling.
     """
     bands = [b for _, b, _ in upscale_bands(model, image, tile, max_memory, batch_size, progress, overlap)]
     return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
@@ -233,11 +277,8 @@ def upscale(model, image, tile=None, max_memory=None, batch_size=None, progress=
 def tile_count(model, image_shape, tile=None, max_memory=None, batch_size=None, overlap=None) -> int:
     """Number of tiles :func:`upscale` will run for an image of ``image_shape`` (for progress bars)."""
     c = image_shape[2] if len(image_shape) > 2 else 1
-    pad, m = pre_pad(model), size_multiple(model)
-    h, w = (n + 2 * pad for n in image_shape[:2])
-    if m > 1:
-        return count_tiles((h, w), plan(model, (h + -h % m, w + -w % m), 0))
-    return count_tiles((h, w), plan(model, (h, w), tile, max_memory, batch_size, overlap, channels=c))
+    geometry, p = input_plan(serve(model), image_shape[:2], tile, max_memory, batch_size, overlap, c)
+    return count_tiles(geometry.padded_hw, p)
 
 
-__all__ = ["bicubic_rows", "model_bands", "tile_count", "upscale", "upscale_bands"]
+__all__ = ["BandRun", "ModelInput", "TailTiles", "bicubic_rows", "input_plan", "model_bands", "tile_count", "upscale", "upscale_bands"]

@@ -1,25 +1,10 @@
-"""Running a model for inference: one traced function per model, and a per-model cache.
-
-Everything the tiled path learns about a model (its traced runner, scale, receptive field, split,
-plans) is kept in :func:`model_cache`, keyed weakly by the model, so a long-running app that loads
-models one after another gets each one's memory back once it drops the model.
-"""
+"""Running a model for inference: one traced function per model, on float32 NumPy batches."""
 
 from __future__ import annotations
 
 import weakref
 
 import numpy as np
-
-_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def model_cache(model) -> dict:
-    """The dict of cached facts about ``model`` (a fresh, unkept one if it cannot be weakly keyed)."""
-    try:
-        return _cache.setdefault(model, {})
-    except TypeError:
-        return {}
 
 
 def input_channels(model) -> list[int]:
@@ -35,35 +20,32 @@ def model_channels(model) -> int:
     return input_channels(model)[0]
 
 
-def _runner(model):
+def traced_runner(model):
     """A traced inference function on (N, H, W, C) float32 with dynamic N, H, W.
 
     A model with several inputs takes them concatenated along channels; several outputs come back
-    concatenated the same way (trunk -> tail features travel as one array).
+    concatenated the same way (trunk -> tail features travel as one array). The function holds
+    ``model`` weakly: it is kept beside the model (:class:`~srkeras.inference.served.ServedModel`),
+    and a strong reference would keep every model ever run (weights included) alive in a long-lived app.
     """
-    cache = model_cache(model)
-    if "runner" not in cache:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        chans = input_channels(model)
-        # A weak reference: the runner lives in the model's entry of the weak-keyed cache, and a
-        # strong one would keep every model ever run (weights included) alive in a long-lived app.
-        ref = weakref.ref(model)
+    chans = input_channels(model)
+    ref = weakref.ref(model)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, sum(chans)], tf.float32)], reduce_retracing=True)
-        def run(x):
-            xs = x if len(chans) == 1 else tf.split(x, chans, axis=-1)
-            y = ref()(xs, training=False)
-            ys = [tf.cast(t, tf.float32) for t in (y if isinstance(y, (list, tuple)) else [y])]
-            return ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, sum(chans)], tf.float32)], reduce_retracing=True)
+    def run(x):
+        xs = x if len(chans) == 1 else tf.split(x, chans, axis=-1)
+        y = ref()(xs, training=False)
+        ys = [tf.cast(t, tf.float32) for t in (y if isinstance(y, (list, tuple)) else [y])]
+        return ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
 
-        cache["runner"] = run
-    return cache["runner"]
+    return run
 
 
-def run_model(model, batch: np.ndarray) -> np.ndarray:
-    """``model`` on a float32 (N, H, W, C) batch, through its traced runner, as a NumPy array."""
-    return np.asarray(_runner(model)(np.ascontiguousarray(batch, dtype=np.float32)))
+def run_model(runner, batch: np.ndarray) -> np.ndarray:
+    """A traced ``runner`` (:func:`traced_runner`) on a float32 (N, H, W, C) batch, as a NumPy array."""
+    return np.asarray(runner(np.ascontiguousarray(batch, dtype=np.float32)))
 
 
-__all__ = ["input_channels", "model_cache", "model_channels", "run_model"]
+__all__ = ["input_channels", "model_channels", "run_model", "traced_runner"]

@@ -3,7 +3,9 @@
 * CPUs have no fast float16 arithmetic and several TF CPU kernels lack float16 variants, so a model
   trained with the ``mixed_float16`` policy is served on CPU as a float32 clone
   (:func:`as_float32`, same weights: mixed-precision variables are float32 already). Dtype clones
-  are layer-by-layer rebuilds (:func:`srkeras.models.graph.rebuild`).
+  are layer-by-layer rebuilds (:func:`srkeras.models.graph.rebuild`); these functions take and give
+  ``keras.Model``s, and :meth:`srkeras.inference.served.ServedModel.rebuilt` applies one to a served
+  model keeping what is known of the network (scale, receptive fields, pre-padding).
 * bfloat16 (:func:`as_bfloat16`, policy ``mixed_bfloat16``: float32 weights, bfloat16 maths) is
   fast only where the CPU has bfloat16 instructions (x86 AVX512_BF16 / AMX, Arm BF16);
   :func:`bf16_supported` checks. It costs accuracy: 8 mantissa bits; the benchmark reports the
@@ -24,7 +26,6 @@ import re
 
 import numpy as np
 
-from srkeras.inference.sidecar import carry_facts
 from srkeras.models.graph import all_layers, rebuild
 
 
@@ -56,7 +57,6 @@ def with_dtype_policy(model, policy: str):
 
     new = rebuild(model, config_of=config_of, weights=False)
     new.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
-    carry_facts(model, new)  # same network: scale, receptive fields and pre-padding still hold
     return new
 
 

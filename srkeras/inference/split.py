@@ -9,7 +9,7 @@ memory of the tail set the tile size and the receptive field of the trunk set th
 small tiles recompute wide margins. Tiling trunk and tail separately lets each use its own tile
 size and overlap (:mod:`srkeras.inference.planning`).
 
-Where to cut. Every node of the graph gets the spatial size of its outputs from a symbolic probe
+Where to cut. Every node of the graph gets the spatial size of its outputs from a symbolic pass
 (``compute_output_spec`` on an ``n x n`` input). Trunk candidates are the nodes whose outputs and
 ancestors all stay at input size; every other node is tail. The tensors crossing the cut (trunk
 tensors read by the tail: the features and any skip connection into the tail, the LR image itself
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROBE = 24  # symbolic probe size; any size >= 1 that the model accepts works
+SYMBOLIC_SIZE = 24  # input edge of the symbolic pass; any size >= 1 that the model accepts works
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,9 +56,8 @@ def functional_graph(model):
     return model
 
 
-
 def _graph_and_shapes(model, n):
-    """(functional graph, tensor shapes for an n x n probe) of ``model``, or None when either fails."""
+    """(functional graph, tensor shapes for an n x n input) of ``model``, or None when either fails."""
     graph = functional_graph(model)
     if graph is None:
         return None
@@ -67,13 +66,14 @@ def _graph_and_shapes(model, n):
     except Exception:
         return None
 
+
 def topo_nodes(graph) -> list:
     """Non-input nodes of a functional graph in execution order."""
     by_depth = graph._nodes_by_depth
     return [n for d in sorted(by_depth, reverse=True) for n in by_depth[d] if not n.is_input]
 
 
-def tensor_shapes(graph, n: int = PROBE) -> dict:
+def tensor_shapes(graph, n: int = SYMBOLIC_SIZE) -> dict:
     """id(KerasTensor) -> static shape of every tensor in ``graph`` for n x n inputs (batch 1)."""
     import keras
     from keras import tree
@@ -101,7 +101,7 @@ class _Graph:
     """A functional graph indexed by tensor id: nodes in execution order, producers, consumers."""
 
     graph: object
-    shapes: dict  # id(KerasTensor) -> shape for the n x n probe
+    shapes: dict  # id(KerasTensor) -> shape for an n x n input
     n: int
     nodes: list
     tensors: dict  # id -> KerasTensor
@@ -178,14 +178,14 @@ class _Cut:
                 self.tensors.discard(id(t))
 
 
-def split_generator(model, n: int = PROBE, check: bool = True):
+def split_generator(model, n: int = SYMBOLIC_SIZE, check: bool = True):
     """:class:`Split` of a single-input, single-output functional generator, or None (see module doc)."""
     import keras
 
-    probed = _graph_and_shapes(model, n)
-    if probed is None or len(probed[0].inputs) != 1 or len(probed[0].outputs) != 1:
+    shaped = _graph_and_shapes(model, n)
+    if shaped is None or len(shaped[0].inputs) != 1 or len(shaped[0].outputs) != 1:
         return None
-    g = _Graph.index(*probed, n)
+    g = _Graph.index(*shaped, n)
     cut = _Cut.widest(g)
     cut.narrow(g)
     trunk_layers = [nd.operation for nd in g.nodes if id(nd) in cut.nodes]
@@ -222,17 +222,17 @@ def _agrees(model, sp: Split, size: int = 13) -> bool:
     return got.shape == ref.shape and float(np.abs(got - ref).max()) <= 1e-4 * (1.0 + float(np.abs(ref).max()))
 
 
-def live_floats_per_pixel(model, n: int = PROBE) -> float | None:
+def live_floats_per_pixel(model, n: int = SYMBOLIC_SIZE) -> float | None:
     """Peak number of float values alive at once per input pixel when the graph runs node by node.
 
     Walks the nodes in execution order; a tensor is allocated when its node runs and freed after
     its last reader (inputs and outputs stay alive throughout). This is what a graph executor
     that frees tensors on last use holds; None when ``model`` is not a functional graph.
     """
-    probed = _graph_and_shapes(model, n)
-    if probed is None:
+    shaped = _graph_and_shapes(model, n)
+    if shaped is None:
         return None
-    graph, shapes = probed
+    graph, shapes = shaped
     nodes = topo_nodes(graph)
     last = {}
     for i, node in enumerate(nodes):
@@ -255,7 +255,7 @@ def live_floats_per_pixel(model, n: int = PROBE) -> float | None:
     return peak
 
 
-def flops_per_pixel(model, n: int = PROBE) -> float | None:
+def flops_per_pixel(model, n: int = SYMBOLIC_SIZE) -> float | None:
     """Multiply-adds x 2 per input pixel of the layers that have a kernel (convolutions, dense).
 
     ``2 * K.size * A / n^2`` for Conv2D / DepthwiseConv2D / Dense, A the output area, and
@@ -264,10 +264,10 @@ def flops_per_pixel(model, n: int = PROBE) -> float | None:
     """
     import keras
 
-    probed = _graph_and_shapes(model, n)
-    if probed is None:
+    shaped = _graph_and_shapes(model, n)
+    if shaped is None:
         return None
-    graph, shapes = probed
+    graph, shapes = shaped
     total = 0.0
     for node in topo_nodes(graph):
         layer = node.operation

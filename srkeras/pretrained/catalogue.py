@@ -3,8 +3,8 @@ inside), its architecture and licence, and what its original runtime does around
 
 Every converted model takes and returns RGB in [0, 1] (NHWC); models trained on [0, 255] pixels
 (the UpscalerJS RDNs) carry Rescaling layers. ``pre_pad``: the Real-ESRGAN ncnn runtime reflect-pads
-the LR image by 10 px before the network and crops ``10 * scale`` px after; serving must do the same
-to reproduce it (see :func:`srkeras.pretrained.pad_input`).
+the LR image by 10 px before the network and crops ``10 * scale`` px after; serving does the same
+to reproduce it (the sidecar records it: :class:`srkeras.inference.served.ServedModel`).
 """
 
 from __future__ import annotations

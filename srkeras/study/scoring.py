@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from srkeras import evaluation
-from srkeras.data.io import write_atomically
+from srkeras.files import write_atomically
 from srkeras.study.plan import Entry, StudyConfig
 from srkeras.study.state import StudyState, sha256_of
 

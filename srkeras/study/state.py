@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from srkeras.data.io import write_atomically
-from srkeras.inference.sidecar import sha256_file
+from srkeras.files import sha256_file, write_atomically
 from srkeras.study.errors import StudyConfigError
 
 STATE_FILE = "state.json"

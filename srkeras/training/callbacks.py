@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from srkeras import evaluation
-from srkeras.data.io import write_atomically
+from srkeras.files import write_atomically
 
 
 @dataclass

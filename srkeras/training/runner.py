@@ -4,7 +4,7 @@ trainer, checkpoint/resume, callbacks, final validation and export.
 The recipe travels as its typed form :class:`srkeras.recipes.Recipe` (defaults in one place, built
 by :func:`srkeras.recipes.configure_run`); its :attr:`~srkeras.recipes.Recipe.config` dict is what
 ``config.json`` records. ``Run.setup`` = data, models, trainer, restore. Files are written
-atomically (:func:`srkeras.data.io.write_atomically`).
+atomically (:func:`srkeras.files.write_atomically`).
 
 RUN_DIR layout: ``config.json`` (resolved recipe and run options), ``checkpoints/`` (resume state),
 ``metrics.csv``, ``tensorboard/``, ``model.keras`` (the generator, NHWC, EMA weights if enabled),
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.data.io import write_atomically
+from srkeras.files import write_atomically
 from srkeras.models.graph import all_layers, rebuild
 from srkeras.recipes import Recipe
 from srkeras.training import resume

@@ -1,0 +1,245 @@
+"""A generator as it is served: the network plus everything serving knows about it, in one object.
+
+:class:`ServedModel` carries the Keras model and, as typed fields, what the tiled path needs:
+scale, the original runtime's reflect pre-padding ``pre_pad`` (LR px; Real-ESRGAN's ncnn runtime:
+10), the LR size multiple a PixelUnshuffle input needs, the receptive field of the whole model and
+of its tail (:mod:`srkeras.inference.probing`), the tile margins they give, the trunk/tail split
+(:mod:`srkeras.inference.split`) with its per-pixel costs, the traced runners, and the tile plans
+already searched (:mod:`srkeras.inference.planning`). Each is measured once, when first needed.
+
+:class:`NetworkFacts` are the facts that hold for the network whatever its dtype or layer spelling:
+the JSON sidecar records them (:mod:`srkeras.inference.sidecar`) so that loading a model need not
+probe, and a rewritten clone (float32, bfloat16, built-in layers) keeps them (:meth:`ServedModel.rebuilt`).
+
+:func:`srkeras.inference.load_generator` returns a ServedModel. Every public function also takes a
+bare ``keras.Model``: :func:`serve` wraps it once and keeps the wrapper in a weak-keyed map, so a
+model upscaled image after image (validation during training) is measured and traced once. That
+wrapper refers to its model weakly (the map's value must not keep its key alive), so a long-running
+app that loads models one after another gets each one's memory back once it drops the model.
+
+Pre-padding: the whole LR image is reflect-padded once (:func:`reflect_pad`), upscaled as usual
+(tiled or not; tiling a padded image is exact like any other), and ``pre_pad * scale`` HR pixels
+are cropped from every side (:mod:`srkeras.inference.running`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import warnings
+import weakref
+from dataclasses import InitVar, dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from srkeras.inference import probing
+from srkeras.inference.runtime import input_channels, model_channels, run_model, traced_runner
+
+DEFAULT_RADIUS = 32  # margin basis (LR px) when a receptive field is global
+
+
+class Unmeasured(enum.Enum):
+    """Type of :data:`UNMEASURED`: a receptive field not measured yet (``None`` means global)."""
+
+    UNMEASURED = "unmeasured"
+
+
+UNMEASURED = Unmeasured.UNMEASURED
+
+
+@dataclass(kw_only=True)
+class NetworkFacts:
+    """What holds for a network whatever its dtype or layer spelling (module docstring)."""
+
+    scale: int | None = None  # None: not measured yet
+    receptive_field: int | None | Unmeasured = UNMEASURED  # LR px; None: global (at probing.RF_TOL)
+    tail_receptive_field: int | None | Unmeasured = UNMEASURED  # of the tail on the trunk's features
+    pre_pad: int = 0  # LR px of reflect padding around the whole image (the original runtime's)
+
+
+@dataclass(frozen=True)
+class Margins:
+    """Tile margins (LR px) a model needs: the trunk's covers the whole model's receptive field."""
+
+    trunk: int
+    tail: int  # 0 when the model runs whole
+    exact: bool  # False when a receptive field is global: tiled output then differs from untiled
+
+
+@dataclass(eq=False)
+class ServedModel:
+    """A Keras generator and what serving knows about it (module docstring); facts fill in lazily."""
+
+    network: InitVar[object]  # the keras.Model (read it as .model)
+    facts: NetworkFacts = field(default_factory=NetworkFacts)
+    borrowed: InitVar[bool] = False  # True: refer to the model weakly (see serve)
+    plans: dict = field(default_factory=dict, repr=False)  # TilePlan by request, filled by planning.plan
+    _ref: weakref.ref = field(init=False, repr=False)
+    _owned: object = field(init=False, repr=False)  # the model when this object owns it, else None
+
+    def __post_init__(self, network, borrowed: bool):
+        self._ref = weakref.ref(network)
+        self._owned = None if borrowed else network
+
+    @property
+    def model(self):
+        """The Keras model served."""
+        model = self._ref()
+        if model is None:
+            raise ReferenceError("the model of this ServedModel was released; keep a reference to it or use ServedModel(model)")
+        return model
+
+    def rebuilt(self, transform) -> ServedModel:
+        """A ServedModel of ``transform(model)`` (a rewrite of the same network) keeping its :class:`NetworkFacts`."""
+        return ServedModel(transform(self.model), dataclasses.replace(self.facts))
+
+    @property
+    def pre_pad(self) -> int:
+        return self.facts.pre_pad
+
+    @cached_property
+    def channels(self) -> int:
+        """Channels of the (first) input: 1 for a Y-only model, 3 for RGB."""
+        return model_channels(self.model)
+
+    @cached_property
+    def runner(self):
+        """The traced inference function of the whole model (:func:`~srkeras.inference.runtime.traced_runner`)."""
+        return traced_runner(self.model)
+
+    @property
+    def scale(self) -> int:
+        if self.facts.scale is None:
+            self.facts.scale = probing.measure_scale(self.runner, sum(input_channels(self.model)))
+        return self.facts.scale
+
+    @property
+    def receptive_field(self) -> int | None:
+        """Receptive-field radius (LR px) of the whole model; None if global."""
+        if self.facts.receptive_field is UNMEASURED:
+            self.facts.receptive_field = self.measure_receptive_field()
+        return self.facts.receptive_field
+
+    def measure_receptive_field(self, tol: float = probing.RF_TOL, max_probe: int = probing.PROBE_SIZES[-1]) -> int | None:
+        """The impulse probe of the whole model at ``tol`` and ``max_probe`` (not kept)."""
+        c = self.channels
+        return probing.measure_receptive_field(self.runner, lambda p: probing.impulse_bases(c, p), self.scale, tol, max_probe)
+
+    @cached_property
+    def size_multiple(self) -> int:
+        """LR sizes the model accepts are multiples of this (a PixelUnshuffle input: 2 or 4; else 1)."""
+        m = 1
+        for layer in getattr(self.model, "layers", []):
+            if type(layer).__name__ == "PixelUnshuffle":
+                m *= int(getattr(layer, "scale", 1))
+        return m
+
+    @cached_property
+    def split(self):
+        """The trunk/tail :class:`~srkeras.inference.split.Split`, or None: the model runs whole."""
+        from srkeras.inference.split import split_generator
+
+        return split_generator(self.model)
+
+    @cached_property
+    def stage_runners(self) -> tuple:
+        """(trunk runner, tail runner) of the split model."""
+        return traced_runner(self.split.trunk), traced_runner(self.split.tail)
+
+    @property
+    def tail_receptive_field(self) -> int | None:
+        """Radius (LR px) of the tail on the trunk's features of the probe bases; 0 when not split."""
+        if self.split is None:
+            return 0
+        if self.facts.tail_receptive_field is UNMEASURED:
+            trunk, tail = self.stage_runners
+            c = self.channels
+            self.facts.tail_receptive_field = probing.measure_receptive_field(
+                tail, lambda p: run_model(trunk, probing.impulse_bases(c, p)), self.scale
+            )
+        return self.facts.tail_receptive_field
+
+    @cached_property
+    def costs(self) -> probing.Costs:
+        """Live bytes and FLOPs per LR pixel of the stages the model runs as."""
+        return probing.measure_costs(self.model, self.runner, self.split, self.scale, self.channels)
+
+    def margins(self, overlap: int | None = None) -> Margins:
+        """Tile margins: ``overlap`` for both stages when given, else ``R + 2`` and ``R_tail + 2``.
+
+        The trunk window's margin must cover the *whole model's* receptive field: the tail tiles
+        reproduce ``model(window)`` on the core exactly (their own margin covers the tail's field),
+        and ``model(window)`` equals ``model(image)`` on the core when the window reaches ``R + 2``
+        beyond it, as for an unsplit model. The trunk window must also contain the tail's margin.
+        """
+        if overlap is not None:
+            o = int(overlap)
+            return Margins(o, o if self.split is not None else 0, True)
+        rf = self.receptive_field
+        tail_rf = self.tail_receptive_field
+        exact = rf is not None and tail_rf is not None
+        if not exact:
+            warnings.warn(
+                "this model's receptive field is global (pooling/attention): tiled output will differ "
+                "from untiled; use --tile 0 if the image fits in memory",
+                stacklevel=3,
+            )
+        trunk = (rf if rf is not None else DEFAULT_RADIUS) + 2
+        if self.split is None:
+            return Margins(trunk, 0, exact)
+        tail = (tail_rf if tail_rf is not None else DEFAULT_RADIUS) + 2
+        return Margins(max(trunk, tail), tail, exact)
+
+
+_served: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def serve(model) -> ServedModel:
+    """``model`` itself if it is a :class:`ServedModel`, else the one ServedModel of a bare ``keras.Model``
+    (made on first use, kept while the model lives; module docstring)."""
+    if isinstance(model, ServedModel):
+        return model
+    try:
+        served = _served.get(model)
+    except TypeError:  # not weakly referable: serve it afresh
+        return ServedModel(model)
+    if served is None:
+        served = _served[model] = ServedModel(model, borrowed=True)
+    return served
+
+
+def model_scale(model) -> int:
+    """Integer upscaling factor of a generator (a ServedModel or keras.Model), measured once."""
+    return serve(model).scale
+
+
+def receptive_field(model, tol: float = probing.RF_TOL, max_probe: int = probing.PROBE_SIZES[-1]) -> int | None:
+    """Effective receptive-field radius in LR pixels (:mod:`srkeras.inference.probing`); None if global.
+    Kept by the served model at the default ``tol`` and ``max_probe``."""
+    served = serve(model)
+    if (tol, max_probe) == (probing.RF_TOL, probing.PROBE_SIZES[-1]):
+        return served.receptive_field
+    return served.measure_receptive_field(tol, max_probe)
+
+
+def reflect_pad(image: np.ndarray, pad: int) -> np.ndarray:
+    """Reflect-pad the two spatial axes of an (H, W, C) or (N, H, W, C) array by ``pad`` pixels,
+    as Real-ESRGAN's runtimes do (symmetric when an edge is too short to reflect)."""
+    if pad <= 0:
+        return image
+    mode = "symmetric" if min(image.shape[-3], image.shape[-2]) <= pad else "reflect"
+    return np.pad(image, [(0, 0)] * (image.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)], mode=mode)
+
+
+__all__ = [
+    "UNMEASURED",
+    "Margins",
+    "NetworkFacts",
+    "ServedModel",
+    "Unmeasured",
+    "model_scale",
+    "receptive_field",
+    "reflect_pad",
+    "serve",
+]
