@@ -28,11 +28,15 @@ every writer (public as ``srkeras.data.quantize``).
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
 
 import numpy as np
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Largest iCCP colour profile inflated (profiles are kilobytes, big LUT ones a few MB; libpng's
+#: default limit is 8 MB).
+MAX_ICC_BYTES = 8 << 20
 _CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 
 
@@ -117,21 +121,42 @@ def unfilter(raw: np.ndarray, height: int, width_units: int, bpp: int) -> np.nda
     return canvas[1:, 1:].astype(np.uint8)
 
 
+def _inflate(data: bytes, limit: int, what: str) -> bytes:
+    """Inflate a zlib stream to at most ``limit`` bytes; a stream that holds more is refused before
+    it is inflated further (a decompression bomb hides gigabytes in a few kilobytes)."""
+    z = zlib.decompressobj()
+    out = z.decompress(data, min(limit, sys.maxsize))
+    if not z.eof and len(out) < limit:
+        raise zlib.error("incomplete or truncated stream")
+    if not z.eof and z.decompress(z.unconsumed_tail, 1):
+        raise PngError(f"{what} inflates past the {limit:,} bytes it may hold (a decompression bomb?)")
+    return out
+
+
+def _ihdr(body: bytes, max_pixels) -> tuple:
+    if len(body) != 13:
+        raise PngError(f"corrupt PNG (IHDR chunk of {len(body)} bytes, not 13)")
+    ihdr = struct.unpack(">IIBBBBB", body)
+    w, h = ihdr[:2]
+    if w == 0 or h == 0:
+        raise PngError(f"corrupt PNG (IHDR declares {w}x{h} pixels)")
+    if max_pixels is not None and w * h > max_pixels:
+        raise PngTooLarge(w, h, max_pixels)
+    return ihdr
+
+
 def _read_chunks(data: bytes, max_pixels) -> dict:
     """IHDR fields and the ancillary chunks this codec uses, checking the size before any pixel data."""
     found = {"ihdr": None, "idat": [], "icc": None, "trns": None, "exif": None}
     for ctype, body in _chunks(data):
         if ctype == b"IHDR":
-            found["ihdr"] = struct.unpack(">IIBBBBB", body)
-            w, h = found["ihdr"][:2]
-            if max_pixels is not None and w * h > max_pixels:
-                raise PngTooLarge(w, h, max_pixels)
+            found["ihdr"] = _ihdr(body, max_pixels)
         elif ctype == b"IDAT":
             found["idat"].append(body)
         elif ctype == b"iCCP":
             name_end = body.find(b"\0")
             try:
-                found["icc"] = zlib.decompress(body[name_end + 2 :])
+                found["icc"] = _inflate(body[name_end + 2 :], MAX_ICC_BYTES, "the iCCP colour profile")
             except zlib.error:
                 found["icc"] = None  # a broken profile is dropped, the pixels are still fine
         elif ctype == b"tRNS":
@@ -159,11 +184,11 @@ def decode(data: bytes, max_pixels=None) -> dict:
         raise PngError(f"PNG colour type {ctype_} at {depth} bits is not supported by the 16-bit reader")
     ch = _CHANNELS[ctype_]
     bpp = ch * depth // 8
+    expected = h * (1 + w * bpp)  # a filter byte, then the row's samples
     try:
-        raw = zlib.decompress(b"".join(found["idat"]))
+        raw = _inflate(b"".join(found["idat"]), expected, f"the image data of a {w}x{h} PNG")
     except zlib.error as e:
         raise PngError(f"truncated or corrupt PNG image data ({e})") from None
-    expected = h * (1 + w * bpp)
     if len(raw) < expected:
         raise PngError(f"truncated PNG image data ({len(raw):,} of {expected:,} bytes)")
     rows = np.frombuffer(raw, dtype=np.uint8, count=expected).reshape(h, 1 + w * bpp)

@@ -20,9 +20,17 @@ import re
 import numpy as np
 
 from srkeras.pretrained.convert import assign, conv_arrays, rrdbnet_conv_names
-from srkeras.pretrained.errors import CheckpointError, ScaleMismatchError, UnknownArchitectureError
+from srkeras.pretrained.errors import (
+    CheckpointError,
+    ScaleMismatchError,
+    ShapeMismatchError,
+    UnknownArchitectureError,
+)
 
 ARCHS = ("rrdbnet", "srvgg_compact", "edsr")
+#: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
+#: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
+MAX_BLOCKS = 128
 _OLD_RRDB = {"trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2", "HRconv": "conv_hr"}
 
 
@@ -34,8 +42,12 @@ def state_dict(obj, source: str) -> dict:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, np.ndarray) for v in obj.values()):
-        raise CheckpointError(f"{source}: no state dict of tensors found (keys: {list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__})")
+    if (
+        not isinstance(obj, dict) or not obj
+        or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items())
+    ):
+        found = [f"{k!s:.60}" for k in list(obj)[:8]] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{source}: no state dict of tensors (names -> tensors) found (keys: {found})")
     return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
 
 
@@ -71,76 +83,124 @@ def _check_scale(source, found: int, asked: int | None):
         raise ScaleMismatchError(f"{source}: checkpoint is a x{found} model, x{asked} was asked for")
 
 
+def _shape(sd, key: str, ndim: int, source) -> tuple[int, ...]:
+    """Shape of tensor ``key``: present, ``ndim``-dimensional (4: a conv kernel), no empty dimension."""
+    if key not in sd:
+        raise UnknownArchitectureError(f"{source}: missing key {key!r}")
+    shape = tuple(int(n) for n in np.shape(sd[key]))
+    if len(shape) != ndim or 0 in shape:
+        layout = "a conv kernel (out, in, kh, kw)" if ndim == 4 else f"a {ndim}-D tensor"
+        raise ShapeMismatchError(f"{source}: {key} has shape {shape}, not that of {layout}")
+    return shape
+
+
+def _count(sd, pattern: str, source, what: str) -> int:
+    """How many blocks the keys number by ``pattern``'s group: the numbers must be 0..n-1, n at most
+    :data:`MAX_BLOCKS` (checked before building, so one stray ``body.200000.x`` builds nothing)."""
+    found = {m[1] for k in sd if (m := re.match(pattern, k))}
+    if len(found) > MAX_BLOCKS:
+        raise UnknownArchitectureError(f"{source}: {len(found)} {what}; at most {MAX_BLOCKS} are plausible")
+    expected = {str(i) for i in range(len(found))}
+    if found != expected:
+        stray = ", ".join(f"{i:.12}" for i in sorted(found - expected, key=len)[:3])
+        raise UnknownArchitectureError(
+            f"{source}: {len(found)} {what} with number(s) {stray}; they must be numbered 0..{len(found) - 1} "
+            "(a stray or missing block key)"
+        )
+    return len(found)
+
+
 def _rrdbnet(sd, scale, source):
     from srkeras.models.esrgan import build_rrdbnet
 
     sd = _canonical_rrdb(sd)
-    in_ch = sd["conv_first.weight"].shape[1]
-    found = {3: None, 12: 2, 48: 1}.get(in_ch)
-    if in_ch not in (3, 12, 48):
+    nf, in_ch = _shape(sd, "conv_first.weight", 4, source)[:2]
+    found = {3: 4, 12: 2, 48: 1}.get(in_ch)
+    if found is None:
         raise UnknownArchitectureError(f"{source}: RRDBNet conv_first takes {in_ch} channels (3, 12 or 48 known)")
     if "conv_up3.weight" in sd:
         raise UnknownArchitectureError(f"{source}: x8 RRDBNet (conv_up3) is not supported")
-    found = found or 4
     _check_scale(source, found, scale)
-    nb = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("body."))
-    config = {
-        "num_blocks": nb,
-        "num_features": int(sd["conv_first.weight"].shape[0]),
-        "growth": int(sd["body.0.rdb1.conv1.weight"].shape[0]),
-        "pixel_unshuffle": found in (1, 2),
-    }
-    model = build_rrdbnet(found, **config)
-    torch_names = ["conv_first"]
-    torch_names += [f"body.{b}.rdb{d}.conv{i}" for b in range(nb) for d in (1, 2, 3) for i in range(1, 6)]
-    torch_names += ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
-    pairs = [(kn, tn, 0) for kn, tn in zip(rrdbnet_conv_names(nb), torch_names)]
-    return model, found, config, pairs, sd
+    nb = _count(sd, r"body\.(\d+)\.", source, "RRDB blocks (body.N.*)")
+    gc = _shape(sd, "body.0.rdb1.conv1.weight", 4, source)[0]
+    config = {"num_blocks": nb, "num_features": nf, "growth": gc, "pixel_unshuffle": found in (1, 2)}
+    torch = [("conv_first", (nf, in_ch))]
+    for b in range(nb):
+        for d in (1, 2, 3):
+            torch += [(f"body.{b}.rdb{d}.conv{i}", (gc if i < 5 else nf, nf + (i - 1) * gc)) for i in range(1, 6)]
+    torch += [(name, (nf, nf)) for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr")]
+    torch += [("conv_last", (3, nf))]
+    layers = [(kn, tn, 0, shape) for kn, (tn, shape) in zip(rrdbnet_conv_names(nb), torch)]
+    return lambda: build_rrdbnet(found, **config), found, config, layers, sd
 
 
 def _srvgg(sd, scale, source):
     from srkeras.models.srvgg import build_srvgg_compact
 
-    idx = sorted(int(k.split(".")[1]) for k in sd if re.match(r"body\.\d+\.weight$", k))
-    last = idx[-1]
-    out_ch = sd[f"body.{last}.weight"].shape[0]
+    last = _count(sd, r"body\.(\d+)\.weight$", source, "SRVGG body layers (body.N.weight)") - 1
+    if last < 2 or last % 2:
+        raise UnknownArchitectureError(f"{source}: SRVGG body ends at body.{last}, not at a conv (even index >= 2)")
+    nf = _shape(sd, "body.0.weight", 4, source)[0]
+    out_ch = _shape(sd, f"body.{last}.weight", 4, source)[0]
     found = math.isqrt(out_ch // 3)
-    if 3 * found * found != out_ch:
+    if found < 1 or 3 * found * found != out_ch:
         raise UnknownArchitectureError(f"{source}: SRVGG last conv has {out_ch} outputs, not 3*s^2")
     _check_scale(source, found, scale)
     num_conv = last // 2 - 1
-    config = {"num_feat": int(sd["body.0.weight"].shape[0]), "num_conv": num_conv, "act_type": "prelu"}
-    model = build_srvgg_compact(found, **config)
-    pairs = [(f"conv{i}", f"body.{2 * i}", found if i == num_conv + 1 else 0) for i in range(num_conv + 2)]
-    pairs += [(f"act{i}", f"body.{2 * i + 1}", "prelu") for i in range(num_conv + 1)]
-    return model, found, config, pairs, sd
+    config = {"num_feat": nf, "num_conv": num_conv, "act_type": "prelu"}
+    layers = [(f"conv{i}", f"body.{2 * i}", 0, (nf, nf if i else 3)) for i in range(num_conv + 1)]
+    layers += [(f"conv{num_conv + 1}", f"body.{last}", found, (out_ch, nf))]
+    layers += [(f"act{i}", f"body.{2 * i + 1}", "prelu", (nf,)) for i in range(num_conv + 1)]
+    return lambda: build_srvgg_compact(found, **config), found, config, layers, sd
 
 
 def _edsr(sd, scale, source):
     from srkeras.models.edsr import build_edsr
 
-    nf = int(sd["conv_first.weight"].shape[0])
-    ups = sorted(int(k.split(".")[1]) for k in sd if re.match(r"upsample\.\d+\.weight$", k))
-    ratios = [sd[f"upsample.{u}.weight"].shape[0] // nf for u in ups]
-    found = 3 if ratios == [9] else 2 ** len(ratios)
-    if any(r not in (4, 9) for r in ratios):
-        raise UnknownArchitectureError(f"{source}: EDSR upsampler with channel ratios {ratios}")
+    nf = _shape(sd, "conv_first.weight", 4, source)[0]
+    ups = sorted((m[1] for k in sd if (m := re.match(r"upsample\.(\d+)\.weight$", k))), key=lambda u: (len(u), u))
+    if ups not in (["0"], ["0", "2"], ["0", "2", "4"]):
+        raise UnknownArchitectureError(f"{source}: EDSR upsampler convs numbered {ups[:4]}, not 0 / 0, 2 / 0, 2, 4")
+    outs = [_shape(sd, f"upsample.{u}.weight", 4, source)[0] for u in ups]
+    found = 3 if outs == [9 * nf] else 2 ** len(outs)
+    if found != 3 and outs != [4 * nf] * len(outs):
+        raise UnknownArchitectureError(f"{source}: EDSR upsampler with channel ratios {[o / nf for o in outs]}")
     _check_scale(source, found, scale)
-    nb = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("body."))
+    nb = _count(sd, r"body\.(\d+)\.", source, "residual blocks (body.N.*)")
     config = {"num_feat": nf, "num_block": nb, "res_scale": 0.1 if nf == 256 else 1.0}
-    model = build_edsr(found, **config)
-    pairs = [("conv_first", "conv_first", 0), ("conv_after_body", "conv_after_body", 0), ("conv_last", "conv_last", 0)]
-    pairs += [(f"body{b}_conv{j}", f"body.{b}.conv{j}", 0) for b in range(nb) for j in (1, 2)]
-    pairs += [(f"up{i}_conv", f"upsample.{u}", 3 if found == 3 else 2) for i, u in enumerate(ups)]
-    return model, found, config, pairs, sd
+    r = 3 if found == 3 else 2
+    layers = [("conv_first", "conv_first", 0, (nf, 3)), ("conv_after_body", "conv_after_body", 0, (nf, nf))]
+    layers += [("conv_last", "conv_last", 0, (3, nf))]
+    layers += [(f"body{b}_conv{j}", f"body.{b}.conv{j}", 0, (nf, nf)) for b in range(nb) for j in (1, 2)]
+    layers += [(f"up{i}_conv", f"upsample.{u}", r, (nf * r * r, nf)) for i, u in enumerate(ups)]
+    return lambda: build_edsr(found, **config), found, config, layers, sd
 
 
 _BUILDERS = {"rrdbnet": _rrdbnet, "srvgg_compact": _srvgg, "edsr": _edsr}
 
 
+def _keys(prefix: str, extra) -> list[str]:
+    return [f"{prefix}.weight"] + ([] if extra == "prelu" else [f"{prefix}.bias"])
+
+
+def _check_layers(sd, layers, source) -> None:
+    """Every tensor the network takes is present with the shape its config implies (3x3 convs),
+    before the network is built: its size is then bounded by the tensors the checkpoint holds."""
+    for layer, prefix, extra, (out, *inputs) in layers:
+        keys = _keys(prefix, extra)
+        missing = [k for k in keys if k not in sd]
+        if missing:
+            raise UnknownArchitectureError(f"{source}: missing key(s) {missing} for layer {layer}")
+        for key, want in zip(keys, [(out,)] if extra == "prelu" else [(out, *inputs, 3, 3), (out,)]):
+            have = tuple(int(n) for n in np.shape(sd[key]))
+            if have != want:
+                raise ShapeMismatchError(f"{source}: {key} has shape {have}, layer {layer} of this network needs {want}")
+
+
 def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: str):
     """Build the srkeras model for ``sd`` and load it. Returns ``(model, scale, config, unmapped)``:
-    ``unmapped`` lists checkpoint keys that no layer took. Raises typed errors naming ``source``."""
+    ``unmapped`` lists checkpoint keys that no layer took. Raises typed errors naming ``source``;
+    the key set and every shape are checked before the model is built."""
     found = detect(sd)
     if found == "msrresnet":
         raise UnknownArchitectureError(
@@ -152,13 +212,12 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
         if arch not in ARCHS:
             raise UnknownArchitectureError(f"{source}: unknown architecture {arch!r}; supported: {', '.join(ARCHS)}")
         raise UnknownArchitectureError(f"{source}: checkpoint is a {found} state dict, not {arch}")
-    model, s, config, pairs, sd = _BUILDERS[found](sd, scale, source)
+    build, s, config, layers, sd = _BUILDERS[found](sd, scale, source)
+    _check_layers(sd, layers, source)
+    model = build()
     used = set()
-    for layer, prefix, extra in pairs:
-        keys = [f"{prefix}.weight"] + ([] if extra == "prelu" else [f"{prefix}.bias"])
-        missing = [k for k in keys if k not in sd]
-        if missing:
-            raise UnknownArchitectureError(f"{source}: missing key(s) {missing} for layer {layer}")
+    for layer, prefix, extra, _want in layers:
+        keys = _keys(prefix, extra)
         if extra == "prelu":
             arrays = [np.asarray(sd[keys[0]], np.float32).reshape(1, 1, -1)]
         else:
