@@ -21,8 +21,7 @@ from PIL import Image
 
 from jobs import mos_study
 from pipelines import evaluate, prepare_study
-from srkeras import evaluation, evaluation_run, stimuli
-from srkeras import files
+from srkeras import evaluation, evaluation_run, files, stimuli
 from srkeras.data import io as image_io
 from srkeras.data.io import ImageLoadError, read_image
 from srkeras.files import TEMP_MARK, display_name, remove_stale_temporaries
