@@ -39,7 +39,16 @@ def simulate_raters(spec: SimulationSpec) -> int:
     trials answered. Raises :class:`UnknownMethod`."""
     import numpy as np
 
-    from db import StudyFull, next_trial, open_database, start_rater, stimulus_file_methods, submit_rating
+    from db import (
+        PairChoice,
+        StudyFull,
+        TrialMode,
+        next_trial,
+        open_database,
+        start_rater,
+        stimulus_file_methods,
+        submit_rating,
+    )
 
     rng = np.random.default_rng(spec.seed)
     db = open_database(spec.db_url)
@@ -58,11 +67,11 @@ def simulate_raters(spec: SimulationSpec) -> int:
             except StudyFull:
                 break  # every stimulus has its target number of votes
             while (t := next_trial(db, token)) is not None:
-                if t.mode == "acr":
+                if t.mode == TrialMode.ACR:
                     submit_rating(db, token, t.trial_id, score=int(np.clip(np.round(noisy(t.image_path)), 1, 5)), response_ms=2500)
                 else:
                     qa, qb = (noisy(p) for p in (t.left_path, t.right_path))
-                    submit_rating(db, token, t.trial_id, choice="A" if qa >= qb else "B", response_ms=2500)
+                    submit_rating(db, token, t.trial_id, choice=PairChoice.A if qa >= qb else PairChoice.B, response_ms=2500)
                 n += 1
         return n
     finally:

@@ -29,9 +29,10 @@ import numpy as np
 
 from srkeras import evaluation
 from srkeras.files import display_name
+from srkeras.mos.vocabulary import MethodRole
 from srkeras.stimuli import StudyInputError, png_bytes, store
 
-ANCHORS = {"nearest": "low_anchor", "hr": "high_anchor"}
+ANCHORS = {"nearest": MethodRole.LOW_ANCHOR, "hr": MethodRole.HIGH_ANCHOR}
 CLASSICAL = ("nearest", "bicubic", "hr")
 DEFAULT_METRICS = ("psnr", "ssim")  # always stored (their own columns); others go to MadeStimulus.metrics
 
@@ -109,7 +110,8 @@ class Plan:
 
     def methods(self) -> list[tuple[str, str, str]]:
         """``(name, role, spec)`` per method: role ``low_anchor`` | ``high_anchor`` | ``test``."""
-        return [(m, ANCHORS.get(m, "test"), m) for m in self.classical] + [(m.name, "test", str(m.path)) for m in self.models]
+        test = MethodRole.TEST
+        return [(m, ANCHORS.get(m, test), m) for m in self.classical] + [(m.name, test, str(m.path)) for m in self.models]
 
 
 def plan(scale: int = 4, crop: int | None = None, methods: Iterable[str] = CLASSICAL, models: Iterable[str] = (),
