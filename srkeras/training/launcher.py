@@ -174,18 +174,21 @@ def _signal(proc, sig) -> None:
 
 def launch(argv, n: int, module: str = "pipelines.train", log=print) -> int:
     """Run ``module`` as ``n`` local workers of one cluster (``argv`` without ``--workers``); the exit status."""
-    cluster = LocalCluster(argv, n, module=module, log=log)
-    log(f"started {n} local workers ({', '.join(cluster.addresses)}); worker 0 is the chief")
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
+    # Before any worker exists: a SIGTERM that arrives while they start must stop them too.
     old = signal.signal(signal.SIGTERM, on_signal)
+    cluster = None
     try:
+        cluster = LocalCluster(argv, n, module=module, log=log)
+        log(f"started {n} local workers ({', '.join(cluster.addresses)}); worker 0 is the chief")
         return cluster.wait()
     except KeyboardInterrupt:
         log("interrupted: stopping the workers (re-run the same command to resume from the last checkpoint)")
         return 130
     finally:
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
         signal.signal(signal.SIGTERM, old)
