@@ -41,10 +41,20 @@ from db import (  # noqa: E402
     study_status,
 )
 from mos_app.dashboard import dashboard_view  # noqa: E402
-from mos_app.state import ADMIN_PASSWORD_ENV, ConfigError, admin_password, database_url, get_database  # noqa: E402
+from mos_app.state import (  # noqa: E402
+    ADMIN_PASSWORD_ENV,
+    ConfigError,
+    admin_message,
+    admin_password,
+    database_url,
+    get_database,
+    guarded,
+)
 
 # Flag names recorded by db.qc (Rater.qc_flags), as plain strings for the widget.
 QC_FLAGS = [f.value for f in QcFlag]
+#: Every admin page runs under this: a server error shows one short line, its details go to the server log.
+page_guard = guarded(st.error, admin_message)
 
 
 def _login(expected: str) -> bool:
@@ -189,6 +199,7 @@ def _export(db, name: str, info, csv: str, ratings: pd.DataFrame) -> None:
         st.rerun()
 
 
+@page_guard
 def main() -> None:
     st.set_page_config(page_title="MOS admin", layout="wide")
     expected = admin_password()
@@ -213,10 +224,7 @@ def main() -> None:
         return
     name = st.sidebar.selectbox("Study", names, key="study")
     page = st.sidebar.radio("Page", ["Study", "Dashboard"], key="page")
-    if page == "Dashboard":
-        dashboard_view(db, name)
-    else:
-        study_view(db, name)
+    page_guard(dashboard_view if page == "Dashboard" else study_view)(db, name)
 
 
 main()
