@@ -9,7 +9,8 @@ import-linter contract in ``pyproject.toml``); the modules behind it are by conc
 * :mod:`db.studies`, :mod:`db.raters`, :mod:`db.ratings` (the hot path: :func:`rater_state` is the rater
   page's one read per answer): rater side;
 * :mod:`db.status`, :mod:`db.qc`, :mod:`db.export`, :mod:`db.frames`: the admin side (the only place
-  method names appear). Every statistic and screening rule is computed by :mod:`srkeras.mos`.
+  method names appear); :mod:`db.logins`: the admin password's shared back-off. Every statistic and
+  screening rule is computed by :mod:`srkeras.mos`.
 
 Typical use::
 
@@ -36,6 +37,7 @@ from db.errors import (
 )
 from db.export import export_long_csv, export_ratings_csv, mos_table, preference_table
 from db.frames import rater_completion, rating_frames, stimulus_file_methods, study_methods
+from db.logins import LoginAttempt, login_attempt
 from db.models import MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
 from db.qc import current_flags, rater_qc
 from db.raters import ABANDONED_AFTER, UNSTARTED_AFTER, get_rater, start_rater
@@ -63,6 +65,7 @@ __all__ = [
     "CalibrationExample",
     "DatabaseGone",
     "InvalidStudy",
+    "LoginAttempt",
     "MethodRole",
     "MethodSpec",
     "MosError",
@@ -93,6 +96,7 @@ __all__ = [
     "get_rater",
     "get_study",
     "list_studies",
+    "login_attempt",
     "mos_table",
     "next_trial",
     "preference_table",

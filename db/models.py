@@ -308,3 +308,16 @@ class Rating(Base):
     device_pixel_ratio: Mapped[float | None] = mapped_column(Float)
 
     trial: Mapped[Trial] = relationship(back_populates="rating")
+
+
+class LoginFailures(Base):
+    """Consecutive failed logins of one door (``scope``: ``admin``) of this database, shared by every
+    session and server process: the admin page's brute-force back-off (:mod:`db.logins`)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures"),)
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -2,7 +2,9 @@
 
 A separate entry point (not a page of the rater app), so raters never see a navigation menu or a link to
 it. Password from Streamlit secrets (``admin_password``) or env ``MOS_ADMIN_PASSWORD``; without one the page
-stays locked. Two pages (sidebar): "Study" shows status, per-rater quality control (the screening of
+stays locked. Wrong passwords count in the database's shared back-off (:mod:`db.logins`), one log line
+each (never the password). Every page runs under :func:`mos_app.state.guarded`: a server error shows one
+short line, its details go to the server log. Two pages (sidebar): "Study" shows status, per-rater quality control (the screening of
 :mod:`srkeras.mos.screening`, the Dashboard's too; recording the flags is an explicit button), a quick MOS
 table next to PSNR / SSIM per method (the SRGAN paper's Table/Fig. of MOS vs PSNR, Ledig et al. 2017
 Sec. 3.4), pair preferences, and exports the ratings as CSV; "Dashboard" is the full analysis of
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import hmac
 import io
+import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -34,6 +38,7 @@ from db import (  # noqa: E402
     export_ratings_csv,
     get_study,
     list_studies,
+    login_attempt,
     mos_table,
     preference_table,
     rater_qc,
@@ -41,13 +46,25 @@ from db import (  # noqa: E402
     study_status,
 )
 from mos_app.dashboard import dashboard_view  # noqa: E402
-from mos_app.state import ADMIN_PASSWORD_ENV, ConfigError, admin_password, database_url, get_database  # noqa: E402
+from mos_app.state import (  # noqa: E402
+    ADMIN_PASSWORD_ENV,
+    ConfigError,
+    admin_message,
+    admin_password,
+    database_url,
+    get_database,
+    guarded,
+)
 
 # Flag names recorded by db.qc (Rater.qc_flags), as plain strings for the widget.
 QC_FLAGS = [f.value for f in QcFlag]
+log = logging.getLogger("mos_app.admin")
+#: Every admin page runs under this: a server error shows one short line, its details go to the server log.
+page_guard = guarded(st.error, admin_message)
 
 
-def _login(expected: str) -> bool:
+def _login(db, expected: str) -> bool:
+    """The password form; every attempt counts in the database's shared back-off (:func:`db.login_attempt`)."""
     if st.session_state.get("admin_ok"):
         return True
     st.title("MOS studies — admin")
@@ -55,12 +72,19 @@ def _login(expected: str) -> bool:
         entered = st.text_input("Admin password", type="password", key="admin_pw")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        if hmac.compare_digest(entered.encode(), expected.encode()):
+        attempt = login_attempt(db, hmac.compare_digest(entered.encode(), expected.encode()))
+        if attempt.ok:
             st.session_state["admin_ok"] = True
             st.session_state.pop("admin_pw", None)
             st.rerun()
+        # One line per failure, never the password: the server log shows a guessing attack as it happens.
+        log.warning("admin login refused: %s", "door locked, password not checked" if attempt.refused_locked
+                    else f"wrong password ({attempt.failures} in a row)")
         time.sleep(0.5)  # slows down guessing
-        st.error("Wrong password.")
+        if attempt.locked_for:
+            st.error(f"Too many wrong passwords: the admin login is locked for {math.ceil(attempt.locked_for)} s.")
+        else:
+            st.error("Wrong password.")
     return False
 
 
@@ -189,6 +213,7 @@ def _export(db, name: str, info, csv: str, ratings: pd.DataFrame) -> None:
         st.rerun()
 
 
+@page_guard
 def main() -> None:
     st.set_page_config(page_title="MOS admin", layout="wide")
     expected = admin_password()
@@ -196,12 +221,12 @@ def main() -> None:
         st.error(f"The admin page is locked: set `admin_password` in .streamlit/secrets.toml or env "
                  f"{ADMIN_PASSWORD_ENV}.")
         return
-    if not _login(expected):
-        return
     try:
         db = get_database(database_url())
     except ConfigError as err:
         st.error(str(err))
+        return
+    if not _login(db, expected):
         return
     names = [s.name for s in list_studies(db)]
     st.sidebar.title("MOS admin")
@@ -213,10 +238,7 @@ def main() -> None:
         return
     name = st.sidebar.selectbox("Study", names, key="study")
     page = st.sidebar.radio("Page", ["Study", "Dashboard"], key="page")
-    if page == "Dashboard":
-        dashboard_view(db, name)
-    else:
-        study_view(db, name)
+    page_guard(dashboard_view if page == "Dashboard" else study_view)(db, name)
 
 
 main()

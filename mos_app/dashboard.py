@@ -243,6 +243,8 @@ def dashboard_view(db, name: str) -> None:
                f"raters ({c.get('rejected', 0)} rejected by screening, reported with and without them); "
                f"Krippendorff's alpha {rep.alpha:.3f}." if np.isfinite(rep.alpha) else
                f"{c.get('pair_votes', 0)} pair votes, {c.get('raters', 0)} raters.")
+    for note in rep.notes:  # what is undefined and why (every rater screened out, alpha undefined)
+        st.warning(note)
     for key, chart in charts(rep).items():
         st.altair_chart(chart, key=f"chart_{key}", width="stretch")
     if rep.methods is not None:

@@ -24,6 +24,9 @@ APOLOGY = ("Sorry, something went wrong on our side and this step could not be c
 GONE = ("Sorry, the study cannot take answers at the moment: its data store is no longer available on the "
         "server, so your last answer was not saved. Please let the study organisers know; there is no need "
         "to keep trying.")
+#: Shown on an admin page that failed unexpectedly.
+ADMIN_APOLOGY = ("This page could not be shown because of an error on the server; the details are in the "
+                 "server log.")
 
 DB_URL_ENV = "MOS_DB_URL"
 STUDY_ENV = "MOS_STUDY"
@@ -83,9 +86,19 @@ def user_message(err: Exception) -> str:
     return APOLOGY
 
 
-def guarded(show: Callable[[str], None]) -> Callable[[F], F]:
-    """Decorator for every entry point of the rater app (the page script and each widget callback):
-    no exception escapes to Streamlit's traceback display; ``show`` gets :func:`user_message` instead.
+def admin_message(err: Exception) -> str:
+    """What the admin pages show about ``err``: the data layer's own words for its deliberate errors, a short
+    line for anything else (no SQL, paths or traceback on the page); the details go to the server log."""
+    if isinstance(err, MosError) and not isinstance(err, DatabaseGone):
+        return str(err)
+    log.error("admin page: %s", type(err).__name__, exc_info=err)
+    return ADMIN_APOLOGY
+
+
+def guarded(show: Callable[[str], None], message: Callable[[Exception], str] = user_message) -> Callable[[F], F]:
+    """Decorator for every entry point of the apps (a page, the page script, each widget callback):
+    no exception escapes to Streamlit's traceback display; ``show`` gets ``message(err)`` instead
+    (:func:`user_message` for raters, :func:`admin_message` on the admin pages).
     Streamlit's own control flow (``st.rerun``, ``st.stop``) derives from ``BaseException`` and passes."""
 
     def wrap(fn: F) -> F:
@@ -94,7 +107,7 @@ def guarded(show: Callable[[str], None]) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except Exception as err:
-                show(user_message(err))
+                show(message(err))
                 return None
 
         return run  # type: ignore[return-value]

@@ -1,8 +1,9 @@
 """'Try it': upload a photo, get it back super-resolved (``streamlit run mos_app/try_it.py``).
 
 A separate entry point from the blind rating app on purpose: this page names models, rater pages
-never may. Models come from the models folder (``$SRKERAS_MODEL_DIR``, default ``~/.srkeras/models``:
-``*.keras`` files and training run folders) or a path typed in the sidebar. The image goes through
+never may. Visitors pick among the installed models only (:func:`model_choices`): the model store
+(``$SRKERAS_MODEL_DIR``, default ``~/.srkeras/models``: ``*.keras`` files and training run folders)
+plus what the server's admin lists in ``$TRYIT_MODEL_PATHS``; no visitor input names a path. The image goes through
 the same tiled path as ``pipelines.upscale`` (bounded memory, so a 12-megapixel phone photo works).
 Bicubic and SR are shown side by side with one zoom and one crop centre for both, pixel-exact
 (nearest-neighbour magnification of the same crop).
@@ -18,15 +19,22 @@ Limits of the page (a server anyone may upload to): an upload may hold at most
 :data:`MAX_INPUT_PIXELS` pixels and give at most :data:`MAX_OUTPUT_PIXELS`, checked from the
 file's header before anything is decoded (:func:`upload_limit`), so the peak memory of anything
 the page accepts is bounded (about 18 bytes per output pixel plus the memory budget). Messages
-name the upload as the user named it and suggest only what the page offers.
+name the upload as the user named it and suggest only what the page offers. A visitor's memory budget
+is at most :data:`MAX_BUDGET`; at most ``$TRYIT_CONCURRENT_RUNS`` (default 1) upscales run at a time in
+the server process, other visitors wait with a message (:func:`run_slot`); a result leaves the session
+when it is downloaded (:func:`hand_over`) or when the visitor picks another photo or model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
+import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +52,19 @@ from srkeras.inference import (  # noqa: E402
     list_models,
     load_generator,
     model_scale,
-    models_dir,
     parse_memory_budget,
     tile_count,
     upscale_to_png,
 )
 
+log = logging.getLogger("mos_app.try_it")
+
 VIEW = 384  # displayed crop edge in screen pixels
 MAX_INPUT_PIXELS = 16_000_000  # a 12-16 megapixel photo
 MAX_OUTPUT_PIXELS = 16 * MAX_INPUT_PIXELS  # x4 of that; a x8 model takes up to 4 megapixels
+MAX_BUDGET = "2GB"  # most memory a visitor may give one run's tiles
+MODEL_PATHS_ENV = "TRYIT_MODEL_PATHS"  # admin setting: extra model folders / run folders / .keras files
+CONCURRENT_RUNS_ENV = "TRYIT_CONCURRENT_RUNS"  # admin setting: upscales at a time (default 1)
 
 
 def upload_limit(scale: int) -> int:
@@ -63,6 +75,57 @@ def upload_limit(scale: int) -> int:
 @st.cache_resource(show_spinner="Loading model...")
 def _model(path: str):
     return load_generator(path)
+
+
+def model_choices() -> dict[str, Path]:
+    """The models a visitor may pick, by name: the model store's (:func:`list_models`), then those of the
+    admin's ``$TRYIT_MODEL_PATHS`` (``os.pathsep``-separated model folders, run folders or ``.keras``
+    files). A name already taken keeps its first model."""
+    found = list_models()
+    for entry in filter(None, (e.strip() for e in os.environ.get(MODEL_PATHS_ENV, "").split(os.pathsep))):
+        p = Path(entry).expanduser()
+        is_model = (p.suffix == ".keras" and p.is_file()) or (p / "model.keras").is_file()
+        found += [p] if is_model else list_models(p)
+    choices: dict[str, Path] = {}
+    for p in found:
+        choices.setdefault(p.stem if p.suffix == ".keras" else p.name, p)
+    return choices
+
+
+def load_choice(name: str):
+    """The served model of ``name``, one of :func:`model_choices` (ModelNotFoundError for anything else)."""
+    path = model_choices().get(name)
+    if path is None:
+        raise ModelNotFoundError(f"{name!r} is not one of this page's models")
+    return _model(str(path))
+
+
+@st.cache_resource(show_spinner=False)
+def run_slots() -> threading.BoundedSemaphore:
+    """The server process's run slots, shared by every visitor (``$TRYIT_CONCURRENT_RUNS``, default 1):
+    each run holds up to a few GB (module docstring), so memory is bounded by slots, not by visitors."""
+    return threading.BoundedSemaphore(max(1, int(os.environ.get(CONCURRENT_RUNS_ENV, "1") or 1)))
+
+
+@contextlib.contextmanager
+def run_slot(on_wait=None):
+    """Hold one of :func:`run_slots` for the ``with`` block; ``on_wait()`` is called first when none is free."""
+    slots = run_slots()
+    if not slots.acquire(blocking=False):
+        if on_wait is not None:
+            on_wait()
+        slots.acquire()
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def hand_over(result: dict) -> bytes:
+    """The download's PNG bytes of ``result`` (the session's dict), emptied of its images as they go out."""
+    for big in ("sr", "bicubic"):
+        result.pop(big, None)
+    return result.pop("png", b"")
 
 
 def super_resolve(model, pixels, alpha=None, max_memory="1GB", progress=None, bit_depth=8, icc_profile=None) -> dict:
@@ -128,30 +191,31 @@ def main():
     st.set_page_config(page_title="srkeras - try it", layout="wide")
     st.title("Try it: super-resolve a photo")
 
-    folder = st.sidebar.text_input("Models folder", value=str(models_dir()))
-    extra = st.sidebar.text_input("...or a run folder / .keras file", value="")
-    choices = {p.stem if p.suffix == ".keras" else p.name: str(p) for p in list_models(folder)}
-    if extra.strip():
-        choices[extra.strip()] = extra.strip()
+    choices = model_choices()
     budget = st.sidebar.text_input("Memory budget", value="1GB", key="budget")
     try:
-        parse_memory_budget(budget)
+        budget_bytes = parse_memory_budget(budget)
     except ValueError as e:
         st.sidebar.error(f"Memory budget {e}")
         st.error(f"Memory budget {e}")
         st.stop()
+    if budget_bytes > parse_memory_budget(MAX_BUDGET):
+        st.error(f"Memory budget {budget.strip()!r} is more than this page allows ({MAX_BUDGET}).")
+        st.stop()
     if not choices:
         st.warning(
-            f"No models in {folder}. Train one (`python -m pipelines.train ...`) and put its model.keras "
-            "there, or type a run folder in the sidebar."
+            "No models are installed on this server. Train one (`python -m pipelines.train ...`) or fetch one "
+            f"(`python -m pipelines.pretrained fetch ...`) into the models folder, or list model folders in "
+            f"{MODEL_PATHS_ENV} before `streamlit run`."
         )
         st.stop()
     name = st.sidebar.selectbox("Model", list(choices), key="model")
     try:
-        served = _model(choices[name])
+        served = load_choice(name)
         scale = served.scale
     except (ModelNotFoundError, OSError, ValueError) as e:
-        st.error(str(e))
+        log.error("try-it: model %r: %s", name, e)  # the server path stays in the log
+        st.error(f"The model {name!r} could not be loaded; the details are in the server log.")
         st.stop()
     st.sidebar.caption(f"x{scale}, {served.model.count_params():,} parameters")
 
@@ -163,30 +227,45 @@ def main():
         st.error(str(e))
         st.stop()
     if loaded is None:
+        st.session_state.pop("result", None)
         st.info("Upload a photo or pick a sample.")
         st.stop()
     pixels, alpha, stem, bit_depth, icc = loaded
     st.caption(f"Input {pixels.shape[1]}x{pixels.shape[0]} -> output {pixels.shape[1] * scale}x{pixels.shape[0] * scale}")
 
     digest = hashlib.sha1(np.ascontiguousarray(pixels))  # no bytes copy of the image
-    digest.update(f"\0{choices[name]}\0{budget}".encode("utf-8", "backslashreplace"))
+    digest.update(f"\0{name}\0{budget}".encode("utf-8", "backslashreplace"))
     key = digest.hexdigest()
+    if (st.session_state.get("result") or {}).get("key") not in (None, key):
+        st.session_state.pop("result")  # a new upload, sample or model: the old result goes
     if st.button("Upscale", type="primary", key="run"):
-        bar = st.progress(0.0, text="Upscaling...")
-        total = tile_count(served, pixels.shape, max_memory=budget)
-        done = [0]
-
-        def tick(n):
-            done[0] += n
-            bar.progress(min(1.0, done[0] / total), text=f"tile {done[0]}/{total}")
-
         st.session_state.pop("result", None)  # let the previous result go before making a new one
-        res = super_resolve(served, pixels, alpha, budget, tick, bit_depth, icc)
+        res = _upscale(served, pixels, alpha, budget, bit_depth, icc)
         st.session_state["result"] = {**res, "key": key, "stem": stem, "model": name}
-        bar.empty()
     res = st.session_state.get("result")
-    if res and res["key"] == key:
+    if res and "png" not in res:  # handed over by the download button (hand_over)
+        st.session_state.pop("result")
+        st.success("Downloaded. The result was cleared from the server; press Upscale to make it again.")
+    elif res:
         _show(res, scale)
+
+
+def _upscale(served, pixels, alpha, budget: str, bit_depth: int, icc) -> dict:
+    """:func:`super_resolve` in one of the server's run slots, with a progress bar (and a note while waiting)."""
+    bar = st.progress(0.0, text="Upscaling...")
+    total = tile_count(served, pixels.shape, max_memory=budget)
+    done = [0]
+
+    def tick(n):
+        done[0] += n
+        bar.progress(min(1.0, done[0] / total), text=f"tile {done[0]}/{total}")
+
+    waiting = st.empty()
+    with run_slot(on_wait=lambda: waiting.info("Other visitors' photos are being upscaled: yours is next in line...")):
+        waiting.empty()
+        res = super_resolve(served, pixels, alpha, budget, tick, bit_depth, icc)
+    bar.empty()
+    return res
 
 
 def _show(res: dict, scale: int) -> None:
@@ -203,7 +282,8 @@ def _show(res: dict, scale: int) -> None:
         f"Download SR PNG ({len(png) / 1e6:.1f} MB)",
         # Deferred: Streamlit would otherwise hash and re-register the (possibly 100s of MB) PNG
         # on every rerun, i.e. on every move of the zoom slider.
-        data=lambda: png,
+        # hand_over empties the result as the file goes out, so it leaves the session (issue 24 item 6).
+        data=functools.partial(hand_over, res),
         file_name=f"{res['stem']}_x{scale}.png",
         mime="image/png",
     )

@@ -136,3 +136,42 @@ def test_study_page_and_dashboard_screen_the_same_raters(make_study, db_url, mon
     reasons = dict(zip(raters["rater"], raters["reasons"]))
     assert "straight_lining" in reasons[straight] and "too_fast" in reasons[fast]
     assert "too_fast" in "".join(qc.loc[qc["token"] == fast, "reasons"])
+
+
+def test_dashboard_with_every_rater_screened_out_says_so(make_study, db_url, monkeypatch):
+    """Issue 24 item 9: no rater finished (all screened out as incomplete): a note, not a ZeroDivisionError."""
+    st = make_study(db_url, n_images=7, votes_per_stimulus=10)
+    db = st.open()
+    try:
+        for k in range(3):
+            tok = start_rater(db, st.name, seed=k)
+            for _ in range(4):
+                t = next_trial(db, tok)
+                submit_rating(db, tok, t.trial_id, score=1 + (t.trial_id + k) % 5, response_ms=3000)
+    finally:
+        db.close()
+    at = open_dashboard(st.url, monkeypatch)
+    assert any("Every rater was rejected" in w.value for w in at.warning)
+    assert len(charts(at)) >= 3 and not at.error
+
+
+def test_admin_page_errors_show_a_short_line_not_sql(both_study, monkeypatch, caplog):
+    """Issue 24 item 9: a server error on an admin page shows one line; the SQL goes to the server log only."""
+    import sqlalchemy.exc
+
+    import db
+    import mos_app.dashboard
+
+    def broken(*_a, **_k):
+        raise sqlalchemy.exc.OperationalError("SELECT secret_column FROM ratings", {}, Exception("/srv/mos.db"))
+
+    at = open_admin(both_study.url, monkeypatch)
+    monkeypatch.setattr(db, "study_status", broken)
+    monkeypatch.setattr(mos_app.dashboard, "rating_frames", broken)
+    for page in ("Study", "Dashboard"):
+        at.sidebar.radio(key="page").set_value(page).run()
+        _ok(at)
+        shown = " ".join(e.value for e in at.error) + " ".join(m.value for m in at.markdown)
+        assert "error on the server" in shown and "SELECT" not in shown and "/srv" not in shown
+        assert at.sidebar.radio(key="page").value == page  # the navigation stays usable
+    assert "SELECT secret_column" in caplog.text

@@ -88,3 +88,16 @@ def test_db_branch_uses_db_rating_frames(tmp_path, monkeypatch):
                    "--quiet"])
     assert rc == 0 and calls == [("DB(sqlite:///x.db)", "s1")]
     assert "SRGAN" in json.loads((tmp_path / "o" / "summary.json").read_text())["methods"]
+
+
+def test_all_equal_votes_every_rater_screened_out_report_says_so(tmp_path):
+    """Issue 24 items 9 and 12: every vote equal (every rater a straight-liner, so all screened out): the
+    report is written, with the screened MOS and alpha empty and notes saying why (was a traceback)."""
+    rows = [f"r{k},{m},i{t},3" for k in range(3) for m in ("a", "b") for t in range(5)]
+    (tmp_path / "acr.csv").write_text("rater,method,image,score\n" + "\n".join(rows) + "\n")
+    rc = cli.main(["--ratings-csv", str(tmp_path / "acr.csv"), "--out", str(tmp_path / "o"), "--quiet",
+                   "--bootstrap", "100"])
+    assert rc == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["methods"]["a"]["mos"] == 3.0 and s["methods"]["a"]["mos_screened"] is None and s["alpha"] is None
+    assert len(s["notes"]) == 2 and all(r["rejected"] for r in s["raters"].values())

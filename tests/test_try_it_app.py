@@ -181,5 +181,82 @@ def test_invalid_memory_budget_is_a_form_error(model_dir):
     assert msgs and all("Memory budget 'abc'" in m and "--" not in m for m in msgs)
     at.text_input(key="budget").set_value("0").run()
     assert not at.exception and at.error
+    at.text_input(key="budget").set_value("64GB").run()  # more than MAX_BUDGET: one visitor may not take it
+    assert not at.exception and "more than this page allows (2GB)" in at.error[0].value
     at.text_input(key="budget").set_value("512MB").run()
     assert not at.exception and not at.error
+
+
+def test_visitors_pick_installed_models_only_and_paths_are_an_admin_setting(model_dir, tmp_path_factory, monkeypatch):
+    """Issue 24 item 3: no text input takes a path; a model outside the allowed list cannot be loaded; the
+    admin's TRYIT_MODEL_PATHS adds folders or files."""
+    from streamlit.testing.v1 import AppTest
+
+    from mos_app import try_it
+    from srkeras.inference import ModelNotFoundError
+
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "run1").mkdir()
+    save_tiny_model(elsewhere / "run1")
+    (elsewhere / "run1" / "tiny_x2.keras").rename(elsewhere / "run1" / "model.keras")
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception
+    assert [t.key for t in at.text_input] == ["budget"]  # the only free text: a memory size, never a path
+    assert at.selectbox(key="model").options == ["tiny_x2"]
+    for outside in (str(elsewhere / "run1"), str(elsewhere / "run1" / "model.keras"), "../run1", "run1"):
+        with pytest.raises(ModelNotFoundError):
+            try_it.load_choice(outside)
+    monkeypatch.setenv("TRYIT_MODEL_PATHS", f"{elsewhere}{__import__('os').pathsep}{tmp_path_factory.mktemp('none')}")
+    assert set(try_it.model_choices()) == {"tiny_x2", "run1"}
+    assert try_it.load_choice("run1").scale == 2
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert at.selectbox(key="model").options == ["tiny_x2", "run1"] and [t.key for t in at.text_input] == ["budget"]
+
+
+def test_runs_are_bounded_process_wide_and_waiters_are_told():
+    """Issue 24 item 6: one run at a time (the default slot count), whichever session asks; others wait."""
+    import threading
+    import time
+
+    from mos_app.try_it import run_slot
+
+    active, peak, waited, lock = [0], [0], [], threading.Lock()
+
+    def visitor(k):
+        with run_slot(on_wait=lambda: waited.append(k)):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.05)
+            with lock:
+                active[0] -= 1
+
+    with run_slot():  # a run in progress: every visitor arriving now must wait
+        threads = [threading.Thread(target=visitor, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        assert sorted(waited) == [0, 1, 2, 3] and active[0] == 0
+    for t in threads:
+        t.join(10)
+    assert peak[0] == 1 and active[0] == 0
+
+
+def test_results_leave_the_session_after_download_and_on_a_new_photo(model_dir):
+    """Issue 24 item 6: the download hands the PNG over and empties the result; another photo drops it."""
+    from streamlit.testing.v1 import AppTest
+
+    from mos_app.try_it import hand_over
+
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    at.selectbox(key="sample").select("coffee").run()
+    at.button(key="run").click().run()
+    assert not at.exception and "result" in at.session_state
+    at.selectbox(key="sample").select(next(s for s in at.selectbox(key="sample").options[1:] if s != "coffee")).run()
+    assert not at.exception and "result" not in at.session_state and not at.get("image")
+    at.button(key="run").click().run()
+    res = at.session_state["result"]
+    png = hand_over(res)  # what the download button's deferred data does when the visitor downloads
+    assert png.startswith(b"\x89PNG") and not {"png", "sr", "bicubic"} & set(res)
+    at.run()
+    assert not at.exception and "result" not in at.session_state and "cleared" in at.success[0].value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import krippendorff
 import numpy as np
 import pandas as pd
@@ -16,9 +18,15 @@ def reliability_matrix(acr: pd.DataFrame) -> np.ndarray:
 
 
 def krippendorff_alpha(acr: pd.DataFrame) -> float:
-    """Krippendorff's alpha with the interval difference d = (c - k)^2 (Krippendorff 2011, eq. 2-3)."""
+    """Krippendorff's alpha with the interval difference d = (c - k)^2 (Krippendorff 2011, eq. 2-3).
+
+    NaN (undefined) without two raters on one stimulus, or when every vote has the same value: then the
+    expected disagreement D_e of alpha = 1 - D_o / D_e is 0.
+    """
     R = reliability_matrix(acr)
     if R.shape[0] < 2 or np.sum((~np.isnan(R)).sum(0) >= 2) == 0:
+        return float("nan")
+    if np.unique(R[~np.isnan(R)]).size < 2:
         return float("nan")
     return float(krippendorff.alpha(reliability_data=R, level_of_measurement="interval"))
 
@@ -38,7 +46,8 @@ def split_half(acr: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> dict[st
     for _ in range(n_splits):
         perm = rng.permutation(X.shape[0])
         h1, h2 = perm[: len(perm) // 2], perm[len(perm) // 2:]
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with warnings.catch_warnings():  # a stimulus no rater of a half saw: NaN, left out below
+            warnings.simplefilter("ignore", RuntimeWarning)
             m1, m2 = np.nanmean(X[h1], 0), np.nanmean(X[h2], 0)
         ok = ~np.isnan(m1) & ~np.isnan(m2)
         if ok.sum() >= 3 and np.std(m1[ok]) > 0 and np.std(m2[ok]) > 0:

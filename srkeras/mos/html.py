@@ -136,7 +136,9 @@ def render(rep: Report, title: str = "MOS study report") -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>",
              f"<p>{c.get('acr_votes', 0)} ACR votes, {c.get('pair_votes', 0)} pair votes, {c.get('raters', 0)} "
-             f"raters ({c.get('rejected', 0)} rejected by screening).</p><h2>How to read this</h2>{HOW_TO_READ}"]
+             f"raters ({c.get('rejected', 0)} rejected by screening).</p>",
+             *(f"<p><b>Note:</b> {escape(n)}</p>" for n in rep.notes),
+             f"<h2>How to read this</h2>{HOW_TO_READ}"]
     if rep.methods is not None:
         parts += _acr_sections(rep)
     if rep.pairs is not None:

@@ -39,6 +39,15 @@ class Report:
     metric_ranking: list = field(default_factory=list)
     metrics: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)  # plain sentences on what is undefined and why (summary, HTML)
+
+
+#: Said when screening rejects every rater: the screened MOS has no votes to stand on.
+ALL_REJECTED = ("Every rater was rejected by screening: the screened MOS (mos_screened, ci95_screened) is "
+                "undefined and left empty; the MOS over all raters is shown unscreened.")
+#: Said when Krippendorff's alpha cannot be computed (see srkeras.mos.agreement.krippendorff_alpha).
+ALPHA_UNDEFINED = ("Krippendorff's alpha is undefined: it needs two raters on one stimulus and votes that are "
+                   "not all equal.")
 
 
 def _stimuli(acr, keep, mle_fit, metrics):
@@ -93,6 +102,7 @@ def _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress, completed):
     rep.wilcoxon = significance.wilcoxon_holm(acr)
     rep.significance = significance.significance_matrix(rep.wilcoxon, rep.methods["method"])
     rep.alpha = agreement.krippendorff_alpha(acr)
+    rep.notes += [ALL_REJECTED] * (not keep) + [ALPHA_UNDEFINED] * bool(np.isnan(rep.alpha))
     rep.split_half = agreement.split_half(acr, seed=seed)
     if "dataset" in acr.columns and acr["dataset"].nunique() > 1:
         parts = [scores.cluster_bootstrap(g, n_boot=n_boot, seed=seed).assign(dataset=d)
@@ -189,4 +199,5 @@ def summary(rep: Report) -> dict:
         "correlation_methods": rep.correlation_methods, "correlation_within_image": rep.correlation_within_image,
         "metric_disagreements": rep.disagreements, "metric_ranking": rep.metric_ranking,
         "pairs": pairs, "alpha": rep.alpha, "split_half": rep.split_half, "counts": rep.counts,
+        **({"notes": rep.notes} if rep.notes else {}),
     })

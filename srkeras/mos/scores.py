@@ -95,8 +95,11 @@ def cluster_bootstrap(
     Each replicate draws raters and images with replacement (Davison & Hinkley 1997, sec. 3.8; Field &
     Welsh 2007); a vote's weight is (times its rater drawn) x (times its image drawn); the method MOS of
     the replicate is the weighted vote mean. CI = percentile interval of the replicates.
+    No votes (every rater screened out): no rows, so the caller's merge leaves the MOS undefined (NaN).
     """
     a = scored(acr)
+    if a.empty:
+        return pd.DataFrame(columns=["method", "n", "mos", "ci95_low", "ci95_high", "se"])
     methods = sorted(a["method"].unique())
     r_codes, raters = pd.factorize(a["rater"])
     i_codes, images = pd.factorize(a["image"])
