@@ -17,8 +17,9 @@ same stimulus: used for the retest check only, excluded from every score), ``tri
 
 When ``dataset`` is given, the stimulus key is ``dataset/image`` (images of different sets may share a
 name); give ``dataset`` in the metrics file too then. Missing optional columns get their defaults
-(``role`` test, ``repeat`` False, ``response_ms`` NaN). In the ACR frame, a second vote of one rater on
-one stimulus without a ``repeat`` column is marked as a repeat. :func:`validate_acr`,
+(``role`` test, ``repeat`` False, ``response_ms`` NaN): without a ``repeat`` column no vote is a repeat,
+so a rater's second vote on a stimulus (a second session) counts in the MOS like the first, and the
+test-retest check has no data; mark test-retest copies with ``repeat`` 1. :func:`validate_acr`,
 :func:`validate_pairs` and :func:`validate_metrics` check and normalise a frame and raise
 :class:`RatingsFileError` naming the source and the line (CSV line; frame row + 2 for frames).
 """
@@ -173,8 +174,6 @@ def validate_acr(df: pd.DataFrame, source: str = "<acr frame>", first_line: int 
         scores.append(x)
     out["score"] = np.asarray(scores, float)
     _common(df, out, source, first_line, ("role",))
-    if "repeat" not in df.columns:  # a second vote on the same stimulus is a test-retest repeat
-        out["repeat"] = out.sort_values("trial", kind="stable").duplicated(["rater", "method", "image"]).sort_index()
     roles = out.groupby("method")["role"].nunique()
     if (roles > 1).any():
         raise RatingsFileError(source, None, f"method(s) {', '.join(roles[roles > 1].index)} have several roles")
@@ -265,7 +264,7 @@ def _read_csv(path) -> pd.DataFrame:
             raise RatingsFileError(path, None, f"not a readable CSV file: {e}") from None
     if not rows:
         raise RatingsFileError(path, 1, "empty file (expected a header line)")
-    header = [h.strip().lower() for h in rows[0]]
+    header = [unneutralise(h.strip()).lower() for h in rows[0]]  # headers written neutralised read back
     if len(set(header)) != len(header):
         raise RatingsFileError(path, 1, "duplicate column names in the header")
     body = []
