@@ -25,6 +25,7 @@ from __future__ import annotations
 from db.engine import Database, open_database
 from db.errors import (
     DatabaseGone,
+    DatabaseUnavailable,
     InvalidStudy,
     MosError,
     RatingRejected,
@@ -62,6 +63,7 @@ __all__ = [
     "ABANDONED_AFTER",
     "CalibrationExample",
     "DatabaseGone",
+    "DatabaseUnavailable",
     "InvalidStudy",
     "MethodRole",
     "MethodSpec",

@@ -47,6 +47,13 @@ SCORE_RANGE = (1.0, 5.0)
 #: Text starting with one of these is run as a formula by spreadsheets (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: Columns the report computes per stimulus or method (and ``summary.json`` keys per method): a metric
+#: column of one of these names would be confused with (or overwrite) the report's own, so it is refused.
+REPORT_COLUMNS = frozenset({
+    "n", "mos", "std", "se", "ci95", "ci95_low", "ci95_high", "mos_screened", "ci95_screened",
+    "ci95_low_screened", "ci95_high_screened", "zmos", "p913_mos", "mle", "mle_ci95_low", "mle_ci95_high",
+    "raters", "images", "mean_rank", "role", *(f"hist_{k}" for k in range(1, 6)),
+})
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
 
@@ -200,8 +207,13 @@ def validate_pairs(df: pd.DataFrame, source: str = "<pairs frame>", first_line: 
 
 
 def validate_metrics(df: pd.DataFrame, source: str = "<metrics frame>", first_line: int = 2) -> pd.DataFrame:
-    """Check an objective-metric frame (``method,image,<metric>...``); every other column must be numeric."""
+    """Check an objective-metric frame (``method,image,<metric>...``); every other column must be numeric
+    and named apart from the report's own columns (:data:`REPORT_COLUMNS`)."""
     _required(df, METRIC_KEYS, source)
+    clash = [str(c) for c in df.columns if str(c) in REPORT_COLUMNS]
+    if clash:
+        raise RatingsFileError(source, 1, f"metric column(s) {', '.join(clash)} have the name of a column the "
+                                          f"report computes; rename them (e.g. metric_{clash[0]})")
     df = df.reset_index(drop=True)
     _names(df, METRIC_KEYS, source, first_line)
     out = pd.DataFrame({c: df[c].map(_name) for c in METRIC_KEYS})
