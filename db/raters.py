@@ -107,12 +107,6 @@ def vote_counts(s: Session, study_id: int, now: dt.datetime | None = None) -> Vo
     return votes
 
 
-def assigned_counts(s: Session, study_id: int, now: dt.datetime | None = None) -> Counter:
-    """Votes per :attr:`db.assignment.Item.key`, repeats excluded: answered trials, plus unanswered
-    trials of raters still active (see :data:`ABANDONED_AFTER` and :data:`UNSTARTED_AFTER`)."""
-    return vote_counts(s, study_id, now).total
-
-
 def _full_message(s: Session, st: Study, votes: Votes, now: dt.datetime) -> str:
     """Why :class:`StudyFull`: the target is reached, or the remaining votes are held by raters rating now."""
     if votes.released_at is None:
