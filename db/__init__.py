@@ -26,6 +26,7 @@ from __future__ import annotations
 from db.engine import Database, open_database
 from db.errors import (
     DatabaseGone,
+    DatabaseUnavailable,
     InvalidStudy,
     MosError,
     RatingRejected,
@@ -64,6 +65,7 @@ __all__ = [
     "ABANDONED_AFTER",
     "CalibrationExample",
     "DatabaseGone",
+    "DatabaseUnavailable",
     "InvalidStudy",
     "LoginAttempt",
     "MethodRole",

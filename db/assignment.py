@@ -22,7 +22,7 @@ import dataclasses
 import itertools
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from db.models import MethodRole, TrialMode
 
@@ -104,14 +104,15 @@ def latin_items(
     return items
 
 
-def select_items(items: Sequence[Item], counts: dict, budget: int) -> list[Item]:
+def select_items(items: Sequence[Item], counts: dict, budget: int, reached: Collection = ()) -> list[Item]:
     """The ``budget`` least-voted items (ties: Latin order), fixed up to cover every method.
 
-    ``counts`` maps ``Item.key`` to the votes already assigned. Returns distinct items in Latin order.
+    ``counts`` maps ``Item.key`` to the votes already assigned; keys in ``reached`` (items at their
+    target) rank after every other item whatever their count. Returns distinct items in Latin order.
     """
     budget = min(budget, len(items))
     index = {it.key: i for i, it in enumerate(items)}
-    ranked = sorted(items, key=lambda it: (counts.get(it.key, 0), index[it.key]))
+    ranked = sorted(items, key=lambda it: (it.key in reached, counts.get(it.key, 0), index[it.key]))
     chosen = ranked[:budget]
     all_methods = {m for it in items for m in it.methods}
 
@@ -132,7 +133,7 @@ def select_items(items: Sequence[Item], counts: dict, budget: int) -> list[Item]
         droppable = [it for it in chosen if all(cov[x] > 1 for x in it.methods)]
         if not droppable:
             break
-        drop = max(droppable, key=lambda it: (counts.get(it.key, 0), index[it.key]))
+        drop = max(droppable, key=lambda it: (it.key in reached, counts.get(it.key, 0), index[it.key]))
         chosen = [it for it in chosen if it is not drop] + [add]
     return sorted(chosen, key=lambda it: index[it.key])
 

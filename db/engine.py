@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,11 +28,11 @@ from typing import TypeVar
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from db.errors import DatabaseGone
+from db.errors import DatabaseGone, DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Milliseconds an SQLite writer waits for the lock before giving up ("database is locked").
@@ -180,12 +181,19 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """A SQLAlchemy engine for ``url`` with the SQLite pragmas above (no schema work)."""
+def make_engine(url: str, must_exist: bool = False, **kwargs) -> Engine:
+    """A SQLAlchemy engine for ``url`` with the SQLite pragmas above (no schema work). ``must_exist``:
+    an SQLite file is opened only if it exists (``mode=rw``: a mistyped path never creates a file)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if (path := sqlite_file(u)) is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if must_exist:
+                if not path.is_file():
+                    raise DatabaseUnavailable(f"{path}: no such database file (check the URL; nothing was created)")
+                kwargs.setdefault("creator", lambda: sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True,
+                                                                     check_same_thread=False))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
             kwargs.setdefault("connect_args", {"check_same_thread": False})
         else:  # one shared in-memory database for all threads
             kwargs.setdefault("connect_args", {"check_same_thread": False})
@@ -243,7 +251,8 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def open_database(url: str, migrate: bool = True, serialize_sqlite_writes: bool = True, **engine_kwargs) -> Database:
+def open_database(url: str, migrate: bool = True, serialize_sqlite_writes: bool = True, *, must_exist: bool = False,
+                  **engine_kwargs) -> Database:
     """Open (and by default create or upgrade) the MOS database at SQLAlchemy ``url``.
 
     ``sqlite:///path/mos.db`` creates the folder and file; ``postgresql+psycopg://user:pw@host/db``
@@ -251,8 +260,34 @@ def open_database(url: str, migrate: bool = True, serialize_sqlite_writes: bool 
     With ``migrate`` the schema is brought to the Alembic head revision (a no-op when current).
     ``serialize_sqlite_writes``: SQLite writers of this process wait on a FIFO Python lock (fair,
     bounded tail latency) instead of SQLite's sleeping busy handler.
+    ``must_exist`` (readers such as the report; implies no migration): the database is connected to
+    now and must hold a MOS schema; a missing SQLite file is never created. Raises
+    :class:`~db.errors.DatabaseUnavailable` with a one-line reason otherwise.
     """
-    engine = make_engine(url, **engine_kwargs)
-    if migrate and current_revision(engine) != head_revision():
+    if must_exist:
+        try:
+            make_url(url)
+        except ArgumentError:
+            raise DatabaseUnavailable("not a database URL (expected e.g. sqlite:///mos.db or "
+                                      "postgresql+psycopg://user@host/db)") from None
+    engine = make_engine(url, must_exist=must_exist, **engine_kwargs)
+    if must_exist:
+        _check_readable(engine)
+    elif migrate and current_revision(engine) != head_revision():
         upgrade(engine)
     return Database(engine, serialize_sqlite_writes=serialize_sqlite_writes)
+
+
+def _check_readable(engine: Engine) -> None:
+    """Connect and read the schema revision: DatabaseUnavailable (naming the URL, password hidden) if that fails."""
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        revision = current_revision(engine)
+    except DBAPIError as e:
+        engine.dispose()
+        text_ = str(getattr(e, "orig", None) or e).strip()
+        reason = text_.splitlines()[0] if text_ else type(e).__name__
+        raise DatabaseUnavailable(f"{where}: cannot read the database ({reason})") from None
+    if revision is None:
+        engine.dispose()
+        raise DatabaseUnavailable(f"{where}: not a MOS database (no schema); check the URL")

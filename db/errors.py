@@ -43,8 +43,14 @@ class DatabaseGone(MosError, RuntimeError):
     """The SQLite database file was deleted or replaced while the server ran: nothing more is stored."""
 
 
+class DatabaseUnavailable(MosError, RuntimeError):
+    """A database that must exist cannot be read: no such SQLite file, not a database, no MOS schema, or
+    a server that cannot be reached. Nothing was created."""
+
+
 __all__ = [
     "DatabaseGone",
+    "DatabaseUnavailable",
     "InvalidStudy",
     "MosError",
     "RatingRejected",

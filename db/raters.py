@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 import secrets
 from collections import Counter
 
@@ -22,7 +24,8 @@ from db.views import RaterInfo
 #: if they come back they continue their list (the stimulus then gets a surplus vote).
 ABANDONED_AFTER = dt.timedelta(hours=2)
 #: The same for a rater who has not answered any trial yet (consent given, then Back, a closed tab, a
-#: second start): their list holds its stimuli only this long, so unstarted lists never exhaust a study.
+#: second start): their list steers new raters to other stimuli only this long, and never closes the
+#: study (see :class:`Votes`), so any number of starts without answers cannot shut a study to others.
 UNSTARTED_AFTER = dt.timedelta(minutes=15)
 
 
@@ -30,9 +33,10 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
     return t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def _active_raters(s: Session, study_id: int, now: dt.datetime) -> set[int]:
-    """Raters not finished whose last sign of life (start, or a trial shown) is within
-    :data:`ABANDONED_AFTER`, or within :data:`UNSTARTED_AFTER` for raters with no answer yet."""
+def _activity(s: Session, study_id: int, now: dt.datetime) -> tuple[dict[int, dt.datetime], set[int]]:
+    """({rater: last sign of life} of raters with an answer, not finished, active within
+    :data:`ABANDONED_AFTER`; raters with no answer yet, active within :data:`UNSTARTED_AFTER`).
+    A sign of life is the start or a trial shown."""
     last_shown = dict(
         s.execute(
             select(Trial.rater_id, func.max(Trial.shown_at))
@@ -41,32 +45,81 @@ def _active_raters(s: Session, study_id: int, now: dt.datetime) -> set[int]:
             .group_by(Trial.rater_id)
         ).all()
     )
-    started = set(  # raters with at least one answer
+    answering = set(  # raters with at least one answer
         s.scalars(
             select(Rating.rater_id).join(Rater, Rating.rater_id == Rater.id).where(Rater.study_id == study_id).distinct()
         )
     )
-    active = set()
+    started: dict[int, dt.datetime] = {}
+    unstarted: set[int] = set()
     for rid, created, completed in s.execute(
         select(Rater.id, Rater.created_at, Rater.completed_at).where(Rater.study_id == study_id)
     ):
         last = max(x for x in (_aware(created), _aware(last_shown.get(rid))) if x is not None)
-        window = ABANDONED_AFTER if rid in started else UNSTARTED_AFTER
-        if completed is None and last >= now - window:
-            active.add(rid)
-    return active
+        if completed is not None:
+            continue
+        if rid in answering and last >= now - ABANDONED_AFTER:
+            started[rid] = last
+        elif rid not in answering and last >= now - UNSTARTED_AFTER:
+            unstarted.add(rid)
+    return started, unstarted
 
 
-def assigned_counts(s: Session, study_id: int, now: dt.datetime | None = None) -> Counter:
-    """Votes per :attr:`db.assignment.Item.key`, repeats excluded: answered trials, plus unanswered
-    trials of raters still active (see :data:`ABANDONED_AFTER` and :data:`UNSTARTED_AFTER`)."""
-    active = _active_raters(s, study_id, now or utcnow())
+@dataclasses.dataclass
+class Votes:
+    """Votes per :attr:`db.assignment.Item.key`, repeats excluded, by how firm they are."""
+
+    answered: Counter  # answered trials
+    held: Counter  # open trials of raters who have answered and are still active (:data:`ABANDONED_AFTER`)
+    unstarted: Counter  # open trials of raters with no answer yet, started within :data:`UNSTARTED_AFTER`
+    released_at: dt.datetime | None  # when the first rater holding open trials counts as gone
+
+    @property
+    def firm(self) -> Counter:
+        """Answered plus held: what decides whether an item has reached its target. Unstarted lists
+        never do, so starting and leaving (any number of times) cannot close a study to others."""
+        return self.answered + self.held
+
+    @property
+    def total(self) -> Counter:
+        """Every vote and hold: what spreads new raters over the items."""
+        return self.answered + self.held + self.unstarted
+
+
+def vote_counts(s: Session, study_id: int, now: dt.datetime | None = None) -> Votes:
+    """The study's :class:`Votes` at ``now``."""
+    now = now or utcnow()
+    started, unstarted = _activity(s, study_id, now)
     method_of = stimulus_methods(s, study_id)
-    counts: Counter = Counter()
+    votes = Votes(Counter(), Counter(), Counter(), None)
+    holders = set()
     for rid, mode, sid, a, b, answered in vote_rows(s, study_id):
-        if answered is not None or rid in active:
-            counts[vote_key(mode, sid, a, b, method_of)] += 1
-    return counts
+        key = vote_key(mode, sid, a, b, method_of)
+        if answered is not None:
+            votes.answered[key] += 1
+        elif rid in started:
+            votes.held[key] += 1
+            holders.add(rid)
+        elif rid in unstarted:
+            votes.unstarted[key] += 1
+    if holders:
+        votes.released_at = min(started[r] for r in holders) + ABANDONED_AFTER
+    return votes
+
+
+def _full_message(s: Session, st: Study, votes: Votes, now: dt.datetime) -> str:
+    """Why :class:`StudyFull`: the target is reached, or the remaining votes are held by raters rating now."""
+    if votes.released_at is None:
+        n = s.scalar(select(func.count()).select_from(Rating).join(Rater).where(Rater.study_id == st.id)) or 0
+        return (
+            f"study {st.name!r} has reached its target of {st.votes_per_stimulus} votes per stimulus "
+            f"with {n} ratings stored; thank you, no more raters are needed"
+        )
+    minutes = max(1, math.ceil((votes.released_at - now).total_seconds() / 60))
+    return (
+        f"study {st.name!r}: every remaining vote is held by raters rating now; try again later "
+        f"(within {minutes} minutes, if one of them stops answering, their trials are freed)"
+    )
 
 
 def budgets(st: Study, n_items: dict[TrialMode, int], n_methods: int) -> dict[TrialMode, int]:
@@ -88,16 +141,16 @@ def _choose_slots(s: Session, st: Study, rater_seed: int) -> list[assignment.Slo
     """The new rater's ordered list (least-voted items first); raises :class:`StudyFull`."""
     stim = test_stimuli(s, st.id)
     items = {m: assignment.latin_items(stim, m, seed=st.seed) for m in StudyMode(st.mode).trial_modes}
-    counts = assigned_counts(s, st.id)
+    now = utcnow()
+    votes = vote_counts(s, st.id, now)
+    firm, counts = votes.firm, votes.total
     all_items = [it for v in items.values() for it in v]
-    if all_items and all(counts.get(it.key, 0) >= st.votes_per_stimulus for it in all_items):
-        raise StudyFull(
-            f"study {st.name!r} has reached its target of {st.votes_per_stimulus} votes per "
-            "stimulus; thank you, no more raters are needed"
-        )
+    reached = {it.key for it in all_items if firm[it.key] >= st.votes_per_stimulus}
+    if all_items and len(reached) == len({it.key for it in all_items}):
+        raise StudyFull(_full_message(s, st, votes, now))
     n_methods = len({r.method_id for r in stim})
     budget = budgets(st, {m: len(v) for m, v in items.items()}, n_methods)
-    chosen = {m: assignment.select_items(v, counts, budget[m]) for m, v in items.items()}
+    chosen = {m: assignment.select_items(v, counts, budget[m], reached) for m, v in items.items()}
     n_rep = st.repeats
     if st.trials_per_rater is not None:
         n_rep = min(n_rep, max(0, st.trials_per_rater - sum(len(v) for v in chosen.values())))
@@ -128,12 +181,15 @@ def start_rater(db: Database, study_name: str, display: str | None = None, *, se
 
     In one transaction holding the study lock: the least-voted items first (see :mod:`db.assignment`;
     votes = answered trials plus the open trials of raters still active: answered within the last
-    :data:`ABANDONED_AFTER`, or started within :data:`UNSTARTED_AFTER` and no answer yet),
+    :data:`ABANDONED_AFTER`, or started within :data:`UNSTARTED_AFTER` and no answer yet; items whose
+    answered and held votes reach the target come last, and only those close the study: lists with no
+    answer never do, see :class:`Votes`),
     every method included, the rater's own seeded order (``seed``: random unless given, stored on the
     rater) with no two versions of one source back to back, anchor trials flagged ``is_gold``,
     ``study.repeats`` test-retest copies, at most ``trials_per_rater`` trials.
     Raises :class:`~db.errors.UnknownStudy`, :class:`~db.errors.StudyClosed`, :class:`~db.errors.StudyFull`
-    (every item already has its target votes), :class:`~db.errors.RatingRejected` (a ``ValueError``)
+    (every item has its target in answered votes, or in answered votes plus trials held by raters
+    answering now: the message says which), :class:`~db.errors.RatingRejected` (a ``ValueError``)
     for a ``display`` over 200 characters.
     """
     if display is not None:

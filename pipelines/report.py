@@ -11,8 +11,12 @@ self-contained ``report.html`` to ``--out``. With metrics (``--metrics-csv``, or
 ``prepare_study --metric``), ``summary.json``'s ``metric_ranking``, ``metric_ranking.csv`` and a report
 section rank them by how well they agree with MOS (lower-is-better metrics sign-flipped), i.e. which
 metric would have replaced the survey best. With ``--db``, ``--metrics-csv`` adds its columns to the
-stored ones; on a shared column the file wins (a one-line notice on stderr says so). Exit codes: 0 ok,
-2 bad input (the message names the file and line).
+stored ones; on a shared column the file wins (a one-line notice on stderr says so). Metric columns
+named like the report's own (``mos``, ``n``...) are refused. ``--db`` must name an existing MOS
+database (a mistyped SQLite path is never created) and ``--out`` a folder that can be written; both are
+checked before the analysis, and every file is written atomically (no empty ``report.html``).
+Exit codes: 0 ok, 2 bad input (the message names the file and line, the database or --out),
+1 a write that failed part way (e.g. disk full).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from srkeras.files import destination_problem, write_atomically, write_error
 from srkeras.mos import analyze, read_acr_csv, read_metrics_csv, read_pairs_csv
 from srkeras.mos.files import RATER_COLS, STIMULI_COLS, report_files
-from srkeras.mos.schema import RatingsFileError, merge_metrics, validate_frames
+from srkeras.mos.schema import merge_metrics, validate_frames
 
 __all__ = ["RATER_COLS", "STIMULI_COLS", "load", "main", "parse_args", "write"]
 
@@ -67,34 +72,55 @@ def load(a):
         return acr, pairs, given, None
     from db import open_database, rater_completion, rating_frames  # lazy: only the DB branch needs SQLAlchemy
 
-    db = open_database(a.db, migrate=False)  # read-only use: never migrate from a report
-    acr, pairs, stored = validate_frames(*rating_frames(db, a.study), f"study {a.study!r}")
+    db = open_database(a.db, migrate=False, must_exist=True)  # read-only use: never create nor migrate
+    try:
+        acr, pairs, stored = validate_frames(*rating_frames(db, a.study), f"study {a.study!r}")
+        completed = rater_completion(db, a.study)
+    finally:
+        db.close()
     metrics, replaced = merge_metrics(stored, given)
     if replaced:
         print(f"note: {a.metrics_csv} replaces the stored metric column(s) {', '.join(replaced)}", file=sys.stderr)
-    return acr, pairs, metrics, rater_completion(db, a.study)
+    return acr, pairs, metrics, completed
 
 
 def write(rep, out: Path, title: str) -> None:
-    """All report files into ``out`` (CSV cells spreadsheet-safe, see :mod:`srkeras.mos.files`)."""
+    """All report files into ``out`` (CSV cells spreadsheet-safe, see :mod:`srkeras.mos.files`), each
+    atomically: a failed write leaves the previous file or none, never a partial or empty one."""
     out.mkdir(parents=True, exist_ok=True)
     for name, data in report_files(rep, title).items():
-        (out / name).write_bytes(data)
+        write_atomically(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
+
+
+def _input_error(e: Exception) -> bool:
+    """Bad input said in one line: a rating file, the analysis's refusal, or the database (``db.MosError``)."""
+    if isinstance(e, ValueError):
+        return True
+    from db import MosError  # lazy, as in load(): only the DB branch needs SQLAlchemy
+
+    return isinstance(e, MosError)
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
+    problem = destination_problem(a.out, folder=True)  # before minutes of bootstrap, not after
+    if problem:
+        print(f"error: --out {problem}", file=sys.stderr)
+        return 2
     try:
         acr, pairs, metrics, completed = load(a)
         rep = analyze(acr, pairs, metrics, n_boot=a.bootstrap, seed=a.seed, progress=not a.quiet, completed=completed)
-    except RatingsFileError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
+    except Exception as e:
+        if not _input_error(e):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     title = a.title or (f"MOS report: {a.study}" if a.study else "MOS report")
-    write(rep, a.out, title)
+    try:
+        write(rep, a.out, title)
+    except OSError as e:
+        print(f"error: {write_error(a.out, e)}", file=sys.stderr)
+        return 1
     n = rep.counts
     print(f"wrote {a.out}: {n.get('acr_votes', 0)} ACR + {n.get('pair_votes', 0)} pair votes, "
           f"{n.get('raters', 0)} raters ({n.get('rejected', 0)} rejected)")

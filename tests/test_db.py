@@ -348,8 +348,25 @@ def test_balanced_assignment(db, make_study, db_url):
 def test_study_full_after_target_votes(db, make_study, db_url):
     st = make_study(db_url, votes_per_stimulus=2, repeats=0)
     for _ in range(2):  # each rater takes every item once
+        answer_all(db, start_rater(db, st.name))
+    with pytest.raises(StudyFull, match=f"target of 2 votes per stimulus with {n_ratings(db)} ratings stored"):
         start_rater(db, st.name)
-    with pytest.raises(StudyFull, match="target of 2 votes"):
+
+
+def test_unstarted_lists_never_close_the_study(db, make_study, db_url):
+    """Start and leave, 12 times (issue 24, item 4): the 13th rater still starts, ratings count right,
+    and ``StudyFull`` says truthfully whether the target is reached or the votes are held by raters
+    answering now."""
+    st = make_study(db_url, votes_per_stimulus=1, repeats=0)  # one rater's list takes every item
+    for _ in range(12):
+        start_rater(db, st.name)  # consent, Start, closed tab: no answer
+    rater = start_rater(db, st.name)  # was: StudyFull "has reached its target" with 0 ratings stored
+    submit_rating(db, rater, next_trial(db, rater).trial_id, score=4)
+    with pytest.raises(StudyFull, match="held by raters rating now; try again later \\(within 120 minutes"):
+        start_rater(db, st.name)  # a rater answering holds their list for ABANDONED_AFTER
+    answer_all(db, rater)
+    assert n_ratings(db) == 12 and study_status(db, st.name)["ratings"] == 12
+    with pytest.raises(StudyFull, match="target of 1 votes per stimulus with 12 ratings stored"):
         start_rater(db, st.name)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from db import (
     DatabaseGone,
+    DatabaseUnavailable,
     InvalidStudy,
     MosError,
     RatingRejected,
@@ -99,6 +100,7 @@ def test_every_error_is_a_mos_error_and_keeps_its_builtin():
         UnknownStudy: LookupError,
         StudyFull: RuntimeError,
         DatabaseGone: RuntimeError,
+        DatabaseUnavailable: RuntimeError,
     }
     for cls, base in builtin.items():
         assert issubclass(cls, MosError) and issubclass(cls, base), cls

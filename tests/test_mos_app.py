@@ -345,7 +345,9 @@ def test_full_study_turns_new_raters_away(app, make_study, db_url):
     study = make_study(db_url, votes_per_stimulus=1, repeats=0)
     db = open_database(db_url)
     try:
-        start_rater(db, study.name)  # takes every item once: the target of 1 vote is assigned
+        token = start_rater(db, study.name)  # takes every item once
+        while (t := next_trial(db, token)) is not None:  # answered: the target of 1 vote is reached
+            submit_rating(db, token, t.trial_id, score=3)
     finally:
         db.close()
     at = _ok(app(db_url))

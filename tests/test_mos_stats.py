@@ -175,6 +175,8 @@ def test_csv_optional_columns_and_duplicates(tmp_path):
     f.write_text("rater,method,image,score,dataset,role\nr1,a,i1,3,Set5,test\nr1,a,i1,4,Set5,test\nr1,nn,i1,1,Set5,low_anchor\n")
     a = schema.read_acr_csv(f)
     assert list(a["image"]) == ["Set5/i1"] * 3
-    assert list(a["repeat"]) == [False, True, False]  # a second vote without a repeat column is a repeat
-    h = scores.histogram(a)
-    assert h.set_index("method").loc["a", "hist_3"] == 1
+    # Without a repeat column no vote is a repeat: r1's second session on a/i1 counts (it was dropped).
+    assert list(a["repeat"]) == [False, False, False]
+    h = scores.histogram(a).set_index("method")
+    assert h.loc["a", "hist_3"] == 1 and h.loc["a", "hist_4"] == 1
+    assert scores.stimulus_scores(a).set_index("method").loc["a", "n"] == 2

@@ -130,3 +130,28 @@ def test_cli_import_and_list(model_dir, capsys):
     code = cli.main(["import", str(FIX / "edsr_x3_legacy.pth"), "--arch", "edsr", "--scale", "4", "--name", "x"])
     assert code == pretrained.ScaleMismatchError.exit_code
     assert "x3 model, x4 was asked for" in capsys.readouterr().err
+
+
+def test_cli_import_refuses_installed_name(model_dir, capsys):
+    """Issue 24, item 10: an import under an installed name replaced it silently, and ``list`` kept
+    showing the catalogue row. Now it is refused (exit 2, nothing touched) unless --overwrite."""
+    from pipelines import pretrained as cli
+
+    args = ["import", str(FIX / "edsr_x3_legacy.pth"), "--arch", "edsr", "--no-probe", "--name"]
+    assert cli.main([*args, "tiny_edsr"]) == 0
+    first = sha256_file(model_dir / "tiny_edsr.keras")
+    capsys.readouterr()
+    assert cli.main(["import", str(FIX / "edsr_x2_zip.pth"), "--arch", "edsr", "--no-probe", "--name", "tiny_edsr"]) == 2
+    err = capsys.readouterr().err
+    assert "installed as 'tiny_edsr' already" in err and "--overwrite" in err and "Traceback" not in err
+    assert sha256_file(model_dir / "tiny_edsr.keras") == first
+    assert cli.main(["import", str(FIX / "edsr_x2_zip.pth"), "--arch", "edsr", "--no-probe", "--name", "tiny_edsr",
+                     "--overwrite"]) == 0
+    assert ModelSidecar.read(model_dir / "tiny_edsr.keras").scale == 2
+    # A catalogue name holding an imported model is listed as what it holds, not as the catalogue's.
+    assert cli.main([*args, "realesrgan_x4plus"]) == 0
+    assert cli.main([*args, "realesrgan_x4plus"]) == 2
+    capsys.readouterr()
+    assert cli.main(["list"]) == 0
+    row = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("realesrgan_x4plus ")]
+    assert len(row) == 1 and "edsr" in row[0] and "x3" in row[0] and "imported" in row[0], row

@@ -76,12 +76,17 @@ def test_malformed_csv_exit_2(tmp_path, capsys):
         cli.main(["--out", str(tmp_path / "o")])
 
 
+class _FakeDb(str):
+    def close(self) -> None:
+        pass
+
+
 def test_db_branch_uses_db_rating_frames(tmp_path, monkeypatch):
     acr, met = srgan_study("Set5", n_images=5, n_raters=8, seed=1)
     calls = []
     fake_db = types.ModuleType("db")
     fake_db.rating_frames = lambda db, study: calls.append((db, study)) or (acr, None, met)
-    fake_db.open_database = lambda url, migrate=True: f"DB({url})"
+    fake_db.open_database = lambda url, migrate=True, must_exist=False: _FakeDb(f"DB({url})")
     fake_db.rater_completion = lambda db, study: dict.fromkeys(acr["rater"], True)
     monkeypatch.setitem(sys.modules, "db", fake_db)
     rc = cli.main(["--db", "sqlite:///x.db", "--study", "s1", "--out", str(tmp_path / "o"), "--bootstrap", "200",
@@ -101,3 +106,104 @@ def test_all_equal_votes_every_rater_screened_out_report_says_so(tmp_path):
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["methods"]["a"]["mos"] == 3.0 and s["methods"]["a"]["mos_screened"] is None and s["alpha"] is None
     assert len(s["notes"]) == 2 and all(r["rejected"] for r in s["raters"].values())
+
+
+# ------------------------------------------------------------------ issue 24, item 11: messages, not tracebacks
+def _votes_csv(tmp_path):
+    acr, _ = srgan_study("Set5", n_images=3, n_raters=4, seed=1)
+    acr.to_csv(tmp_path / "votes.csv", index=False)
+    return tmp_path / "votes.csv"
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_db_errors_one_line_and_nothing_created(tmp_path, capsys):
+    from db import open_database
+
+    open_database(f"sqlite:///{tmp_path / 'mos.db'}").close()  # a MOS database without that study
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    out = ["--out", str(tmp_path / "o"), "--quiet"]
+    cases = {  # --db: what the message must say
+        f"sqlite:///{tmp_path / 'mos.db'}": "no study named 'nope'",
+        f"sqlite:///{tmp_path / 'typo.db'}": "typo.db: no such database file",
+        f"sqlite:///{tmp_path / 'notes.txt'}": "notes.txt: cannot read the database (file is not a database)",
+        "postgresql+psycopg://srk:hunter2@127.0.0.1:1/mos": "cannot read the database",
+    }
+    for url, said in cases.items():
+        assert cli.main(["--db", url, "--study", "nope", *out]) == 2, url
+        err = _one_line_error(capsys)
+        assert said in err and "hunter2" not in err, err
+    assert not (tmp_path / "typo.db").exists(), "a mistyped path created an empty database"
+    assert (tmp_path / "notes.txt").read_text() == "not a database\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_checked_before_analysis(tmp_path, capsys, monkeypatch):
+    votes = _votes_csv(tmp_path)
+    monkeypatch.setattr(cli, "analyze", lambda *a, **k: pytest.fail("--out is checked after the analysis"))
+    (tmp_path / "taken").write_text("a file")
+    assert cli.main(["--ratings-csv", str(votes), "--out", str(tmp_path / "taken"), "--quiet"]) == 2
+    assert "--out" in _one_line_error(capsys) and (tmp_path / "taken").read_text() == "a file"
+    assert cli.main(["--ratings-csv", str(votes), "--out", str(tmp_path / "taken" / "sub"), "--quiet"]) == 2
+    assert "is not a folder" in _one_line_error(capsys)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getuid") or __import__("os").getuid() == 0,
+                    reason="root writes into read-only folders")
+def test_out_read_only_folder(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert cli.main(["--ratings-csv", str(_votes_csv(tmp_path)), "--out", str(ro), "--quiet"]) == 2
+        assert "cannot write in this folder" in _one_line_error(capsys)
+        assert not list(ro.iterdir())
+    finally:
+        ro.chmod(0o755)
+
+
+def test_disk_full_leaves_no_empty_report(tmp_path, capsys, monkeypatch):
+    import errno
+    import pathlib
+
+    real = pathlib.Path.write_bytes
+
+    def full(self, data):
+        if "report" in self.name and self.suffix == ".html":
+            real(self, b"")  # what a full disk leaves: the file created, nothing in it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    out = tmp_path / "o"
+    assert cli.main(["--ratings-csv", str(_votes_csv(tmp_path)), "--out", str(out), "--bootstrap", "100", "--quiet"]) == 1
+    assert "no space left on the device" in _one_line_error(capsys)
+    assert (out / "summary.json").stat().st_size > 0
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".html") == []
+
+
+@pytest.mark.parametrize("column", ["mos", "n", "MOS"])
+def test_metric_named_like_a_report_column(tmp_path, capsys, column):
+    votes = _votes_csv(tmp_path)
+    acr = pd.read_csv(votes)
+    met = acr[["method", "image"]].drop_duplicates().assign(**{column: 1.0})
+    met.to_csv(tmp_path / "m.csv", index=False)
+    rc = cli.main(["--ratings-csv", str(votes), "--metrics-csv", str(tmp_path / "m.csv"), "--out",
+                   str(tmp_path / "o"), "--quiet"])
+    assert rc == 2
+    err = _one_line_error(capsys)
+    assert "m.csv, line 1" in err and f"metric column(s) {column.lower()} have the name of a column" in err
+
+
+def test_report_columns_are_all_reserved(srgan):
+    """Every column the report computes is in REPORT_COLUMNS (so no metric can take its name)."""
+    from srkeras.mos.schema import REPORT_COLUMNS
+
+    own = set(pd.read_csv(srgan / "stimuli.csv").columns) | set(pd.read_csv(srgan / "methods.csv").columns)
+    s = json.loads((srgan / "summary.json").read_text())
+    own |= {k for d in s["methods"].values() for k in d}
+    assert own - {"method", "image", "psnr", "ssim"} <= REPORT_COLUMNS

@@ -27,7 +27,7 @@ from db import (
 )
 from db.models import Rater, Trial
 from pipelines import report as cli
-from srkeras.mos.schema import neutralise, read_acr_csv, unneutralise
+from srkeras.mos.schema import neutralise, read_acr_csv, read_metrics_csv, unneutralise
 
 #: Latent quality of the test study's methods (the fill helper's truth).
 QUALITY = {"nearest": 1.4, "bicubic": 3.0, "hr": 4.6}
@@ -219,6 +219,27 @@ def test_report_csvs_formula_injection_and_round_trip(tmp_path):
         cells = [c for row in csv.reader(open(out / f)) for c in row]
         assert not [c for c in cells if c[:1] in ("=", "+", "@") or (c[:1] == "-" and not _is_number(c))], f
     assert "=cmd" in json.loads((out / "summary.json").read_text())["raters"].__repr__()  # JSON keeps names
+
+
+def test_report_csv_headers_formula_injection(tmp_path):
+    """A metric column named like a formula is neutralised in every CSV header (issue 24, item 10; the
+    header was written raw), and a file written neutralised reads back to the original column name."""
+    evil = '=hyperlink("http://evil.example","x")'
+    votes = [(r, m, f"img{i}", s) for r in ("ann", "bob", "cat") for m, s in (("nn", 1), ("sr", 4)) for i in range(3)]
+    pd.DataFrame(votes, columns=["rater", "method", "image", "score"]).to_csv(tmp_path / "v.csv", index=False)
+    met = pd.DataFrame([(m, f"img{i}", i + k) for k, m in enumerate(("nn", "sr")) for i in range(3)],
+                       columns=["method", "image", evil])
+    met.to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "o"
+    assert cli.main(["--ratings-csv", str(tmp_path / "v.csv"), "--metrics-csv", str(tmp_path / "m.csv"),
+                     "--out", str(out), "--bootstrap", "100", "--quiet"]) == 0
+    headers = {f.name: next(csv.reader(open(f))) for f in out.glob("*.csv")}
+    assert "'" + evil in headers["stimuli.csv"] and "'" + evil in headers["methods.csv"]
+    assert not [(f, c) for f, h in headers.items() for c in h if c[:1] in ("=", "+", "-", "@")]
+    from srkeras.mos.files import safe_frame
+
+    safe_frame(met).to_csv(tmp_path / "m2.csv", index=False)
+    assert evil in read_metrics_csv(tmp_path / "m2.csv").columns
 
 
 def _is_number(text: str) -> bool:

@@ -66,10 +66,10 @@ def find_model(spec) -> Path:
         return p
     if p.suffix == ".keras" or os.sep in str(spec):
         raise ModelNotFoundError(f"{p}: no such model file or run folder")
+    found = installed(str(spec))
+    if found is not None:
+        return found
     d = models_dir()
-    for cand in (d / f"{spec}.keras", d / str(spec) / "model.keras"):
-        if cand.is_file():
-            return cand
     raise ModelNotFoundError(
         f"model {spec!r} is not installed (no {d / (str(spec) + '.keras')}). A pretrained model of the "
         f"catalogue (`python -m pipelines.pretrained list`) is installed with `python -m pipelines.pretrained "
@@ -77,6 +77,12 @@ def find_model(spec) -> Path:
         f"or .keras path, or by copying its model.keras there as {spec}.keras (or set SRKERAS_MODEL_DIR to "
         f"a folder holding {spec}.keras)."
     )
+
+
+def installed(name: str) -> Path | None:
+    """The model installed in the models directory as ``name`` (``NAME.keras`` or ``NAME/model.keras``), or None."""
+    d = models_dir()
+    return next((p for p in (d / f"{name}.keras", d / name / "model.keras") if p.is_file()), None)
 
 
 def install(name: str, write, sidecar: ModelSidecar, suffix: str = ".keras") -> Path:
@@ -87,4 +93,4 @@ def install(name: str, write, sidecar: ModelSidecar, suffix: str = ".keras") -> 
     return final
 
 
-__all__ = ["ModelNotFoundError", "find_model", "install", "list_models", "models_dir"]
+__all__ = ["ModelNotFoundError", "find_model", "install", "installed", "list_models", "models_dir"]

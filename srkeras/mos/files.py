@@ -33,11 +33,13 @@ REPORT_FILES = ("summary.json", "stimuli.csv", "raters.csv", "methods.csv", "pai
 
 
 def safe_frame(df: pd.DataFrame, keep=()) -> pd.DataFrame:
-    """Copy of ``df`` with every text cell :func:`neutralise`-d (columns in ``keep`` untouched)."""
+    """Copy of ``df`` with every text cell :func:`neutralise`-d (columns in ``keep`` untouched), and
+    every column name too: a header cell is a cell (a metric column named ``=HYPERLINK(...)``)."""
     out = df.copy()
     for c in out.columns:
         if c not in keep and (out[c].dtype == object or pd.api.types.is_string_dtype(out[c])):
             out[c] = out[c].map(neutralise)
+    out.columns = [neutralise(c) for c in out.columns]
     return out
 
 

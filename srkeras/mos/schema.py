@@ -17,8 +17,9 @@ same stimulus: used for the retest check only, excluded from every score), ``tri
 
 When ``dataset`` is given, the stimulus key is ``dataset/image`` (images of different sets may share a
 name); give ``dataset`` in the metrics file too then. Missing optional columns get their defaults
-(``role`` test, ``repeat`` False, ``response_ms`` NaN). In the ACR frame, a second vote of one rater on
-one stimulus without a ``repeat`` column is marked as a repeat. :func:`validate_acr`,
+(``role`` test, ``repeat`` False, ``response_ms`` NaN): without a ``repeat`` column no vote is a repeat,
+so a rater's second vote on a stimulus (a second session) counts in the MOS like the first, and the
+test-retest check has no data; mark test-retest copies with ``repeat`` 1. :func:`validate_acr`,
 :func:`validate_pairs` and :func:`validate_metrics` check and normalise a frame and raise
 :class:`RatingsFileError` naming the source and the line (CSV line; frame row + 2 for frames).
 """
@@ -46,6 +47,13 @@ SCORE_RANGE = (1.0, 5.0)
 #: Text starting with one of these is run as a formula by spreadsheets (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: Columns the report computes per stimulus or method (and ``summary.json`` keys per method): a metric
+#: column of one of these names would be confused with (or overwrite) the report's own, so it is refused.
+REPORT_COLUMNS = frozenset({
+    "n", "mos", "std", "se", "ci95", "ci95_low", "ci95_high", "mos_screened", "ci95_screened",
+    "ci95_low_screened", "ci95_high_screened", "zmos", "p913_mos", "mle", "mle_ci95_low", "mle_ci95_high",
+    "raters", "images", "mean_rank", "role", *(f"hist_{k}" for k in range(1, 6)),
+})
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
 
@@ -173,8 +181,6 @@ def validate_acr(df: pd.DataFrame, source: str = "<acr frame>", first_line: int 
         scores.append(x)
     out["score"] = np.asarray(scores, float)
     _common(df, out, source, first_line, ("role",))
-    if "repeat" not in df.columns:  # a second vote on the same stimulus is a test-retest repeat
-        out["repeat"] = out.sort_values("trial", kind="stable").duplicated(["rater", "method", "image"]).sort_index()
     roles = out.groupby("method")["role"].nunique()
     if (roles > 1).any():
         raise RatingsFileError(source, None, f"method(s) {', '.join(roles[roles > 1].index)} have several roles")
@@ -201,8 +207,13 @@ def validate_pairs(df: pd.DataFrame, source: str = "<pairs frame>", first_line: 
 
 
 def validate_metrics(df: pd.DataFrame, source: str = "<metrics frame>", first_line: int = 2) -> pd.DataFrame:
-    """Check an objective-metric frame (``method,image,<metric>...``); every other column must be numeric."""
+    """Check an objective-metric frame (``method,image,<metric>...``); every other column must be numeric
+    and named apart from the report's own columns (:data:`REPORT_COLUMNS`)."""
     _required(df, METRIC_KEYS, source)
+    clash = [str(c) for c in df.columns if str(c) in REPORT_COLUMNS]
+    if clash:
+        raise RatingsFileError(source, 1, f"metric column(s) {', '.join(clash)} have the name of a column the "
+                                          f"report computes; rename them (e.g. metric_{clash[0]})")
     df = df.reset_index(drop=True)
     _names(df, METRIC_KEYS, source, first_line)
     out = pd.DataFrame({c: df[c].map(_name) for c in METRIC_KEYS})
@@ -265,7 +276,7 @@ def _read_csv(path) -> pd.DataFrame:
             raise RatingsFileError(path, None, f"not a readable CSV file: {e}") from None
     if not rows:
         raise RatingsFileError(path, 1, "empty file (expected a header line)")
-    header = [h.strip().lower() for h in rows[0]]
+    header = [unneutralise(h.strip()).lower() for h in rows[0]]  # headers written neutralised read back
     if len(set(header)) != len(header):
         raise RatingsFileError(path, 1, "duplicate column names in the header")
     body = []

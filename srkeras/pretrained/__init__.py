@@ -24,6 +24,7 @@ from srkeras.pretrained.catalogue import CATALOGUE, Entry
 from srkeras.pretrained.errors import (
     CheckpointError,
     ChecksumError,
+    ModelExistsError,
     OfflineError,
     PretrainedError,
     ScaleMismatchError,
@@ -54,11 +55,13 @@ def fetch(name: str, run_probe: bool = True) -> Path:
     return _fetch_model(name, run_probe=run_probe)
 
 
-def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True):
+def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True,
+               overwrite: bool = False):
     """Convert a PyTorch checkpoint (see :mod:`srkeras.pretrained.pth`) and install it as ``name``.
 
     Returns ``(path, unmapped_keys)``. Errors name the file: CheckpointError (unreadable, unsafe),
-    UnknownArchitectureError, ShapeMismatchError, ScaleMismatchError; nothing is installed then."""
+    UnknownArchitectureError, ShapeMismatchError, ScaleMismatchError; ModelExistsError when a model is
+    installed as ``name`` already (fetched or imported) and ``overwrite`` is false; nothing is installed then."""
     from srkeras.files import sha256_file
     from srkeras.inference import store
     from srkeras.inference.sidecar import ModelSidecar
@@ -68,6 +71,10 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith(".keras"):
         raise UnknownModelError(f"invalid model name {name!r}: letters, digits, '_', '-', '.' only")
+    existing = store.installed(name)
+    if existing is not None and not overwrite:
+        raise ModelExistsError(f"{file}: a model is installed as {name!r} already ({existing}); choose another "
+                               "--name, or pass --overwrite to replace it")
     if arch is not None and arch not in pth.ARCHS:
         raise UnknownArchitectureError(f"{file}: unknown architecture {arch!r}; supported: {', '.join(pth.ARCHS)}")
     file = Path(file)
@@ -90,6 +97,7 @@ __all__ = [
     "Entry",
     "METRIC_ASSETS",
     "MissingAssetError",
+    "ModelExistsError",
     "OfflineError",
     "PretrainedError",
     "ScaleMismatchError",

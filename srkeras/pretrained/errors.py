@@ -15,6 +15,12 @@ class UnknownModelError(PretrainedError):
     exit_code = 2
 
 
+class ModelExistsError(PretrainedError):
+    """An import under the name of an installed model, without ``overwrite``; nothing is replaced."""
+
+    exit_code = 2
+
+
 class OfflineError(PretrainedError):
     """The registry could not be reached; the message names the package and the command to run."""
 
