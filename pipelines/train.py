@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the progress bar
 
 from srkeras import recipes  # noqa: E402
+from srkeras.files import destination_problem  # noqa: E402
 from srkeras.training.job import TrainingJob, final_table, run_training  # noqa: E402
 
 DEMO = {
@@ -193,12 +194,16 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    out = args.out or Path("runs") / f"{recipe.name}-x{recipe.model.scale}"
+    problem = destination_problem(out, folder=True)  # a file, a read-only folder: before any work
+    if problem:
+        print(f"error: --out {problem}", file=sys.stderr)
+        return 2
     if args.workers is not None and args.workers != 1:
         if args.strategy not in ("auto", "multiworker"):
             print(f"error: --workers needs --strategy auto or multiworker (not {args.strategy})", file=sys.stderr)
             return 2
         return launch_workers(argv, args.workers)
-    out = args.out or Path("runs") / f"{recipe.name}-x{recipe.model.scale}"
     job = TrainingJob(recipe, out, tuple(args.train_dir or ()), args.val_dir, progress=not args.quiet)
     summary = _train(job)
     if isinstance(summary, int):

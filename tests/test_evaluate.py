@@ -107,3 +107,11 @@ def test_model_scale_mismatch_is_refused(tmp_path):
     build("espcn", scale=2, channels=3).save(tmp_path / "x2.keras")
     with pytest.raises(SystemExit, match="upscales x2, but --scale is 4"):
         evaluate.main(["--hr-dir", str(d), "--scale", "4", "--model", str(tmp_path / "x2.keras"), "--quiet"])
+
+
+@pytest.mark.parametrize("flag, value, least", [("--tile", "-5", 0), ("--max-pixels", "0", 1)])
+def test_out_of_range_numbers_exit_2_before_any_work(capsys, flag, value, least):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: {value} is not allowed: give an integer >= {least}" in err, err
