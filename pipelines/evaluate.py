@@ -30,6 +30,10 @@ file otherwise, exit 2), and HR images without an SR image are skipped for every
 ``skipped``) so that all methods are compared on the same images. The method is named after the SR
 folder, or by the ``--name`` that follows the ``--model`` names.
 
+JSON has no Infinity or NaN: a score that is not a finite number -- the PSNR of an SR image identical
+to its HR (and so its method's mean), or the mean of a method that scored no image -- is written as
+``null``, and a top-level ``"notes"`` list says why (the key is absent otherwise).
+
 Images are keyed by their stem (``"baby"``) in the table and the JSON; files whose stems collide
 (``a.png`` and ``a.jpg``) are keyed by their file names (``"a.png"``, ``"a.jpg"``) instead, so every
 file is scored or listed as skipped. File names that are not UTF-8 are shown with ``\\xNN`` escapes.
