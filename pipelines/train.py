@@ -5,7 +5,11 @@
 
 Stops at N steps or M minutes of wall clock, whichever comes first, and finishes the same way in
 both cases (checkpoint, validation, RUN_DIR/model.keras). Re-running the same command resumes from
-the last checkpoint (optimizer state and step included), even after ``kill -9``.
+the last checkpoint (optimizer state and step included), even after ``kill -9``. A NaN/Inf loss, or a
+NaN/Inf anywhere in the state a checkpoint would hold (weights, optimizer slots, EMA, discriminator),
+stops the run before that checkpoint (exit 3); checkpoints holding one are set aside on resume. An
+unwritable --out is refused before any work, and a write that fails during the run (disk full) names
+its path and keeps the last good checkpoint (exit 2).
 
 Multi-worker: with ``TF_CONFIG`` set (or in a Slurm job step with several tasks) every machine runs
 the same command and they train as one (``--batch-size`` is the global batch; only the chief, worker

@@ -328,3 +328,22 @@ def test_a_full_disk_while_training_names_the_path_and_keeps_the_last_checkpoint
     assert cli.main(["--recipe", "espcn", "--out", str(tmp_path / "cli"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error: cannot write" in err and "Traceback" not in err, err
+
+
+def test_nonfinite_names_every_saved_part_a_gan_has(tmp_path):
+    import keras
+
+    from srkeras.training.checkpoint import TrainingCheckpoint
+
+    def net():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+
+    g, d = net(), net()
+    g_opt, d_opt = keras.optimizers.Adam(), keras.optimizers.Adam()
+    g_opt.build(g.trainable_variables), d_opt.build(d.trainable_variables)
+    ema = [keras.Variable(np.zeros((4, 2), np.float32))]
+    ckpt = TrainingCheckpoint(tmp_path, generator=g, g_optimizer=g_opt, discriminator=d, d_optimizer=d_opt, ema=ema)
+    assert ckpt.nonfinite() == []  # best_psnr's -inf ("no validation yet") is not a divergence
+    d_opt.variables[-1].assign(np.full(d_opt.variables[-1].shape, np.nan, np.float32))
+    ema[0].assign(np.full((4, 2), np.inf, np.float32))
+    assert ckpt.nonfinite() == ["d_optimizer", "ema"]
