@@ -30,6 +30,10 @@ file otherwise, exit 2), and HR images without an SR image are skipped for every
 ``skipped``) so that all methods are compared on the same images. The method is named after the SR
 folder, or by the ``--name`` that follows the ``--model`` names.
 
+JSON has no Infinity or NaN: a score that is not a finite number -- the PSNR of an SR image identical
+to its HR (and so its method's mean), or the mean of a method that scored no image -- is written as
+``null``, and a top-level ``"notes"`` list says why (the key is absent otherwise).
+
 Images are keyed by their stem (``"baby"``) in the table and the JSON; files whose stems collide
 (``a.png`` and ``a.jpg``) are keyed by their file names (``"a.png"``, ``"a.jpg"``) instead, so every
 file is scored or listed as skipped. File names that are not UTF-8 are shown with ``\\xNN`` escapes.
@@ -50,6 +54,19 @@ from srkeras.metrics.registry import METRICS
 EXIT_SKIPPED, EXIT_FAILED = 1, 2  # some files skipped (the rest scored and written); nothing usable
 
 
+def _count(least: int):
+    """argparse type: an integer >= ``least`` (refused by argparse, exit 2, before any work)."""
+
+    def parse(value: str) -> int:
+        number = int(value)
+        if number < least:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed: give an integer >= {least}")
+        return number
+
+    parse.__name__ = "int"  # argparse says "invalid int value" for a non-number, as before
+    return parse
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m pipelines.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--hr-dir", type=Path, help="folder of HR images (default: scikit-image's photos)")
@@ -68,8 +85,8 @@ def parse_args(argv=None):
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
                    help="metric to compute; repeat for several (default psnr and ssim)")
     p.add_argument("--degradation", default="bicubic", choices=sorted(DEGRADATIONS), help="how LR is made from HR")
-    p.add_argument("--tile", type=int, default=None, help="tile size for model inference (0 = whole image)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
+    p.add_argument("--tile", type=_count(0), default=None, help="tile size for model inference (0 = whole image)")
+    p.add_argument("--max-pixels", type=_count(1), default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)

@@ -9,7 +9,9 @@ keras: DIR/model.keras made of built-in Keras layers (PixelShuffle as an exact f
 Conv2DTranspose), so plain ``keras.saving.load_model`` reads it; a model with BicubicUpsample (SRCNN)
 is saved as is, with a warning that it needs srkeras to load.
 tflite: DIR/model.tflite (dynamic H, W; resize the input tensor first).
-Models are exported in float32, channels last.
+Models are exported in float32, channels last. An existing export in DIR is replaced only with
+``--overwrite``; an unwritable DIR (a file, read-only) is refused before the model is loaded, and a
+failed write (disk full) names the path. Errors: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -17,6 +19,37 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+
+from srkeras.files import destination_problem, display_name
+
+
+def _destination_problem(out: str, fmt: str, overwrite: bool) -> str | None:
+    """Why the export cannot be written to ``out``, checked before any work; None if it can."""
+    from srkeras.inference.export import export_path
+
+    problem = destination_problem(out, folder=True)
+    if problem:
+        return f"--out {problem}"
+    target = export_path(out, fmt)
+    if target.exists() and not overwrite:
+        return f"{display_name(target)}: exists; pass --overwrite to replace it"
+    return None
+
+
+def _write(served, out: str, fmt: str) -> Path | str:
+    """The exported path, or the message of the failed write naming it (disk full, ...)."""
+    import tensorflow as tf
+
+    from srkeras.files import write_error
+    from srkeras.inference.export import export, export_path
+
+    try:
+        return export(served, out, fmt)
+    except OSError as e:
+        return write_error(export_path(out, fmt), e)
+    except tf.errors.OpError as e:  # a SavedModel's files are written by TensorFlow
+        return f"cannot write {display_name(export_path(out, fmt))}: {e.message.strip().splitlines()[0]}"
 
 
 def main(argv=None) -> int:
@@ -27,10 +60,14 @@ def main(argv=None) -> int:
     p.add_argument(
         "--channels-first-to-last", action="store_true", help="rebuild a channels_first model as channels_last first"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    problem = _destination_problem(args.out, args.format, args.overwrite)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from srkeras.inference import ModelNotFoundError, load_generator
-    from srkeras.inference.export import export
 
     try:
         served = load_generator(args.model)
@@ -43,7 +80,10 @@ def main(argv=None) -> int:
         model, report = to_channels_last(served.model)
         served = served.rebuilt(lambda _: model)
         print(f"channels_last rebuild: {report}")
-    path = export(served, args.out, args.format)
+    path = _write(served, args.out, args.format)
+    if isinstance(path, str):
+        print(f"error: {path}", file=sys.stderr)
+        return 2
     print(f"exported x{served.scale} {args.format} model to {path}")
     return 0
 

@@ -5,7 +5,11 @@
 
 Stops at N steps or M minutes of wall clock, whichever comes first, and finishes the same way in
 both cases (checkpoint, validation, RUN_DIR/model.keras). Re-running the same command resumes from
-the last checkpoint (optimizer state and step included), even after ``kill -9``.
+the last checkpoint (optimizer state and step included), even after ``kill -9``. A NaN/Inf loss, or a
+NaN/Inf anywhere in the state a checkpoint would hold (weights, optimizer slots, EMA, discriminator),
+stops the run before that checkpoint (exit 3); checkpoints holding one are set aside on resume. An
+unwritable --out is refused before any work, and a write that fails during the run (disk full) names
+its path and keeps the last good checkpoint (exit 2).
 
 Multi-worker: with ``TF_CONFIG`` set (or in a Slurm job step with several tasks) every machine runs
 the same command and they train as one (``--batch-size`` is the global batch; only the chief, worker
@@ -28,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the progress bar
 
 from srkeras import recipes  # noqa: E402
+from srkeras.files import destination_problem  # noqa: E402
 from srkeras.training.job import TrainingJob, final_table, run_training  # noqa: E402
 
 DEMO = {
@@ -193,12 +198,16 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    out = args.out or Path("runs") / f"{recipe.name}-x{recipe.model.scale}"
+    problem = destination_problem(out, folder=True)  # a file, a read-only folder: before any work
+    if problem:
+        print(f"error: --out {problem}", file=sys.stderr)
+        return 2
     if args.workers is not None and args.workers != 1:
         if args.strategy not in ("auto", "multiworker"):
             print(f"error: --workers needs --strategy auto or multiworker (not {args.strategy})", file=sys.stderr)
             return 2
         return launch_workers(argv, args.workers)
-    out = args.out or Path("runs") / f"{recipe.name}-x{recipe.model.scale}"
     job = TrainingJob(recipe, out, tuple(args.train_dir or ()), args.val_dir, progress=not args.quiet)
     summary = _train(job)
     if isinstance(summary, int):

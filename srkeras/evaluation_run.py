@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -256,9 +257,38 @@ def start_up_problem(spec: EvaluationSpec, started: float) -> str | None:
     return None
 
 
+#: Why a score can be a non-finite float, as the ``notes`` of the JSON say when one is written as null.
+NON_FINITE_NOTES = {
+    "inf": "null where the score is infinite: the PSNR of an SR image identical to its HR (zero error)",
+    "nan": "null where the score is not a number: the mean of a method that scored no image",
+}
+
+
+def json_safe(result: dict) -> dict:
+    """``result`` with every non-finite float as None (JSON has no Infinity or NaN) and, when there was
+    one, a ``notes`` list saying why; the other keys as they are."""
+    seen = set()
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            seen.add("nan" if math.isnan(value) else "inf")
+            return None
+        return value
+
+    out = clean(result)
+    if seen:
+        out["notes"] = [NON_FINITE_NOTES[k] for k in sorted(seen)]
+    return out
+
+
 def write_result(path: Path, result: dict) -> str | None:
-    """Write the JSON atomically; the error message (naming the path) when the write failed."""
-    text = json.dumps(result, indent=2, allow_nan=True)
+    """Write the JSON (:func:`json_safe`: valid JSON) atomically; the error message (naming the path)
+    when the write failed."""
+    text = json.dumps(json_safe(result), indent=2, allow_nan=False)
     try:
         write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     except OSError as e:

@@ -107,3 +107,31 @@ def test_model_scale_mismatch_is_refused(tmp_path):
     build("espcn", scale=2, channels=3).save(tmp_path / "x2.keras")
     with pytest.raises(SystemExit, match="upscales x2, but --scale is 4"):
         evaluate.main(["--hr-dir", str(d), "--scale", "4", "--model", str(tmp_path / "x2.keras"), "--quiet"])
+
+
+@pytest.mark.parametrize("flag, value, least", [("--tile", "-5", 0), ("--max-pixels", "0", 1)])
+def test_out_of_range_numbers_exit_2_before_any_work(capsys, flag, value, least):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: {value} is not allowed: give an integer >= {least}" in err, err
+
+
+def test_sr_equal_to_hr_writes_valid_json_with_null_and_a_note(tmp_path, capsys):
+    hr, sr = tmp_path / "hr", tmp_path / "sr"
+    hr.mkdir(), sr.mkdir()
+    pixels = (np.random.default_rng(0).random((24, 20, 3)) * 255).astype(np.uint8)
+    for d in (hr, sr):
+        Image.fromarray(pixels).save(d / "a.png")  # 24x20 is a multiple of the scale: SR == mod-cropped HR
+    out = tmp_path / "r.json"
+    args = ["--hr-dir", str(hr), "--sr-dir", str(sr), "--method", "bicubic", "--scale", "2", "--out", str(out), "--quiet"]
+    assert evaluate.main(args) == 0
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    result = json.loads(out.read_text(), parse_constant=refuse)  # strict JSON: no Infinity / NaN
+    same = result["methods"]["sr"]
+    assert same["images"]["a"]["psnr"] is None and same["psnr"] is None and same["images"]["a"]["ssim"] == pytest.approx(1.0)
+    assert isinstance(result["methods"]["bicubic"]["psnr"], float)
+    assert result["notes"] == ["null where the score is infinite: the PSNR of an SR image identical to its HR (zero error)"]

@@ -120,3 +120,44 @@ def test_savedmodel_loads_back_as_generator(saved):
     img = np.random.default_rng(2).random((20, 22, 3), dtype=np.float32)
     ref = load_generator(saved / "espcn.keras")
     assert np.abs(upscale(m, img) - upscale(ref, img)).max() < 1e-5
+
+
+def test_an_existing_export_is_replaced_only_with_overwrite(saved, tmp_path, capsys):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "model.keras").write_bytes(b"an earlier export")
+    args = ["--model", str(saved / "espcn.keras"), "--out", str(out), "--format", "keras"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: {out / 'model.keras'}: exists; pass --overwrite to replace it" in err and "Traceback" not in err
+    assert (out / "model.keras").read_bytes() == b"an earlier export"
+    assert main([*args, "--overwrite"]) == 0 and (out / "model.keras").read_bytes() != b"an earlier export"
+
+
+def test_unwritable_out_is_refused_before_loading_and_a_full_disk_names_the_path(saved, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import keras
+
+    from srkeras import files
+
+    (tmp_path / "file").write_text("x")
+    assert main(["--model", "no-such-model", "--out", str(tmp_path / "file"), "--format", "keras"]) == 2
+    assert f"error: --out {tmp_path / 'file'}: is not a folder" in capsys.readouterr().err
+
+    def read_only(path):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(files, "_new_temp_file", read_only)  # what a read-only folder does (tests run as root)
+        assert main(["--model", "no-such-model", "--out", str(tmp_path), "--format", "tflite"]) == 2
+    assert f"error: --out {tmp_path}: cannot write in this folder (Read-only file system)" in capsys.readouterr().err
+
+    def full(self, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    assert main(["--model", str(saved / "espcn.keras"), "--out", str(tmp_path / "o"), "--format", "keras"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write {tmp_path / 'o' / 'model.keras'}: no space left on the device\n", err
+    assert not list((tmp_path / "o").iterdir())

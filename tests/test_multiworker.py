@@ -406,3 +406,29 @@ def test_slurm_job_step_trains_as_one_cluster(hr_dir, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], texts[0][-2000:] + texts[1][-2000:]
     s = json.loads((out / "summary.json").read_text())
     assert (s["workers"], s["replicas"], s["step"], s["task"]) == (2, 2, 4, "worker 0")
+
+
+FAKE_WORKER = """
+import json, os, signal, sys, tempfile, time
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+if index == 1:  # a non-chief worker: makes its scratch folder, as pipelines.train does, then is killed
+    tempfile.mkdtemp(prefix="srkeras-worker1-")
+    os.kill(os.getpid(), signal.SIGKILL)
+time.sleep(60)
+"""
+
+
+def test_a_killed_worker_ends_the_launcher_with_exit_4_and_nothing_left(tmp_path, monkeypatch):
+    import tempfile
+
+    from srkeras.training import launcher
+
+    (tmp_path / "fake_worker.py").write_text(FAKE_WORKER)
+    monkeypatch.chdir(tmp_path)  # ``python -m fake_worker`` finds it here
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    log = []
+    assert launcher.launch([], 2, module="fake_worker", log=log.append) == 4
+    assert any("worker 1" in m and "killed by signal 9" in m for m in log), log
+    assert list(tmp.iterdir()) == []  # the launcher's folder, the killed worker's scratch folder in it

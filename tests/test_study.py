@@ -280,3 +280,21 @@ def test_reusing_a_trained_start(data, tmp_path):
     logs = []
     assert train_all(c, StudyState(c.out, c.fingerprint()), [], logs.append) == {"srresnet_mse": run / "model.keras"}
     assert not (tmp_path / "b" / "runs").exists() and "reusing" in logs[0]
+
+
+@pytest.mark.parametrize("text", ['{"settings": {"steps": 3}, "do', "", "[1, 2]"])
+def test_a_truncated_or_damaged_state_file_is_an_error_naming_it(tmp_path, text):
+    from srkeras.study.state import StudyState
+
+    (tmp_path / "state.json").write_text(text)
+    with pytest.raises(StudyConfigError, match=f"{tmp_path / 'state.json'}: cannot read the study state .*another --out"):
+        StudyState(tmp_path, {"steps": 3})
+    assert (tmp_path / "state.json").read_text() == text  # kept as it was, for the user to look at
+
+
+@pytest.mark.parametrize("flag, value", [("--tflops", "0"), ("--tflops", "-2"), ("--tflops", "nan"), ("--batch-size", "0")])
+def test_cost_refuses_impossible_numbers_before_any_work(capsys, flag, value):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["cost", "--backbone", "vgg19", flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: {value} is not allowed" in err and "Traceback" not in err, err

@@ -212,3 +212,138 @@ def test_no_usable_training_file_is_an_error_listing_all(tmp_path):
         load_hr_folders(d, min_size=16, progress=False)
     for name in ("small.png", "truncated.png", "fake.jpg", "notes.txt", "gone.png"):
         assert name in str(e.value)
+
+
+# ---- a diverged run's "last good checkpoint" can be resumed (issue 24, item 7) -----------------------
+
+
+def _overflow_then_nan(r):
+    """A loss term that is 0 for a step, then so large at step 2 that Adam's second moment (grad^2)
+    overflows to Inf while the weights and the loss stay finite, then NaN -- what ``--lr 1e3`` does."""
+    import keras
+
+    counter = keras.Variable(0.0, trainable=False)
+
+    def diverge(y_true, y_pred):
+        counter.assign_add(1.0)
+        huge = 1e30 * tf.reduce_mean(y_pred)
+        return tf.where(counter > 2.0, tf.constant(np.nan), tf.where(counter > 1.0, huge, 0.0))
+
+    r.trainer.loss_terms.terms.append(("diverge", diverge, 1.0))
+
+
+def test_a_diverged_run_resumes_at_a_lower_learning_rate(tmp_path):
+    from srkeras.training.runner import NonFiniteError
+
+    cfg = tiny_cfg(steps=6, lr=3e-3)
+    cfg["train"]["checkpoint_every"] = 1
+    r = run(cfg, tmp_path)
+    _overflow_then_nan(r)
+    with pytest.raises(NonFiniteError, match=r"g_optimizer by step 2.*last good checkpoint is \S*ckpt-1"):
+        r.train()
+    assert not (tmp_path / "checkpoints" / "ckpt-2.index").exists()  # the Inf Adam state was never saved
+    log = []
+    r = run({**cfg, "optimizer": {"name": "adam", "lr": 1e-4}}, tmp_path, log.append)
+    assert r.start_step == 1 and r.nonfinite() == [], log
+    summary = r.train()
+    assert summary["step"] == 6 and summary["optimizer_iterations"] == 6
+
+
+def test_a_checkpoint_holding_inf_optimizer_state_is_set_aside_on_resume(tmp_path):
+    cfg = tiny_cfg(steps=2)
+    cfg["train"]["checkpoint_every"] = 1
+    r = run(cfg, tmp_path)
+    r.train()
+    slot = next(v for v in r.g_optimizer.variables if "velocity" in v.path)  # Adam's second moment
+    slot.assign(np.full(slot.shape, np.inf, np.float32))
+    r.checkpoint.save(3)  # as the code before issue 24 did: only generator weights were checked
+    log = []
+    r = run(tiny_cfg(steps=5), tmp_path, log.append)
+    text = "\n".join(log)
+    assert r.start_step == 2 and "ckpt-3 holds NaN/Inf values in g_optimizer" in text and "falling back to ckpt-2" in text, text
+    assert (tmp_path / "checkpoints" / "unreadable" / "ckpt-3.index").is_file()
+    assert r.train()["step"] == 5
+
+
+# ---- unwritable --out and a full disk while training (issue 24, item 11) ----------------------------
+
+
+def test_train_out_onto_a_file_or_a_read_only_folder_exits_2_before_any_work(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import pipelines.train as cli
+    from srkeras import files
+
+    monkeypatch.setattr(cli, "run_training", lambda job: pytest.fail("trained with an unwritable --out"))
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["--recipe", "espcn", "--out", str(tmp_path / "file"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {tmp_path / 'file'}: is not a folder" in err and "Traceback" not in err, err
+
+    def read_only(path):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(files, "_new_temp_file", read_only)  # what a read-only folder does (tests run as root)
+    assert cli.main(["--recipe", "espcn", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {tmp_path}: cannot write in this folder (Read-only file system)" in err, err
+
+
+def test_a_full_disk_while_training_names_the_path_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import keras
+
+    import pipelines.train as cli
+    from srkeras.training import runner
+    from srkeras.training.errors import OutputError
+
+    real_save = tf.train.CheckpointManager.save
+
+    def full(self, checkpoint_number=None, **kw):
+        if checkpoint_number == 4:
+            raise tf.errors.ResourceExhaustedError(None, None, f"{self.directory}/ckpt-4_temp; No space left on device")
+        return real_save(self, checkpoint_number=checkpoint_number, **kw)
+
+    def train():
+        return runner.train(Recipe.from_dict(tiny_cfg(steps=6)), tmp_path, IMAGES, progress=False, log=lambda *a: None)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full)
+    ckpts = tmp_path / "checkpoints"
+    with pytest.raises(OutputError) as e:
+        train()
+    assert str(e.value).startswith(f"cannot write {ckpts / 'ckpt-4'}: no space left on the device; the last good checkpoint is {ckpts / 'ckpt-2'}")
+    monkeypatch.undo()
+    assert run(tiny_cfg(steps=6), tmp_path).start_step == 2  # space freed: resumes from the kept checkpoint
+
+    def model_full(self, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", model_full)
+    with pytest.raises(OutputError, match=f"cannot write {tmp_path / 'model.keras'}: no space left on the device; the last good checkpoint is .*ckpt-6"):
+        train()
+    assert not (tmp_path / "model.keras").exists() and not list(tmp_path.glob("*.tmp*"))
+    # The command line says it in one line, exit 2.
+    monkeypatch.setattr(cli, "run_training", lambda job: train())
+    assert cli.main(["--recipe", "espcn", "--out", str(tmp_path / "cli"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: cannot write" in err and "Traceback" not in err, err
+
+
+def test_nonfinite_names_every_saved_part_a_gan_has(tmp_path):
+    import keras
+
+    from srkeras.training.checkpoint import TrainingCheckpoint
+
+    def net():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+
+    g, d = net(), net()
+    g_opt, d_opt = keras.optimizers.Adam(), keras.optimizers.Adam()
+    g_opt.build(g.trainable_variables), d_opt.build(d.trainable_variables)
+    ema = [keras.Variable(np.zeros((4, 2), np.float32))]
+    ckpt = TrainingCheckpoint(tmp_path, generator=g, g_optimizer=g_opt, discriminator=d, d_optimizer=d_opt, ema=ema)
+    assert ckpt.nonfinite() == []  # best_psnr's -inf ("no validation yet") is not a divergence
+    d_opt.variables[-1].assign(np.full(d_opt.variables[-1].shape, np.nan, np.float32))
+    ema[0].assign(np.full((4, 2), np.inf, np.float32))
+    assert ckpt.nonfinite() == ["d_optimizer", "ema"]

