@@ -46,6 +46,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.arguments import at_least
 from srkeras import evaluation_run as job
 from srkeras.data import DEFAULT_MAX_PIXELS, DEGRADATIONS, UPSAMPLERS
 from srkeras.files import display_name
@@ -53,18 +54,6 @@ from srkeras.metrics.registry import METRICS
 
 EXIT_SKIPPED, EXIT_FAILED = 1, 2  # some files skipped (the rest scored and written); nothing usable
 
-
-def _count(least: int):
-    """argparse type: an integer >= ``least`` (refused by argparse, exit 2, before any work)."""
-
-    def parse(value: str) -> int:
-        number = int(value)
-        if number < least:
-            raise argparse.ArgumentTypeError(f"{value} is not allowed: give an integer >= {least}")
-        return number
-
-    parse.__name__ = "int"  # argparse says "invalid int value" for a non-number, as before
-    return parse
 
 
 def parse_args(argv=None):
@@ -85,8 +74,8 @@ def parse_args(argv=None):
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
                    help="metric to compute; repeat for several (default psnr and ssim)")
     p.add_argument("--degradation", default="bicubic", choices=sorted(DEGRADATIONS), help="how LR is made from HR")
-    p.add_argument("--tile", type=_count(0), default=None, help="tile size for model inference (0 = whole image)")
-    p.add_argument("--max-pixels", type=_count(1), default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
+    p.add_argument("--tile", type=at_least(0), default=None, help="tile size for model inference (0 = whole image)")
+    p.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)

@@ -26,27 +26,14 @@ the rating and report chain, never a substitute for real ratings. Exit codes: 0 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pipelines.arguments import at_least
 from srkeras.study import StudyConfig, StudyError, markdown_table  # noqa: E402
-
-
-def _at_least(least: float, kind=int, above: bool = False):
-    """argparse type: a number >= ``least`` (> with ``above``), refused by argparse (exit 2) otherwise."""
-
-    def parse(value: str):
-        number = kind(value)
-        if not math.isfinite(number) or not (number > least if above else number >= least):
-            raise argparse.ArgumentTypeError(f"{value} is not allowed: give a number {'>' if above else '>='} {least:g}")
-        return number
-
-    parse.__name__ = kind.__name__  # argparse says "invalid float value" for a non-number, as before
-    return parse
 
 
 def _add_backbones(sub) -> None:
@@ -95,10 +82,10 @@ def parse_args(argv=None):
     sub.add_parser("layers", help="print the depth table")
     c = sub.add_parser("cost", help="estimated GPU hours of a paper-size study, from the models' MACs")
     c.add_argument("--backbone", action="append", required=True, metavar="NAME[:deep|:shallow]")
-    c.add_argument("--steps", type=_at_least(0), default=200_000)
-    c.add_argument("--pretrain-steps", type=_at_least(0), default=1_000_000)
-    c.add_argument("--batch-size", type=_at_least(1), default=16)
-    c.add_argument("--tflops", type=_at_least(0, float, above=True), default=30.0, help="sustained TFLOP/s of the device (default 30)")
+    c.add_argument("--steps", type=at_least(0), default=200_000)
+    c.add_argument("--pretrain-steps", type=at_least(0), default=1_000_000)
+    c.add_argument("--batch-size", type=at_least(1), default=16)
+    c.add_argument("--tflops", type=at_least(0, float, above=True), default=30.0, help="sustained TFLOP/s of the device (default 30)")
     return p.parse_args(argv)
 
 

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.arguments import at_least
 from srkeras.files import display_name
 
 
@@ -39,18 +40,6 @@ def _memory_budget(value: str) -> str:
     return value
 
 
-def _count(least: int):
-    """argparse type: an integer >= ``least`` (refused by argparse, exit 2, before any work)."""
-
-    def parse(value: str) -> int:
-        number = int(value)
-        if number < least:
-            raise argparse.ArgumentTypeError(f"{value} is not allowed: give an integer >= {least}")
-        return number
-
-    parse.__name__ = "int"  # argparse says "invalid int value" for a non-number, as before
-    return parse
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m pipelines.upscale", description=__doc__.split("\n\n")[0])
@@ -59,11 +48,11 @@ def parse_args(argv=None):
     p.add_argument("--scale", type=int, default=None, help="expected upscaling factor (checked against the model)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--tile", type=_count(0), default=None, help="core tile edge in LR pixels; 0 = untiled; default from --max-memory")
+    p.add_argument("--tile", type=at_least(0), default=None, help="core tile edge in LR pixels; 0 = untiled; default from --max-memory")
     p.add_argument("--max-memory", default="2GB", type=_memory_budget, help="memory budget for the model's activations (e.g. 2GB, 512MB)")
-    p.add_argument("--batch-size", type=_count(1), default=None, help="tiles per model call (default from the budget)")
+    p.add_argument("--batch-size", type=at_least(1), default=None, help="tiles per model call (default from the budget)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--max-pixels", type=_count(1), default=None, help="decompression-bomb guard (default 16384^2 pixels)")
+    p.add_argument("--max-pixels", type=at_least(1), default=None, help="decompression-bomb guard (default 16384^2 pixels)")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="CPU compute precision")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
