@@ -75,6 +75,13 @@ class StudyStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+class Crowd(enum.StrEnum):
+    """The crowd platform a study is run on: which participant-ID URL parameters the app captures."""
+
+    PROLIFIC = "prolific"
+    MTURK = "mturk"
+
+
 # The file name of a stimulus in its study's ``stimuli_dir`` (the PNG bytes' hash, so names leak
 # nothing) is defined once, by the code that writes the files.
 stimulus_file_name = file_name
@@ -142,6 +149,13 @@ class Study(Base):
     stimuli_dir: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Crowd platform (:class:`Crowd`) whose participant ID every rater must bring; NULL = volunteers.
+    crowd: Mapped[str | None] = mapped_column(String(16))
+    #: Where a finished rater is sent: a URL template with ``{code}`` (and captured parameters). May hold
+    #: the platform's own completion code, so it is a credential: never shown outside the rater's browser.
+    completion_url: Mapped[str | None] = mapped_column(Text)
+    #: Raters pass a screen check and a practice with feedback before they start (NULL = no).
+    qualification: Mapped[bool | None] = mapped_column(Boolean)
 
     methods: Mapped[list[Method]] = relationship(back_populates="study", order_by="Method.id")
     sources: Mapped[list[SourceImage]] = relationship(back_populates="study", order_by="SourceImage.id")
@@ -224,9 +238,12 @@ class StimulusMetric(Base):
 
 
 class Rater(Base):
-    """A volunteer, known only by an opaque random token (``secrets.token_urlsafe``)."""
+    """A volunteer, known only by an opaque random token (``secrets.token_urlsafe``); a crowd worker also
+    by the platform's participant ID (one rater per participant ID and study: a second visit resumes)."""
 
     __tablename__ = "rater"
+    # A unique index (not a constraint): SQLite adds it without rebuilding the table.
+    __table_args__ = (Index("ix_rater_participant", "study_id", "participant_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
@@ -240,6 +257,10 @@ class Rater(Base):
     completion_code: Mapped[str | None] = mapped_column(String(32))
     #: Comma-separated :class:`QcFlag` values last recorded by :mod:`db.qc` ("" = none).
     qc_flags: Mapped[str | None] = mapped_column(Text)
+    #: The crowd platform's participant ID (Prolific ``PROLIFIC_PID``, MTurk ``workerId``); NULL = volunteer.
+    participant_id: Mapped[str | None] = mapped_column(String(64))
+    #: The other captured URL parameters (``STUDY_ID``, ``SESSION_ID``; ``assignmentId``...) as JSON.
+    crowd_params: Mapped[str | None] = mapped_column(Text)
 
     study: Mapped[Study] = relationship()
 
