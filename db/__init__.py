@@ -23,6 +23,9 @@ Typical use::
 
 from __future__ import annotations
 
+from db.crowd import MTURK_PREVIEW, Participant, check_crowd
+from db.crowd import capture as crowd_participant
+from db.crowd import platform as crowd_platform
 from db.engine import Database, open_database
 from db.errors import (
     DatabaseGone,
@@ -39,9 +42,17 @@ from db.errors import (
 from db.export import export_long_csv, export_ratings_csv, mos_table, preference_table
 from db.frames import rater_completion, rating_frames, stimulus_file_methods, study_methods
 from db.logins import LoginAttempt, login_attempt
-from db.models import MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
+from db.models import Crowd, MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
 from db.qc import current_flags, rater_qc
-from db.raters import ABANDONED_AFTER, UNSTARTED_AFTER, get_rater, start_rater
+from db.raters import (
+    ABANDONED_AFTER,
+    UNSTARTED_AFTER,
+    completion_redirect,
+    get_rater,
+    participant_rater,
+    start_rater,
+    study_outlook,
+)
 from db.ratings import next_trial, rater_state, show_trial, submit_rating
 from db.status import rating_ledger, study_status
 from db.studies import (
@@ -55,7 +66,16 @@ from db.studies import (
     register_study,
     reopen_study,
 )
-from db.views import CalibrationExample, RaterInfo, RaterState, StudyInfo, SubmitResult, TrialView, stimulus_path
+from db.views import (
+    CalibrationExample,
+    RaterInfo,
+    RaterState,
+    StudyInfo,
+    StudyOutlook,
+    SubmitResult,
+    TrialView,
+    stimulus_path,
+)
 
 __all__ = [
     "Database",
@@ -64,6 +84,16 @@ __all__ = [
     "stimulus_file_methods",
     "ABANDONED_AFTER",
     "CalibrationExample",
+    "Crowd",
+    "MTURK_PREVIEW",
+    "Participant",
+    "StudyOutlook",
+    "check_crowd",
+    "completion_redirect",
+    "crowd_participant",
+    "crowd_platform",
+    "participant_rater",
+    "study_outlook",
     "DatabaseGone",
     "DatabaseUnavailable",
     "InvalidStudy",

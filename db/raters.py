@@ -9,15 +9,17 @@ import secrets
 from collections import Counter
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db import assignment
+from db import assignment, crowd
+from db.crowd import Participant
 from db.engine import Database
 from db.errors import RatingRejected, StudyClosed, StudyFull
-from db.models import Rater, Rating, Study, StudyMode, StudyStatus, Trial, TrialMode, utcnow
+from db.models import Rater, Rating, Stimulus, Study, StudyMode, StudyStatus, Trial, TrialMode, utcnow
 from db.queries import done_count, rater_row, stimulus_methods, study_row, test_stimuli, vote_key, vote_rows
 from db.studies import min_budget
-from db.views import RaterInfo
+from db.views import RaterInfo, StudyOutlook
 
 #: A rater inactive this long (no answer, no trial shown) and not finished counts as gone: their
 #: unanswered trials stop counting as votes, so new raters get those stimuli. Nothing is deleted;
@@ -176,7 +178,8 @@ def _insert_trials(s: Session, rater_id: int, slots: list[assignment.Slot]) -> N
             t.is_repeat_of = rows[sl.repeat_of].id
 
 
-def start_rater(db: Database, study_name: str, display: str | None = None, *, seed: int | None = None) -> str:
+def start_rater(db: Database, study_name: str, display: str | None = None, *, seed: int | None = None,
+                participant: Participant | None = None) -> str:
     """Create a rater with a fresh opaque token and assign their whole trial list; returns the token.
 
     In one transaction holding the study lock: the least-voted items first (see :mod:`db.assignment`;
@@ -187,10 +190,12 @@ def start_rater(db: Database, study_name: str, display: str | None = None, *, se
     every method included, the rater's own seeded order (``seed``: random unless given, stored on the
     rater) with no two versions of one source back to back, anchor trials flagged ``is_gold``,
     ``study.repeats`` test-retest copies, at most ``trials_per_rater`` trials.
+    A crowd study (``study.crowd``) needs the platform's ``participant``; one who already has a rater in
+    this study gets that rater's token back (a second visit resumes, even once the study is full or closed).
     Raises :class:`~db.errors.UnknownStudy`, :class:`~db.errors.StudyClosed`, :class:`~db.errors.StudyFull`
     (every item has its target in answered votes, or in answered votes plus trials held by raters
     answering now: the message says which), :class:`~db.errors.RatingRejected` (a ``ValueError``)
-    for a ``display`` over 200 characters.
+    for a ``display`` over 200 characters or a crowd study without a participant.
     """
     if display is not None:
         display = str(display).strip() or None
@@ -200,17 +205,96 @@ def start_rater(db: Database, study_name: str, display: str | None = None, *, se
 
     def work(s: Session) -> str:
         st = study_row(s, study_name, lock=True)  # serialises assignment per study on PostgreSQL
+        if participant is not None:
+            known = _participant_token(s, st.id, participant.participant_id)
+            if known is not None:
+                return known
+        elif st.crowd:
+            raise RatingRejected(f"this study takes participants from {crowd.platform(st.crowd).label} only: "
+                                 "please open it from there")
         if st.status != StudyStatus.OPEN:
             raise StudyClosed(f"study {study_name!r} is closed and takes no new raters")
         slots = _choose_slots(s, st, rater_seed)
         token = secrets.token_urlsafe(24)
         rater = Rater(study_id=st.id, token=token, display=display, seed=rater_seed, n_trials=len(slots))
+        if participant is not None and st.crowd:
+            rater.participant_id, rater.crowd_params = participant.participant_id, participant.params_json()
         s.add(rater)
         s.flush()
         _insert_trials(s, rater.id, slots)
         return token
 
-    return db.run(work, write=True)
+    try:
+        return db.run(work, write=True)
+    except IntegrityError:  # the same participant started at once in another tab and won the race
+        if participant is None:
+            raise
+        token = participant_rater(db, study_name, participant.participant_id)
+        if token is None:
+            raise
+        return token
+
+
+def _participant_token(s: Session, study_id: int, participant_id: str) -> str | None:
+    return s.scalar(select(Rater.token).where(Rater.study_id == study_id, Rater.participant_id == participant_id))
+
+
+def participant_rater(db: Database, study_name: str, participant_id: str) -> str | None:
+    """The token of the rater of ``study_name`` with this crowd participant ID, or None."""
+    return db.run(lambda s: _participant_token(s, study_row(s, study_name).id, participant_id))
+
+
+#: Assumed answer times for the consent page's estimate (s), until the study has answers to measure.
+SECONDS_PER_TRIAL = {TrialMode.ACR: 8.0, TrialMode.PAIR: 10.0}
+
+
+def study_outlook(db: Database, study_name: str) -> StudyOutlook:
+    """What a new rater of ``study_name`` would face now (a read; nothing is assigned or stored): whether the
+    study takes raters (``open`` | ``closed`` | ``full``), the trials of the list they would get, the
+    median answer time so far (or :data:`SECONDS_PER_TRIAL`), and the largest stimulus. Raises
+    :class:`~db.errors.UnknownStudy`."""
+
+    def work(s: Session) -> StudyOutlook:
+        st = study_row(s, study_name)
+        per_mode, status, retry = Counter(), StudyStatus(st.status).value, None
+        if st.status == StudyStatus.OPEN:
+            try:
+                per_mode = Counter(sl.item.mode for sl in _choose_slots(s, st, 0))
+            except StudyFull:
+                status = "full"
+                released = vote_counts(s, st.id).released_at
+                if released is not None:
+                    retry = max(1, math.ceil((released - utcnow()).total_seconds() / 60))
+        seconds = {}
+        for mode in StudyMode(st.mode).trial_modes:
+            times = sorted(s.scalars(
+                select(Rating.response_ms).join(Trial, Rating.trial_id == Trial.id).join(Rater, Rating.rater_id == Rater.id)
+                .where(Rater.study_id == st.id, Trial.mode == mode, Rating.response_ms.is_not(None)).limit(2000)))
+            seconds[mode] = times[len(times) // 2] / 1000 if len(times) >= 20 else SECONDS_PER_TRIAL[mode]
+        widths, heights = zip(*[(w, h) for w, h in s.execute(select(Stimulus.width, Stimulus.height)
+                                                             .where(Stimulus.study_id == st.id))] or [(0, 0)])
+        return StudyOutlook(status, retry, StudyMode(st.mode), dict(per_mode), seconds, max(widths), max(heights))
+
+    return db.run(work)
+
+
+def completion_redirect(db: Database, token: str) -> str | None:
+    """Where the finished rater ``token`` is sent: their study's completion URL template filled with their
+    completion code and captured parameters; None before completion or without a template.
+    The result is a credential: give it to that rater's browser only, never log it."""
+
+    def work(s: Session) -> str | None:
+        row = s.execute(
+            select(Rater.completion_code, Rater.completed_at, Rater.participant_id, Rater.crowd_params,
+                   Study.completion_url, Study.crowd)
+            .join(Study, Rater.study_id == Study.id).where(Rater.token == token)
+        ).first()
+        if row is None or row.completed_at is None or not row.completion_url:
+            return None
+        return crowd.completion_url(row.completion_url, row.completion_code, row.participant_id, row.crowd_params,
+                                    row.crowd)
+
+    return db.run(work)
 
 
 def get_rater(db: Database, token: str) -> RaterInfo:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db.crowd import check_crowd
 from db.engine import Database
 from db.errors import InvalidStudy, StudyExists
 from db.models import (
@@ -168,15 +169,21 @@ def register_study(
     repeats: int = 2,
     seed: int = 0,
     crop: int | None = None,
+    crowd: str | None = None,
+    completion_url: str | None = None,
+    qualification: bool = False,
 ) -> StudyInfo:
     """Store a new study (one transaction). Used by ``pipelines.prepare_study``; files must exist.
 
     Checks: mode; exactly one ``low_anchor`` and one ``high_anchor`` method; at least 2 test sources;
     every test source has a stimulus of every method; calibration sources have both anchors; the cap
-    leaves room for every method (ACR) plus the repeats. Raises :class:`~db.errors.InvalidStudy` (a
+    leaves room for every method (ACR) plus the repeats; ``crowd`` (``prolific`` | ``mturk``: whose participant
+    ID every rater brings) and the ``completion_url`` template (:func:`db.crowd.check_crowd`); ``qualification``:
+    raters pass a screen check and a practice with feedback before they start. Raises :class:`~db.errors.InvalidStudy` (a
     ``ValueError``) or :class:`~db.errors.StudyExists`.
     """
     _check_study(mode, votes_per_stimulus, stimuli_dir, methods, sources, stimuli, trials_per_rater, repeats)
+    check_crowd(crowd, completion_url)
 
     def work(s: Session) -> StudyInfo:
         study = Study(
@@ -184,6 +191,7 @@ def register_study(
             votes_per_stimulus=int(votes_per_stimulus), trials_per_rater=trials_per_rater,
             break_every=int(break_every), repeats=int(repeats), seed=int(seed), crop=crop,
             stimuli_dir=str(Path(stimuli_dir).resolve()),
+            crowd=crowd or None, completion_url=completion_url or None, qualification=bool(qualification),
         )
         return _insert_study(s, study, methods, sources, stimuli)
 

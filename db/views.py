@@ -31,6 +31,9 @@ class StudyInfo:
     repeats: int  # test-retest repeats per rater
     crop: int | None  # HR crop size in px (None: whole images)
     stimuli_dir: str  # absolute folder of the stimulus files
+    crowd: str | None = None  # "prolific" | "mturk": whose participant ID raters bring; None = volunteers
+    qualification: bool = False  # a screen check and a practice with feedback before a rater starts
+    #: (The completion URL template is deliberately absent: it may hold the platform's completion code.)
 
     @classmethod
     def of(cls, st: Study) -> StudyInfo:
@@ -46,7 +49,31 @@ class StudyInfo:
             repeats=st.repeats,
             crop=st.crop,
             stimuli_dir=st.stimuli_dir,
+            crowd=st.crowd,
+            qualification=bool(st.qualification),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyOutlook:
+    """What a new rater would face (:func:`db.raters.study_outlook`), for the consent page."""
+
+    status: str  # "open" | "closed" | "full" (every stimulus has its votes, or the rest are held)
+    retry_minutes: int | None  # full only because raters rating now hold the rest: when some may free up
+    mode: StudyMode
+    trials: dict  # TrialMode -> trials of a new rater's list (repeats included); empty unless open
+    seconds_per_trial: dict  # TrialMode -> median answer time so far (s), or an assumed one
+    max_width: int  # largest stimulus, px
+    max_height: int
+
+    @property
+    def n_trials(self) -> int:
+        return sum(self.trials.values())
+
+    @property
+    def minutes(self) -> int:
+        """Rough minutes for the whole list."""
+        return max(1, round(sum(n * self.seconds_per_trial.get(m, 10.0) for m, n in self.trials.items()) / 60))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,6 +65,12 @@ class StudySpec:
     tile: int | None = None  # tile size of model inference
     metrics: tuple[str, ...] = stimulus_set.DEFAULT_METRICS
     progress: bool = True  # a progress bar on standard error
+    crowd: str | None = None  # "prolific" | "mturk": the platform whose participant-ID URL parameters are kept
+    #: Completion redirect URL template (``{code}``: the rater's completion code); may hold the platform's
+    #: own completion code, so it is kept out of the repr (logs).
+    completion_url: str | None = dataclasses.field(default=None, repr=False)
+    #: Screen check and practice with feedback before a rater starts; None: on for crowd studies.
+    qualification: bool | None = None
 
 
 def default_stimuli_dir(db_url: str) -> Path:
@@ -96,6 +102,16 @@ def _checked_plan(spec: StudySpec, log) -> stimulus_set.Plan:
     for anchor in plan.added_anchors:
         log(f"note: adding the hidden anchor method {anchor!r} (the MOS scale is calibrated on it)")
     return plan
+
+
+def _check_crowd_options(spec: StudySpec) -> None:
+    """--crowd / --completion-url, checked before any work; raises :class:`RegistrationFailed`."""
+    from db import InvalidStudy, check_crowd
+
+    try:
+        check_crowd(spec.crowd, spec.completion_url)
+    except InvalidStudy as e:
+        raise RegistrationFailed(f"cannot register study {spec.name!r}: {e}") from None
 
 
 def _stimuli_dir(spec: StudySpec) -> Path:
@@ -138,6 +154,9 @@ def _register(db, spec: StudySpec, plan: stimulus_set.Plan, made: stimulus_set.S
             break_every=spec.break_every,
             repeats=spec.repeats,
             seed=spec.seed,
+            crowd=spec.crowd,
+            completion_url=spec.completion_url,
+            qualification=bool(spec.crowd) if spec.qualification is None else spec.qualification,
         )
     except ValueError as e:
         raise RegistrationFailed(f"cannot register study {spec.name!r}: {e}") from None
@@ -192,6 +211,7 @@ def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
 
     log = log or _stderr
     started = time.time()
+    _check_crowd_options(spec)
     plan = _checked_plan(spec, log)
     stim_dir = _stimuli_dir(spec)
     db = open_database(spec.db_url)

@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
                    help="metric stored per stimulus (repeat; psnr and ssim are always stored)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--crowd", choices=("prolific", "mturk"),
+                   help="crowd platform: its participant-ID URL parameters are kept with each rater")
+    p.add_argument("--completion-url", metavar="TEMPLATE",
+                   help="send finished raters here; {code} = their completion code "
+                        "(e.g. https://app.prolific.com/submissions/complete?cc={code})")
+    p.add_argument("--qualification", action=argparse.BooleanOptionalAction, default=None,
+                   help="screen check and practice with feedback before rating (default: on with --crowd)")
     return p
 
 
@@ -75,6 +82,7 @@ def spec_of(a) -> StudySpec:
         crop=a.crop, calibration_images=a.calibration_images, calibration=tuple(a.calibration),
         trials_per_rater=a.trials_per_rater, break_every=a.break_every, repeats=a.repeats, seed=a.seed,
         max_images=a.max_images, tile=a.tile, metrics=tuple(a.metric) or DEFAULT_METRICS, progress=not a.no_progress,
+        crowd=a.crowd, completion_url=a.completion_url, qualification=a.qualification,
     )
 
 
