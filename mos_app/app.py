@@ -4,9 +4,15 @@ For volunteers add ``--client.toolbarMode minimal`` (hides Streamlit's developer
 is a separate app (``streamlit run mos_app/admin.py``), so raters see no navigation at all.
 
 Flow (the SRGAN MOS protocol, Ledig et al. 2017 Sec. 3.4, on the ITU-T P.910 ACR scale):
-consent and instructions -> calibration (nearest neighbour shown as 1 "bad", HR as 5 "excellent", on
-images that are not in the test) -> trials (ACR: one image scored 1..5; pair: A / B / no preference)
--> thank-you with a completion code.
+consent and instructions (what this study's mode asks, how many answers and minutes; a closed or full study
+says so instead, before any consent) -> calibration (nearest neighbour shown as 1 "bad", HR as 5 "excellent",
+on images that are not in the test) -> trials (ACR: one image scored 1..5; pair: A / B / no preference)
+-> thank-you with a completion code. A study with ``qualification`` on puts a screen check and a practice
+with feedback (:mod:`mos_app.qualify`) between the consent and the rater's creation.
+
+Crowd studies (``study.crowd``, :mod:`db.crowd`): the platform's participant ID comes in the URL
+(``PROLIFIC_PID``...); a second visit with it resumes the same rater; the finished rater is sent to the
+study's completion URL with their code (:func:`db.completion_redirect`, shown to that rater only).
 
 The rater's opaque token lives in the URL (``?r=TOKEN``): a refresh or a later visit resumes where the rater
 stopped; the data layer stores at most one rating per trial, so double clicks never double-count. The
@@ -42,23 +48,30 @@ if _ROOT not in sys.path:  # `streamlit run mos_app/app.py` puts mos_app/, not t
 import streamlit as st  # noqa: E402
 
 from db import (  # noqa: E402
+    MTURK_PREVIEW,
     MosError,
     PairChoice,
     RatingRejected,
+    StudyClosed,
+    StudyFull,
     StudyStatus,
     TrialMode,
     UnknownRater,
     UnknownStudy,
-    calibration_examples,
+    completion_redirect,
+    crowd_participant,
+    crowd_platform,
     get_rater,
     get_study,
     list_studies,
+    participant_rater,
     rater_state,
     show_trial,
     start_rater,
+    study_outlook,
     submit_rating,
 )
-from mos_app import components  # noqa: E402
+from mos_app import components, consent, qualify  # noqa: E402
 from mos_app.state import (  # noqa: E402
     STUDY_ENV,
     ConfigError,
@@ -79,6 +92,7 @@ TEXT_WIDTH = 860  # CSS px: readable line length for text; images get the full p
 TOKEN_PARAM = "r"
 STUDY_PARAM = "study"
 TOKEN_COOKIE_DAYS = 30  # how long a browser remembers its unfinished rater
+REDIRECT_DELAY_MS = 3000  # the thank-you page stays this long before the completion redirect
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -146,10 +160,7 @@ def _pick_study(db) -> str | None:
         except UnknownStudy:
             st.error("This study link is not valid. Please check the link you were given.")
             return None
-        if info.status != StudyStatus.OPEN:
-            st.info("This study has closed. Thank you for your interest!")
-            return None
-        return info.name
+        return info.name  # closed: a returning crowd participant still resumes; others read why (consent_page)
     open_ = [s for s in list_studies(db) if s.status == StudyStatus.OPEN]
     if len(open_) == 1:
         return open_[0].name
@@ -168,82 +179,110 @@ def _start_over() -> None:
 
 
 # --------------------------------------------------------------------------------------------------- pages
-def consent_page(db) -> None:
+def _crowd_entry(db, study) -> tuple[bool, object]:
+    """(go on, participant) for a crowd study: a returning participant resumes their rater (rerun); a link
+    without the participant ID, an MTurk preview or a malformed ID gets a plain message (go on = False)."""
+    plat = crowd_platform(study.crowd)
+    query = {k: query_param(k) for k in st.query_params}
+    try:
+        participant = crowd_participant(study.crowd, query)
+    except RatingRejected as err:
+        st.info(str(err))
+        return False, None
+    if participant is None:
+        st.info(consent.mturk_preview_text() if query.get("assignmentId") == MTURK_PREVIEW
+                else consent.missing_participant_text(plat.label))
+        return False, None
+    token = participant_rater(db, study.name, participant.participant_id)
+    if token is not None:  # a second visit: the same rater continues
+        st.query_params[TOKEN_PARAM] = token
+        st.rerun()
+    return True, participant
+
+
+def consent_page(db, viewport) -> None:
     study_name = _pick_study(db)
     if study_name is None:
         return
-    token = remembered_rater(db, study_name)
-    if token is not None:  # Back from the study, or a new visit without ?r=: this browser's rater continues
-        st.query_params[TOKEN_PARAM] = token
-        st.rerun()
     study = get_study(db, study_name)
+    plat = crowd_platform(study.crowd)
+    participant = None
+    if plat is not None:
+        go_on, participant = _crowd_entry(db, study)
+        if not go_on:
+            return
+    else:
+        token = remembered_rater(db, study_name)
+        if token is not None:  # Back from the study, or a new visit without ?r=: this browser's rater continues
+            st.query_params[TOKEN_PARAM] = token
+            st.rerun()
+    outlook = study_outlook(db, study_name)
+    label = plat.label if plat else None
+    if outlook.status != "open":  # plain words before any consent: closed or full
+        with narrow():
+            st.title("Image quality study")
+            st.info(consent.unavailable_text(outlook, label))
+        return
+    q = st.session_state.get("qualify")
+    if study.qualification and q is not None and q.get("study") == study.name:
+        qualify.qualification_page(db, study, outlook, label, viewport,
+                                   lambda: _start_rater(db, study.name, q.get("display"), participant))
+        return
     with narrow():
-        _consent_text(db, study)
+        _consent_text(db, study, outlook, label, participant)
 
 
-def _consent_text(db, study) -> None:
+def _consent_text(db, study, outlook, platform_label, participant) -> None:
     st.title("Image quality study")
-    st.markdown(
-        """
-Thank you for helping us! You will see a series of photographs and judge their **visual quality**.
-
-**What you will do**
-- First you see two *calibration* examples: one of the worst quality you will meet (a **1, "bad"**)
-  and one of the best (a **5, "excellent"**).
-- Then, for each image, choose a score from **1 (bad)** to **5 (excellent)** — or, when two versions
-  of a picture are shown side by side, pick the one that looks **better** (A or B), or *no preference*.
-- Judge the image as a whole; there are no right or wrong answers. Take your time, but go with your
-  first impression. Short breaks are offered along the way.
-
-**Viewing conditions** — images are shown at their true size (one image pixel per screen pixel).
-Please use a computer screen, keep the browser zoom at 100 % and make the window large (full screen, F11).
-
-**Your data** — we store only your answers, response times, your window size and pixel ratio, and the
-optional display type below, under a random code. No name, e-mail or IP address is recorded. You may stop
-at any time; the link in your address bar lets you continue later.
-"""
-    )
-    if study.trials_per_rater:
-        minutes = max(1, round(study.trials_per_rater * 8 / 60))  # ~8 s per answer
-        st.caption(f"The study has about {study.trials_per_rater} images and takes roughly "
-                   f"{minutes} minute{'s' if minutes > 1 else ''}.")
+    st.markdown(consent.consent_markdown(study.mode, study.qualification, platform_label))
+    st.markdown(consent.length_line(outlook, study.qualification))
     display = st.selectbox(
         "Optional: what kind of screen are you using?", DISPLAY_CHOICES, index=0,
         format_func=lambda s: s or "Prefer not to say", key="display",
     )
     agreed = st.checkbox("I have read the above and agree to take part.", key="consent")
-    st.button("Start", type="primary", disabled=not agreed, key="start",
-              on_click=_start_rater, args=(db, study.name, display or None))
+    if study.qualification:
+        st.button("Start", type="primary", disabled=not agreed, key="start", on_click=_begin_qualification,
+                  args=(study.name, display or None))
+    else:
+        st.button("Start", type="primary", disabled=not agreed, key="start",
+                  on_click=_start_rater, args=(db, study.name, display or None, participant))
+
+
+def _begin_qualification(study_name: str, display: str | None) -> None:
+    st.session_state["qualify"] = {"study": study_name, "display": display, "step": qualify.STEP_SCREEN}
+
+
+#: What a rater reads when the study filled up or closed between the consent and Start (no internal name).
+STARTED_TOO_LATE = {
+    StudyFull: "Sorry — the study filled up while you were reading, so it takes no new participants now. "
+               "Thank you for your interest!",
+    StudyClosed: "Sorry — the study closed while you were reading. Thank you for your interest!",
+}
 
 
 @guarded(_flash_error)
-def _start_rater(db, study_name: str, display: str | None) -> None:
+def _start_rater(db, study_name: str, display: str | None, participant=None) -> None:
     if query_param(TOKEN_PARAM):  # a second click while the first one is being processed
         return
     try:
-        token = start_rater(db, study_name, display=display)
-    except MosError as err:  # closed, full or gone meanwhile
+        token = start_rater(db, study_name, display=display, participant=participant)
+    except (StudyFull, StudyClosed) as err:  # meanwhile
+        _flash("warning", STARTED_TOO_LATE[type(err)])
+        st.session_state.pop("qualify", None)
+        return
+    except MosError as err:
         _flash("error", user_message(err))
         return
     st.query_params[TOKEN_PARAM] = token
-    st.session_state["calibrated"] = False
+    # The qualification showed the examples already; the volunteer flow shows them now.
+    st.session_state["calibrated"] = st.session_state.pop("qualify", None) is not None
 
 
 def calibration_page(db, rater, viewport) -> None:
-    with narrow():
-        st.title("Calibration")
-        st.markdown(
-            "These two examples show the **range** of quality you will see. They are not part of the test. "
-            "Use them as anchors: the first is a **1 (bad)**, the second a **5 (excellent)**."
-        )
-    examples = sorted(calibration_examples(db, rater.study_name), key=lambda e: (e.source_index, e.score))
-    for i, ex in enumerate(examples):
-        st.subheader(f"Example {i + 1}: this is a {ex.score} — “{ex.label}”")
-        components.show_images([str(ex.image_path)], None, viewport, marker=f"calibration-{i}")
-    if not examples:
-        st.info("No calibration examples are configured for this study.")
-    st.button("I understand — start rating", type="primary", key="calibrated_btn",
-              on_click=lambda: st.session_state.__setitem__("calibrated", True))
+    mode = get_study(db, rater.study_name).mode
+    qualify.show_examples(db, rater.study_name, mode, viewport, "I understand — start rating",
+                          lambda: st.session_state.__setitem__("calibrated", True))
 
 
 def break_page(done: int, total: int) -> None:
@@ -262,18 +301,23 @@ def _break_text(done: int, total: int) -> None:
               on_click=lambda: st.session_state.__setitem__("break_ack", done))
 
 
-def thank_you_page(rater) -> None:
+def thank_you_page(rater, redirect_to: str | None = None) -> None:
     with narrow():
-        _thank_you_text(rater)
+        _thank_you_text(rater, redirect_to)
 
 
-def _thank_you_text(rater) -> None:
+def _thank_you_text(rater, redirect_to: str | None) -> None:
     st.title("Thank you!")
     st.success("You have completed the study. Your answers are saved.")
     if rater.completion_code:
         st.markdown("Your completion code (copy it if you were asked to report it):")
         st.code(rater.completion_code, language=None)
-    st.markdown("You can close this page now.")
+    if redirect_to:  # the crowd platform's completion page, with this rater's code: shown to them only
+        st.markdown("You will be taken back in a few seconds. If nothing happens, press the button.")
+        st.link_button("Complete my submission", redirect_to, type="primary")
+        components.redirect(redirect_to, delay_ms=REDIRECT_DELAY_MS)
+    else:
+        st.markdown("You can close this page now.")
 
 
 def unknown_rater_page() -> None:
@@ -371,11 +415,11 @@ def page(viewport) -> None:
     token = query_param(TOKEN_PARAM)
     if token is None:
         _show_flash()
-        consent_page(db)
+        consent_page(db, viewport)
         return
     finished = _completed_by_last_answer(token)
     if finished is not None:
-        thank_you_page(finished)
+        thank_you_page(finished, completion_redirect(db, token))
         return
     try:
         state = rater_state(db, token)  # the one read of this answer
@@ -384,7 +428,7 @@ def page(viewport) -> None:
         return
     rater = state.rater
     if rater.completed or state.trial is None:
-        thank_you_page(rater)
+        thank_you_page(rater, completion_redirect(db, token))
         return
     remember_rater(rater)
     if state.status != StudyStatus.OPEN:

@@ -205,3 +205,70 @@ def show_images(paths: list[str], captions: list[str] | None, viewport: Viewport
     if warning:
         st.warning(warning, icon="↔️")
     st.html(scroll_box("".join(tags), marker, server_ms))
+
+
+# ------------------------------------------------------------------------- qualification and crowd hand-off
+_SCREEN_JS = """
+export default function(component) {
+  const { setStateValue } = component;
+  let last = "";
+  const report = () => {
+    const v = {w: window.innerWidth, h: window.innerHeight, dpr: window.devicePixelRatio || 1,
+               sw: screen.availWidth || screen.width, sh: screen.availHeight || screen.height};
+    const s = JSON.stringify(v);
+    if (s !== last) { last = s; setStateValue('screen', v); }
+  };
+  report();
+  window.addEventListener('resize', report);  // a larger window or another zoom level: checked again
+  return () => window.removeEventListener('resize', report);
+}
+"""
+_screen_probe = st.components.v2.component("srkeras_screen_probe", js=_SCREEN_JS)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """The browser window (``width`` x ``height``) and the screen's available area (``screen_w`` x
+    ``screen_h``), CSS px, and the device pixel ratio (screen scaling times browser zoom)."""
+
+    width: int
+    height: int
+    dpr: float
+    screen_w: int
+    screen_h: int
+
+
+def capture_screen(key: str = "screen_probe") -> Screen | None:
+    """Mount the screen probe; the last report, or None before the first one (or a malformed one)."""
+    result = _screen_probe(key=key, default={"screen": None}, on_screen_change=lambda: None, height=0)
+    v = getattr(result, "screen", None)
+    if not isinstance(v, dict):
+        return None
+    try:
+        s = Screen(int(v["w"]), int(v["h"]), float(v.get("dpr") or 1.0), int(v["sw"]), int(v["sh"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return s if 0.25 <= s.dpr <= 8 and min(s.width, s.height, s.screen_w, s.screen_h) > 0 else None
+
+
+def needed_css(widths: list[int], height: int, dpr: float) -> tuple[float, float]:
+    """CSS px a window needs to show images of ``widths`` side by side (and ``height``) at 1:1 device pixels,
+    page margins included (as :func:`fit_warning` counts them)."""
+    return (sum(w / dpr for w in widths) + PAIR_GAP * (len(widths) - 1) + PAGE_MARGIN_W,
+            height / dpr + PAGE_MARGIN_H)
+
+
+_REDIRECT_JS = """
+export default function(component) {
+  const d = component.data;
+  if (!d || !d.url) { return; }
+  const t = setTimeout(() => window.location.assign(d.url), d.delayMs || 0);
+  return () => clearTimeout(t);
+}
+"""
+_redirect = st.components.v2.component("srkeras_redirect", js=_REDIRECT_JS)
+
+
+def redirect(url: str, delay_ms: int = 0, key: str = "redirect") -> None:
+    """Send this browser to ``url`` after ``delay_ms`` (the crowd platform's completion page)."""
+    _redirect(key=key, data={"url": url, "delayMs": int(delay_ms)}, height=0)

@@ -232,7 +232,8 @@ def test_pair_trial_submission(app, make_study, db_url):
 def test_page_reads_its_state_once_per_answer(app, make_study, db_url, monkeypatch):
     """Per Submit: the answer (a write), one read of the rater's state (``rater_state``), the next trial's
     first display (a write); the answer that completes the rater shows the thank-you page from its
-    SubmitResult without reading (its transactions are the answer and the recording of the QC flags)."""
+    SubmitResult without reading its state (its transactions are the answer, the recording of the QC flags and
+    the one look-up of the study's completion redirect)."""
     import db
 
     make_study(db_url, mode="both", trials_per_rater=6, repeats=1)
@@ -251,7 +252,8 @@ def test_page_reads_its_state_once_per_answer(app, make_study, db_url, monkeypat
         per_answer.append(list(calls))
     assert at.title[0].value == "Thank you!" and at.code[0].value
     assert per_answer[:-1] == [["write", "rater_state", "read", "write"]] * (len(per_answer) - 1), per_answer
-    assert per_answer[-1] == ["write", "read", "write"], per_answer  # answer, QC flags screened and recorded
+    # answer, QC flags screened and recorded, completion redirect looked up
+    assert per_answer[-1] == ["write", "read", "write", "read"], per_answer
 
 
 def test_break_prompt_every_n_trials(app, make_study, db_url):
@@ -342,6 +344,7 @@ def test_closed_study(app, make_study, db_url):
 
 
 def test_full_study_turns_new_raters_away(app, make_study, db_url):
+    """A full study says so in plain words BEFORE the consent (no consent form, no red error, no internal name)."""
     study = make_study(db_url, votes_per_stimulus=1, repeats=0)
     db = open_database(db_url)
     try:
@@ -351,11 +354,9 @@ def test_full_study_turns_new_raters_away(app, make_study, db_url):
     finally:
         db.close()
     at = _ok(app(db_url))
-    at.checkbox(key="consent").check().run()
-    at.button(key="start").click().run()
-    _ok(at)
-    assert "no more raters are needed" in at.error[0].value
-    assert "r" not in at.query_params and at.button(key="start") is not None
+    assert "This study is full" in at.info[0].value
+    assert study.name not in page_text(at) and not at.error
+    assert not at.checkbox and not at.button and "r" not in at.query_params
 
 
 def test_study_chosen_by_query_param(app, make_study, db_url):
