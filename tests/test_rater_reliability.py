@@ -203,9 +203,8 @@ def test_unstarted_lists_do_not_exhaust_the_study(app, make_study, db_url):
 
     # A rater who has answered keeps their items for ABANDONED_AFTER, not the short window.
     _age(db_url, [rater], UNSTARTED_AFTER + dt.timedelta(minutes=5))
-    at = _ok(app(db_url))
-    at.checkbox(key="consent").check().run()
-    at.button(key="start").click().run()
-    assert "held by raters rating now; try again later" in at.error[0].value
+    at = _ok(app(db_url))  # told before the consent, in plain words, when places may free up
+    assert "every remaining place is taken by people taking part right now" in at.info[0].value
+    assert "try again later" in at.info[0].value and not at.checkbox and not at.error
     # The unstarted rater can still come back and continue their own list.
     assert _ok(app(db_url, r=back_presser)).title[0].value == "Calibration"
