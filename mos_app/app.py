@@ -234,7 +234,7 @@ def consent_page(db, viewport) -> None:
 
 def _consent_text(db, study, outlook, platform_label, participant) -> None:
     st.title("Image quality study")
-    st.markdown(consent.consent_markdown(study.mode, study.qualification, platform_label))
+    st.markdown(consent.consent_markdown(study.mode, study.qualification, platform_label, study.break_every > 0))
     st.markdown(consent.length_line(outlook, study.qualification))
     display = st.selectbox(
         "Optional: what kind of screen are you using?", DISPLAY_CHOICES, index=0,

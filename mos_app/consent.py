@@ -41,7 +41,7 @@ def length_line(outlook: StudyOutlook, qualification: bool) -> str:
             " at the start.")
 
 
-def consent_markdown(mode: StudyMode, qualification: bool, platform_label: str | None) -> str:
+def consent_markdown(mode: StudyMode, qualification: bool, platform_label: str | None, breaks: bool = True) -> str:
     """The consent and instructions of a study of ``mode``: an ACR-only study never mentions pair choices and a
     pair-only study never mentions scores; ``platform_label`` (e.g. "Prolific") adds what is kept from its link."""
     mode = StudyMode(mode)
@@ -62,7 +62,7 @@ Thank you for helping us! You will see a series of photographs and judge their *
 {first}
 {task}
 - Judge the image as a whole; there are no right or wrong answers. Take your time, but go with your
-  first impression. Short breaks are offered along the way.
+  first impression.{" Short breaks are offered along the way." if breaks else ""}
 
 **Viewing conditions** — images are shown at their true size (one image pixel per screen pixel).
 Please use a computer screen, keep the browser zoom at 100 % and make the window large (full screen, F11).
