@@ -48,7 +48,7 @@ def consent_markdown(mode: StudyMode, qualification: bool, platform_label: str |
     task = {StudyMode.ACR: _ACR_TASK, StudyMode.PAIR: _PAIR_TASK, StudyMode.BOTH: _BOTH_TASK}[mode]
     anchors = _ANCHORS[StudyMode.PAIR if mode == StudyMode.PAIR else StudyMode.ACR]
     first = ("- First we check that your screen can show the images at their true size, show you two *examples* "
-             f"({anchors}), and let you try a few *practice* questions with feedback (not part of the results)."
+             f"— {anchors} — and let you try a few *practice* questions with feedback (not part of the results)."
              if qualification else f"- First you see two *examples*: {anchors}.")
     crowd = (f" From the {platform_label} link we also keep your {platform_label} ID and the other IDs it carries "
              "(study, session or assignment), only to match your answers to your submission." if platform_label else "")
