@@ -258,3 +258,52 @@ def test_practice_gives_feedback_and_stores_nothing(app, make_study, db_url):
     assert at.query_params["r"] == token and pid == PROLIFIC["PROLIFIC_PID"]
     assert at.radio and at.title.len == 0  # straight to the first trial: the examples were shown already
     assert _n_ratings(db_url) == 0
+
+
+# ---------------------------------------------------------------------------------------------- storage
+def test_concurrent_starts_of_one_participant_make_one_rater(make_study, db_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    study = make_study(db_url, crowd="prolific")
+    participant = crowd_participant("prolific", PROLIFIC)
+    db = open_database(db_url)
+    try:
+        with ThreadPoolExecutor(4) as ex:
+            tokens = list(ex.map(lambda _: start_rater(db, study.name, participant=participant), range(4)))
+    finally:
+        db.close()
+    assert len(set(tokens)) == 1 and [r[0] for r in _raters(db_url)] == tokens[:1]
+
+
+def test_migration_keeps_existing_studies_and_raters(make_study, sqlite_url):
+    """A database before 0005_crowd with a study and a rater, upgraded: both unchanged, volunteers with no
+    crowd settings."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, inspect, text
+
+    from db.engine import alembic_config, head_revision, upgrade
+
+    before = ScriptDirectory.from_config(alembic_config()).get_revision("0005_crowd").down_revision
+
+    study = make_study(sqlite_url, name="old")
+    token = _with_db(sqlite_url, lambda db: start_rater(db, study.name))
+    engine = create_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), before)
+            assert "participant_id" not in {c["name"] for c in inspect(conn).get_columns("rater")}
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
+    finally:
+        engine.dispose()
+
+    def read(db):
+        from db import get_study
+
+        return get_study(db, "old"), get_rater(db, token)
+
+    info, rater = _with_db(sqlite_url, read)
+    assert (info.crowd, info.qualification) == (None, False) and rater.total > 0 and not rater.completed
+    assert _raters(sqlite_url) == [(token, None, None)]
