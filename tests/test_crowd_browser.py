@@ -70,6 +70,7 @@ def _wait_trial(page, previous: int | None) -> None:
 def _answer(page, tid: int) -> None:
     form = page.locator("[data-testid='stForm']", has=page.locator(f".st-key-answer_{tid}"))
     form.get_by_role("radiogroup").get_by_text("4 – Good", exact=True).click()
+    sync_api.expect(form.get_by_role("radio", name="4 – Good", exact=True)).to_be_checked()
     form.get_by_role("button", name="Submit").click()
     _wait_trial(page, tid)
 
