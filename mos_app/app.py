@@ -149,8 +149,8 @@ def remembered_rater(db, study_name: str) -> str | None:
     return None
 
 
-def _pick_study(db) -> str | None:
-    """The study a new rater joins; shows the reason and returns None when there is none."""
+def _pick_study(db):
+    """The :class:`db.StudyInfo` a new rater joins; shows the reason and returns None when there is none."""
     import os
 
     wanted = query_param(STUDY_PARAM) or os.environ.get(STUDY_ENV, "").strip() or None
@@ -160,10 +160,10 @@ def _pick_study(db) -> str | None:
         except UnknownStudy:
             st.error("This study link is not valid. Please check the link you were given.")
             return None
-        return info.name  # closed: a returning crowd participant still resumes; others read why (consent_page)
+        return info  # closed: a returning crowd participant still resumes; others read why (consent_page)
     open_ = [s for s in list_studies(db) if s.status == StudyStatus.OPEN]
     if len(open_) == 1:
-        return open_[0].name
+        return open_[0]
     if not open_:
         st.info("No study is open at the moment. Thank you for your interest!")
     else:
@@ -187,11 +187,14 @@ def _crowd_entry(db, study) -> tuple[bool, object]:
     try:
         participant = crowd_participant(study.crowd, query)
     except RatingRejected as err:
-        st.info(str(err))
-        return False, None
+        participant, refusal = None, str(err)
+    else:
+        refusal = (consent.mturk_preview_text() if query.get("assignmentId") == MTURK_PREVIEW
+                   else consent.missing_participant_text(plat.label))
     if participant is None:
-        st.info(consent.mturk_preview_text() if query.get("assignmentId") == MTURK_PREVIEW
-                else consent.missing_participant_text(plat.label))
+        with narrow():
+            st.title("Image quality study")
+            st.info(refusal)
         return False, None
     token = participant_rater(db, study.name, participant.participant_id)
     if token is not None:  # a second visit: the same rater continues
@@ -201,10 +204,10 @@ def _crowd_entry(db, study) -> tuple[bool, object]:
 
 
 def consent_page(db, viewport) -> None:
-    study_name = _pick_study(db)
-    if study_name is None:
+    study = _pick_study(db)
+    if study is None:
         return
-    study = get_study(db, study_name)
+    study_name = study.name
     plat = crowd_platform(study.crowd)
     participant = None
     if plat is not None:
@@ -253,14 +256,6 @@ def _begin_qualification(study_name: str, display: str | None) -> None:
     st.session_state["qualify"] = {"study": study_name, "display": display, "step": qualify.STEP_SCREEN}
 
 
-#: What a rater reads when the study filled up or closed between the consent and Start (no internal name).
-STARTED_TOO_LATE = {
-    StudyFull: "Sorry — the study filled up while you were reading, so it takes no new participants now. "
-               "Thank you for your interest!",
-    StudyClosed: "Sorry — the study closed while you were reading. Thank you for your interest!",
-}
-
-
 @guarded(_flash_error)
 def _start_rater(db, study_name: str, display: str | None, participant=None) -> None:
     if query_param(TOKEN_PARAM):  # a second click while the first one is being processed
@@ -268,7 +263,7 @@ def _start_rater(db, study_name: str, display: str | None, participant=None) -> 
     try:
         token = start_rater(db, study_name, display=display, participant=participant)
     except (StudyFull, StudyClosed) as err:  # meanwhile
-        _flash("warning", STARTED_TOO_LATE[type(err)])
+        _flash("warning", consent.STARTED_TOO_LATE[type(err)])
         st.session_state.pop("qualify", None)
         return
     except MosError as err:

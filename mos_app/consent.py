@@ -7,7 +7,14 @@ No text names the internal study or a method; a refusal is shown before the cons
 
 from __future__ import annotations
 
-from db import StudyMode, StudyOutlook, TrialMode
+from db import StudyClosed, StudyFull, StudyMode, StudyOutlook, TrialMode
+
+#: What a rater reads when the study filled up or closed between the consent and Start (no internal name).
+STARTED_TOO_LATE = {
+    StudyFull: "Sorry — the study filled up while you were reading, so it takes no new participants now. "
+               "Thank you for your interest!",
+    StudyClosed: "Sorry — the study closed while you were reading. Thank you for your interest!",
+}
 
 _ACR_TASK = ("- Then, for each image, choose a score from **1 (bad)** to **5 (excellent)**.")
 _PAIR_TASK = ("- Then, for each question, two versions of a picture are shown side by side: pick the one that "

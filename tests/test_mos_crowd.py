@@ -106,6 +106,25 @@ def test_closed_study_says_so_before_consent(app, make_study, db_url):
     assert not at.checkbox and not at.button and not at.error and study.name not in _text(at)
 
 
+def test_study_filling_up_during_the_consent_is_told_plainly(app, make_study, db_url):
+    """Full between reading and Start: a plain warning, no red error, no internal name, no rater."""
+    study = make_study(db_url, name="internal-x4-run7", votes_per_stimulus=1, repeats=0)
+    at = _ok(app(db_url))
+    at.checkbox(key="consent").check().run()
+
+    def fill(db):
+        token = start_rater(db, study.name)
+        while (t := next_trial(db, token)) is not None:
+            submit_rating(db, token, t.trial_id, score=3)
+
+    _with_db(db_url, fill)
+    at.button(key="start").click().run()
+    _ok(at)
+    assert "filled up while you were reading" in at.warning[0].value
+    assert not at.error and study.name not in _text(at) and "r" not in at.query_params
+    assert len(_raters(db_url)) == 1
+
+
 # ---------------------------------------------------------------------------------------------- crowd
 def test_crowd_study_needs_the_participant_id(app, make_study, db_url):
     make_study(db_url, crowd="prolific", qualification=False)
