@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from srkeras import evaluation, stimulus_set
-from srkeras.files import destination_problem, display_name, remove_stale_temporaries
-from srkeras.stimuli import OutputFailed, Staging, StudyInputError
+from srkeras import stimulus_set
+from srkeras.files import display_name, remove_stale_temporaries
+from srkeras.stimuli import Staging, StudyInputError
 
 
 class StudyNameTaken(StudyInputError):
@@ -87,23 +87,24 @@ def _progress_bar(name: str, enabled: bool):
     return lambda files: tqdm(files, desc=f"stimuli for {name}", unit="img", disable=not enabled, file=sys.stderr)
 
 
-def _checked_plan(spec: StudySpec, log) -> stimulus_set.Plan:
-    """The checked options; the metric assets must be installed (checked before any work)."""
+def _checked_plan(spec: StudySpec, log) -> tuple[stimulus_set.Plan, Path]:
+    """The checked options and the stimuli folder; everything the run needs (metric assets, models,
+    a writable stimuli folder) is checked before any work and reported in one message
+    (:mod:`srkeras.preflight`): :class:`MissingMetricAsset` when an asset is among the missing."""
+    from srkeras.preflight import Preflight
+
     plan = stimulus_set.plan(spec.scale, spec.crop, spec.methods, spec.models, metrics=spec.metrics)
-    missing = evaluation.missing_assets(plan.metrics)
-    if missing:
-        raise MissingMetricAsset(missing)
+    folder = Path(spec.stimuli_dir).resolve() if spec.stimuli_dir else default_stimuli_dir(spec.db_url)
+    pf = Preflight("pipelines.prepare_study")
+    pf.metric_assets(plan.metrics)
+    for m in plan.models:
+        pf.model(m.path)
+    pf.output(folder, "--stimuli-dir")
+    if pf.problems:
+        raise (MissingMetricAsset if pf.fetch else StudyInputError)(pf.message())
     for anchor in plan.added_anchors:
         log(f"note: adding the hidden anchor method {anchor!r} (the MOS scale is calibrated on it)")
-    return plan
-
-
-def _stimuli_dir(spec: StudySpec) -> Path:
-    folder = Path(spec.stimuli_dir).resolve() if spec.stimuli_dir else default_stimuli_dir(spec.db_url)
-    problem = destination_problem(folder, folder=True)
-    if problem:
-        raise OutputFailed(f"--stimuli-dir {problem}")
-    return folder
+    return plan, folder
 
 
 def _refuse_taken_name(db, name: str) -> None:
@@ -192,8 +193,7 @@ def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
 
     log = log or _stderr
     started = time.time()
-    plan = _checked_plan(spec, log)
-    stim_dir = _stimuli_dir(spec)
+    plan, stim_dir = _checked_plan(spec, log)
     db = open_database(spec.db_url)
     try:
         _refuse_taken_name(db, spec.name)
