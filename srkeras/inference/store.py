@@ -18,6 +18,7 @@ the old sidecar, whose sha256 no longer matches: it is ignored as stale.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -85,11 +86,33 @@ def installed(name: str) -> Path | None:
     return next((p for p in (d / f"{name}.keras", d / name / "model.keras") if p.is_file()), None)
 
 
+@contextlib.contextmanager
+def _install_lock(folder: Path, name: str):
+    """Exclusive lock ``folder/.NAME.lock`` (POSIX ``flock``) held while a file and its sidecar are
+    written: two installs of one name at once (two ``fetch`` runs) finish one after the other, so the
+    sidecar always describes the file beside it. Where ``fcntl`` does not exist, no lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def install(name: str, write, sidecar: ModelSidecar, suffix: str = ".keras") -> Path:
     """Install ``NAME{suffix}`` in the models directory: ``write(tmp_path)`` writes the file, then
-    ``sidecar`` (named ``name``, with the file's sha256) is written beside it; both atomically."""
-    final = write_atomically(models_dir() / f"{name}{suffix}", write)
-    dataclasses.replace(sidecar, name=name).write(final)
+    ``sidecar`` (named ``name``, with the file's sha256) is written beside it; both atomically, and
+    under a per-name lock (:func:`_install_lock`)."""
+    folder = models_dir()
+    with _install_lock(folder, name):
+        final = write_atomically(folder / f"{name}{suffix}", write)
+        dataclasses.replace(sidecar, name=name).write(final)
     return final
 
 
