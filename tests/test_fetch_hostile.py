@@ -72,3 +72,14 @@ def test_two_installs_of_one_name_at_once_leave_a_matching_sidecar(tmp_path, mon
     assert side is not None, "the sidecar does not describe the file beside it"
     with np.load(tmp_path / "m.npz") as z:
         assert side.about["v"] == int(z["x"][0])
+
+
+def test_fetching_a_metric_asset_does_not_suggest_upscaling_with_it(tmp_path, monkeypatch, capsys):
+    """A careless user followed `use it: python -m pipelines.upscale ... --model niqe` after fetching NIQE."""
+    from pipelines import pretrained as cli
+    from srkeras import pretrained
+
+    monkeypatch.setattr(pretrained, "fetch", lambda name, run_probe=True: tmp_path / f"{name}.npz")
+    assert cli.main(["fetch", "niqe", "brisque"]) == 0
+    out = capsys.readouterr().out
+    assert "pipelines.upscale" not in out and "used by --metric brisque / niqe" in out
