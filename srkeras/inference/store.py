@@ -87,30 +87,31 @@ def installed(name: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def _install_lock(folder: Path, name: str):
-    """Exclusive lock ``folder/.NAME.lock`` (POSIX ``flock``) held while a file and its sidecar are
-    written: two installs of one name at once (two ``fetch`` runs) finish one after the other, so the
-    sidecar always describes the file beside it. Where ``fcntl`` does not exist, no lock."""
+def _install_lock(folder: Path):
+    """Exclusive POSIX ``flock`` on the models folder itself, held while a file and its sidecar are
+    written: two installs at once (two ``fetch`` runs of one model) finish one after the other, so a
+    sidecar always describes the file beside it; no lock file is left behind. No lock where ``fcntl``
+    does not exist (Windows)."""
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f".{name}.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def install(name: str, write, sidecar: ModelSidecar, suffix: str = ".keras") -> Path:
     """Install ``NAME{suffix}`` in the models directory: ``write(tmp_path)`` writes the file, then
     ``sidecar`` (named ``name``, with the file's sha256) is written beside it; both atomically, and
-    under a per-name lock (:func:`_install_lock`)."""
+    under the folder's lock (:func:`_install_lock`)."""
     folder = models_dir()
-    with _install_lock(folder, name):
+    with _install_lock(folder):
         final = write_atomically(folder / f"{name}{suffix}", write)
         dataclasses.replace(sidecar, name=name).write(final)
     return final
