@@ -32,7 +32,7 @@ def hostile_study(sqlite_url, tmp_path):
     hr = tmp_path / "hr"
     hr.mkdir()
     rng = np.random.default_rng(0)
-    for i, stem in enumerate([FILE, "b", "c", "d"]):
+    for stem in [FILE, "b", "c", "d"]:
         Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(hr / f"{stem}.png")
     make_study(StudySpec(name=STUDY, hr_dir=hr, db_url=sqlite_url, stimuli_dir=tmp_path / "stim", votes_per_stimulus=3,
                          methods=("nearest", "bicubic", "hr"), progress=False), log=lambda m: None)
