@@ -131,7 +131,7 @@ def preflight(cfg: StudyConfig, log=print) -> tuple[StudyConfig, list[Entry]]:
     except NoBackbones as e:
         pf.add(str(e))
     runs = 1 + sum(e.skipped is None for e in found)
-    pf.output(cfg.out, "--out", need_bytes=runs * TRAINING_FREE_BYTES)
+    pf.output(cfg.out, "--out", need_bytes=runs * (TRAINING_FREE_BYTES // 8 if cfg.smoke else TRAINING_FREE_BYTES))
     pf.check()
     return cfg, found
 
