@@ -190,7 +190,7 @@ def answers_explained(n_ratings, ratings: pd.DataFrame) -> str:
 
 
 #: Rater QC columns shown first, so the verdict, the flags and the speed are on screen at normal widths.
-QC_FIRST = ["display", "token", "rejected", "flags", "reasons", "fast_n", "fast_fraction", "median_response_ms",
+QC_FIRST = ["rater", "display", "rejected", "flags", "reasons", "fast_n", "fast_fraction", "median_response_ms",
             "completed", "n_ratings"]
 
 
@@ -201,7 +201,7 @@ def qc_table(qc: list[dict]) -> tuple[pd.DataFrame, dict]:
     table["flags"] = table["flags"].map(lambda f: ", ".join(str(x) for x in f))
     first = [c for c in QC_FIRST if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]
-    config = {"token": st.column_config.TextColumn("rater", width="small"),
+    config = {"rater": st.column_config.TextColumn(width="small"),
               "display": st.column_config.TextColumn(width="small"),
               "flags": st.column_config.TextColumn(width="medium"),
               "reasons": st.column_config.TextColumn(width="medium"),

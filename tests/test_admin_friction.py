@@ -52,10 +52,11 @@ def test_qc_table_counts_and_one_colour_per_method(filled, monkeypatch):
     at = open_admin(filled.url, monkeypatch)
     qc = next(d for d in at.dataframe if "flags" in d.value.columns)
     cols = list(qc.value.columns)
-    assert cols[:8] == ["display", "token", "rejected", "flags", "reasons", "fast_n", "fast_fraction",
-                        "median_response_ms"], cols
+    # the verdict, flags and speed lead (after the rater's name: a pseudonym once tokens leave the page)
+    assert cols.index("rejected") <= 2 and cols.index("flags") <= 3 and cols.index("median_response_ms") <= 7, cols
+    assert "token" not in cols[:8], cols
     config = json.loads(qc.proto.columns)
-    assert config["token"]["width"] == "small" and config["median_response_ms"]["width"] == "small"
+    assert config["flags"]["width"] == "medium" and config["median_response_ms"]["width"] == "small"
     assert all(isinstance(v, str) for v in qc.value["flags"])
     caption = next(c.value for c in at.caption if " repeats: a repeat asks" in c.value)
     n, votes, repeats = map(int, re.match(r"(\d+) ratings = (\d+) votes \+ (\d+) repeats", caption).groups())
