@@ -99,7 +99,11 @@ def _checked_plan(spec: StudySpec, log) -> tuple[stimulus_set.Plan, Path]:
     pf.metric_assets(plan.metrics)
     for m in plan.models:
         pf.model(m.path)
-    pf.output(folder, "--stimuli-dir")
+    try:
+        files = stimulus_set.list_sources(spec.hr_dir, spec.max_images)
+    except stimulus_set.NoImages:
+        files = []  # said by name when the stimuli are made
+    pf.stimuli(files, len(plan.method_names), plan.crop, folder)
     if pf.problems:
         raise (MissingMetricAsset if pf.fetch else StudyInputError)(pf.message())
     for anchor in plan.added_anchors:

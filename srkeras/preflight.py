@@ -35,6 +35,17 @@ def _mb(n: float) -> str:
     return f"{n / 1024:,.0f} KB" if n < 1024**2 else f"{n / 1024**2:,.0f} MB"
 
 
+def _image_size(path) -> tuple[int, int]:
+    """(width, height) from the file's header, (0, 0) when unreadable (reported by name when reached)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 -- any unreadable file: its job says why when it gets there
+        return 0, 0
+
+
 def free_bytes(path) -> int | None:
     """Free bytes on the disk of ``path`` (or of its nearest existing parent); None when unknown."""
     p = Path(path).expanduser()
@@ -150,8 +161,6 @@ class Preflight:
         """``pipelines.upscale``: the model, and a writable ``out_dir`` with room for the outputs
         (:func:`disk_need_estimate` from the inputs' headers; the scale from ``scale``, the model's
         sidecar, else 4)."""
-        from PIL import Image
-
         from srkeras.inference.sidecar import ModelSidecar
         from srkeras.inference.store import ModelNotFoundError, find_model
 
@@ -162,14 +171,18 @@ class Preflight:
                 scale = (side.scale_probed or side.scale) if side else None
             except (ModelNotFoundError, OSError):
                 pass
+        sizes = [s for s in map(_image_size, files) if s[0]]
+        self.output(out_dir, "--out", need_bytes=disk_need_estimate(sizes, int(scale or 4)))
+
+    def stimuli(self, files, n_methods: int, crop: int | None, folder) -> None:
+        """``prepare_study``: a writable stimuli ``folder`` with room for ``n_methods`` 8-bit PNGs per HR
+        file (each HR-sized, or ``crop`` x ``crop``)."""
         sizes = []
         for f in files:
-            try:
-                with Image.open(f) as im:
-                    sizes.append(im.size)
-            except Exception:  # noqa: BLE001 -- an unreadable input is reported by name when it is reached
-                continue
-        self.output(out_dir, "--out", need_bytes=disk_need_estimate(sizes, int(scale or 4)))
+            w, h = _image_size(f)
+            if w:
+                sizes.append((min(w, crop or w), min(h, crop or h)))
+        self.output(folder, "--stimuli-dir", need_bytes=disk_need_estimate(sizes, 1) * n_methods)
 
     def folder(self, path, flag: str) -> None:
         if path is not None and not Path(path).is_dir():
