@@ -4,9 +4,10 @@ Every long job (``pipelines.study backbones``, ``train``, ``prepare_study``, ``e
 builds one :class:`Preflight`, adds what it will need -- metric assets, models, backbone weights,
 input folders, writable outputs with enough free disk -- and calls :meth:`Preflight.check`, which
 raises one :class:`PreflightError` listing *everything* missing and the commands that fix it
-(``python -m pipelines.pretrained fetch NAME...`` for registry assets and catalogue models), so a job
-never trains for hours and then stops on a missing NIQE parameter file. Nothing here downloads,
-loads a model or imports TensorFlow.
+(``python -m pipelines.pretrained fetch NAME...`` for registry assets and catalogue models; a CLI
+prints :meth:`Preflight.message` itself), so a job never trains for hours and then stops on a missing
+NIQE parameter file. Nothing here downloads or loads a model (only the training checks import Keras,
+for the backbones' file names).
 
 :func:`installed_metrics` is how a job that was not told which metrics to score (the study's
 default) scores only those whose assets are installed, and says which it left out.
