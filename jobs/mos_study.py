@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from srkeras import evaluation, stimulus_set
-from srkeras.files import destination_problem, display_name, remove_stale_temporaries
-from srkeras.stimuli import OutputFailed, Staging, StudyInputError
+from srkeras import stimulus_set
+from srkeras.files import display_name, remove_stale_temporaries
+from srkeras.stimuli import Staging, StudyInputError
 
 
 class StudyNameTaken(StudyInputError):
@@ -93,15 +93,28 @@ def _progress_bar(name: str, enabled: bool):
     return lambda files: tqdm(files, desc=f"stimuli for {name}", unit="img", disable=not enabled, file=sys.stderr)
 
 
-def _checked_plan(spec: StudySpec, log) -> stimulus_set.Plan:
-    """The checked options; the metric assets must be installed (checked before any work)."""
+def _checked_plan(spec: StudySpec, log) -> tuple[stimulus_set.Plan, Path]:
+    """The checked options and the stimuli folder; everything the run needs (metric assets, models,
+    a writable stimuli folder) is checked before any work and reported in one message
+    (:mod:`srkeras.preflight`): :class:`MissingMetricAsset` when an asset is among the missing."""
+    from srkeras.preflight import Preflight
+
     plan = stimulus_set.plan(spec.scale, spec.crop, spec.methods, spec.models, metrics=spec.metrics)
-    missing = evaluation.missing_assets(plan.metrics)
-    if missing:
-        raise MissingMetricAsset(missing)
+    folder = Path(spec.stimuli_dir).resolve() if spec.stimuli_dir else default_stimuli_dir(spec.db_url)
+    pf = Preflight("pipelines.prepare_study")
+    pf.metric_assets(plan.metrics)
+    for m in plan.models:
+        pf.model(m.path)
+    try:
+        files = stimulus_set.list_sources(spec.hr_dir, spec.max_images)
+    except stimulus_set.NoImages:
+        files = []  # said by name when the stimuli are made
+    pf.stimuli(files, len(plan.method_names), plan.crop, folder)
+    if pf.problems:
+        raise (MissingMetricAsset if pf.fetch else StudyInputError)(pf.message())
     for anchor in plan.added_anchors:
         log(f"note: adding the hidden anchor method {anchor!r} (the MOS scale is calibrated on it)")
-    return plan
+    return plan, folder
 
 
 def _check_crowd_options(spec: StudySpec) -> None:
@@ -113,13 +126,6 @@ def _check_crowd_options(spec: StudySpec) -> None:
     except InvalidStudy as e:
         raise RegistrationFailed(f"cannot register study {spec.name!r}: {e}") from None
 
-
-def _stimuli_dir(spec: StudySpec) -> Path:
-    folder = Path(spec.stimuli_dir).resolve() if spec.stimuli_dir else default_stimuli_dir(spec.db_url)
-    problem = destination_problem(folder, folder=True)
-    if problem:
-        raise OutputFailed(f"--stimuli-dir {problem}")
-    return folder
 
 
 def _refuse_taken_name(db, name: str) -> None:
@@ -212,8 +218,7 @@ def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
     log = log or _stderr
     started = time.time()
     _check_crowd_options(spec)
-    plan = _checked_plan(spec, log)
-    stim_dir = _stimuli_dir(spec)
+    plan, stim_dir = _checked_plan(spec, log)
     db = open_database(spec.db_url)
     try:
         _refuse_taken_name(db, spec.name)

@@ -148,6 +148,7 @@ def study_view(db, name: str) -> None:
 
     csv = export_ratings_csv(db, name)  # read-only: flags computed for the file, not recorded
     ratings = pd.read_csv(io.StringIO(csv))
+    st.caption(answers_explained(status.get("ratings"), ratings))
     tab_mos, tab_qc, tab_export = st.tabs(["Results", "Raters (QC)", "Export / close"])
     with tab_mos:
         _results(db, name)
@@ -178,6 +179,37 @@ def _results(db, name: str) -> None:
         st.dataframe(prefs, width="stretch", hide_index=True)
 
 
+def answers_explained(n_ratings, ratings: pd.DataFrame) -> str:
+    """Why "N ratings" here is more than the Dashboard's "M votes": the test-retest repeats (an item asked
+    again to measure a rater's consistency) are answers, not votes."""
+    n = int(n_ratings if n_ratings is not None else len(ratings))
+    repeats = int(ratings["is_repeat_of"].notna().sum()) if "is_repeat_of" in ratings.columns else 0
+    return (f"{n} ratings = {n - repeats} votes + {repeats} repeats: a repeat asks a rater an item again to "
+            "measure their consistency (rater QC); it is not a vote, so the Dashboard and the report count "
+            f"{n - repeats} votes.")
+
+
+#: Rater QC columns shown first, so the verdict, the flags and the speed are on screen at normal widths.
+QC_FIRST = ["rater", "display", "rejected", "flags", "reasons", "fast_n", "fast_fraction", "median_response_ms",
+            "completed", "n_ratings"]
+
+
+def qc_table(qc: list[dict]) -> tuple[pd.DataFrame, dict]:
+    """The rater-QC table (flags as text, :data:`QC_FIRST` first) and its column widths."""
+    table = pd.DataFrame(qc)
+    table["reasons"] = table["reasons"].map("; ".join)
+    table["flags"] = table["flags"].map(lambda f: ", ".join(str(x) for x in f))
+    first = [c for c in QC_FIRST if c in table.columns]
+    table = table[first + [c for c in table.columns if c not in first]]
+    config = {"rater": st.column_config.TextColumn(width="small"),
+              "display": st.column_config.TextColumn(width="small"),
+              "flags": st.column_config.TextColumn(width="medium"),
+              "reasons": st.column_config.TextColumn(width="medium"),
+              "fast_fraction": st.column_config.NumberColumn("fast share", format="%.2f", width="small"),
+              "median_response_ms": st.column_config.NumberColumn("median ms", format="%d", width="small")}
+    return table, config
+
+
 def _qc(db, name: str) -> None:
     qc = rater_qc(db, name, store=False)
     if not qc:
@@ -186,9 +218,8 @@ def _qc(db, name: str) -> None:
     st.caption("Flags are recorded, never used to drop raters silently: decide and report exclusions. "
                "`rejected` and `reasons` are the screening of the Dashboard and the report (ITU-R BT.500 "
                "included, which compares raters and is never recorded).")
-    table = pd.DataFrame(qc)
-    table["reasons"] = table["reasons"].map("; ".join)
-    st.dataframe(table, width="stretch", hide_index=True)
+    table, config = qc_table(qc)
+    st.dataframe(table, width="stretch", hide_index=True, column_config=config, key="qc_table")
     if st.button("Record these flags in the database", key="store_qc",
                  help="Flags are recorded when a rater completes; this refreshes every rater's stored flags."):
         rater_qc(db, name)

@@ -347,6 +347,7 @@ def trial_page(db, token: str, trial, viewport) -> None:
         # One form per trial: a stale click can never answer the next trial (its key and empty choice differ).
         with st.form(key=f"form_{trial.trial_id}", border=False):
             st.radio(question, options, index=None, format_func=fmt, horizontal=True, key=f"answer_{trial.trial_id}")
+            components.client_clock(marker, key=f"clock_{trial.trial_id}")  # image load -> Submit, in the browser
             sent = st.form_submit_button("Submit", type="primary", on_click=_submit,
                                          args=(db, token, trial.trial_id, trial.mode, viewport))
         if sent and st.session_state.pop("submit_ran", None) != trial.trial_id:
@@ -368,7 +369,8 @@ def _submit(db, token: str, trial_id: int, mode: str, viewport) -> None:
         return
     st.session_state["submit_clock"] = time.perf_counter()  # for the server-time figure of the benchmark
     started = st.session_state.get("shown_at", {}).get(trial_id)
-    response_ms = int(round((time.monotonic() - started) * 1000)) if started is not None else None
+    server_ms = (time.monotonic() - started) * 1000 if started is not None else None  # bounds the browser's time
+    response_ms = components.response_ms(server_ms, st.session_state.get(f"clock_{trial_id}"), f"trial-{trial_id}")
     try:
         result = submit_rating(
             db, token, trial_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,3 +273,64 @@ _redirect = st.components.v2.component("srkeras_redirect", js=_REDIRECT_JS)
 def redirect(url: str, delay_ms: int = 0, key: str = "redirect") -> None:
     """Send this browser to ``url`` after ``delay_ms`` (the crowd platform's completion page)."""
     _redirect(key=key, data={"url": url, "delayMs": int(delay_ms)}, height=0)
+
+
+# ------------------------------------------------------------------------- browser response time (issue 23)
+_CLOCK_JS = """
+export default function(component) {
+  const { setStateValue, data } = component;
+  const marker = data && data.marker;
+  let loadedAt = null;
+  const ready = () => {
+    const box = document.querySelector(`[data-mos="${marker}"]`);
+    const imgs = box ? [...box.querySelectorAll('img')] : [];
+    return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+  };
+  const onLoad = () => { if (loadedAt === null && ready()) loadedAt = performance.now(); };
+  const timer = setInterval(() => {
+    onLoad();
+    const box = document.querySelector(`[data-mos="${marker}"]`);
+    if (box) box.querySelectorAll('img').forEach(i => i.addEventListener('load', onLoad));
+    if (loadedAt !== null) clearInterval(timer);
+  }, 10);
+  const onSubmit = (ev) => {
+    if (ev.type === 'keydown' && ev.key !== 'Enter' && ev.key !== ' ') return;
+    const button = ev.target.closest && ev.target.closest('[data-testid="stFormSubmitButton"] button');
+    if (!button || loadedAt === null) return;
+    // Inside the form: held with the answer and sent by this same click (no rerun of its own).
+    setStateValue('client_ms', {marker: marker, ms: Math.round(performance.now() - loadedAt)});
+  };
+  document.addEventListener('pointerdown', onSubmit, true);
+  document.addEventListener('keydown', onSubmit, true);
+  return () => {
+    clearInterval(timer);
+    document.removeEventListener('pointerdown', onSubmit, true);
+    document.removeEventListener('keydown', onSubmit, true);
+  };
+}
+"""
+
+# Mounted inside a trial's form: it times, in the browser, from the moment the trial's images have
+# loaded (their `load` event) to the press of Submit, and hands that time in with the answer.
+_client_clock = st.components.v2.component("srkeras_client_clock", js=_CLOCK_JS)
+
+
+def client_clock(marker: str, key: str) -> None:
+    """Mount the browser clock of the trial whose images carry ``data-mos=marker`` (inside its form)."""
+    _client_clock(key=key, data={"marker": marker}, default={"client_ms": None}, on_client_ms_change=lambda: None,
+                  height=0)
+
+
+def response_ms(server_ms: float | None, clock_state, marker: str) -> int | None:
+    """The response time to store: the browser's image-load-to-click time when it reported one for this
+    trial (a slow page redraw does not count), never more than the server's render-to-submit time,
+    which bounds it (a forged or confused report cannot make an answer slower); else the server time."""
+    server = None if server_ms is None else int(round(server_ms))
+    value = clock_state.get("client_ms") if isinstance(clock_state, dict) else getattr(clock_state, "client_ms", None)
+    try:
+        client = float(value["ms"]) if isinstance(value, dict) and value.get("marker") == marker else None
+    except (TypeError, ValueError):
+        client = None
+    if client is None or not math.isfinite(client) or client < 0:
+        return server
+    return int(round(client)) if server is None else min(server, int(round(client)))

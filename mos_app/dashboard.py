@@ -79,12 +79,33 @@ def compute(acr, pairs, metrics, completed, title: str, n_boot: int = N_BOOT) ->
 FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
+#: Colours of the methods (Tableau 20): a method has the same one in every chart of the page.
+PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+           "#bab0ac", "#1f77b4", "#aec7e8", "#ffbb78", "#98df8a", "#d62728", "#9467bd", "#c5b0d5", "#8c564b",
+           "#e377c2", "#17becf"]
+
+
+def method_color(methods) -> alt.Color:
+    """One colour scale for every chart: the domain is all the study's methods (sorted), so a chart that
+    leaves a method out (HR's infinite PSNR) or orders them differently does not shift the colours."""
+    domain = sorted(dict.fromkeys(str(m) for m in methods))
+    return alt.Color("method:N", title="method",
+                     scale=alt.Scale(domain=domain, range=[PALETTE[i % len(PALETTE)] for i in range(len(domain))]))
+
+
+def _all_methods(rep: Report) -> list[str]:
+    found = [] if rep.methods is None else list(rep.methods["method"])
+    return found + ([] if rep.pairs is None else list(rep.pairs["method"]))
+
+
 def _finite(df: pd.DataFrame, cols) -> pd.DataFrame:
     return df.replace([np.inf, -np.inf], np.nan).dropna(subset=list(cols))
 
 
-def mos_ci_chart(methods: pd.DataFrame) -> alt.Chart:
-    """MOS per method with the 95 % bootstrap CI (and the screened MOS as a hollow mark)."""
+def mos_ci_chart(methods: pd.DataFrame, color: alt.Color | None = None) -> alt.Chart:
+    """MOS per method (its colour: :func:`method_color`; shape: its role) with the 95 % bootstrap CI (and
+    the screened MOS as a hollow mark)."""
+    color = color or method_color(methods["method"])
     df = methods[["method", "role", "mos", "ci95_low", "ci95_high", "mos_screened", "n"]].copy()
     y = alt.Y("method:N", sort=df.sort_values("mos", ascending=False)["method"].tolist(), title=None)
     x = alt.X("mos:Q", scale=alt.Scale(domain=[1, 5]), title="MOS (1 bad ... 5 excellent)")
@@ -92,7 +113,7 @@ def mos_ci_chart(methods: pd.DataFrame) -> alt.Chart:
     bars = base.mark_rule(strokeWidth=2).encode(y=y, x=alt.X("ci95_low:Q", scale=alt.Scale(domain=[1, 5])),
                                                   x2="ci95_high:Q")
     dots = base.mark_point(filled=True, size=90).encode(
-        y=y, x=x, color=alt.Color("role:N", title="role"),
+        y=y, x=x, color=color, shape=alt.Shape("role:N", title="role"),
         tooltip=["method", "role", "n", alt.Tooltip("mos:Q", format=".3f"), alt.Tooltip("ci95_low:Q", format=".3f"),
                  alt.Tooltip("ci95_high:Q", format=".3f"), alt.Tooltip("mos_screened:Q", format=".3f")])
     screened = base.mark_point(shape="diamond", size=60).encode(y=y, x=alt.X("mos_screened:Q"))
@@ -107,7 +128,7 @@ def _corr_text(c: dict) -> str:
     return f"Pearson {f(c.get('pearson'))}, Spearman {f(c.get('spearman'))}, Kendall {f(c.get('kendall'))}"
 
 
-def metric_scatter(rep: Report, metric: str) -> alt.Chart | None:
+def metric_scatter(rep: Report, metric: str, color: alt.Color | None = None) -> alt.Chart | None:
     """MOS against ``metric``: stimuli (small) and method means with CI (large); correlations in the title."""
     st_df = _finite(rep.stimuli[["method", "image", "mos", metric]], ["mos", metric])
     me = _finite(rep.methods[["method", "role", "mos", "ci95_low", "ci95_high", metric]], ["mos", metric])
@@ -115,7 +136,7 @@ def metric_scatter(rep: Report, metric: str) -> alt.Chart | None:
         return None
     x = alt.X(f"{metric}:Q", scale=alt.Scale(zero=False, padding=12), title=metric.upper())
     y = alt.Y("mos:Q", scale=alt.Scale(domain=[1, 5]), title="MOS")
-    color = alt.Color("method:N", title="method")
+    color = color or method_color(_all_methods(rep))
     pts = alt.Chart(st_df).mark_circle(size=28, opacity=0.45).encode(x=x, y=y, color=color,
                                                                       tooltip=["method", "image", "mos", metric])
     err = alt.Chart(me).mark_rule().encode(x=x, y=alt.Y("ci95_low:Q", scale=alt.Scale(domain=[1, 5])), y2="ci95_high:Q",
@@ -172,31 +193,33 @@ def pair_heatmap(rep: Report) -> alt.Chart:
     return matrix_chart(share, "Pair comparisons: share of wins of row over column", "share", ".0%", color)
 
 
-def bt_chart(pairs: pd.DataFrame) -> alt.Chart:
+def bt_chart(pairs: pd.DataFrame, color: alt.Color | None = None) -> alt.Chart:
     """Bradley-Terry log-strengths with 95 % CIs."""
+    color = color or method_color(pairs["method"])
     y = alt.Y("method:N", sort=pairs.sort_values("bt", ascending=False)["method"].tolist(), title=None)
     base = alt.Chart(pairs[["method", "bt", "ci95_low", "ci95_high", "win_rate", "comparisons"]])
     return (base.mark_rule(strokeWidth=2).encode(y=y, x=alt.X("ci95_low:Q", title="BT score (log-odds)"),
                                                   x2="ci95_high:Q")
-            + base.mark_point(filled=True, size=90).encode(y=y, x="bt:Q", tooltip=["method", "bt", "win_rate",
-                                                                                   "comparisons"])
+            + base.mark_point(filled=True, size=90).encode(y=y, x="bt:Q", color=color,
+                                                           tooltip=["method", "bt", "win_rate", "comparisons"])
             ).properties(autosize=FIT_X, title="Bradley-Terry scores with 95% CI", height=max(140, 34 * len(pairs)))
 
 
 def charts(rep: Report) -> dict[str, alt.Chart]:
     """Every chart of the dashboard for ``rep``, by name (in display order)."""
     out: dict[str, alt.Chart] = {}
+    color = method_color(_all_methods(rep))
     if rep.methods is not None:
-        out["mos"] = mos_ci_chart(rep.methods)
+        out["mos"] = mos_ci_chart(rep.methods, color)
         for m in rep.metrics:
-            c = metric_scatter(rep, m)
+            c = metric_scatter(rep, m, color)
             if c is not None:
                 out[f"scatter_{m}"] = c
         out["histogram"] = histogram_chart(rep.methods)
         out["significance"] = significance_chart(rep)
     if rep.pairs is not None:
         out["pairs"] = pair_heatmap(rep)
-        out["bt"] = bt_chart(rep.pairs)
+        out["bt"] = bt_chart(rep.pairs, color)
     return out
 
 

@@ -27,14 +27,17 @@ when it is downloaded (:func:`hand_over`) or when the visitor picks another phot
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
 import io
 import logging
+import math
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +126,7 @@ def run_slot(on_wait=None):
 
 def hand_over(result: dict) -> bytes:
     """The download's PNG bytes of ``result`` (the session's dict), emptied of its images as they go out."""
-    for big in ("sr", "bicubic"):
+    for big in ("sr", "bicubic", *PREVIEW_KEYS):
         result.pop(big, None)
     return result.pop("png", b"")
 
@@ -250,26 +253,97 @@ def main():
         _show(res, scale)
 
 
-def _upscale(served, pixels, alpha, budget: str, bit_depth: int, icc) -> dict:
-    """:func:`super_resolve` in one of the server's run slots, with a progress bar (and a note while waiting)."""
-    bar = st.progress(0.0, text="Upscaling...")
-    total = tile_count(served, pixels.shape, max_memory=budget)
-    done = [0]
+def progress_fraction(done: int, total: int, in_tile_s: float, tile_s: float) -> float:
+    """The bar's position: finished tiles, plus the running tile's share estimated from its elapsed time
+    (``1 - exp(-t / tile_s)``, ``tile_s`` the mean tile time so far): it moves during the first tile
+    and never reaches the next tile's mark before that tile is done."""
+    running = 0.0 if done >= total else 0.95 * (1 - math.exp(-in_tile_s / max(tile_s, 1e-3)))
+    return min(1.0, (done + running) / max(total, 1))
+
+
+def run_with_progress(work, total: int, show, poll_s: float = 0.2, first_tile_s: float = 2.0):
+    """``work(tick)`` in a worker thread (``tick(n)``: n tiles done) while this thread calls
+    ``show(fraction, text)`` every ``poll_s``: a bar that moves during a long first tile. Returns its result."""
+    done, mark = [0], [time.monotonic()]
+    start = mark[0]
 
     def tick(n):
         done[0] += n
-        bar.progress(min(1.0, done[0] / total), text=f"tile {done[0]}/{total}")
+        mark[0] = time.monotonic()
 
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="try-it") as pool:
+        fut = pool.submit(work, tick)
+        while True:
+            try:
+                return fut.result(timeout=poll_s)
+            except concurrent.futures.TimeoutError:
+                now = time.monotonic()
+                tile_s = (mark[0] - start) / done[0] if done[0] else first_tile_s
+                show(progress_fraction(done[0], total, now - mark[0], tile_s),
+                     f"tile {min(done[0] + 1, total)}/{total} running ({now - start:.0f} s)")
+
+
+def _upscale(served, pixels, alpha, budget: str, bit_depth: int, icc) -> dict:
+    """:func:`super_resolve` in one of the server's run slots, with a progress bar that moves from the
+    first tile on (:func:`run_with_progress`; and a note while waiting)."""
+    bar = st.progress(0.0, text="Upscaling...")
+    total = tile_count(served, pixels.shape, max_memory=budget)
     waiting = st.empty()
     with run_slot(on_wait=lambda: waiting.info("Other visitors' photos are being upscaled: yours is next in line...")):
         waiting.empty()
-        res = super_resolve(served, pixels, alpha, budget, tick, bit_depth, icc)
+        res = run_with_progress(lambda tick: super_resolve(served, pixels, alpha, budget, tick, bit_depth, icc),
+                                total, lambda f, text: bar.progress(f, text=text))
     bar.empty()
     return res
 
 
+#: The whole-image view: both images reduced to at most PREVIEW px on their longer side (cached in the result).
+PREVIEW = 1200
+PREVIEW_KEYS = ("preview_sr", "preview_bicubic")
+
+
+def preview(img: np.ndarray, longest: int = PREVIEW) -> np.ndarray:
+    """``img`` (uint8 HxWxC) reduced by a whole factor ``f`` (mean of each f x f block, the last partial
+    row / column of blocks left out) to at most ``longest`` px a side; one band of f rows at a time, so
+    no full-size copy of a 200-megapixel output is made."""
+    f = max(1, math.ceil(max(img.shape[:2]) / longest))
+    if f == 1:
+        return img
+    h, w = img.shape[0] // f, img.shape[1] // f
+    out = np.empty((h, w, img.shape[2]), np.uint8)
+    for r in range(h):
+        band = img[r * f:(r + 1) * f, : w * f].reshape(f, w, f, img.shape[2])
+        out[r] = np.round(band.mean(axis=(0, 2)))
+    return out
+
+
+def _show_whole(res: dict) -> None:
+    """Bicubic and SR side by side, each whole (reduced to fit: the crops view is pixel-exact)."""
+    for key, big in zip(PREVIEW_KEYS, ("sr", "bicubic")):
+        if key not in res:
+            res[key] = preview(res[big])
+    h, w = res["sr"].shape[:2]
+    ph, pw = res["preview_sr"].shape[:2]
+    left, right = st.columns(2)
+    grey = res["preview_sr"].shape[-1] == 1
+    left.image(res["preview_bicubic"][..., 0] if grey else res["preview_bicubic"], caption="bicubic (whole image)",
+               width="stretch")
+    right.image(res["preview_sr"][..., 0] if grey else res["preview_sr"], caption=f"SR ({res['model']}, whole image)",
+                width="stretch")
+    st.caption(f"Whole {w}x{h} output shown at {pw}x{ph}{' (reduced)' if pw < w else ''}; the crops view shows "
+               "output pixels exactly.")
+
+
 def _show(res: dict, scale: int) -> None:
-    """The synchronised bicubic / SR crops and the download button of one result."""
+    """The whole images or the synchronised bicubic / SR crops, and the download button of one result."""
+    if st.radio("View", ["Crops (pixel-exact)", "Whole image"], horizontal=True, key="view") == "Whole image":
+        _show_whole(res)
+    else:
+        _show_crops(res)
+    _download(res, scale)
+
+
+def _show_crops(res: dict) -> None:
     zoom = st.slider("Zoom (screen pixels per output pixel)", 1, 8, 1, key="zoom")
     c1, c2 = st.columns(2)
     cx = c1.slider("Centre x (%)", 0, 100, 50, key="cx") / 100
@@ -277,6 +351,9 @@ def _show(res: dict, scale: int) -> None:
     left, right = st.columns(2)
     left.image(_crop(res["bicubic"], cy, cx, zoom), caption="bicubic")
     right.image(_crop(res["sr"], cy, cx, zoom), caption=f"SR ({res['model']})")
+
+
+def _download(res: dict, scale: int) -> None:
     png = res["png"]
     st.download_button(
         f"Download SR PNG ({len(png) / 1e6:.1f} MB)",

@@ -101,9 +101,15 @@ def cmd_fetch(names, probe: bool) -> int:
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
         params = meta.params
         print(f"installed {name}: {path} ({f'{params:,}' if isinstance(params, int) else '?'} params{extra})")
-    if names:
-        print(f"use it: python -m pipelines.upscale IMAGE... --model {names[-1]} --out DIR "
+    models = [n for n in names if n in pretrained.CATALOGUE]  # metric assets are not models to upscale with
+    if models:
+        print(f"use it: python -m pipelines.upscale IMAGE... --model {models[-1]} --out DIR "
               "(also --model NAME in pipelines.evaluate, prepare_study, export)")
+    if len(models) < len(names):
+        from srkeras.metrics.registry import METRICS
+
+        used = sorted(m for m, assets in METRICS.items() if set(assets) & set(names) - set(models))
+        print(f"metric assets: used by --metric {' / '.join(used)} (pipelines.evaluate, prepare_study, study)")
     return 0
 
 

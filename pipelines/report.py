@@ -67,7 +67,8 @@ def load(a):
     """
     acr = read_acr_csv(a.ratings_csv) if a.ratings_csv else None
     pairs = read_pairs_csv(a.pairs_csv) if a.pairs_csv else None
-    given = read_metrics_csv(a.metrics_csv) if a.metrics_csv else None
+    given = read_metrics_csv(a.metrics_csv, on_ignored=lambda cols: print(
+        f"note: {a.metrics_csv}: ignoring non-numeric column(s) {', '.join(cols)}", file=sys.stderr)) if a.metrics_csv else None
     if not a.db:
         return acr, pairs, given, None
     from db import open_database, rater_completion, rating_frames  # lazy: only the DB branch needs SQLAlchemy

@@ -32,7 +32,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the progress bar
 
 from srkeras import recipes  # noqa: E402
-from srkeras.files import destination_problem  # noqa: E402
 from srkeras.training.job import TrainingJob, final_table, run_training  # noqa: E402
 
 DEMO = {
@@ -180,6 +179,15 @@ def _report(job: TrainingJob, summary: dict, max_minutes) -> None:
         print(table)
 
 
+def _preflight(recipe, out: Path, args) -> str | None:
+    """Why the run cannot start (:mod:`srkeras.preflight`: every missing item in one message), or None."""
+    from srkeras.preflight import Preflight
+
+    pf = Preflight("pipelines.train")
+    pf.training(recipe, out, tuple(args.train_dir or ()), args.val_dir)
+    return pf.message() if pf.problems else None
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     demo = not argv
@@ -199,9 +207,9 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / f"{recipe.name}-x{recipe.model.scale}"
-    problem = destination_problem(out, folder=True)  # a file, a read-only folder: before any work
+    problem = _preflight(recipe, out, args)  # everything the run needs, before any work
     if problem:
-        print(f"error: --out {problem}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.workers is not None and args.workers != 1:
         if args.strategy not in ("auto", "multiworker"):

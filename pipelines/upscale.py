@@ -116,6 +116,16 @@ def _summary(out_dir: Path, scale: int, written, skipped, failed) -> None:
         print(f"  FAILED  {why}")
 
 
+def _preflight(args, out_dir: Path) -> str | None:
+    """The model, a writable --out with room for the outputs: every missing item in one message, or None."""
+    from srkeras.inference.destinations import expand_inputs
+    from srkeras.preflight import Preflight
+
+    pf = Preflight("pipelines.upscale")
+    pf.upscaling(args.model, expand_inputs(args.inputs)[0], out_dir, args.scale)
+    return pf.message() if pf.problems else None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.time()
@@ -124,14 +134,14 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm import tqdm
 
-    from srkeras.files import destination_problem, remove_stale_temporaries
+    from srkeras.files import remove_stale_temporaries
     from srkeras.inference import parse_memory
     from srkeras.inference.destinations import expand_inputs, plan_outputs
 
     out_dir = Path(args.out)
-    problem = destination_problem(out_dir, folder=True)
+    problem = _preflight(args, out_dir)
     if problem:
-        print(f"error: --out {problem}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     for stale in remove_stale_temporaries(out_dir, started):
         print(f"removed {display_name(stale)} (left by an interrupted run)", file=sys.stderr)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from srkeras import evaluation
 from srkeras.data import DEFAULT_MAX_PIXELS, ImageLoadError, list_images, load_image
-from srkeras.files import destination_problem, display_name, remove_stale_temporaries, write_atomically, write_error
+from srkeras.files import display_name, remove_stale_temporaries, write_atomically, write_error
 from srkeras.metrics.registry import METRICS, NO_REFERENCE
 
 DEFAULT_METRICS = ("psnr", "ssim")
@@ -245,13 +245,16 @@ def run(spec: EvaluationSpec) -> dict:
 def start_up_problem(spec: EvaluationSpec, started: float) -> str | None:
     """Why the run cannot start (``out`` unwritable, a metric asset missing), checked before any work;
     removes the temporaries that killed runs left beside ``out`` (older than ``started``)."""
+    from srkeras.preflight import Preflight
+
+    pf = Preflight("pipelines.evaluate")  # every missing item in one message
     if spec.out is not None:
-        problem = destination_problem(spec.out)
-        if problem:
-            return f"--out {problem}"
-    problem = evaluation.missing_assets(spec.metrics)
-    if problem:
-        return problem
+        pf.output(spec.out, "--out", folder=False)
+    pf.metric_assets(spec.metrics)
+    for m in spec.models:
+        pf.model(m)
+    if pf.problems:
+        return pf.message()
     if spec.out is not None:
         remove_stale_temporaries(spec.out.parent, started)
     return None

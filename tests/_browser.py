@@ -36,13 +36,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(app: Path, env: dict, port: int, log_path: Path) -> subprocess.Popen:
-    """``streamlit run APP`` with extra ``env`` in its own process; returns once /_stcore/health answers."""
+def start_app(app: Path, env: dict, port: int, log_path: Path, toolbar: str | None = "minimal") -> subprocess.Popen:
+    """``streamlit run APP`` with extra ``env`` in its own process; returns once /_stcore/health answers.
+    ``toolbar`` None: the repository's .streamlit/config.toml decides (as for a user)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **env)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-           "--client.toolbarMode", "minimal"]
+           *(["--client.toolbarMode", toolbar] if toolbar else [])]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60

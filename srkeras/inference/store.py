@@ -18,6 +18,7 @@ the old sidecar, whose sha256 no longer matches: it is ignored as stale.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -85,11 +86,34 @@ def installed(name: str) -> Path | None:
     return next((p for p in (d / f"{name}.keras", d / name / "model.keras") if p.is_file()), None)
 
 
+@contextlib.contextmanager
+def _install_lock(folder: Path):
+    """Exclusive POSIX ``flock`` on the models folder itself, held while a file and its sidecar are
+    written: two installs at once (two ``fetch`` runs of one model) finish one after the other, so a
+    sidecar always describes the file beside it; no lock file is left behind. No lock where ``fcntl``
+    does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def install(name: str, write, sidecar: ModelSidecar, suffix: str = ".keras") -> Path:
     """Install ``NAME{suffix}`` in the models directory: ``write(tmp_path)`` writes the file, then
-    ``sidecar`` (named ``name``, with the file's sha256) is written beside it; both atomically."""
-    final = write_atomically(models_dir() / f"{name}{suffix}", write)
-    dataclasses.replace(sidecar, name=name).write(final)
+    ``sidecar`` (named ``name``, with the file's sha256) is written beside it; both atomically, and
+    under the folder's lock (:func:`_install_lock`)."""
+    folder = models_dir()
+    with _install_lock(folder):
+        final = write_atomically(folder / f"{name}{suffix}", write)
+        dataclasses.replace(sidecar, name=name).write(final)
     return final
 
 

