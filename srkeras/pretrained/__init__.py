@@ -24,6 +24,7 @@ from srkeras.pretrained.catalogue import CATALOGUE, Entry
 from srkeras.pretrained.errors import (
     CheckpointError,
     ChecksumError,
+    ConversionUnavailableError,
     ModelExistsError,
     OfflineError,
     PretrainedError,
@@ -57,7 +58,8 @@ def fetch(name: str, run_probe: bool = True) -> Path:
 
 def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True,
                overwrite: bool = False):
-    """Convert a PyTorch checkpoint (see :mod:`srkeras.pretrained.pth`) and install it as ``name``.
+    """Convert a PyTorch ``.pth`` or ``.safetensors`` checkpoint (see :mod:`srkeras.pretrained.pth`;
+    ``arch`` None: detected, :mod:`srkeras.pretrained.detect`) and install it as ``name``.
 
     Returns ``(path, unmapped_keys)``. Errors name the file: CheckpointError (unreadable, unsafe),
     UnknownArchitectureError, ShapeMismatchError, ScaleMismatchError; ModelExistsError when a model is
@@ -67,7 +69,6 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
     from srkeras.inference.sidecar import ModelSidecar
     from srkeras.pretrained import pth
     from srkeras.pretrained.fetching import measure_for_sidecar
-    from srkeras.pretrained.torchfile import load_pth
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith(".keras"):
         raise UnknownModelError(f"invalid model name {name!r}: letters, digits, '_', '-', '.' only")
@@ -75,10 +76,8 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
     if existing is not None and not overwrite:
         raise ModelExistsError(f"{file}: a model is installed as {name!r} already ({existing}); choose another "
                                "--name, or pass --overwrite to replace it")
-    if arch is not None and arch not in pth.ARCHS:
-        raise UnknownArchitectureError(f"{file}: unknown architecture {arch!r}; supported: {', '.join(pth.ARCHS)}")
     file = Path(file)
-    sd = pth.state_dict(load_pth(file), str(file))
+    sd = pth.read_checkpoint(file)
     model, s, config, unmapped = pth.convert_state_dict(sd, arch, scale, str(file))
     config = dict(config)
     found_arch = config.pop("arch")
@@ -94,6 +93,7 @@ __all__ = [
     "CATALOGUE",
     "ChecksumError",
     "CheckpointError",
+    "ConversionUnavailableError",
     "Entry",
     "METRIC_ASSETS",
     "MissingAssetError",

@@ -19,9 +19,11 @@ import re
 
 import numpy as np
 
+from srkeras.pretrained import detect as detect_mod
 from srkeras.pretrained.convert import assign, conv_arrays, rrdbnet_conv_names
 from srkeras.pretrained.errors import (
     CheckpointError,
+    ConversionUnavailableError,
     ScaleMismatchError,
     ShapeMismatchError,
     UnknownArchitectureError,
@@ -31,51 +33,32 @@ ARCHS = ("rrdbnet", "srvgg_compact", "edsr")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
-_OLD_RRDB = {"trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2", "HRconv": "conv_hr"}
 
 
 def state_dict(obj, source: str) -> dict:
-    """The tensors of a checkpoint: BasicSR's ``params_ema`` (preferred) / ``params``, a plain state
-    dict or ``state_dict``; a leading ``module.`` (DataParallel) is dropped."""
-    if isinstance(obj, dict):
-        for key in ("params_ema", "params", "state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if (
-        not isinstance(obj, dict) or not obj
-        or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items())
-    ):
-        found = [f"{k!s:.60}" for k in list(obj)[:8]] if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{source}: no state dict of tensors (names -> tensors) found (keys: {found})")
-    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
+    """The tensors of a checkpoint (:func:`srkeras.pretrained.detect.canonical`)."""
+    return detect_mod.canonical(obj, source)
 
 
-def _canonical_rrdb(sd: dict) -> dict:
-    out = {}
-    for k, v in sd.items():
-        m = re.match(r"RRDB_trunk\.(\d+)\.RDB(\d)\.(.*)", k)
-        if m:
-            k = f"body.{m[1]}.rdb{m[2]}.{m[3]}"
-        else:
-            head, _, rest = k.partition(".")
-            k = f"{_OLD_RRDB.get(head, head)}.{rest}"
-        out[k] = v
-    return out
+def read_checkpoint(path) -> dict:
+    """The state dict of a ``.pth`` (zip or legacy) or ``.safetensors`` file, read without torch
+    and without running code from it (the format is told by the file's first bytes)."""
+    from srkeras.pretrained.safetensorsfile import is_safetensors, load_safetensors
+    from srkeras.pretrained.torchfile import load_pth
+
+    try:
+        safetensors = is_safetensors(path)
+    except OSError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return state_dict(load_safetensors(path) if safetensors else load_pth(path), str(path))
 
 
 def detect(sd: dict) -> str:
-    """Architecture of a state dict: one of :data:`ARCHS`, ``'msrresnet'`` or ``'unknown'``."""
-    keys = set(sd)
-    if "body.0.rdb1.conv1.weight" in keys or "RRDB_trunk.0.RDB1.conv1.weight" in keys:
-        return "rrdbnet"
-    if "body.0.weight" in keys and "body.1.weight" in keys and sd["body.1.weight"].ndim == 1:
-        return "srvgg_compact"
-    if "conv_after_body.weight" in keys and "body.0.conv1.weight" in keys:
-        return "edsr"
-    if "upconv1.weight" in keys and "body.0.conv1.weight" in keys:
-        return "msrresnet"
-    return "unknown"
+    """Architecture name of a state dict (:func:`srkeras.pretrained.detect.detect`) or ``'unknown'``."""
+    try:
+        return detect_mod.detect(sd).arch
+    except (UnknownArchitectureError, ShapeMismatchError):
+        return "unknown"
 
 
 def _check_scale(source, found: int, asked: int | None):
@@ -113,7 +96,7 @@ def _count(sd, pattern: str, source, what: str) -> int:
 def _rrdbnet(sd, scale, source):
     from srkeras.models.esrgan import build_rrdbnet
 
-    sd = _canonical_rrdb(sd)
+    sd = detect_mod.rrdb_new_layout(sd)
     nf, in_ch = _shape(sd, "conv_first.weight", 4, source)[:2]
     found = {3: 4, 12: 2, 48: 1}.get(in_ch)
     if found is None:
@@ -197,22 +180,29 @@ def _check_layers(sd, layers, source) -> None:
                 raise ShapeMismatchError(f"{source}: {key} has shape {have}, layer {layer} of this network needs {want}")
 
 
+def identify(sd: dict, arch: str | None, source: str) -> detect_mod.Detection:
+    """The detected architecture of ``sd``, which must agree with ``arch`` when one is given, and
+    which srkeras must be able to convert (ConversionUnavailableError names it and its hyper-parameters)."""
+    if arch is not None and arch not in detect_mod.ARCHS:
+        known = ", ".join(detect_mod.ARCHS)
+        raise UnknownArchitectureError(f"{source}: unknown architecture {arch!r}; detected ones: {known}")
+    found = detect_mod.detect(sd, source)
+    if arch is not None and arch != found.arch:
+        raise UnknownArchitectureError(f"{source}: checkpoint is a {found.arch} state dict, not {arch}")
+    if not found.convertible or found.arch not in _BUILDERS:
+        raise ConversionUnavailableError(
+            f"{source}: detected {found.describe()}; conversion of this architecture to Keras is not available "
+            f"in srkeras (convertible: {', '.join(ARCHS)})"
+        )
+    return found
+
+
 def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: str):
     """Build the srkeras model for ``sd`` and load it. Returns ``(model, scale, config, unmapped)``:
     ``unmapped`` lists checkpoint keys that no layer took. Raises typed errors naming ``source``;
     the key set and every shape are checked before the model is built."""
-    found = detect(sd)
-    if found == "msrresnet":
-        raise UnknownArchitectureError(
-            f"{source}: BasicSR MSRResNet is not supported (srkeras' srresnet is SRGAN's BN/PReLU network)"
-        )
-    if found == "unknown":
-        raise UnknownArchitectureError(f"{source}: keys match no supported architecture {ARCHS} (first keys: {sorted(sd)[:5]})")
-    if arch is not None and arch != found:
-        if arch not in ARCHS:
-            raise UnknownArchitectureError(f"{source}: unknown architecture {arch!r}; supported: {', '.join(ARCHS)}")
-        raise UnknownArchitectureError(f"{source}: checkpoint is a {found} state dict, not {arch}")
-    build, s, config, layers, sd = _BUILDERS[found](sd, scale, source)
+    found = identify(sd, arch, source)
+    build, s, config, layers, sd = _BUILDERS[found.arch](sd, scale, source)
     _check_layers(sd, layers, source)
     model = build()
     used = set()
@@ -224,4 +214,4 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
             arrays = conv_arrays(sd[keys[0]], sd[keys[1]], extra)
         assign(model, layer, arrays, source, prefix)
         used.update(keys)
-    return model, s, {"arch": found, **config}, sorted(set(sd) - used)
+    return model, s, {"arch": found.arch, **config}, sorted(set(sd) - used)
