@@ -78,10 +78,12 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
                                "--name, or pass --overwrite to replace it")
     file = Path(file)
     sd = pth.read_checkpoint(file)
+    found = pth.identify(sd, arch, str(file))
     model, s, config, unmapped = pth.convert_state_dict(sd, arch, scale, str(file))
     config = dict(config)
     found_arch = config.pop("arch")
     about = {"source": {"file": str(file.resolve()), "sha256": sha256_file(file), "format": "pth"}, "options": config,
+             "detected": found.describe(),
              "format": "pth", "input_range": [0.0, 1.0], "output_range": [0.0, 1.0], "unmapped_keys": unmapped}  # fmt: skip
     sidecar = ModelSidecar(licence="user-supplied checkpoint: see its publisher's licence", arch=found_arch, scale=s,
                            pre_pad=0, params=int(model.count_params()), about=about,

@@ -6,8 +6,9 @@ tensor shapes alone (the way spandrel, MIT, chaiNNer-org/spandrel, detects archi
 :func:`detect` tries one detector per architecture: each has key sets ("signatures") of which one
 must be present in full, and a reader that derives the hyper-parameters from shapes. Unknown
 layouts raise :class:`UnknownArchitectureError` listing the closest candidates and the keys that did
-not match (:func:`closest`). ``convertible`` says whether srkeras has a Keras builder and a
-converter for it (:mod:`srkeras.pretrained.pth`); the others are reported, never faked.
+not match (:func:`closest`). ``convertible`` says whether the layout is one srkeras' Keras builder
+takes; :func:`srkeras.pretrained.pth.identify` also needs a converter for the architecture. The
+others are reported with their hyper-parameters, never faked.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from srkeras.pretrained.errors import CheckpointError, UnknownArchitectureError
+from srkeras.pretrained.errors import CheckpointError, ShapeMismatchError, UnknownArchitectureError
 
 _UNWRAP = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net")
 _PREFIXES = ("module.", "netG.")
@@ -78,7 +79,8 @@ def shape(sd, key: str, ndim: int | None = None, source: str = "") -> tuple[int,
         raise UnknownArchitectureError(f"{source}: missing key {key!r}")
     s = tuple(int(n) for n in np.shape(sd[key]))
     if (ndim is not None and len(s) != ndim) or 0 in s:
-        raise UnknownArchitectureError(f"{source}: {key} has shape {s}, not a {ndim}-D tensor")
+        layout = "a conv kernel (out, in, kh, kw)" if ndim == 4 else f"a {ndim or 'non-empty'}-D tensor"
+        raise ShapeMismatchError(f"{source}: {key} has shape {s}, not that of {layout}")
     return s
 
 
@@ -270,9 +272,7 @@ def _dat(sd, source):
 
 
 def _dat_light_ok(config) -> bool:
-    from srkeras.pretrained import pth
-
-    return "dat_light" in pth.ARCHS and config["upsampler"] == "pixelshuffledirect" and config["in_chans"] == 3
+    return config["upsampler"] == "pixelshuffledirect" and config["in_chans"] == 3
 
 
 def _omnisr(sd, source):
@@ -289,9 +289,7 @@ def _omnisr(sd, source):
 
 
 def _omnisr_ok(config) -> bool:
-    from srkeras.pretrained import pth
-
-    return "omnisr" in pth.ARCHS and config["in_channels"] == config["out_channels"] == 3
+    return config["in_channels"] == config["out_channels"] == 3
 
 
 # --- SPAN, Real-CUGAN ----------------------------------------------------------------------------
@@ -373,21 +371,28 @@ def detect(sd: dict, source: str = "state dict") -> Detection:
     raise UnknownArchitectureError(f"{source}: keys match no known architecture; {closest(sd)}")
 
 
+def _module(key: str) -> str:
+    """A key's top-level module with numbers generalised (``block_2.c1_r.sk.weight`` -> ``block_N``)."""
+    return re.sub(r"\d+", "N", key.split(".")[0])
+
+
 def closest(sd: dict, n: int = 3) -> str:
-    """The ``n`` detectors whose signature keys ``sd`` holds the most of, with the keys missing,
-    and keys of ``sd`` that none of their signatures names (by top-level module)."""
+    """The ``n`` detectors whose signature keys ``sd`` holds the most of (at least one), with the
+    keys missing, and the keys of ``sd`` in modules that none of their signatures names."""
     keys = set(sd)
     scored = []
     for det in DETECTORS:
         sig = max(det.signatures, key=lambda s: len(keys.intersection(s)) / len(s))
         scored.append((len(keys.intersection(sig)) / len(sig), det, sig))
-    scored.sort(key=lambda t: -t[0])
+    scored = sorted((t for t in scored if t[0] > 0), key=lambda t: -t[0])[:n]
+    if not scored:
+        return f"no known architecture shares a key with it (first keys: {', '.join(sorted(keys)[:5])})"
     parts = []
-    for frac, det, sig in scored[:n]:
+    for frac, det, sig in scored:
         missing = [k for k in sig if k not in keys]
         parts.append(f"{det.name} ({frac:.0%} of its keys; missing {', '.join(missing[:4])}"
                      f"{', ...' if len(missing) > 4 else ''})")
-    heads = {k.split(".")[0] for _f, _d, sig in scored[:n] for k in sig}
-    stray = sorted(k for k in keys if k.split(".")[0] not in heads)
+    modules = {_module(k) for _f, _d, sig in scored for k in sig}
+    stray = sorted(k for k in keys if _module(k) not in modules)
     shown = ", ".join(stray[:6]) + (f" and {len(stray) - 6} more" if len(stray) > 6 else "")
     return f"closest: {'; '.join(parts)}; checkpoint keys unmatched by these: {shown or 'none'}"
