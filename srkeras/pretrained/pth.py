@@ -42,12 +42,12 @@ def state_dict(obj, source: str) -> dict:
 
 def read_checkpoint(path) -> dict:
     """The state dict of a ``.pth`` (zip or legacy) or ``.safetensors`` file, read without torch
-    and without running code from it (the format is told by the file's first bytes)."""
+    and without running code from it (safetensors: by the ``.safetensors`` suffix or the first bytes)."""
     from srkeras.pretrained.safetensorsfile import is_safetensors, load_safetensors
     from srkeras.pretrained.torchfile import load_pth
 
     try:
-        safetensors = is_safetensors(path)
+        safetensors = str(path).lower().endswith(".safetensors") or is_safetensors(path)
     except OSError as e:
         raise CheckpointError(f"{path}: {e}") from None
     return state_dict(load_safetensors(path) if safetensors else load_pth(path), str(path))
