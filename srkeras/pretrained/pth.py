@@ -29,7 +29,7 @@ from srkeras.pretrained.errors import (
     UnknownArchitectureError,
 )
 
-ARCHS = ("rrdbnet", "srvgg_compact", "edsr")
+ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "omnisr")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
@@ -162,6 +162,27 @@ def _edsr(sd, scale, source):
 _BUILDERS = {"rrdbnet": _rrdbnet, "srvgg_compact": _srvgg, "edsr": _edsr}
 
 
+def _bounded(source, config: dict, **limits) -> None:
+    """Hyper-parameters read from shapes within plausible bounds, before anything is built."""
+    for key, most in limits.items():
+        value = config[key]
+        if not 1 <= (max(value) if isinstance(value, list) else value) <= most:
+            raise UnknownArchitectureError(f"{source}: {key}={value} is implausible (at most {most} expected)")
+
+
+def _omnisr(found, source):
+    from srkeras.models.omnisr import build_omnisr
+
+    c = found.config
+    _bounded(source, c, num_feat=512, res_num=MAX_BLOCKS, block_num=32, window_size=64)
+    config = {k: c[k] for k in ("num_feat", "res_num", "block_num", "window_size", "pe", "bias")}
+    return lambda: build_omnisr(found.scale, **config), config, {"up.0": found.scale}
+
+
+#: Architectures whose Keras layers are named after the state-dict prefixes (:mod:`.pth_named`).
+_NAMED = {"omnisr": _omnisr}
+
+
 def _keys(prefix: str, extra) -> list[str]:
     return [f"{prefix}.weight"] + ([] if extra == "prelu" else [f"{prefix}.bias"])
 
@@ -189,7 +210,7 @@ def identify(sd: dict, arch: str | None, source: str) -> detect_mod.Detection:
     found = detect_mod.detect(sd, source)
     if arch is not None and arch != found.arch:
         raise UnknownArchitectureError(f"{source}: checkpoint is a {found.arch} state dict, not {arch}")
-    if not found.convertible or found.arch not in _BUILDERS:
+    if not found.convertible or found.arch not in (*_BUILDERS, *_NAMED):
         raise ConversionUnavailableError(
             f"{source}: detected {found.describe()}; conversion of this architecture to Keras is not available "
             f"in srkeras (convertible: {', '.join(ARCHS)})"
@@ -202,6 +223,13 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
     ``unmapped`` lists checkpoint keys that no layer took. Raises typed errors naming ``source``;
     the key set and every shape are checked before the model is built."""
     found = identify(sd, arch, source)
+    if found.arch in _NAMED:
+        from srkeras.pretrained.pth_named import load_named
+
+        _check_scale(source, found.scale, scale)
+        build, config, shuffle = _NAMED[found.arch](found, source)
+        model = build()
+        return model, found.scale, {"arch": found.arch, **config}, load_named(model, sd, source, shuffle)
     build, s, config, layers, sd = _BUILDERS[found.arch](sd, scale, source)
     _check_layers(sd, layers, source)
     model = build()
