@@ -1,13 +1,17 @@
 """Map PyTorch state dicts of the original implementations onto srkeras models.
 
-Handled (keys decide the architecture; ``arch`` given by the user must agree):
+Handled (:mod:`srkeras.pretrained.detect` tells the architecture from the keys and shapes; ``arch``
+given by the user must agree; detected architectures not listed here are refused by name):
 
 * ``rrdbnet`` - BasicSR / Real-ESRGAN RRDBNet (``conv_first``, ``body.N.rdbM.convK``, ``conv_body``,
   ``conv_up1/2``, ``conv_hr``, ``conv_last``; RealESRGAN_x2plus pixel-unshuffle input: conv_first on
-  12 channels) and ESRGAN's original names (``RRDB_trunk``, ``trunk_conv``, ``upconv1/2``, ``HRconv``).
+  12 channels) and ESRGAN's original names (``RRDB_trunk``, ``trunk_conv``, ``upconv1/2``, ``HRconv``)
+  and sequential ones (``model.0``, ``model.1.sub.N.RDBd.convk.0``, ``model.3``...).
 * ``srvgg_compact`` - Real-ESRGAN SRVGGNetCompact (``body.2k`` convs, ``body.2k+1`` PReLU slopes).
 * ``edsr`` - BasicSR EDSR (``conv_first``, ``body.N.conv1/2``, ``conv_after_body``, ``upsample.K``,
   ``conv_last``); res_scale is not stored in weights: 0.1 for 256 features (EDSR full), else 1.
+* ``omnisr`` - OmniSR, ``dat_light`` - DAT with a one-conv tail (DAT-light): Keras layers named after
+  the state-dict prefixes, loaded by name (:mod:`srkeras.pretrained.pth_named`).
 
 BasicSR's MSRResNet is not mapped: srkeras' ``srresnet`` is SRGAN's (BN + PReLU), a different net.
 """
@@ -29,7 +33,7 @@ from srkeras.pretrained.errors import (
     UnknownArchitectureError,
 )
 
-ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "omnisr")
+ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "omnisr", "dat_light")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
@@ -179,8 +183,24 @@ def _omnisr(found, source):
     return lambda: build_omnisr(found.scale, **config), config, {"up.0": found.scale}
 
 
+def _dat_light(found, source):
+    from srkeras.models.dat import build_dat_light
+
+    c = found.config
+    _bounded(source, c, embed_dim=1024, depth=MAX_BLOCKS, num_heads=64, split_size=128)
+    dim, heads = c["embed_dim"], c["num_heads"]
+    if len(c["depth"]) > 8 or dim < 32 or any(h % 2 or (dim // 2) % (h // 2) or dim % h for h in heads):
+        raise UnknownArchitectureError(f"{source}: DAT {c} is not a layout the Keras DAT-light takes")
+    config = {k: c[k] for k in ("embed_dim", "depth", "num_heads", "split_size", "expansion_factor", "qkv_bias",
+                                "resi_connection")}  # fmt: skip
+    return lambda: build_dat_light(found.scale, **config), config, {"upsample.0": found.scale}
+
+
 #: Architectures whose Keras layers are named after the state-dict prefixes (:mod:`.pth_named`).
-_NAMED = {"omnisr": _omnisr}
+_NAMED = {"omnisr": _omnisr, "dat_light": _dat_light}
+#: Buffers those checkpoints hold that Keras computes (position indices, masks, BatchNorm counters).
+_DERIVED = ("relative_position_index", "rpe_biases", "attn_mask_0", "attn_mask_1", "num_batches_tracked",
+            "total_ops", "total_params")  # fmt: skip
 
 
 def _keys(prefix: str, extra) -> list[str]:
@@ -229,7 +249,8 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
         _check_scale(source, found.scale, scale)
         build, config, shuffle = _NAMED[found.arch](found, source)
         model = build()
-        return model, found.scale, {"arch": found.arch, **config}, load_named(model, sd, source, shuffle)
+        unmapped = [k for k in load_named(model, sd, source, shuffle) if not k.endswith(_DERIVED)]
+        return model, found.scale, {"arch": found.arch, **config}, unmapped
     build, s, config, layers, sd = _BUILDERS[found.arch](sd, scale, source)
     _check_layers(sd, layers, source)
     model = build()

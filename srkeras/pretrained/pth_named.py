@@ -14,7 +14,7 @@ from srkeras.pretrained.errors import ShapeMismatchError, UnknownArchitectureErr
 
 #: Keras weight name -> PyTorch parameter name (custom layers name theirs after PyTorch's).
 _TORCH_NAME = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias", "depthwise_kernel": "weight",
-               "rel_pos_bias": "rel_pos_bias.weight"}
+               "rel_pos_bias": "rel_pos_bias.weight", "moving_mean": "running_mean", "moving_variance": "running_var"}
 
 
 def _torch_array(layer, weight, sd, key: str, source: str) -> np.ndarray:
