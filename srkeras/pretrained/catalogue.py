@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from srkeras.pretrained import catalogue_pth
 from srkeras.pretrained.errors import UnknownModelError
 
 
@@ -129,6 +130,9 @@ CATALOGUE: dict[str, Entry] = {
         *[_tfjs(f"rrdn_gans_x{s}", "rrdn", s, _THICK, ESRGAN_THICK, "esrgan-thick: RRDN C4 D3 G32 T10") for s in (2, 3, 4, 8)],
     ]
 }
+
+
+CATALOGUE.update((e.name, e) for e in catalogue_pth.entries(Entry, Package))  # .pth models (DAT-light, ESRGAN)
 
 
 def get(name: str) -> Entry:
