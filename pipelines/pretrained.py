@@ -107,8 +107,9 @@ def cmd_list_json(out=None) -> int:
 
 
 def _imported(meta) -> bool:
-    """Whether a model's sidecar says it was imported from a user's checkpoint (not fetched)."""
-    return meta is not None and meta.about.get("format") == "pth"
+    """Whether a model's sidecar says it was imported from a user's checkpoint (not fetched: a fetched
+    ``.pth`` catalogue model records its registry package as the source, an import its file)."""
+    return meta is not None and meta.about.get("format") == "pth" and "file" in (meta.about.get("source") or {})
 
 
 def _list_metric_assets(out) -> None:

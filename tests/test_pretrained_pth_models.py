@@ -107,6 +107,19 @@ def test_catalogued_pth_models_match_torch(name, tmp_path, monkeypatch):
     y = np.clip(np.round(np.asarray(keras.models.load_model(path)(x))[0] * 255.0), 0, 255)
     want = np.asarray(Image.open(REFS / f"{name}.png"), np.float32)
     assert y.shape == want.shape and np.abs(y - want).max() <= 1.0
+    from pipelines import pretrained as cli  # a fetched .pth model is listed as the catalogue's, installed
+
+    rows = [ln for ln in _list_json(cli) if ln["name"] == name]
+    assert len(rows) == 1 and rows[0]["installed"] is True and rows[0]["family"] == catalogue.get(name).family
+
+
+def _list_json(cli) -> list[dict]:
+    import io
+    import json
+
+    buf = io.StringIO()
+    assert cli.cmd_list_json(out=buf) == 0
+    return [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 @pytest.mark.registry
