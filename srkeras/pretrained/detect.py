@@ -187,6 +187,15 @@ def _edsr(sd, source):
     return Detection("edsr", "EDSR (BasicSR)", s, config, True)
 
 
+def _edsr_original(sd, source):
+    """EDSR in its authors' code (sanghyun-son/EDSR-PyTorch): ``head.0``, ``body.N.body.{0,2}``,
+    ``body.{n_resblocks}``, ``tail.0.{0,2,4}`` (Upsampler), ``tail.1``; MeanShift not in the weights."""
+    s, nf = shuffle_upsampler(sd, "tail.0", source)
+    config = {"n_feats": nf, "n_resblocks": seq_len(sd, "body") - 1, "n_colors": shape(sd, "tail.1.weight", 4, source)[0],
+              "res_scale": 0.1 if nf == 256 else 1.0}  # fmt: skip
+    return Detection("edsr", "EDSR (Lim et al. 2017)", s, config, False, "EDSR-PyTorch")
+
+
 def _msrresnet(sd, source):
     old = "recon_trunk.0.conv1.weight" in sd
     nf, in_ch = shape(sd, "conv_first.weight", 4, source)[:2]
@@ -350,13 +359,15 @@ DETECTORS = (
                                     ("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight")), _rrdbnet),
     Detector("edsr", "EDSR", (("conv_first.weight", "body.0.conv1.weight", "conv_after_body.weight",
                                "upsample.0.weight", "conv_last.weight"),), _edsr),
+    Detector("edsr_original", "EDSR (EDSR-PyTorch)", (("head.0.weight", "body.0.body.0.weight", "body.0.body.2.weight",
+                                                       "tail.0.0.weight", "tail.1.weight"),), _edsr_original),
     Detector("msrresnet", "MSRResNet", (("conv_first.weight", "body.0.conv1.weight", "upconv1.weight", "conv_hr.weight",
                                          "conv_last.weight"),
                                         ("conv_first.weight", "recon_trunk.0.conv1.weight", "upconv1.weight",
                                          "HRconv.weight", "conv_last.weight")), _msrresnet),
     Detector("srvgg_compact", "SRVGGNetCompact", (("body.0.weight", "body.1.weight", "body.2.weight"),), _srvgg),
 )
-ARCHS = tuple(d.arch for d in DETECTORS) + ("dat_light",)
+ARCHS = tuple(dict.fromkeys(d.arch for d in DETECTORS if d.arch != "edsr_original")) + ("dat_light",)
 
 
 def detect(sd: dict, source: str = "state dict") -> Detection:
