@@ -148,3 +148,14 @@ def test_cli_import_without_arch_detects(tmp_path, monkeypatch, capsys):
     assert cli.main(["import", str(path), "--name", "o", "--no-probe"]) == pretrained.ConversionUnavailableError.exit_code
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: detected OmniSR") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("case", "key"), [("swinir_x2", "layers.999999999.residual_group.blocks.0.norm1.weight"),
+                                           ("dat_light_x3", "layers.0.blocks.4000.norm1.weight"),
+                                           ("esrgan_sequential_x4", "model.1.sub.77777.RDB1.conv1.0.weight")])
+def test_absurd_sequence_numbers_refused_quickly(case, key):
+    """A hostile key numbering a module 10**9 is refused from the numbers, before any loop over them."""
+    sd, _ = fixture_state_dict(case)
+    sd[key] = np.zeros(4, np.float32)
+    with pytest.raises(pretrained.UnknownArchitectureError, match=r"^odd.pth: keys number .* more than 512"):
+        detect.detect(sd, "odd.pth")

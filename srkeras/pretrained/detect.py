@@ -84,11 +84,19 @@ def shape(sd, key: str, ndim: int | None = None, source: str = "") -> tuple[int,
     return s
 
 
+#: Longest module sequence a key may number (``layers.N``, ``body.N``): real networks use < 150;
+#: a hostile ``layers.999999.x`` would otherwise make detection loop a million times.
+MAX_SEQ = 512
+
+
 def seq_len(sd, prefix: str) -> int:
     """1 + the largest ``N`` of keys ``prefix.N.*`` (0 if none), as spandrel's ``get_seq_len``."""
-    pat = re.compile(re.escape(prefix) + r"\.(\d{1,6})\.")
-    found = [int(m[1]) for k in sd if (m := pat.match(k))]
-    return max(found) + 1 if found else 0
+    pat = re.compile(re.escape(prefix) + r"\.(\d+)\.")
+    found = [int(m[1]) if len(m[1]) < 7 else MAX_SEQ for k in sd if (m := pat.match(k))]
+    n = max(found) + 1 if found else 0
+    if n > MAX_SEQ:
+        raise UnknownArchitectureError(f"keys number {prefix}.N up to {max(found)}: more than {MAX_SEQ} is not a real network")
+    return n
 
 
 def scale_and_channels(out_ch: int, in_ch: int, source: str) -> tuple[int, int]:
@@ -378,7 +386,8 @@ def detect(sd: dict, source: str = "state dict") -> Detection:
             try:
                 return det.read(sd, source)
             except UnknownArchitectureError as e:
-                raise UnknownArchitectureError(f"{e} (keys of a {det.name} state dict)") from None
+                msg = str(e) if str(e).startswith(f"{source}: ") else f"{source}: {e}"
+                raise UnknownArchitectureError(f"{msg} (keys of a {det.name} state dict)") from None
     raise UnknownArchitectureError(f"{source}: keys match no known architecture; {closest(sd)}")
 
 
