@@ -163,8 +163,11 @@ def _sd(file):
 
 def test_stray_block_key_builds_nothing(no_build):
     sd = _sd("rrdbnet_x4_zip.pth")
-    sd["body.200000.rdb1.conv1.weight"] = sd["body.0.rdb1.conv1.weight"]
-    with pytest.raises(pretrained.UnknownArchitectureError, match=r"x.pth: 2 RRDB blocks \(body.N.\*\) with number\(s\) 200000; they must be numbered 0\.\.1"):
+    sd["body.300.rdb1.conv1.weight"] = sd["body.0.rdb1.conv1.weight"]
+    with pytest.raises(pretrained.UnknownArchitectureError, match=r"x.pth: 2 RRDB blocks \(body.N.\*\) with number\(s\) 300; they must be numbered 0\.\.1"):
+        pth.convert_state_dict(sd, "rrdbnet", 4, "x.pth")
+    sd["body.200000.rdb1.conv1.weight"] = sd.pop("body.300.rdb1.conv1.weight")
+    with pytest.raises(pretrained.UnknownArchitectureError, match=r"x.pth: keys number body.N up to 200000: more than 512"):
         pth.convert_state_dict(sd, "rrdbnet", 4, "x.pth")
 
 
