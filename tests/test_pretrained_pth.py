@@ -96,15 +96,18 @@ def test_refuses_pickled_objects(tmp_path, model_dir):
 
 
 def test_unknown_and_wrong_architecture(tmp_path, model_dir):
-    with pytest.raises(pretrained.UnknownArchitectureError, match="unknown architecture 'swinir'"):
+    with pytest.raises(pretrained.UnknownArchitectureError, match="unknown architecture 'fancynet'"):
+        pretrained.import_pth(FIX / "edsr_x2_zip.pth", "fancynet", "m", run_probe=False)
+    with pytest.raises(pretrained.UnknownArchitectureError, match="is a edsr state dict, not swinir"):
         pretrained.import_pth(FIX / "edsr_x2_zip.pth", "swinir", "m", run_probe=False)
     with pytest.raises(pretrained.UnknownArchitectureError, match="is a edsr state dict, not rrdbnet"):
         pretrained.import_pth(FIX / "edsr_x2_zip.pth", "rrdbnet", "m", run_probe=False)
-    with pytest.raises(pretrained.UnknownArchitectureError, match="no supported architecture"):
+    with pytest.raises(pretrained.UnknownArchitectureError, match="no known architecture"):
         pth.convert_state_dict({"foo.weight": np.zeros((2, 2), np.float32)}, None, None, "foo.pth")
     msr = {"conv_first.weight": np.zeros((4, 3, 3, 3)), "body.0.conv1.weight": np.zeros((4, 4, 3, 3)),
-           "upconv1.weight": np.zeros((16, 4, 3, 3))}
-    with pytest.raises(pretrained.UnknownArchitectureError, match="MSRResNet is not supported"):
+           "upconv1.weight": np.zeros((16, 4, 3, 3)), "conv_hr.weight": np.zeros((4, 4, 3, 3)),
+           "conv_last.weight": np.zeros((3, 4, 3, 3))}
+    with pytest.raises(pretrained.ConversionUnavailableError, match=r"detected MSRResNet \(BasicSR SRResNet\) x2, BasicSR key layout .*not available"):
         pth.convert_state_dict(msr, None, None, "msr.pth")
     assert not model_dir.exists() or not any(model_dir.iterdir())
 
@@ -153,5 +156,5 @@ def test_cli_import_refuses_installed_name(model_dir, capsys):
     assert cli.main([*args, "realesrgan_x4plus"]) == 2
     capsys.readouterr()
     assert cli.main(["list"]) == 0
-    row = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("realesrgan_x4plus ")]
+    row = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("realesrgan_x4plus ")]
     assert len(row) == 1 and "edsr" in row[0] and "x3" in row[0] and "imported" in row[0], row

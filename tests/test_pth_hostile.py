@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -162,8 +163,11 @@ def _sd(file):
 
 def test_stray_block_key_builds_nothing(no_build):
     sd = _sd("rrdbnet_x4_zip.pth")
-    sd["body.200000.rdb1.conv1.weight"] = sd["body.0.rdb1.conv1.weight"]
-    with pytest.raises(pretrained.UnknownArchitectureError, match=r"x.pth: 2 RRDB blocks \(body.N.\*\) with number\(s\) 200000; they must be numbered 0\.\.1"):
+    sd["body.300.rdb1.conv1.weight"] = sd["body.0.rdb1.conv1.weight"]
+    with pytest.raises(pretrained.UnknownArchitectureError, match=r"x.pth: 2 RRDB blocks \(body.N.\*\) with number\(s\) 300; they must be numbered 0\.\.1"):
+        pth.convert_state_dict(sd, "rrdbnet", 4, "x.pth")
+    sd["body.200000.rdb1.conv1.weight"] = sd.pop("body.300.rdb1.conv1.weight")
+    with pytest.raises(pretrained.UnknownArchitectureError, match=r"x.pth: keys number body.N up to 200000: more than 512"):
         pth.convert_state_dict(sd, "rrdbnet", 4, "x.pth")
 
 
@@ -198,7 +202,7 @@ def test_low_rank_conv_kernels(no_build, file, key, ndim):
 def test_missing_and_odd_keys(no_build):
     sd = _sd("rrdbnet_x4_zip.pth")
     del sd["conv_first.weight"]
-    with pytest.raises(pretrained.UnknownArchitectureError, match="missing key 'conv_first.weight'"):
+    with pytest.raises(pretrained.UnknownArchitectureError, match=r"m.pth: keys match no known architecture; closest: RRDBNet \(75% of its keys; missing conv_first.weight\)"):
         pth.convert_state_dict(sd, None, None, "m.pth")
     with pytest.raises(pretrained.CheckpointError, match="no state dict of tensors"):
         pth.state_dict({1: np.zeros(2), "b": np.zeros(2)}, "int_keys.pth")
@@ -226,3 +230,106 @@ def test_cli_answers_hostile_files_with_messages(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"error: {path}: ") and "Traceback" not in err and err.count("\n") == 1, err
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+# --- safetensors, pickle payloads and zip-slip names on the auto-detect path (issue 22) ----------------
+
+
+def _safetensors(path: Path, header, data: bytes = b"", length: int | None = None) -> Path:
+    head = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes((len(head) if length is None else length).to_bytes(8, "little") + head + data)
+    return path
+
+
+def _f32(shape, begin, end):
+    return {"dtype": "F32", "shape": list(shape), "data_offsets": [begin, end]}
+
+
+SAFETENSORS = {
+    "header_length_2e60": ({}, b"", 1 << 60, r"declares a 1,152,921,504,606,846,976-byte header"),
+    "header_past_end": ({"w": _f32((2,), 0, 8)}, b"\0" * 8, 4096, r"declares a 4,096-byte header in a"),
+    "not_json": (b"{not json", b"", None, r"not a readable safetensors file"),
+    "duplicate_name": (b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "w": {"dtype": "F32", '
+                       b'"shape": [1], "data_offsets": [0, 4]}}', b"\0" * 4, None, r"the header names 'w' twice"),
+    "tensor_larger_than_file": ({"w": _f32((1 << 40,), 0, 4 << 40)}, b"\0" * 16, None,
+                                r"tensor 'w': bytes 0..4,398,046,511,104 lie outside the file's 16 data bytes"),
+    "shape_vs_offsets": ({"w": _f32((3, 3), 0, 16)}, b"\0" * 36, None, r"needs 36 bytes, offsets give 16"),
+    "overlap": ({"a": _f32((4,), 0, 16), "b": _f32((4,), 8, 24)}, b"\0" * 24, None, r"tensors 'a' and 'b' overlap"),
+    "bad_dtype": ({"w": {"dtype": "OBJ", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4, None, r"unsupported dtype 'OBJ'"),
+    "negative_dim": ({"w": _f32((-1, 4), 0, 16)}, b"\0" * 16, None, r"is not a list of at most 32 sizes"),
+    "deep_json": (b"[" * 100_000 + b"]" * 100_000, b"", None, r"not a readable safetensors file"),
+    "extra_fields": ({"w": {**_f32((1,), 0, 4), "code": "os.system"}}, b"\0" * 4, None, r"is not \{dtype, shape"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAFETENSORS))
+def test_hostile_safetensors_refused(case, tmp_path, monkeypatch, capsys):
+    """Each answered by ``import`` without --arch: exit 5, one line naming the file, nothing installed."""
+    from pipelines import pretrained as cli
+
+    monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
+    header, data, length, pattern = SAFETENSORS[case]
+    path = _safetensors(tmp_path / f"{case}.safetensors", header, data, length)
+    with pytest.raises(pretrained.CheckpointError, match=f"{path}: .*{pattern}"):
+        pth.read_checkpoint(path)
+    assert cli.main(["import", str(path), "--name", "m", "--no-probe"]) == pretrained.CheckpointError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "models").exists()
+
+
+def test_truncated_safetensors_refused(tmp_path):
+    data = (FIX / "srvgg_x4.safetensors").read_bytes()
+    for cut in (4, 100, len(data) - 10):
+        path = tmp_path / f"cut{cut}.safetensors"
+        path.write_bytes(data[:cut])
+        with pytest.raises(pretrained.CheckpointError, match=str(path)):
+            pth.read_checkpoint(path)
+
+
+def _payload_pickles(marker: Path) -> dict[str, bytes]:
+    """Pickles that run code when loaded by pickle.load / torch.load(weights_only=False)."""
+    import pickle
+
+    class Reduce:
+        def __reduce__(self):
+            return (eval, (f"open({str(marker)!r}, 'w')",))
+
+    system = H.op_global("os", "system") + H.op_tuple([H.op_str(f"touch {marker}")]) + b"R"
+    posix = H.op_global("posix", "system") + H.op_tuple([H.op_str(f"touch {marker}")]) + b"R"
+    return {"os_system": H.pickle_of(system), "posix_system": H.pickle_of(posix),
+            "eval_reduce": pickle.dumps({"params": Reduce()}), "inside_state_dict": H.pickle_of(
+                H.op_dict([(H.op_str("conv_first.weight"), system)]))}  # fmt: skip
+
+
+@pytest.mark.parametrize("container", ["zip", "legacy"])
+def test_pickle_payloads_refused_and_never_run(container, tmp_path, monkeypatch, capsys):
+    from pipelines import pretrained as cli
+
+    monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
+    marker = tmp_path / "pwned"
+    for case, pkl in _payload_pickles(marker).items():
+        path = tmp_path / f"{case}.pth"
+        if container == "zip":
+            H.write_zip(path, pkl, {})
+        else:
+            H.write_legacy(path, pkl, {})
+        assert cli.main(["import", str(path), "--name", "m", "--no-probe"]) == pretrained.CheckpointError.exit_code
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}: ") and "Traceback" not in err, err
+        assert "refusing to unpickle" in err or "bad magic" in err, err
+        assert not marker.exists(), f"{case}: the payload ran"
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("name", ["../../evil/data.pkl", "/abs/archive/data.pkl", "archive/../../data.pkl",
+                                  "C:/archive/data.pkl", "archive\\..\\data.pkl"])
+def test_zip_slip_names_refused(name, tmp_path):
+    pkl, raw = H.state_dict_parts({"w": np.ones(4, np.float32)})
+    path = tmp_path / "slip.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(name, pkl)
+        zf.writestr("archive/data/0", raw["0"])
+    with pytest.raises(pretrained.CheckpointError, match=r"slip.pth: zip member name .* points outside the archive \(zip-slip\)"):
+        load_pth(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slip.pth"]

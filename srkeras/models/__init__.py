@@ -17,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from srkeras.models import layers  # noqa: F401  (registers PixelShuffle, BicubicUpsample, ScaledHeNormal)
+from srkeras.models.dat import build_dat_light
 from srkeras.models.edsr import build_edsr
 from srkeras.models.espcn import build_espcn
 from srkeras.models.esrgan import build_esrgan_discriminator, build_rrdbnet
 from srkeras.models.interpolation import interpolate
 from srkeras.models.johnson import build_johnson
 from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
+from srkeras.models.omnisr import build_omnisr
 from srkeras.models.rdn import build_rdn, build_rrdn
 from srkeras.models.srcnn import build_srcnn, build_srcnn_955
 from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
@@ -101,6 +103,8 @@ register("rdn", build_rdn, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (idealo
 register("rrdn", build_rrdn, scales=(2, 3, 4, 8), paper="Wang et al. 2018 (idealo ISR)")
 register("srvgg_compact", build_srvgg_compact, scales=(1, 2, 3, 4), paper="Wang et al. 2021")
 register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
+register("dat_light", build_dat_light, scales=(2, 3, 4), paper="Chen et al. 2023 (DAT)")
+register("omnisr", build_omnisr, scales=(1, 2, 3, 4), paper="Wang et al. 2023 (Omni-SR)")
 
 __all__ = [
     "BicubicUpsample",

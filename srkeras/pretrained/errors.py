@@ -61,3 +61,10 @@ class VerificationError(PretrainedError):
     """A converted model that does not reproduce its package's reference output."""
 
     exit_code = 9
+
+
+class ConversionUnavailableError(UnknownArchitectureError):
+    """A checkpoint whose architecture was detected (named, with its hyper-parameters) but that
+    srkeras has no Keras builder or converter for."""
+
+    exit_code = 6

@@ -178,8 +178,16 @@ def convert(entry: catalogue.Entry, files: dict[str, Path]):
     """Build the entry's srkeras model and load the package's weights into it."""
     from srkeras import models
 
-    model = models.build(entry.arch, entry.scale, **entry.options)
     src = f"{entry.package.name}=={entry.package.version}:{entry.files[0]}"
+    if entry.format == "pth":  # the architecture is read from the checkpoint and must match the entry's
+        from srkeras.pretrained import pth
+
+        model, _s, _config, unmapped = pth.convert_state_dict(pth.read_checkpoint(files[entry.files[0]]), entry.arch,
+                                                              entry.scale, src)  # fmt: skip
+        if unmapped:
+            raise ShapeMismatchError(f"{src}: checkpoint keys no layer took: {unmapped[:5]}")
+        return model
+    model = models.build(entry.arch, entry.scale, **entry.options)
     if entry.format == "tfjs":
         tfjs.load_by_name(model, tfjs.read_weights(files[entry.files[0]]), src)
     else:

@@ -1,13 +1,17 @@
 """Map PyTorch state dicts of the original implementations onto srkeras models.
 
-Handled (keys decide the architecture; ``arch`` given by the user must agree):
+Handled (:mod:`srkeras.pretrained.detect` tells the architecture from the keys and shapes; ``arch``
+given by the user must agree; detected architectures not listed here are refused by name):
 
 * ``rrdbnet`` - BasicSR / Real-ESRGAN RRDBNet (``conv_first``, ``body.N.rdbM.convK``, ``conv_body``,
   ``conv_up1/2``, ``conv_hr``, ``conv_last``; RealESRGAN_x2plus pixel-unshuffle input: conv_first on
-  12 channels) and ESRGAN's original names (``RRDB_trunk``, ``trunk_conv``, ``upconv1/2``, ``HRconv``).
+  12 channels) and ESRGAN's original names (``RRDB_trunk``, ``trunk_conv``, ``upconv1/2``, ``HRconv``)
+  and sequential ones (``model.0``, ``model.1.sub.N.RDBd.convk.0``, ``model.3``...).
 * ``srvgg_compact`` - Real-ESRGAN SRVGGNetCompact (``body.2k`` convs, ``body.2k+1`` PReLU slopes).
 * ``edsr`` - BasicSR EDSR (``conv_first``, ``body.N.conv1/2``, ``conv_after_body``, ``upsample.K``,
   ``conv_last``); res_scale is not stored in weights: 0.1 for 256 features (EDSR full), else 1.
+* ``omnisr`` - OmniSR, ``dat_light`` - DAT with a one-conv tail (DAT-light): Keras layers named after
+  the state-dict prefixes, loaded by name (:mod:`srkeras.pretrained.pth_named`).
 
 BasicSR's MSRResNet is not mapped: srkeras' ``srresnet`` is SRGAN's (BN + PReLU), a different net.
 """
@@ -19,63 +23,46 @@ import re
 
 import numpy as np
 
+from srkeras.pretrained import detect as detect_mod
 from srkeras.pretrained.convert import assign, conv_arrays, rrdbnet_conv_names
 from srkeras.pretrained.errors import (
     CheckpointError,
+    ConversionUnavailableError,
     ScaleMismatchError,
     ShapeMismatchError,
     UnknownArchitectureError,
 )
 
-ARCHS = ("rrdbnet", "srvgg_compact", "edsr")
+ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "omnisr", "dat_light")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
-_OLD_RRDB = {"trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2", "HRconv": "conv_hr"}
 
 
 def state_dict(obj, source: str) -> dict:
-    """The tensors of a checkpoint: BasicSR's ``params_ema`` (preferred) / ``params``, a plain state
-    dict or ``state_dict``; a leading ``module.`` (DataParallel) is dropped."""
-    if isinstance(obj, dict):
-        for key in ("params_ema", "params", "state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if (
-        not isinstance(obj, dict) or not obj
-        or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items())
-    ):
-        found = [f"{k!s:.60}" for k in list(obj)[:8]] if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{source}: no state dict of tensors (names -> tensors) found (keys: {found})")
-    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
+    """The tensors of a checkpoint (:func:`srkeras.pretrained.detect.canonical`)."""
+    return detect_mod.canonical(obj, source)
 
 
-def _canonical_rrdb(sd: dict) -> dict:
-    out = {}
-    for k, v in sd.items():
-        m = re.match(r"RRDB_trunk\.(\d+)\.RDB(\d)\.(.*)", k)
-        if m:
-            k = f"body.{m[1]}.rdb{m[2]}.{m[3]}"
-        else:
-            head, _, rest = k.partition(".")
-            k = f"{_OLD_RRDB.get(head, head)}.{rest}"
-        out[k] = v
-    return out
+def read_checkpoint(path) -> dict:
+    """The state dict of a ``.pth`` (zip or legacy) or ``.safetensors`` file, read without torch
+    and without running code from it (safetensors: by the ``.safetensors`` suffix or the first bytes)."""
+    from srkeras.pretrained.safetensorsfile import is_safetensors, load_safetensors
+    from srkeras.pretrained.torchfile import load_pth
+
+    try:
+        safetensors = str(path).lower().endswith(".safetensors") or is_safetensors(path)
+    except OSError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return state_dict(load_safetensors(path) if safetensors else load_pth(path), str(path))
 
 
 def detect(sd: dict) -> str:
-    """Architecture of a state dict: one of :data:`ARCHS`, ``'msrresnet'`` or ``'unknown'``."""
-    keys = set(sd)
-    if "body.0.rdb1.conv1.weight" in keys or "RRDB_trunk.0.RDB1.conv1.weight" in keys:
-        return "rrdbnet"
-    if "body.0.weight" in keys and "body.1.weight" in keys and sd["body.1.weight"].ndim == 1:
-        return "srvgg_compact"
-    if "conv_after_body.weight" in keys and "body.0.conv1.weight" in keys:
-        return "edsr"
-    if "upconv1.weight" in keys and "body.0.conv1.weight" in keys:
-        return "msrresnet"
-    return "unknown"
+    """Architecture name of a state dict (:func:`srkeras.pretrained.detect.detect`) or ``'unknown'``."""
+    try:
+        return detect_mod.detect(sd).arch
+    except (UnknownArchitectureError, ShapeMismatchError):
+        return "unknown"
 
 
 def _check_scale(source, found: int, asked: int | None):
@@ -113,7 +100,7 @@ def _count(sd, pattern: str, source, what: str) -> int:
 def _rrdbnet(sd, scale, source):
     from srkeras.models.esrgan import build_rrdbnet
 
-    sd = _canonical_rrdb(sd)
+    sd = detect_mod.rrdb_new_layout(sd)
     nf, in_ch = _shape(sd, "conv_first.weight", 4, source)[:2]
     found = {3: 4, 12: 2, 48: 1}.get(in_ch)
     if found is None:
@@ -179,6 +166,43 @@ def _edsr(sd, scale, source):
 _BUILDERS = {"rrdbnet": _rrdbnet, "srvgg_compact": _srvgg, "edsr": _edsr}
 
 
+def _bounded(source, config: dict, **limits) -> None:
+    """Hyper-parameters read from shapes within plausible bounds, before anything is built."""
+    for key, most in limits.items():
+        value = config[key]
+        if not 1 <= (max(value) if isinstance(value, list) else value) <= most:
+            raise UnknownArchitectureError(f"{source}: {key}={value} is implausible (at most {most} expected)")
+
+
+def _omnisr(found, source):
+    from srkeras.models.omnisr import build_omnisr
+
+    c = found.config
+    _bounded(source, c, num_feat=512, res_num=MAX_BLOCKS, block_num=32, window_size=64)
+    config = {k: c[k] for k in ("num_feat", "res_num", "block_num", "window_size", "pe", "bias")}
+    return lambda: build_omnisr(found.scale, **config), config, {"up.0": found.scale}
+
+
+def _dat_light(found, source):
+    from srkeras.models.dat import build_dat_light
+
+    c = found.config
+    _bounded(source, c, embed_dim=1024, depth=MAX_BLOCKS, num_heads=64, split_size=128)
+    dim, heads = c["embed_dim"], c["num_heads"]
+    if len(c["depth"]) > 8 or dim < 32 or any(h % 2 or (dim // 2) % (h // 2) or dim % h for h in heads):
+        raise UnknownArchitectureError(f"{source}: DAT {c} is not a layout the Keras DAT-light takes")
+    config = {k: c[k] for k in ("embed_dim", "depth", "num_heads", "split_size", "expansion_factor", "qkv_bias",
+                                "resi_connection")}  # fmt: skip
+    return lambda: build_dat_light(found.scale, **config), config, {"upsample.0": found.scale}
+
+
+#: Architectures whose Keras layers are named after the state-dict prefixes (:mod:`.pth_named`).
+_NAMED = {"omnisr": _omnisr, "dat_light": _dat_light}
+#: Buffers those checkpoints hold that Keras computes (position indices, masks, BatchNorm counters).
+_DERIVED = ("relative_position_index", "rpe_biases", "attn_mask_0", "attn_mask_1", "num_batches_tracked",
+            "total_ops", "total_params")  # fmt: skip
+
+
 def _keys(prefix: str, extra) -> list[str]:
     return [f"{prefix}.weight"] + ([] if extra == "prelu" else [f"{prefix}.bias"])
 
@@ -197,22 +221,37 @@ def _check_layers(sd, layers, source) -> None:
                 raise ShapeMismatchError(f"{source}: {key} has shape {have}, layer {layer} of this network needs {want}")
 
 
+def identify(sd: dict, arch: str | None, source: str) -> detect_mod.Detection:
+    """The detected architecture of ``sd``, which must agree with ``arch`` when one is given, and
+    which srkeras must be able to convert (ConversionUnavailableError names it and its hyper-parameters)."""
+    if arch is not None and arch not in detect_mod.ARCHS:
+        known = ", ".join(detect_mod.ARCHS)
+        raise UnknownArchitectureError(f"{source}: unknown architecture {arch!r}; detected ones: {known}")
+    found = detect_mod.detect(sd, source)
+    if arch is not None and arch != found.arch:
+        raise UnknownArchitectureError(f"{source}: checkpoint is a {found.arch} state dict, not {arch}")
+    if not found.convertible or found.arch not in (*_BUILDERS, *_NAMED):
+        raise ConversionUnavailableError(
+            f"{source}: detected {found.describe()}; conversion of this architecture to Keras is not available "
+            f"in srkeras (convertible: {', '.join(ARCHS)})"
+        )
+    return found
+
+
 def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: str):
     """Build the srkeras model for ``sd`` and load it. Returns ``(model, scale, config, unmapped)``:
     ``unmapped`` lists checkpoint keys that no layer took. Raises typed errors naming ``source``;
     the key set and every shape are checked before the model is built."""
-    found = detect(sd)
-    if found == "msrresnet":
-        raise UnknownArchitectureError(
-            f"{source}: BasicSR MSRResNet is not supported (srkeras' srresnet is SRGAN's BN/PReLU network)"
-        )
-    if found == "unknown":
-        raise UnknownArchitectureError(f"{source}: keys match no supported architecture {ARCHS} (first keys: {sorted(sd)[:5]})")
-    if arch is not None and arch != found:
-        if arch not in ARCHS:
-            raise UnknownArchitectureError(f"{source}: unknown architecture {arch!r}; supported: {', '.join(ARCHS)}")
-        raise UnknownArchitectureError(f"{source}: checkpoint is a {found} state dict, not {arch}")
-    build, s, config, layers, sd = _BUILDERS[found](sd, scale, source)
+    found = identify(sd, arch, source)
+    if found.arch in _NAMED:
+        from srkeras.pretrained.pth_named import load_named
+
+        _check_scale(source, found.scale, scale)
+        build, config, shuffle = _NAMED[found.arch](found, source)
+        model = build()
+        unmapped = [k for k in load_named(model, sd, source, shuffle) if not k.endswith(_DERIVED)]
+        return model, found.scale, {"arch": found.arch, **config}, unmapped
+    build, s, config, layers, sd = _BUILDERS[found.arch](sd, scale, source)
     _check_layers(sd, layers, source)
     model = build()
     used = set()
@@ -224,4 +263,4 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
             arrays = conv_arrays(sd[keys[0]], sd[keys[1]], extra)
         assign(model, layer, arrays, source, prefix)
         used.update(keys)
-    return model, s, {"arch": found, **config}, sorted(set(sd) - used)
+    return model, s, {"arch": found.arch, **config}, sorted(set(sd) - used)

@@ -375,7 +375,17 @@ def _read_member(zf: zipfile.ZipFile, name: str, nbytes: int) -> np.ndarray:
     return buf
 
 
+def _check_names(names) -> None:
+    """Member names must stay inside the archive (nothing is extracted, but a "zip-slip" name is a
+    hostile file's mark): no absolute path, drive, backslash or ``..`` component."""
+    for n in names:
+        parts = n.split("/")
+        if n.startswith("/") or "\\" in n or ":" in parts[0] or ".." in parts:
+            raise _Refused(f"zip member name {n[:100]!r} points outside the archive (zip-slip): refused")
+
+
 def _load_zip(zf: zipfile.ZipFile, budget: _Budget):
+    _check_names(zf.namelist())
     pkl = [n for n in zf.namelist() if n.endswith("data.pkl")]
     if len(pkl) != 1:
         raise _Refused("zip file without a single data.pkl: not a PyTorch checkpoint")

