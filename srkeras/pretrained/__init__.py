@@ -48,11 +48,12 @@ def get(name: str):
         raise UnknownModelError(f"{e}; metric assets: {', '.join(METRIC_ASSETS)}") from None
 
 
-def fetch(name: str, run_probe: bool = True) -> Path:
-    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`)."""
-    if name in METRIC_ASSETS:
+def fetch(name: str, run_probe: bool = True, noise_level: int | None = None) -> Path:
+    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`); ``noise_level``:
+    an SRMD model at that sigma, installed as ``NAME_noiseN``."""
+    if name in METRIC_ASSETS and noise_level is None:
         return metric_assets.fetch(name)
-    return _fetch_model(name, run_probe=run_probe)
+    return _fetch_model(name, run_probe=run_probe, noise_level=noise_level)
 
 
 def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True,

@@ -90,6 +90,8 @@ _MEDIUM = {"C": 1, "D": 10, "G": 64, "G0": 64, "pixel_range": 255.0}
 _SLIM = {"C": 1, "D": 2, "G": 4, "G0": 64, "pixel_range": 255.0}
 _THICK = {"C": 4, "D": 3, "G": 32, "G0": 64, "T": 10}
 
+from srkeras.pretrained import catalogue_srmd, catalogue_waifu2x  # noqa: E402  (after Entry and Package: they import them)
+
 CATALOGUE: dict[str, Entry] = {
     e.name: e
     for e in [
@@ -99,6 +101,8 @@ CATALOGUE: dict[str, Entry] = {
         *[_tfjs(f"rdn_div2k_x{s}", "rdn", s, _MEDIUM, ESRGAN_MEDIUM, "esrgan-medium: RDN C1 D10 G64", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rdn_small_x{s}", "rdn", s, _SLIM, ESRGAN_SLIM, "esrgan-slim: RDN C1 D2 G4", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rrdn_gans_x{s}", "rrdn", s, _THICK, ESRGAN_THICK, "esrgan-thick: RRDN C4 D3 G32 T10") for s in (2, 3, 4, 8)],
+        *catalogue_waifu2x.ENTRIES,
+        *catalogue_srmd.ENTRIES,
     ]
 }
 
