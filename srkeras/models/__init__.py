@@ -24,6 +24,7 @@ from srkeras.models.interpolation import interpolate
 from srkeras.models.johnson import build_johnson
 from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
 from srkeras.models.rdn import build_rdn, build_rrdn
+from srkeras.models.span import build_span
 from srkeras.models.srcnn import build_srcnn, build_srcnn_955
 from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
 from srkeras.models.srmd import build_srmd
@@ -103,6 +104,7 @@ register("rdn", build_rdn, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (idealo
 register("rrdn", build_rrdn, scales=(2, 3, 4, 8), paper="Wang et al. 2018 (idealo ISR)")
 register("srvgg_compact", build_srvgg_compact, scales=(1, 2, 3, 4), paper="Wang et al. 2021")
 register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
+register("span", build_span, scales=(2, 3, 4), paper="Wan et al. 2024 (SPAN)")
 register("srmd", build_srmd, scales=(2, 3, 4), paper="Zhang et al. 2018 (SRMD)")
 register("waifu2x_upconv7", build_waifu2x_upconv7, scales=(2,), paper="nagadomi waifu2x upconv_7")
 register("waifu2x_cunet", build_waifu2x_cunet, scales=(1, 2), paper="nagadomi waifu2x cunet")

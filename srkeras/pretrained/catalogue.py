@@ -90,7 +90,7 @@ _MEDIUM = {"C": 1, "D": 10, "G": 64, "G0": 64, "pixel_range": 255.0}
 _SLIM = {"C": 1, "D": 2, "G": 4, "G0": 64, "pixel_range": 255.0}
 _THICK = {"C": 4, "D": 3, "G": 32, "G0": 64, "T": 10}
 
-from srkeras.pretrained import catalogue_srmd, catalogue_waifu2x  # noqa: E402  (after Entry and Package: they import them)
+from srkeras.pretrained import catalogue_span, catalogue_srmd, catalogue_waifu2x  # noqa: E402  (after Entry and Package: they import them)
 
 CATALOGUE: dict[str, Entry] = {
     e.name: e
@@ -103,6 +103,7 @@ CATALOGUE: dict[str, Entry] = {
         *[_tfjs(f"rrdn_gans_x{s}", "rrdn", s, _THICK, ESRGAN_THICK, "esrgan-thick: RRDN C4 D3 G32 T10") for s in (2, 3, 4, 8)],
         *catalogue_waifu2x.ENTRIES,
         *catalogue_srmd.ENTRIES,
+        *catalogue_span.ENTRIES,
     ]
 }
 

@@ -27,7 +27,7 @@ from srkeras.files import display_name, sha256_file
 from srkeras.inference import probing, store
 from srkeras.inference.served import ServedModel
 from srkeras.inference.sidecar import ModelSidecar
-from srkeras.pretrained import catalogue, catalogue_srmd, ncnn, ncnn_srmd, ncnn_waifu2x, tfjs
+from srkeras.pretrained import catalogue, catalogue_srmd, ncnn, ncnn_span, ncnn_srmd, ncnn_waifu2x, tfjs
 from srkeras.pretrained.errors import (
     ChecksumError,
     OfflineError,
@@ -179,6 +179,8 @@ def convert(entry: catalogue.Entry, files: dict[str, Path]):
             ncnn_waifu2x.load(model, layers, entry.arch, src)
         elif entry.arch == "srmd":
             ncnn_srmd.load(model, layers, entry.scale, src)
+        elif entry.arch == "span":
+            ncnn_span.load(model, layers, entry.scale, src)
         else:
             ncnn.load_into_srvgg(model, layers, entry.options["num_conv"], entry.scale, src)
     return model

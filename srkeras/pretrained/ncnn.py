@@ -5,7 +5,9 @@ blobs, ``k=v`` params). ``.bin``: the weights of every weighted layer in param o
 stores a 4-byte tag (0x01306B47: fp16 follows, 0: fp32) and ``6=`` (weight_data_size) values in
 OIHW order (fp16 padded to 4 bytes), then ``0=`` fp32 biases when ``5=1``; a PReLU stores ``0=``
 fp32 slopes. A Deconvolution stores its weights like a Convolution (``[out][in][kh][kw]``, unflipped);
-an InnerProduct (``0=`` outputs, ``1=`` bias, ``2=`` weight_data_size) too, as ``(out, in)``. Layers without weights (Split, Concat, Eltwise, Interp, PixelShuffle...) take no bytes.
+an InnerProduct (``0=`` outputs, ``1=`` bias, ``2=`` weight_data_size) too, as ``(out, in)``; a
+MemoryData its ``w*h*c`` constants as raw fp32. Layers without weights (Split, Concat, Eltwise, Interp,
+PixelShuffle...) take no bytes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def read_model(param_path, bin_path) -> list[NcnnLayer]:
             if int(p.get(1 if layer.type == "InnerProduct" else 5, 0)):
                 b, pos = _read(buf, pos, out_ch, "<f4", src, f"{layer.name} bias")
                 layer.weights.append(b)
+        elif layer.type == "MemoryData":  # a constant blob: w*h*c (*d) raw fp32 values
+            n = int(p.get(0, 0)) * max(1, int(p.get(1, 0))) * max(1, int(p.get(2, 0))) * max(1, int(p.get(11, 0)))
+            layer.weights = [_read(buf, pos, n, "<f4", src, layer.name)[0]]
+            pos += 4 * n
         elif layer.type == "PReLU":
             s, pos = _read(buf, pos, int(p.get(0, 1)), "<f4", src, layer.name)
             layer.weights = [s]
