@@ -10,6 +10,7 @@ to reproduce it (the sidecar records it: :class:`srkeras.inference.served.Served
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import import_module
 
 from srkeras.pretrained.errors import UnknownModelError
 
@@ -90,8 +91,6 @@ _MEDIUM = {"C": 1, "D": 10, "G": 64, "G0": 64, "pixel_range": 255.0}
 _SLIM = {"C": 1, "D": 2, "G": 4, "G0": 64, "pixel_range": 255.0}
 _THICK = {"C": 4, "D": 3, "G": 32, "G0": 64, "T": 10}
 
-from srkeras.pretrained import catalogue_span, catalogue_srmd, catalogue_waifu2x  # noqa: E402  (after Entry and Package: they import them)
-
 CATALOGUE: dict[str, Entry] = {
     e.name: e
     for e in [
@@ -101,9 +100,9 @@ CATALOGUE: dict[str, Entry] = {
         *[_tfjs(f"rdn_div2k_x{s}", "rdn", s, _MEDIUM, ESRGAN_MEDIUM, "esrgan-medium: RDN C1 D10 G64", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rdn_small_x{s}", "rdn", s, _SLIM, ESRGAN_SLIM, "esrgan-slim: RDN C1 D2 G4", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rrdn_gans_x{s}", "rrdn", s, _THICK, ESRGAN_THICK, "esrgan-thick: RRDN C4 D3 G32 T10") for s in (2, 3, 4, 8)],
-        *catalogue_waifu2x.ENTRIES,
-        *catalogue_srmd.ENTRIES,
-        *catalogue_span.ENTRIES,
+        *import_module("srkeras.pretrained.catalogue_waifu2x").ENTRIES,  # waifu2x upconv_7 / cunet (they import Entry)
+        *import_module("srkeras.pretrained.catalogue_srmd").ENTRIES,  # SRMD / SRMDNF
+        *import_module("srkeras.pretrained.catalogue_span").ENTRIES,  # SPAN
     ]
 }
 
