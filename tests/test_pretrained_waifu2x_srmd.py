@@ -125,6 +125,30 @@ def test_cunet_output_depends_on_the_whole_image():
     assert d.max() > 1e-6
 
 
+@pytest.mark.parametrize(("scale", "pad", "align"), [(2, 18, 2), (1, 28, 4)])
+def test_cunet_tiles_stitch_with_the_architecture_margins_once_se_gates_are_fixed(scale, pad, align):
+    """Receptive field from the architecture: with each SE gate a constant (fc2 kernels zeroed), an
+    output pixel depends on LR pixels within the runtime's prepadding (18 / 28 px), and tiles whose
+    inputs start on the stride-2 grids (multiples of 2 at x2, 4 at x1) and overlap by >= that margin
+    stitch to the untiled output; with the gates, the whole image counts (the test above)."""
+    m = _random_weights(models.build("waifu2x_cunet", scale))
+    x = RNG.random((1, 96, 30, 3), dtype=np.float32)
+    core, margin, s = 48, 32, scale
+    assert margin >= pad and (core - margin) % align == 0
+
+    def stitched():
+        top = np.asarray(m(x[:, : core + margin]))[:, : core * s]
+        bottom = np.asarray(m(x[:, core - margin :]))[:, margin * s :]
+        return np.concatenate([top, bottom], axis=1)
+
+    assert np.abs(stitched() - np.asarray(m(x))).max() > 1e-6
+    for layer in m.layers:
+        if layer.name.endswith("_fc2"):
+            k, b = layer.get_weights()
+            layer.set_weights([np.zeros_like(k), b])
+    np.testing.assert_allclose(stitched(), np.asarray(m(x)), atol=1e-5)
+
+
 def fetch_or_skip(name, noise_level=None):
     try:
         return pretrained.fetch(name, run_probe=False, noise_level=noise_level)
