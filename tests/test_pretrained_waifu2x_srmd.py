@@ -188,10 +188,16 @@ def test_waifu2x_matches_its_runtime(name, model_dir):
 
 @pytest.mark.registry
 @pytest.mark.parametrize("name", [*SRMD, "srmd_x4_noise10"])
-def test_srmd_matches_its_runtime(name, model_dir):
+def test_srmd_matches_its_runtime(name, model_dir, capsys):
     noise = 10 if name.endswith("noise10") else None
     path = fetch_or_skip(name.removesuffix("_noise10"), noise_level=noise)
     assert path.stem == name
+    if noise is not None:  # the CLI spelling installs the same model under the same name
+        from pipelines import pretrained as cli
+
+        assert cli.main(["fetch", "srmd_x4", "--noise-level", "10", "--no-probe"]) == 0
+        out = capsys.readouterr().out
+        assert f"installed srmd_x4_noise10: {path}" in out and "--model srmd_x4_noise10" in out
     got = _installed_output(path, FIX / "ncnn_input.png")
     want = np.round(fetching.read_rgb(FIX / f"{name}.png") * 255)
     assert np.abs(got - want).max() <= 1
