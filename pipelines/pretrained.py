@@ -1,7 +1,7 @@
 """Install pretrained super-resolution models (catalogue downloads and PyTorch checkpoints).
 
     python -m pipelines.pretrained list [--json]  # SR models by family; metric assets (LPIPS, DISTS, NIQE, BRISQUE)
-    python -m pipelines.pretrained fetch NAME... [--no-probe]
+    python -m pipelines.pretrained fetch NAME... [--no-probe] [--noise-level SIGMA (SRMD)]
     python -m pipelines.pretrained import FILE.pth|FILE.safetensors [--arch ARCH] [--scale S] --name NAME
         [--overwrite]
 
@@ -33,6 +33,8 @@ def parse_args(argv=None):
     f = sub.add_parser("fetch", help="download, convert and install catalogue models")
     f.add_argument("names", nargs="+", metavar="NAME")
     f.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now (serving will)")
+    f.add_argument("--noise-level", type=int, default=None, metavar="SIGMA",
+                   help="SRMD only: the noise level of the input (0..75; default 3), installed as NAME_noiseSIGMA")
     i = sub.add_parser("import", help="convert and install a PyTorch .pth checkpoint")
     i.add_argument("file", metavar="FILE.pth")
     i.add_argument("--arch", default=None, help="expected architecture (checked; default: detected from the keys)")
@@ -125,20 +127,25 @@ def _list_metric_assets(out) -> None:
         print(f"{name:28} {', '.join(a.requires) or '-':20} {state:>10}  {licence}", file=out)
 
 
-def cmd_fetch(names, probe: bool) -> int:
+def cmd_fetch(names, probe: bool, noise_level: int | None = None) -> int:
     from srkeras import pretrained
     from srkeras.inference.sidecar import ModelSidecar
 
     for name in names:
         pretrained.get(name)  # unknown names fail before any download
-    for name in names:
-        path = pretrained.fetch(name, run_probe=probe)
+    installed = list(names)
+    if noise_level is not None:  # so do names that take no noise level: the name installed is NAME_noiseN
+        from srkeras.pretrained import catalogue, catalogue_srmd
+
+        installed = [catalogue_srmd.with_noise_level(catalogue.get(n), noise_level).name for n in names]
+    for name, as_name in zip(names, installed):
+        path = pretrained.fetch(name, run_probe=probe, noise_level=noise_level)
         meta = ModelSidecar.read(path) or ModelSidecar()
         check = (meta.about.get("verification") or {}).get("max_abs_diff_grey_levels")
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
         params = meta.params
-        print(f"installed {name}: {path} ({f'{params:,}' if isinstance(params, int) else '?'} params{extra})")
-    models = [n for n in names if n in pretrained.CATALOGUE]  # metric assets are not models to upscale with
+        print(f"installed {as_name}: {path} ({f'{params:,}' if isinstance(params, int) else '?'} params{extra})")
+    models = [a for n, a in zip(names, installed) if n in pretrained.CATALOGUE]  # metric assets: no upscaling
     if models:
         print(f"use it: python -m pipelines.upscale IMAGE... --model {models[-1]} --out DIR "
               "(also --model NAME in pipelines.evaluate, prepare_study, export)")
@@ -171,7 +178,7 @@ def main(argv=None) -> int:
         if args.command == "list":
             return cmd_list_json() if args.json else cmd_list()
         if args.command == "fetch":
-            return cmd_fetch(args.names, not args.no_probe)
+            return cmd_fetch(args.names, not args.no_probe, args.noise_level)
         return cmd_import(args.file, args.arch, args.scale, args.name, not args.no_probe, args.overwrite)
     except PretrainedError as e:
         print(f"error: {e}", file=sys.stderr)

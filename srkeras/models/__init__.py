@@ -26,9 +26,12 @@ from srkeras.models.johnson import build_johnson
 from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
 from srkeras.models.omnisr import build_omnisr
 from srkeras.models.rdn import build_rdn, build_rrdn
+from srkeras.models.span import build_span
 from srkeras.models.srcnn import build_srcnn, build_srcnn_955
 from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
+from srkeras.models.srmd import build_srmd
 from srkeras.models.srvgg import build_srvgg_compact
+from srkeras.models.waifu2x import build_waifu2x_cunet, build_waifu2x_upconv7
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ register("srvgg_compact", build_srvgg_compact, scales=(1, 2, 3, 4), paper="Wang 
 register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
 register("dat_light", build_dat_light, scales=(2, 3, 4), paper="Chen et al. 2023 (DAT)")
 register("omnisr", build_omnisr, scales=(1, 2, 3, 4), paper="Wang et al. 2023 (Omni-SR)")
+register("span", build_span, scales=(2, 3, 4), paper="Wan et al. 2024 (SPAN)")
+register("srmd", build_srmd, scales=(2, 3, 4), paper="Zhang et al. 2018 (SRMD)")
+register("waifu2x_upconv7", build_waifu2x_upconv7, scales=(2,), paper="nagadomi waifu2x upconv_7")
+register("waifu2x_cunet", build_waifu2x_cunet, scales=(1, 2), paper="nagadomi waifu2x cunet")
 
 __all__ = [
     "BicubicUpsample",

