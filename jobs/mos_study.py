@@ -65,6 +65,10 @@ class StudySpec:
     tile: int | None = None  # tile size of model inference
     metrics: tuple[str, ...] = stimulus_set.DEFAULT_METRICS
     progress: bool = True  # a progress bar on standard error
+    #: balanced (default) | active (pair/both: ASAP-style choice of the next pair) | adaptive (acr/both:
+    #: further votes to the widest MOS intervals until ``target_half_width``); see :mod:`db.assignment`.
+    sampling: str = "balanced"
+    target_half_width: float | None = None  # adaptive: stop at this MOS 95 % half-width (e.g. 0.3)
 
 
 def default_stimuli_dir(db_url: str) -> Path:
@@ -96,6 +100,25 @@ def _checked_plan(spec: StudySpec, log) -> stimulus_set.Plan:
     for anchor in plan.added_anchors:
         log(f"note: adding the hidden anchor method {anchor!r} (the MOS scale is calibrated on it)")
     return plan
+
+
+class BadSampling(StudyInputError):
+    """--sampling does not suit --mode, or --target-half-width is missing or misplaced."""
+
+
+def _check_sampling(spec: StudySpec) -> None:
+    """Refuse a sampling the study cannot run before any stimulus is made (the database checks it again)."""
+    modes = {"acr": ("acr",), "pair": ("pair",), "both": ("acr", "pair")}.get(spec.mode, ())
+    need = {"active": "pair", "adaptive": "acr"}.get(spec.sampling)
+    if spec.sampling not in ("balanced", "active", "adaptive"):
+        raise BadSampling(f"--sampling must be balanced, active or adaptive, got {spec.sampling!r}")
+    if need and need not in modes:
+        raise BadSampling(f"--sampling {spec.sampling} needs --mode {need} or both, not {spec.mode!r}")
+    hw = spec.target_half_width
+    if spec.sampling == "adaptive" and (hw is None or not hw > 0):
+        raise BadSampling(f"--sampling adaptive needs --target-half-width > 0 (MOS points, e.g. 0.3), got {hw}")
+    if spec.sampling != "adaptive" and hw is not None:
+        raise BadSampling("--target-half-width is only used with --sampling adaptive")
 
 
 def _stimuli_dir(spec: StudySpec) -> Path:
@@ -138,6 +161,8 @@ def _register(db, spec: StudySpec, plan: stimulus_set.Plan, made: stimulus_set.S
             break_every=spec.break_every,
             repeats=spec.repeats,
             seed=spec.seed,
+            sampling=spec.sampling,
+            target_half_width=spec.target_half_width,
         )
     except ValueError as e:
         raise RegistrationFailed(f"cannot register study {spec.name!r}: {e}") from None
@@ -192,6 +217,7 @@ def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
 
     log = log or _stderr
     started = time.time()
+    _check_sampling(spec)
     plan = _checked_plan(spec, log)
     stim_dir = _stimuli_dir(spec)
     db = open_database(spec.db_url)
@@ -202,4 +228,4 @@ def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
         db.close()
 
 
-__all__ = ["MissingMetricAsset", "RegistrationFailed", "StudyNameTaken", "StudySpec", "default_stimuli_dir", "make_study"]
+__all__ = ["BadSampling", "MissingMetricAsset", "RegistrationFailed", "StudyNameTaken", "StudySpec", "default_stimuli_dir", "make_study"]
