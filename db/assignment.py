@@ -439,6 +439,11 @@ def fix_pair(s: Session, trial_id: int, stimuli: tuple[int, int], now: dt.dateti
     if n == 1:
         s.execute(update(Trial).where(Trial.is_repeat_of == trial_id).values(stimulus_a_id=a, stimulus_b_id=b)
                   .execution_options(synchronize_session=False))
+    return stored_pair(s, trial_id)
+
+
+def stored_pair(s: Session, trial_id: int) -> tuple[dt.datetime | None, str, str, str]:
+    """(shown_at, stimuli folder, sha256 of A, sha256 of B) of a pair trial as stored."""
     shown_at, a, b, folder = s.execute(
         select(Trial.shown_at, Trial.stimulus_a_id, Trial.stimulus_b_id, Study.stimuli_dir)
         .join(Rater, Trial.rater_id == Rater.id).join(Study, Rater.study_id == Study.id).where(Trial.id == trial_id)).one()
