@@ -15,20 +15,15 @@ the rater still sees every method. The rater's own order is then shuffled with t
 "never two versions of the same source back to back", and test-retest repeats are inserted well after
 their originals.
 
-Sampling (``study.sampling``, :class:`~db.models.Sampling`; the storage side of :mod:`srkeras.mos.active`):
-
-* ``balanced`` (default): as above.
-* ``active`` (pair items): a rater's pair trials are placeholders until the rater reaches one; then
-  :func:`choose_pair` picks the method pair from every valid answer so far (read transaction: the
-  choice may be slightly stale) and :func:`fix_pair` stores it with ``shown_at`` in one conditional
-  UPDATE (``WHERE shown_at IS NULL``), so of two servers (or tabs) showing the same trial the first
-  fixes it and the second shows what is stored: answers still go to trial ids, none lost or doubled.
-  The study takes raters until its pair answers reach ``votes_per_stimulus`` x the number of pairs.
-* ``adaptive`` (ACR items): new raters get the stimuli whose MOS interval is widest; a stimulus is at
-  target once it has ``votes_per_stimulus`` votes and a half-width <= ``study.target_half_width``.
-
-Top-up: answers of raters whose recorded QC flags (:mod:`db.qc`) screen them out (:func:`screened_out`)
-count toward no target, so those items are handed out again until they have their valid votes.
+Sampling (``study.sampling``; the storage side of :mod:`srkeras.mos.active`): ``balanced`` (default) as
+above. ``active`` (pairs): pair trials are placeholders until the rater reaches one; :func:`choose_pair`
+then picks it from every valid answer so far (a read: the choice may be slightly stale) and :func:`fix_pair`
+stores it with ``shown_at`` in one conditional UPDATE, so of two servers (or tabs) showing one trial the
+first fixes it and the second shows it: answers still go to trial ids, none lost or doubled. The study
+is full when its pair answers reach ``votes_per_stimulus`` x pairs. ``adaptive`` (ACR): new raters get
+the stimuli whose MOS interval is widest; one is at target with ``votes_per_stimulus`` votes and a
+half-width <= ``study.target_half_width``. Top-up: answers of raters whose recorded QC flags screen them
+out (:func:`screened_out`) count toward no target, so their items are handed out again.
 """
 
 from __future__ import annotations
@@ -373,7 +368,8 @@ def choose_pair(s: Session, trial_id: int, now: dt.datetime | None = None) -> tu
     methods = sorted({m for m, _ in by})
     sources = sorted({src for _, src in by})
     idx = {m: k for k, m in enumerate(methods)}
-    anchors = _anchor_pair(s, study_id, idx)
+    roles = dict(s.execute(select(Method.role, Method.id).where(Method.study_id == study_id)).all())
+    anchors = tuple(sorted(idx.get(roles.get(r), -1) for r in (MethodRole.LOW_ANCHOR, MethodRole.HIGH_ANCHOR)))
     bad = screened_out(s, study_id)
     comparisons, pending, used = [], [], Counter()
     for rid, a, b, shown_at, choice in s.execute(
@@ -410,22 +406,14 @@ def choose_pair(s: Session, trial_id: int, now: dt.datetime | None = None) -> tu
     else:  # every source is next to a settled neighbour: any source will do
         forbidden.clear()
         allowed = np.triu(np.ones((n, n), bool), 1)
-        if anchors is not None and n > 2:
+        if n > 2 and min(anchors) >= 0:
             allowed[anchors] = False
     i, j = active.next_pair(comparisons, n, pending, allowed, rng)
     cands = open_sources(i, j, strict) or open_sources(i, j, False)
     fewest = min(used[(i, j, src)] for src in cands)
-    src = rng.choice([c for c in cands if used[(i, j, c)] == fewest])
+    src = int(rng.choice([c for c in cands if used[(i, j, c)] == fewest]))
     a, b = by[(methods[i], src)], by[(methods[j], src)]
     return (b, a) if rng.random() < 0.5 else (a, b)
-
-
-def _anchor_pair(s: Session, study_id: int, idx: dict) -> tuple[int, int] | None:
-    """Indices (low, high sorted) of the low- and high-anchor methods, the gold pair."""
-    rows = dict(s.execute(select(Method.role, Method.id).where(
-        Method.study_id == study_id, Method.role.in_((MethodRole.LOW_ANCHOR, MethodRole.HIGH_ANCHOR)))).all())
-    ids = [idx.get(rows.get(r)) for r in (MethodRole.LOW_ANCHOR, MethodRole.HIGH_ANCHOR)]
-    return None if None in ids else tuple(sorted(ids))
 
 
 def fix_pair(s: Session, trial_id: int, stimuli: tuple[int, int], now: dt.datetime) -> tuple[dt.datetime, str, str, str]:

@@ -86,18 +86,19 @@ def test_mos_half_width_hand_values():
     assert active.adaptive_half_width(4, 1.0, held=2) == pytest.approx(2.570582 / np.sqrt(6), rel=1e-5)
 
 
-#: Bradley-Terry log-strengths of the acceptance simulation: 8 methods (anchors far out, four close ones).
-STRENGTHS = [-3.0, -1.5, 0.0, 0.25, 0.5, 0.75, 1.5, 3.0]
+#: Bradley-Terry log-strengths of the acceptance simulation: 8 methods, the anchors far out, four close
+#: test methods 0.4 apart (P = 0.60 between neighbours); the benchmark's default.
+STRENGTHS = [-4.0, -2.0, 0.0, 0.4, 0.8, 1.2, 2.0, 4.0]
 
 
 def test_active_needs_at_most_half_the_answers_of_balanced():
-    """8 methods on 6 images, simulated Bradley-Terry raters, 12 fixed seeds: the mean Kendall tau of
-    active sampling after 100 answers is at least that of balanced sampling after 200 (the benchmark
-    measures the whole curve with more seeds)."""
-    seeds = range(12)
+    """8 methods on 6 images, simulated Bradley-Terry raters, 24 fixed seeds: the mean Kendall tau of
+    active sampling after 100 answers is at least that of balanced sampling after 200 (measured: 0.973
+    against 0.944; ``benchmarks/bench_active_sampling.py`` measures the whole curve with more seeds)."""
+    seeds = range(24)
     act = np.mean([active.simulate_sampling(STRENGTHS, 6, [100], "active", seed=k, parallel=1)[0] for k in seeds])
     bal = np.mean([active.simulate_sampling(STRENGTHS, 6, [100, 200], "balanced", seed=k) for k in seeds], axis=0)
-    assert bal[1] > bal[0]  # balanced sampling does improve with twice the answers ...
-    assert act >= bal[1], (act, bal)  # ... and active reaches that with half of them
+    assert bal[1] > bal[0] + 0.01  # balanced sampling does improve with twice the answers ...
+    assert act >= bal[1] + 0.01, (act, bal)  # ... and active does better with half of them
     with pytest.raises(ValueError, match="sampling"):
         active.simulate_sampling(STRENGTHS, 6, [10], "random")

@@ -1,0 +1,86 @@
+"""Answers a pair study needs under balanced and active sampling (issue 20), by simulation.
+
+    python -m benchmarks.bench_active_sampling [--seeds 40] [--images 6] [--answers 40 60 80 100 ...]
+        [--strength -4 -2 0 0.4 0.8 1.2 2 4] [--markdown]
+
+Simulated Bradley-Terry raters (P(i beats j) = 1 / (1 + exp(s_j - s_i))) answer a pair study of the
+methods of ``--strength`` (default: 8 methods, the anchors far out, four test methods 0.4 apart) on
+``--images`` images (:func:`srkeras.mos.active.simulate_sampling`). Accuracy is Kendall's tau between the
+true order and the pooled Bradley-Terry fit (the report's), averaged over ``--seeds`` fixed seeds, per
+number of answers, for: ``balanced`` (the default assignment's cyclic Latin order), ``active`` (the
+default criterion, one rater at a time), ``active x4`` (four raters choosing at once, each seeing the
+others' open comparisons: a stale choice) and ``ASAP eig`` (the reference criterion). The last lines say
+how many answers each needs to reach balanced sampling's accuracy at its largest and half-largest counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+DEFAULT_STRENGTH = (-4.0, -2.0, 0.0, 0.4, 0.8, 1.2, 2.0, 4.0)
+DEFAULT_ANSWERS = (40, 60, 80, 100, 120, 160, 200, 300, 400)
+#: (label, sampling, parallel raters, criterion)
+ARMS = (("balanced", "balanced", 1, "order"), ("active", "active", 1, "order"),
+        ("active x4", "active", 4, "order"), ("ASAP eig", "active", 1, "eig"))
+
+
+def curves(strength, images: int, answers, seeds: int) -> dict[str, np.ndarray]:
+    """{arm label: (seeds, len(answers)) Kendall taus}."""
+    from srkeras.mos.active import simulate_sampling
+
+    out = {}
+    for label, sampling, parallel, criterion in ARMS:
+        t = time.perf_counter()
+        out[label] = np.array([simulate_sampling(strength, images, list(answers), sampling, seed=k,
+                                                 parallel=parallel, criterion=criterion) for k in range(seeds)])
+        print(f"# {label}: {time.perf_counter() - t:.0f} s", flush=True)
+    return out
+
+
+def needed(taus: np.ndarray, answers, level: float) -> int | None:
+    """Fewest answers (of ``answers``) whose mean tau reaches ``level``; None if none does."""
+    mean = taus.mean(0)
+    hit = [n for n, m in zip(answers, mean) if m >= level - 1e-12]
+    return hit[0] if hit else None
+
+
+def table(res: dict[str, np.ndarray], answers, markdown: bool) -> list[str]:
+    labels = list(res)
+    if markdown:
+        lines = ["| answers | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
+        for k, n in enumerate(answers):
+            cells = [f"{res[x][:, k].mean():.3f} ± {res[x][:, k].std(ddof=1) / np.sqrt(len(res[x])):.3f}" for x in labels]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    else:
+        lines = [f"{'answers':>8}" + "".join(f"{x:>16}" for x in labels)]
+        for k, n in enumerate(answers):
+            lines.append(f"{n:>8}" + "".join(f"{res[x][:, k].mean():>16.3f}" for x in labels))
+    bal = res["balanced"].mean(0)
+    for n in (answers[-1], answers[len(answers) // 2]):
+        level = bal[list(answers).index(n)]
+        need = {x: needed(res[x], answers, level) for x in labels if x != "balanced"}
+        lines.append(f"balanced after {n} answers: tau {level:.3f}; reached by "
+                     + ", ".join(f"{x} after {v if v is not None else '>' + str(answers[-1])}" for x, v in need.items()))
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_active_sampling", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=40)
+    p.add_argument("--images", type=int, default=6)
+    p.add_argument("--answers", type=int, nargs="+", default=list(DEFAULT_ANSWERS))
+    p.add_argument("--strength", type=float, nargs="+", default=list(DEFAULT_STRENGTH))
+    p.add_argument("--markdown", action="store_true", help="a Markdown table (mean ± standard error)")
+    a = p.parse_args(argv)
+    answers = sorted(set(a.answers))
+    print(f"# {len(a.strength)} methods (BT strengths {a.strength}), {a.images} images, {a.seeds} seeds")
+    res = curves(a.strength, a.images, answers, a.seeds)
+    print("\n".join(table(res, answers, a.markdown)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
