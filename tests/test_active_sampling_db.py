@@ -228,3 +228,20 @@ def test_sampling_must_suit_the_mode(sqlite_url, tmp_path, capsys):
     assert "--target-half-width > 0" in capsys.readouterr().err
     assert main([*base, "--mode", "pair", "--target-half-width", "0.3"]) == 1
     assert "only used with --sampling adaptive" in capsys.readouterr().err
+
+
+def test_prepare_study_stores_the_sampling(make_study, sqlite_url):
+    """``StudySpec.sampling`` (``--sampling``) reaches the study row; a pair trial is then chosen when shown."""
+    st = make_study(sqlite_url, name="jobact", mode="pair", sampling="active", repeats=0)
+    ada = make_study(sqlite_url, name="jobada", mode="acr", sampling="adaptive", target_half_width=0.3)
+    db = open_database(sqlite_url)
+    try:
+        assert study_status(db, st.name)["sampling"] == "active"
+        s2 = study_status(db, ada.name)
+        assert s2["sampling"] == "adaptive" and s2["target_half_width"] == 0.3
+        tok = start_rater(db, st.name, seed=0)
+        t = next_trial(db, tok)
+        assert t.shown_at is not None and {Path(t.left_path).stem, Path(t.right_path).stem} <= set(
+            stimulus_file_methods(db, st.name))
+    finally:
+        db.close()
