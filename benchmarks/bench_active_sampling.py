@@ -1,7 +1,7 @@
 """Answers a pair study needs under balanced and active sampling (issue 20), by simulation.
 
     python -m benchmarks.bench_active_sampling [--seeds 40] [--images 6] [--answers 40 60 80 100 ...]
-        [--strength -4 -2 0 0.4 0.8 1.2 2 4] [--markdown]
+        [--strength -4 -2 0 0.4 0.8 1.2 2 4] [--markdown] [--svg docs/active_sampling.svg]
 
 Simulated Bradley-Terry raters (P(i beats j) = 1 / (1 + exp(s_j - s_i))) answer a pair study of the
 methods of ``--strength`` (default: 8 methods, the anchors far out, four test methods 0.4 apart) on
@@ -67,6 +67,37 @@ def table(res: dict[str, np.ndarray], answers, markdown: bool) -> list[str]:
     return lines
 
 
+COLORS = ("#444444", "#1a9641", "#a6d96a", "#d7191c")
+
+
+def line_chart(answers, means: dict[str, list[float]], title: str) -> str:
+    """An inline SVG: mean Kendall tau against answers (log2 x axis), one line per arm."""
+    w, h, left, right, top, bottom = 560, 320, 50, 130, 30, 40
+    xs = np.log2(np.asarray(answers, float))
+    lo = min(min(v) for v in means.values())
+    lo = np.floor(lo * 20) / 20
+    sx = lambda a: left + (np.log2(a) - xs[0]) / (xs[-1] - xs[0]) * (w - left - right)  # noqa: E731
+    sy = lambda t: top + (1.0 - t) / (1.0 - lo) * (h - top - bottom)  # noqa: E731
+    parts = [f'<text x="{left}" y="18" font-family="sans-serif" font-size="13" font-weight="bold">{title}</text>']
+    for t in np.arange(lo, 1.0001, 0.05):
+        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#ddd"/>'
+                     f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" font-family="sans-serif" font-size="11" '
+                     f'text-anchor="end">{t:.2f}</text>')
+    for a in answers:
+        parts.append(f'<text x="{sx(a):.1f}" y="{h - bottom + 16}" font-family="sans-serif" font-size="11" '
+                     f'text-anchor="middle">{a}</text>')
+    parts.append(f'<text x="{(left + w - right) / 2}" y="{h - 6}" font-family="sans-serif" font-size="11" '
+                 'text-anchor="middle">answers (log scale)</text>')
+    for k, (label, m) in enumerate(means.items()):
+        pts = " ".join(f"{sx(a):.1f},{sy(t):.1f}" for a, t in zip(answers, m))
+        c = COLORS[k % len(COLORS)]
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>')
+        parts.append(f'<text x="{w - right + 8}" y="{top + 16 * k + 10}" font-family="sans-serif" font-size="12" '
+                     f'fill="{c}">{label}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
+            + "".join(parts) + "</svg>\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_active_sampling", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=40)
@@ -74,11 +105,16 @@ def main(argv=None) -> int:
     p.add_argument("--answers", type=int, nargs="+", default=list(DEFAULT_ANSWERS))
     p.add_argument("--strength", type=float, nargs="+", default=list(DEFAULT_STRENGTH))
     p.add_argument("--markdown", action="store_true", help="a Markdown table (mean ± standard error)")
+    p.add_argument("--svg", help="also write the curves as an SVG chart to this file")
     a = p.parse_args(argv)
     answers = sorted(set(a.answers))
     print(f"# {len(a.strength)} methods (BT strengths {a.strength}), {a.images} images, {a.seeds} seeds")
     res = curves(a.strength, a.images, answers, a.seeds)
     print("\n".join(table(res, answers, a.markdown)))
+    if a.svg:
+        title = f"Kendall tau to the true order ({len(a.strength)} methods, {a.images} images, {a.seeds} seeds)"
+        with open(a.svg, "w", encoding="utf-8") as f:
+            f.write(line_chart(answers, {k: list(v.mean(0)) for k, v in res.items()}, title))
     return 0
 
 
