@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from db import (
     InvalidStudy,
@@ -245,3 +245,39 @@ def test_prepare_study_stores_the_sampling(make_study, sqlite_url):
             stimulus_file_methods(db, st.name))
     finally:
         db.close()
+
+
+def test_two_servers_in_parallel_threads_store_every_answer_once(sqlite_url, tmp_path):
+    """Six raters in threads, each request to the other server than the last, every answer sent twice:
+    every trial answered exactly once with the answer given, under active sampling."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    servers = [open_database(sqlite_url), open_database(sqlite_url)]
+    info = register(servers[0], tmp_path / "stim", "par", trials_per_rater=8, sampling="active", votes_per_stimulus=3)
+    method_of = stimulus_file_methods(servers[0], info.name)
+    gate = threading.Barrier(6)
+
+    def rater(k: int) -> dict[int, str]:
+        rng, mine, hop = np.random.default_rng(k), {}, k
+        gate.wait()
+        tok = start_rater(servers[k % 2], info.name, seed=k)
+        while (t := next_trial(servers[hop % 2], tok)) is not None:
+            choice = bt_choice(t, method_of, rng)
+            assert not submit_rating(servers[(hop + 1) % 2], tok, t.trial_id, choice=choice, response_ms=2500).duplicate
+            assert submit_rating(servers[hop % 2], tok, t.trial_id, choice=choice, response_ms=2500).duplicate
+            mine[t.trial_id] = choice
+            hop += 1
+        return mine
+
+    try:
+        with ThreadPoolExecutor(6) as ex:
+            given = {tid: c for mine in ex.map(rater, range(6)) for tid, c in mine.items()}
+        with servers[0].session() as s:
+            stored = dict(s.execute(select(Rating.trial_id, Rating.choice)).all())
+            n_rows = s.scalar(select(func.count()).select_from(Rating))
+            n_trials = s.scalar(select(func.count()).select_from(Trial))
+        assert n_rows == len(stored) == len(given) == n_trials == 6 * 8 and stored == given
+    finally:
+        for d in servers:
+            d.close()
