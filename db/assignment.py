@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -370,25 +370,21 @@ def choose_pair(s: Session, trial_id: int, now: dt.datetime | None = None) -> tu
     idx = {m: k for k, m in enumerate(methods)}
     roles = dict(s.execute(select(Method.role, Method.id).where(Method.study_id == study_id)).all())
     anchors = tuple(sorted(idx.get(roles.get(r), -1) for r in (MethodRole.LOW_ANCHOR, MethodRole.HIGH_ANCHOR)))
-    bad = screened_out(s, study_id)
     comparisons, pending, used = [], [], Counter()
-    for rid, a, b, shown_at, choice in s.execute(
-        select(Trial.rater_id, Trial.stimulus_a_id, Trial.stimulus_b_id, Trial.shown_at, Rating.choice)
+    for a, b, choice, count in s.execute(  # valid answers and recent open trials, counted in SQL
+        select(Trial.stimulus_a_id, Trial.stimulus_b_id, Rating.choice, func.count())
         .join(Rater, Trial.rater_id == Rater.id).outerjoin(Rating, Rating.trial_id == Trial.id)
         .where(Rater.study_id == study_id, Trial.mode == TrialMode.PAIR, Trial.is_repeat_of.is_(None),
-               Trial.is_gold.is_(False), Trial.shown_at.is_not(None))
+               Trial.is_gold.is_(False), Trial.rater_id.not_in(screened_out(s, study_id)),
+               or_(Rating.id.is_not(None), Trial.shown_at >= now - PENDING_FOR))
+        .group_by(Trial.stimulus_a_id, Trial.stimulus_b_id, Rating.choice)
     ):
-        if rid in bad:
-            continue
         ia, ib = idx[method_of[a]], idx[method_of[b]]
         if choice is None:
-            at = shown_at if shown_at.tzinfo else shown_at.replace(tzinfo=dt.UTC)
-            if at < now - PENDING_FOR:
-                continue
-            pending.append((ia, ib))
+            pending += [(ia, ib)] * count
         elif choice != PairChoice.NONE:
-            comparisons.append((ia, ib) if choice == PairChoice.A else (ib, ia))
-        used[(min(ia, ib), max(ia, ib), source_of[a])] += 1
+            comparisons += [(ia, ib) if choice == PairChoice.A else (ib, ia)] * count
+        used[(min(ia, ib), max(ia, ib), source_of[a])] += count
     forbidden, seen = _rater_neighbours(s, rater_id, trial_id, source_of)
     rng = np.random.default_rng([seed, position])
 

@@ -52,8 +52,11 @@ def thurstone_posterior(n: int, comparisons, prior_var: float = PRIOR_VAR, iters
     Ps, Ms = np.full(n, 1.0 / prior_var), np.zeros(n)
     if len(G) == 0:
         return Ms, 1.0 / Ps
+    # Identical comparisons get identical messages in the reference's parallel schedule: each distinct
+    # (winner, loser) row is updated once and counted ``count`` times (the same iterates, much faster).
+    G, count = np.unique(G, axis=0, return_counts=True)
     Pgs, Mgs = np.zeros(G.shape), np.zeros(G.shape)
-    flat = G.ravel()
+    flat, weight = G.ravel(), np.repeat(count, 2).astype(float)
     for _ in range(iters):
         PsG = Ps[G]
         Psg = PsG - Pgs  # cavity precisions of the two players of each game
@@ -70,8 +73,8 @@ def thurstone_posterior(n: int, comparisons, prior_var: float = PRIOR_VAR, iters
         mtg = (Mt * Pt - mgt / vgt) / ptg
         Pgs = 1.0 / (1.0 + (1.0 / ptg)[:, None] + inv[:, ::-1])
         Mgs = np.column_stack((mtg, -mtg)) + Msg[:, ::-1]
-        new_Ps = 1.0 / prior_var + np.bincount(flat, Pgs.ravel(), n)
-        new_Ms = np.bincount(flat, (Pgs * Mgs).ravel(), n) / new_Ps
+        new_Ps = 1.0 / prior_var + np.bincount(flat, weight * Pgs.ravel(), n)
+        new_Ms = np.bincount(flat, weight * (Pgs * Mgs).ravel(), n) / new_Ps
         done = np.abs(new_Ms - Ms).max() < tol and np.abs(new_Ps - Ps).max() < tol * new_Ps.max()
         Ps, Ms = new_Ps, new_Ms
         if done:
