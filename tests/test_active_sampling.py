@@ -3,7 +3,7 @@ acceptance simulation (active needs at most half the answers of balanced samplin
 
 Reference values: ``gfxdisp/asap`` ``python/asap_cpu.py`` (commit 90082a3), run on the win matrix
 ``M`` below: ``a = ASAP(5, approx=True); G = a.unroll_mat(M); Ms, Vs = a.ts_solver.solve(G, num_iters=200)``
-and the expected information gain of its ``compute_information_gain_mat`` loop on those ``Ms, Vs``
+(and ``num_iters=6``), and the expected information gain of its ``compute_information_gain_mat`` loop on those ``Ms, Vs``
 (``prob[jj][ii] * kl1 + prob[ii][jj] * kl2``, ``selective_eig=False``).
 """
 
@@ -17,6 +17,9 @@ from srkeras.mos import active
 M = np.array([[0, 5, 5, 5, 5], [0, 0, 4, 0, 5], [0, 1, 0, 3, 2], [0, 0, 2, 0, 4], [0, 0, 0, 1, 0]])
 ASAP_MS = np.array([1.4198866563, 0.28094216, -0.2336749151, -0.3534902869, -1.1136636143])
 ASAP_VS = np.array([0.1732410774, 0.135234585, 0.1097560611, 0.1242812526, 0.1494865862])
+#: ``ASAP(5).ts_solver.solve(G, num_iters=6)`` (the reference's default schedule, from the prior).
+ASAP_MS6 = np.array([1.413198906765, 0.269328061311, -0.240759649061, -0.365603142828, -1.120061803022])
+ASAP_VS6 = np.array([0.172959441073, 0.135423663367, 0.109843970905, 0.124235573431, 0.149880552489])
 ASAP_EIG = np.array([  # lower triangle, as the reference fills it
     [0, 0, 0, 0, 0],
     [2.0559123873, 0, 0, 0, 0],
@@ -32,6 +35,9 @@ def unroll(W) -> np.ndarray:
 
 
 def test_posterior_and_information_gain_match_the_asap_reference():
+    m6, v6 = active.thurstone_posterior(5, unroll(M), tol=0, iters=6)  # identical comparisons aggregated:
+    np.testing.assert_allclose(m6, ASAP_MS6, atol=1e-11)  # still the reference's iterates, step by step
+    np.testing.assert_allclose(v6, ASAP_VS6, atol=1e-11)
     m, v = active.thurstone_posterior(5, unroll(M), tol=1e-10, iters=500)
     np.testing.assert_allclose(m, ASAP_MS, atol=1e-6)
     np.testing.assert_allclose(v, ASAP_VS, atol=1e-7)
