@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_active_sampling [--seeds 40] [--images 6] [--answers 40 60 80 100 ...]
         [--strength -4 -2 0 0.4 0.8 1.2 2 4] [--markdown] [--svg docs/active_sampling.svg]
+    python -m benchmarks.bench_active_sampling --acr [--seeds 40]
 
 Simulated Bradley-Terry raters (P(i beats j) = 1 / (1 + exp(s_j - s_i))) answer a pair study of the
 methods of ``--strength`` (default: 8 methods, the anchors far out, four test methods 0.4 apart) on
@@ -11,6 +12,7 @@ number of answers, for: ``balanced`` (the default assignment's cyclic Latin orde
 default criterion, one rater at a time), ``active x4`` (four raters choosing at once, each seeing the
 others' open comparisons: a stale choice) and ``ASAP eig`` (the reference criterion). The last lines say
 how many answers each needs to reach balanced sampling's accuracy at its largest and half-largest counts.
+``--acr``: votes an ACR study needs until every MOS 95 % half-width is <= 0.3, balanced against adaptive.
 """
 
 from __future__ import annotations
@@ -98,6 +100,39 @@ def line_chart(answers, means: dict[str, list[float]], title: str) -> str:
             + "".join(parts) + "</svg>\n")
 
 
+def acr_votes_needed(sd, quality, target: float, min_votes: int, adaptive: bool, seed: int) -> int:
+    """Votes until every stimulus's Student-t 95 % MOS half-width is <= ``target`` (at least ``min_votes``
+    each): ``adaptive`` gives the next vote to the widest interval (as ``--sampling adaptive``),
+    otherwise every stimulus gets one more vote per round (balanced). Votes: clip(round(q + N(0, sd)), 1, 5)."""
+    from srkeras.mos.active import mos_half_width
+
+    rng = np.random.default_rng(seed)
+    votes: list[list[float]] = [[] for _ in sd]
+
+    def vote(i):
+        votes[i].append(float(np.clip(np.rint(quality[i] + rng.normal(0, sd[i])), 1, 5)))
+
+    def widths():
+        n = np.array([len(v) for v in votes])
+        s = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in votes])
+        return np.where(n < min_votes, np.inf, mos_half_width(n, s))
+
+    while (w := widths()).max() > target:
+        for i in ([int(np.argmax(w))] if adaptive else range(len(sd))):
+            vote(i)
+    return sum(len(v) for v in votes)
+
+
+def acr_table(seeds: int, target: float = 0.3) -> list[str]:
+    """Votes to reach ``target`` on 8 methods x 6 images (anchors sd 0.5, test methods sd 0.6-1.1)."""
+    rng = np.random.default_rng(1234)
+    quality = np.repeat([1.2, 1.8, 2.3, 2.6, 2.9, 3.3, 3.7, 4.4], 6) + rng.normal(0, 0.2, 48)
+    sd = np.repeat([0.5, 0.6, 0.8, 0.9, 1.0, 1.1, 0.9, 0.5], 6)
+    res = {a: [acr_votes_needed(sd, quality, target, 5, a, k) for k in range(seeds)] for a in (False, True)}
+    return [f"ACR, 48 stimuli, target half-width {target}: balanced {np.mean(res[False]):.0f} votes, "
+            f"adaptive {np.mean(res[True]):.0f} votes ({np.mean(res[True]) / np.mean(res[False]):.0%})"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_active_sampling", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=40)
@@ -106,8 +141,12 @@ def main(argv=None) -> int:
     p.add_argument("--strength", type=float, nargs="+", default=list(DEFAULT_STRENGTH))
     p.add_argument("--markdown", action="store_true", help="a Markdown table (mean ± standard error)")
     p.add_argument("--svg", help="also write the curves as an SVG chart to this file")
+    p.add_argument("--acr", action="store_true", help="only the ACR table: votes to a target half-width 0.3")
     a = p.parse_args(argv)
     answers = sorted(set(a.answers))
+    if a.acr:
+        print("\n".join(acr_table(a.seeds)))
+        return 0
     print(f"# {len(a.strength)} methods (BT strengths {a.strength}), {a.images} images, {a.seeds} seeds")
     res = curves(a.strength, a.images, answers, a.seeds)
     print("\n".join(table(res, answers, a.markdown)))
