@@ -5,9 +5,14 @@ comparisons via approximate message passing and information gain maximization", 
 reference code github.com/gfxdisp/asap, ``python/asap_cpu.py``). Thurstone Case V scores get a Gaussian
 posterior by expectation propagation on the TrueSkill factor graph (prior N(0, 0.5), unit comparison
 noise: :func:`thurstone_posterior`, the reference ``TrueSkillSolver.solve`` iterated to its fixed
-point); the next comparison is the pair of largest *expected information gain* (:func:`information_gain`:
-the KL divergence between the posterior after and before one more answer, averaged over the two outcomes,
-as the reference's ``approx=True`` mode computes it with one TrueSkill update of the pair's marginals).
+point; identical comparisons are updated once and counted, which gives the same iterates). The next
+comparison is the pair of largest criterion (:func:`next_pair`): by default :func:`order_uncertainty`,
+the posterior variance of the pair's score difference times the posterior probability that their
+current order is wrong (what a ranking needs: in the simulation of ``benchmarks/bench_active_sampling.py``
+it reaches balanced sampling's Kendall tau with half the answers or fewer); or ``eig``, ASAP's *expected
+information gain* (:func:`information_gain`: the KL divergence between the posterior after and before
+one more answer, averaged over the two outcomes, as the reference's ``approx=True`` mode computes it
+with one TrueSkill update of the pair's marginals), which spreads answers over all scores.
 Comparisons shown to raters but not answered yet (several raters at once, several servers) count by the
 variance their answer is expected to remove (:func:`pending_update`), so simultaneous raters spread over
 the informative pairs instead of all getting the same one (the role of ASAP's batch mode).
@@ -15,7 +20,7 @@ the informative pairs instead of all getting the same one (the role of ASAP's ba
 ACR studies (``adaptive``): further votes go to the stimuli whose MOS confidence interval is still
 widest (:func:`mos_half_width`, Student t), until every half-width is at most the target.
 
-:func:`simulate_pairs` replays a pair study of Bradley-Terry raters under balanced or active sampling
+:func:`simulate_sampling` replays a pair study of Bradley-Terry raters under balanced or active sampling
 (the acceptance simulation of issue 20; ``benchmarks/bench_active_sampling.py``).
 """
 
