@@ -42,7 +42,17 @@ from db.errors import (
 from db.export import export_long_csv, export_ratings_csv, mos_table, preference_table
 from db.frames import rater_completion, rating_frames, stimulus_file_methods, study_methods
 from db.logins import LoginAttempt, login_attempt
-from db.models import Crowd, MethodRole, PairChoice, QcFlag, StudyMode, StudyStatus, TrialMode, stimulus_file_name
+from db.models import (
+    Crowd,
+    MethodRole,
+    PairChoice,
+    QcFlag,
+    Sampling,
+    StudyMode,
+    StudyStatus,
+    TrialMode,
+    stimulus_file_name,
+)
 from db.qc import current_flags, rater_qc
 from db.raters import (
     ABANDONED_AFTER,
@@ -106,6 +116,7 @@ __all__ = [
     "RaterInfo",
     "RaterState",
     "RatingRejected",
+    "Sampling",
     "SourceSpec",
     "StimulusSpec",
     "StudyClosed",

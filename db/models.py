@@ -70,6 +70,14 @@ class TrialMode(enum.StrEnum):
     PAIR = "pair"  # two stimuli of one source, answered with a PairChoice
 
 
+class Sampling(enum.StrEnum):
+    """How a study hands out its items (:mod:`db.assignment`)."""
+
+    BALANCED = "balanced"  # every item the same number of votes (the default)
+    ACTIVE = "active"  # pair items: the next pair chosen when the rater reaches it (srkeras.mos.active)
+    ADAPTIVE = "adaptive"  # ACR items: further votes to the widest MOS intervals, up to a target half-width
+
+
 class StudyStatus(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -129,6 +137,8 @@ class Study(Base):
         CheckConstraint("trials_per_rater IS NULL OR trials_per_rater >= 1", name="cap"),
         CheckConstraint("break_every >= 0", name="break_every"),
         CheckConstraint("repeats >= 0", name="repeats"),
+        CheckConstraint(_one_of("sampling", Sampling), name="sampling"),
+        CheckConstraint("target_half_width IS NULL OR target_half_width > 0", name="target_half_width"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -145,6 +155,10 @@ class Study(Base):
     repeats: Mapped[int] = mapped_column(Integer, default=2)
     seed: Mapped[int] = mapped_column(Integer, default=0)
     crop: Mapped[int | None] = mapped_column(Integer)  # HR crop size in px; NULL = whole images
+    #: :class:`Sampling` of the study's items.
+    sampling: Mapped[str] = mapped_column(String(16), default=Sampling.BALANCED, server_default="balanced")
+    #: ``adaptive``: an ACR item needs no further votes once its MOS 95 % interval half-width is at most this.
+    target_half_width: Mapped[float | None] = mapped_column(Float)
     #: Absolute folder holding the stimulus files (``<sha256>.png``).
     stimuli_dir: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -89,13 +89,17 @@ class Votes:
 
 
 def vote_counts(s: Session, study_id: int, now: dt.datetime | None = None) -> Votes:
-    """The study's :class:`Votes` at ``now``."""
+    """The study's :class:`Votes` at ``now``; votes of screened-out raters (:func:`db.assignment.screened_out`)
+    are left out, so their items are handed out again (top-up)."""
     now = now or utcnow()
     started, unstarted = _activity(s, study_id, now)
     method_of = stimulus_methods(s, study_id)
     votes = Votes(Counter(), Counter(), Counter(), None)
     holders = set()
+    screened = assignment.screened_out(s, study_id)  # top-up: their votes count toward no target
     for rid, mode, sid, a, b, answered in vote_rows(s, study_id):
+        if rid in screened:
+            continue
         key = vote_key(mode, sid, a, b, method_of)
         if answered is not None:
             votes.answered[key] += 1
@@ -147,12 +151,12 @@ def _choose_slots(s: Session, st: Study, rater_seed: int) -> list[assignment.Slo
     votes = vote_counts(s, st.id, now)
     firm, counts = votes.firm, votes.total
     all_items = [it for v in items.values() for it in v]
-    reached = {it.key for it in all_items if firm[it.key] >= st.votes_per_stimulus}
+    reached, priority = assignment.targets(s, st, all_items, firm, votes.answered)  # per study.sampling
     if all_items and len(reached) == len({it.key for it in all_items}):
         raise StudyFull(_full_message(s, st, votes, now))
     n_methods = len({r.method_id for r in stim})
     budget = budgets(st, {m: len(v) for m, v in items.items()}, n_methods)
-    chosen = {m: assignment.select_items(v, counts, budget[m], reached) for m, v in items.items()}
+    chosen = {m: assignment.select_items(v, counts, budget[m], reached, priority) for m, v in items.items()}
     n_rep = st.repeats
     if st.trials_per_rater is not None:
         n_rep = min(n_rep, max(0, st.trials_per_rater - sum(len(v) for v in chosen.values())))

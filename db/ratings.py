@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from db import assignment
 from db.engine import Database
 from db.errors import RatingRejected, StudyClosed
 from db.models import PairChoice, Rater, Rating, Stimulus, StudyStatus, Trial, TrialMode, utcnow
@@ -83,17 +84,34 @@ def rater_state(db: Database, token: str) -> RaterState:
 
 def show_trial(db: Database, trial: TrialView) -> TrialView:
     """``trial`` with ``shown_at`` set: recorded now at its first display, kept on later ones (a page
-    refresh, a second tab: a conditional UPDATE, so only the first viewer sets it)."""
+    refresh, a second tab: a conditional UPDATE, so only the first viewer sets it). A pair trial of an
+    ``active`` study gets its pair here (:func:`db.assignment.choose_pair`): use the returned view."""
     if trial.shown_at is not None:
         return trial
 
-    def mark_shown(s: Session) -> dt.datetime:
+    def as_stored(stored) -> TrialView:
+        shown_at, folder, sha_a, sha_b = stored
+        return dataclasses.replace(trial, shown_at=shown_at, left_path=stimulus_path(folder, sha_a),
+                                   right_path=stimulus_path(folder, sha_b))
+
+    def mark_shown(s: Session) -> TrialView | None:
+        if trial.mode == TrialMode.PAIR and assignment.needs_choice(s, trial.trial_id):
+            return None  # active sampling: the pair is chosen first (below)
         now = utcnow()
-        n = s.execute(_MARK_SHOWN, {"tid": trial.trial_id, "now": now}).rowcount
-        return now if n == 1 else s.scalar(_SHOWN_AT, {"tid": trial.trial_id})
+        if s.execute(_MARK_SHOWN, {"tid": trial.trial_id, "now": now}).rowcount == 1:
+            return dataclasses.replace(trial, shown_at=now)
+        if trial.mode == TrialMode.PAIR:  # shown meanwhile (active sampling: maybe another pair than read)
+            return as_stored(assignment.stored_pair(s, trial.trial_id))
+        return dataclasses.replace(trial, shown_at=s.scalar(_SHOWN_AT, {"tid": trial.trial_id}))
 
     # A short write transaction of its own: the read that found the trial took no lock.
-    return dataclasses.replace(trial, shown_at=db.run(mark_shown, write=True))
+    view = db.run(mark_shown, write=True)
+    if view is not None:
+        return view
+    # Active sampling: choose from every answer so far without the write lock (may be slightly stale),
+    # then store it with shown_at in one conditional UPDATE (a concurrent show of this trial wins).
+    choice = db.run(lambda s: assignment.choose_pair(s, trial.trial_id))
+    return as_stored(db.run(lambda s: assignment.fix_pair(s, trial.trial_id, choice, utcnow()), write=True))
 
 
 def next_trial(db: Database, token: str) -> TrialView | None:

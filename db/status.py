@@ -23,7 +23,11 @@ def study_status(db: Database, name: str) -> dict:
 
     Keys: name, status, mode, raters, completed, ratings, ratings_per_method {method: n},
     votes_per_stimulus {min, mean, max, target, items} (ratings per test item, repeats excluded;
-    items = stimuli for ACR plus pairs for pair mode), assigned_per_stimulus {min, mean, max}.
+    items = stimuli for ACR plus pairs for pair mode), assigned_per_stimulus {min, mean, max}, sampling,
+    target_half_width, valid_votes {min, mean, max, target, at_target, items, total, screened_out}: the
+    votes that count toward the targets (screened-out raters' left out: they are topped up), ``at_target``
+    items whose target is met under the study's sampling (``active``: every pair once the pair answers reach
+    target x pairs; ``adaptive``: target votes and the MOS half-width at most ``target_half_width``).
     Method names appear here: admin only.
     """
 
@@ -39,18 +43,21 @@ def study_status(db: Database, name: str) -> dict:
         method_of = stimulus_methods(s, st.id)
         per_method: Counter = Counter()
         votes: Counter = Counter()
+        valid: Counter = Counter()
         assigned: Counter = Counter()
-        for _, mode, sid, a, b, rating_id in vote_rows(s, st.id):
+        screened = assignment.screened_out(s, st.id)
+        for rid, mode, sid, a, b, rating_id in vote_rows(s, st.id):
             key = vote_key(mode, sid, a, b, method_of)
             assigned[key] += 1
             if rating_id is not None:
                 votes[key] += 1
+                valid[key] += rid not in screened
                 for stim in (sid,) if mode == TrialMode.ACR else (a, b):
                     per_method[methods[method_of[stim]]] += 1
         stim = test_stimuli(s, st.id)
-        items = [
-            it.key for m in StudyMode(st.mode).trial_modes for it in assignment.latin_items(stim, m, seed=st.seed)
-        ]
+        all_items = [it for m in StudyMode(st.mode).trial_modes for it in assignment.latin_items(stim, m, seed=st.seed)]
+        items = [it.key for it in all_items]
+        reached, _ = assignment.targets(s, st, all_items, valid, valid)
         return {
             "name": st.name,
             "status": st.status,
@@ -65,6 +72,16 @@ def study_status(db: Database, name: str) -> dict:
                 "items": len(items),
             },
             "assigned_per_stimulus": _spread([assigned.get(k, 0) for k in items]),
+            "sampling": st.sampling,
+            "target_half_width": st.target_half_width,
+            "valid_votes": {
+                **_spread([valid.get(k, 0) for k in items]),
+                "target": st.votes_per_stimulus,
+                "at_target": len(reached & set(items)),
+                "items": len(items),
+                "total": sum(valid.values()),
+                "screened_out": sum(votes.values()) - sum(valid.values()),
+            },
         }
 
     return db.run(work)

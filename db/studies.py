@@ -18,6 +18,7 @@ from db.errors import InvalidStudy, StudyExists
 from db.models import (
     Method,
     MethodRole,
+    Sampling,
     SourceImage,
     Stimulus,
     StimulusMetric,
@@ -119,6 +120,22 @@ def _check_study(mode, votes_per_stimulus, stimuli_dir, methods, sources, stimul
             raise InvalidStudy(f"stimulus {st.method}/{st.source}: bad metric name(s) {bad} (psnr/ssim are fields)")
 
 
+def _check_sampling(mode, sampling, target_half_width) -> None:
+    """Raise :class:`InvalidStudy` unless ``sampling`` suits the study's trial modes."""
+    if sampling not in tuple(Sampling):
+        raise InvalidStudy(f"sampling must be one of {tuple(m.value for m in Sampling)}, got {sampling!r}")
+    trial_modes = StudyMode(mode).trial_modes
+    if sampling == Sampling.ACTIVE and TrialMode.PAIR not in trial_modes:
+        raise InvalidStudy(f"sampling 'active' chooses pairs: it needs mode 'pair' or 'both', not {mode!r}")
+    if sampling == Sampling.ADAPTIVE:
+        if TrialMode.ACR not in trial_modes:
+            raise InvalidStudy(f"sampling 'adaptive' allocates ACR votes: it needs mode 'acr' or 'both', not {mode!r}")
+        if target_half_width is None or not math.isfinite(target_half_width) or target_half_width <= 0:
+            raise InvalidStudy(f"sampling 'adaptive' needs a target half-width > 0 (MOS points), got {target_half_width!r}")
+    elif target_half_width is not None:
+        raise InvalidStudy("a target half-width is only used by sampling 'adaptive'")
+
+
 def _insert_study(s: Session, study: Study, methods, sources, stimuli) -> StudyInfo:
     if s.scalar(select(Study.id).where(Study.name == study.name)) is not None:
         raise StudyExists(f"a study named {study.name!r} already exists; choose another --name")
@@ -172,6 +189,8 @@ def register_study(
     crowd: str | None = None,
     completion_url: str | None = None,
     qualification: bool = False,
+    sampling: Sampling = Sampling.BALANCED,
+    target_half_width: float | None = None,
 ) -> StudyInfo:
     """Store a new study (one transaction). Used by ``pipelines.prepare_study``; files must exist.
 
@@ -179,11 +198,14 @@ def register_study(
     every test source has a stimulus of every method; calibration sources have both anchors; the cap
     leaves room for every method (ACR) plus the repeats; ``crowd`` (``prolific`` | ``mturk``: whose participant
     ID every rater brings) and the ``completion_url`` template (:func:`db.crowd.check_crowd`); ``qualification``:
-    raters pass a screen check and a practice with feedback before they start. Raises :class:`~db.errors.InvalidStudy` (a
+    raters pass a screen check and a practice with feedback before they start; ``sampling``
+    (:class:`~db.models.Sampling`): ``active`` needs pairs, ``adaptive`` needs ACR and ``target_half_width``
+    (MOS points). Raises :class:`~db.errors.InvalidStudy` (a
     ``ValueError``) or :class:`~db.errors.StudyExists`.
     """
     _check_study(mode, votes_per_stimulus, stimuli_dir, methods, sources, stimuli, trials_per_rater, repeats)
     check_crowd(crowd, completion_url)
+    _check_sampling(mode, sampling, target_half_width)
 
     def work(s: Session) -> StudyInfo:
         study = Study(
@@ -192,6 +214,8 @@ def register_study(
             break_every=int(break_every), repeats=int(repeats), seed=int(seed), crop=crop,
             stimuli_dir=str(Path(stimuli_dir).resolve()),
             crowd=crowd or None, completion_url=completion_url or None, qualification=bool(qualification),
+            sampling=Sampling(sampling),
+            target_half_width=None if target_half_width is None else float(target_half_width),
         )
         return _insert_study(s, study, methods, sources, stimuli)
 

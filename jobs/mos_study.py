@@ -71,6 +71,10 @@ class StudySpec:
     completion_url: str | None = dataclasses.field(default=None, repr=False)
     #: Screen check and practice with feedback before a rater starts; None: on for crowd studies.
     qualification: bool | None = None
+    #: balanced (default) | active (pair/both: ASAP-style choice of the next pair) | adaptive (acr/both:
+    #: further votes to the widest MOS intervals until ``target_half_width``); see :mod:`db.assignment`.
+    sampling: str = "balanced"
+    target_half_width: float | None = None  # adaptive: stop at this MOS 95 % half-width (e.g. 0.3)
 
 
 def default_stimuli_dir(db_url: str) -> Path:
@@ -127,6 +131,25 @@ def _check_crowd_options(spec: StudySpec) -> None:
         raise RegistrationFailed(f"cannot register study {spec.name!r}: {e}") from None
 
 
+class BadSampling(StudyInputError):
+    """--sampling does not suit --mode, or --target-half-width is missing or misplaced."""
+
+
+def _check_sampling(spec: StudySpec) -> None:
+    """Refuse a sampling the study cannot run before any stimulus is made (the database checks it again)."""
+    modes = {"acr": ("acr",), "pair": ("pair",), "both": ("acr", "pair")}.get(spec.mode, ())
+    need = {"active": "pair", "adaptive": "acr"}.get(spec.sampling)
+    if spec.sampling not in ("balanced", "active", "adaptive"):
+        raise BadSampling(f"--sampling must be balanced, active or adaptive, got {spec.sampling!r}")
+    if need and need not in modes:
+        raise BadSampling(f"--sampling {spec.sampling} needs --mode {need} or both, not {spec.mode!r}")
+    hw = spec.target_half_width
+    if spec.sampling == "adaptive" and (hw is None or not hw > 0):
+        raise BadSampling(f"--sampling adaptive needs --target-half-width > 0 (MOS points, e.g. 0.3), got {hw}")
+    if spec.sampling != "adaptive" and hw is not None:
+        raise BadSampling("--target-half-width is only used with --sampling adaptive")
+
+
 
 def _refuse_taken_name(db, name: str) -> None:
     from db import UnknownStudy, get_study
@@ -163,6 +186,8 @@ def _register(db, spec: StudySpec, plan: stimulus_set.Plan, made: stimulus_set.S
             crowd=spec.crowd,
             completion_url=spec.completion_url,
             qualification=bool(spec.crowd) if spec.qualification is None else spec.qualification,
+            sampling=spec.sampling,
+            target_half_width=spec.target_half_width,
         )
     except ValueError as e:
         raise RegistrationFailed(f"cannot register study {spec.name!r}: {e}") from None
@@ -217,6 +242,7 @@ def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
 
     log = log or _stderr
     started = time.time()
+    _check_sampling(spec)
     _check_crowd_options(spec)
     plan, stim_dir = _checked_plan(spec, log)
     db = open_database(spec.db_url)
@@ -227,4 +253,4 @@ def make_study(spec: StudySpec, log: Callable[[str], None] | None = None):
         db.close()
 
 
-__all__ = ["MissingMetricAsset", "RegistrationFailed", "StudyNameTaken", "StudySpec", "default_stimuli_dir", "make_study"]
+__all__ = ["BadSampling", "MissingMetricAsset", "RegistrationFailed", "StudyNameTaken", "StudySpec", "default_stimuli_dir", "make_study"]

@@ -129,6 +129,15 @@ def mos_chart(table: pd.DataFrame) -> alt.Chart | None:
     return alt.hconcat(left, right)
 
 
+def _valid_votes(status: dict) -> list[tuple[str, str]]:
+    """Valid/target (issue 20 top-up: screened-out raters' votes do not count; they are handed out again)."""
+    v = status.get("valid_votes")
+    if not v:
+        return []
+    return [(f"valid / target ({status.get('sampling', 'balanced')})",
+             f"{v['min']}/{v['target']} min · {v['at_target']}/{v['items']} items done · {v['screened_out']} screened out")]
+
+
 def study_view(db, name: str) -> None:
     info = get_study(db, name)
     status = study_status(db, name)
@@ -140,7 +149,8 @@ def study_view(db, name: str) -> None:
     shown = [("raters", status.get("raters")), ("completed", status.get("completed")),
              ("ratings", status.get("ratings")),
              ("votes per item (min / mean)", f"{votes.get('min', 0)} / {votes.get('mean', 0):.1f}"),
-             ("target votes per item", votes.get("target", info.votes_per_stimulus))]
+             ("target votes per item", votes.get("target", info.votes_per_stimulus)),
+             *_valid_votes(status)]
     for col, (k, v) in zip(st.columns(len(shown)), shown):
         col.metric(k, v)
     with st.expander("Full status", expanded=False):

@@ -3,7 +3,7 @@
     python -m pipelines.prepare_study --name set14-x4 --hr-dir ../shared/data/Set14 --scale 4 \\
         --method nearest --method bicubic --method hr --model runs/srgan --mode acr \\
         --votes-per-stimulus 10 --db sqlite:///mos/mos.db [--stimuli-dir DIR] [--crop 128] \\
-        [--metric lpips --metric niqe ...]
+        [--metric lpips --metric niqe ...] [--sampling balanced|active|adaptive [--target-half-width 0.3]]
 
 The stimuli (8-bit, blind, content-addressed PNGs with PSNR/SSIM on Y against the 8-bit HR) are made
 by :mod:`srkeras.stimulus_set` and registered with :func:`db.register_study` by the job
@@ -15,6 +15,12 @@ message and exit status 1.
 computed on its stored 8-bit pixels as ``pipelines.evaluate`` computes them; ``pipelines.report``
 correlates MOS with each of them and ranks them. A metric whose assets are not installed stops the run
 before any stimulus is made, naming the ``python -m pipelines.pretrained fetch ...`` command.
+
+``--sampling active`` (``--mode pair``/``both``) picks each pair trial when the rater reaches it, where
+the answers so far say it is most informative (:mod:`srkeras.mos.active`, after ASAP); ``--sampling
+adaptive --target-half-width 0.3`` (``--mode acr``/``both``) gives further votes to the stimuli whose MOS
+interval is widest until every 95 % half-width is at most 0.3. ``balanced`` (default) gives every item
+``--votes-per-stimulus`` votes.
 
 ``nearest`` and ``hr`` are the hidden anchors of the SRGAN protocol (Ledig et al. 2017, sec. 3.4:
 NN rated 1, HR rated 5) and are always included. ``--calibration-images K`` source images (seeded
@@ -64,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, help="tile size for --model inference")
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
                    help="metric stored per stimulus (repeat; psnr and ssim are always stored)")
+    p.add_argument("--sampling", choices=("balanced", "active", "adaptive"), default="balanced",
+                   help="balanced: equal votes per item; active (pairs): the next pair chosen from the answers "
+                        "so far; adaptive (ACR): further votes to the widest MOS intervals")
+    p.add_argument("--target-half-width", type=float,
+                   help="adaptive: stop once every MOS 95%% interval half-width is at most this (e.g. 0.3)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--crowd", choices=("prolific", "mturk"),
                    help="crowd platform: its participant-ID URL parameters are kept with each rater")
@@ -83,6 +94,7 @@ def spec_of(a) -> StudySpec:
         trials_per_rater=a.trials_per_rater, break_every=a.break_every, repeats=a.repeats, seed=a.seed,
         max_images=a.max_images, tile=a.tile, metrics=tuple(a.metric) or DEFAULT_METRICS, progress=not a.no_progress,
         crowd=a.crowd, completion_url=a.completion_url, qualification=a.qualification,
+        sampling=a.sampling, target_half_width=a.target_half_width,
     )
 
 

@@ -19,7 +19,7 @@ from alembic import op
 
 
 revision: str = '0005_crowd'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004_sampling'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
