@@ -83,11 +83,12 @@ def _methods(acr, keep, st, metrics, n_boot, seed, progress):
 
 
 def _raters(acr, pairs, mle_fit, completed):
-    r = screening.report_table(screening.screen(acr, pairs, completed=completed))
+    r = screening.report_table(screening.screen(acr, pairs, completed=completed, mle_fit=mle_fit))
     if acr is not None:
         bias, _ = subject_models.p913_bias(acr)
         r = r.merge(bias.rename("p913_bias").reset_index(), on="rater", how="left")
-        r = r.merge(mle_fit["raters"], on="rater", how="left")
+        r = r.merge(mle_fit["raters"].drop(columns=[c for c in mle_fit["raters"] if c in r and c != "rater"]),
+                    on="rater", how="left")
     cols = ["rater", "n", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency"]
     return r[[c for c in cols if c in r] + [c for c in r if c not in cols]]
 
