@@ -243,10 +243,15 @@ def dashboard_view(db, name: str) -> None:
                f"raters ({c.get('rejected', 0)} rejected by screening, reported with and without them); "
                f"Krippendorff's alpha {rep.alpha:.3f}." if np.isfinite(rep.alpha) else
                f"{c.get('pair_votes', 0)} pair votes, {c.get('raters', 0)} raters.")
+    if rep.warnings:  # the report's sample-size warning block (srkeras.mos.adequacy)
+        st.warning("**Sample size warning:** this study is too small for some of the statistics below.\n\n"
+                   + "\n".join(f"- {w}" for w in rep.warnings))
     for note in rep.notes:  # what is undefined and why (every rater screened out, alpha undefined)
         st.warning(note)
     for key, chart in charts(rep).items():
         st.altair_chart(chart, key=f"chart_{key}", width="stretch")
+    if rep.ranking_verdict:
+        st.markdown(f"**Metrics against the listeners:** {rep.ranking_verdict}")
     if rep.methods is not None:
         st.markdown("**Methods**")
         st.dataframe(rep.methods, hide_index=True, key="dash_methods_table")

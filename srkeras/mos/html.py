@@ -8,18 +8,20 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from srkeras.mos import svg
+from srkeras.mos import correlation, svg
 from srkeras.mos.report import Report
 
 CSS = """body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f0f0f0}td.l,th.l{text-align:left}.rej{background:#fde0dd}.note{color:#555;font-size:13px}
-h2{border-bottom:2px solid #ddd;margin-top:1.6em}details{margin:.5em 0}"""
+h2{border-bottom:2px solid #ddd;margin-top:1.6em}details{margin:.5em 0}
+.warn{background:#fff3cd;border:2px solid #e0a800;padding:.5em 1em;margin:1em 0}"""
 
 HOW_TO_READ = """<p>Raters scored each image 1 (bad) to 5 (excellent) (absolute category rating, ITU-T P.910) and/or
 picked the better of two images of the same source (pair comparison). <b>MOS</b> is the mean score. The bars' whiskers
 are 95% confidence intervals: per method from a bootstrap that resamples both raters and images (so it says how
-much the MOS would move with other raters <i>and</i> other images); per image-method (stimulus) from Student's t.
+much the MOS would move with other raters <i>and</i> other images, and stays inside 1-5); per image-method (stimulus)
+from Student's t on the logit of the MOS rescaled to 0-1, so it stays inside 1-5 too (empty where all votes agree).
 Non-overlapping intervals suggest a real difference, but the <b>significance matrix</b> is the test: a paired
 two-sided Wilcoxon signed-rank test on per-image MOS (the SRGAN paper's test) for every pair of methods, with
 Holm's correction for the number of pairs; green cells (p &lt; 0.05) are differences unlikely to be chance.
@@ -28,7 +30,8 @@ anchors answered wrongly, inconsistent repeats, answers too fast). <b>MLE</b> is
 that removes each rater's bias and down-weights inconsistent raters. <b>Bradley-Terry</b> scores (pairs) are
 log-odds: a difference of 1 means the better method wins about 73% of the time. Krippendorff's <b>alpha</b>
 near 1 means raters agree; below 0.67 is weak agreement. Objective metrics (PSNR, SSIM, ...) are correlated
-with MOS; a negative or low correlation means the metric does not predict what people prefer.</p>"""
+with MOS, with 95% bootstrap intervals over the stimuli; a negative or low correlation means the metric does not
+predict what people prefer, and metrics whose intervals overlap cannot be told apart.</p>"""
 
 
 def _f(v, nd=3) -> str:
@@ -118,16 +121,26 @@ def _ranking_section(rep: Report) -> list[str]:
     r = pd.DataFrame(rep.metric_ranking)
     basis = ("per-stimulus MOS of the methods under test" if r["basis"].iloc[0] == "stimuli"
              else "win rates within each image (mean over images)")
-    best = r.iloc[0]
-    verdict = (f"<p><b>{escape(str(best['metric']))}</b> tracks the listeners best here (Spearman "
-               f"{_f(best['spearman'])})" + (".</p>" if np.isfinite(best["spearman"]) and best["spearman"] > 0
-                                             else "; no metric agrees with them.</p>"))
+    best, why = correlation.ranking_verdict(rep.metric_ranking)
+    verdict = f"<p>{escape(why)}</p>"
+    if best is not None:  # named only when its interval is above every other metric's (and above 0)
+        verdict = f"<p><b>{escape(best)}</b>{escape(why[len(best):])}</p>"
     return ["<h2>Which metric would have replaced this survey best</h2>",
             f"<p class='note'>Correlation of each metric with the {basis}. Lower-is-better metrics (LPIPS, DISTS, "
             "NIQE, BRISQUE...) have their sign flipped, so for every metric a higher value means closer "
             "agreement with the listeners and 1 would be a perfect stand-in; ranked by Spearman's rank "
             "correlation. <i>methods_spearman</i> correlates the per-method means.</p>",
-            verdict, table(r, ["rank", "metric", "better", "spearman", "kendall", "pearson", "methods_spearman", "n"])]
+            verdict, table(r, ["rank", "metric", "better", "spearman", "spearman_ci95_low", "spearman_ci95_high",
+                               "kendall", "pearson", "methods_spearman", "n"])]
+
+
+def _warning_block(rep: Report) -> str:
+    """The sample-size warnings (:func:`srkeras.mos.adequacy.warnings`), on top where they are seen."""
+    if not rep.warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in rep.warnings)
+    return (f"<div class='warn' id='sample-size-warnings'><b>Sample size warning:</b> this study is too small "
+            f"for some of the statistics below.<ul>{items}</ul></div>")
 
 
 def render(rep: Report, title: str = "MOS study report") -> str:
@@ -137,6 +150,7 @@ def render(rep: Report, title: str = "MOS study report") -> str:
              f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>",
              f"<p>{c.get('acr_votes', 0)} ACR votes, {c.get('pair_votes', 0)} pair votes, {c.get('raters', 0)} "
              f"raters ({c.get('rejected', 0)} rejected by screening).</p>",
+             _warning_block(rep),
              *(f"<p><b>Note:</b> {escape(n)}</p>" for n in rep.notes),
              f"<h2>How to read this</h2>{HOW_TO_READ}"]
     if rep.methods is not None:

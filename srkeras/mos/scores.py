@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from tqdm import tqdm
 
 from srkeras.mos.vocabulary import MethodRole
 
 LEVELS = (1, 2, 3, 4, 5)
+SCALE = (1.0, 5.0)  # the ACR scale's ends (ITU-T P.910 five-grade scale)
 
 
 def scored(acr: pd.DataFrame) -> pd.DataFrame:
@@ -33,11 +34,35 @@ def t_interval(x, confidence: float = 0.95) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def stimulus_scores(acr: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (method, image): ``n, mos, std, ci95_low, ci95_high`` (Student t)."""
+def scale_interval(x, confidence: float = 0.95, scale: tuple[float, float] = SCALE) -> tuple[float, float, float]:
+    """(mean, low, high): a Student-t interval of the mean that stays inside the rating scale.
+
+    The mean is mapped to u = (mean - lo) / (hi - lo) in (0, 1) and the t interval is taken on logit(u)
+    with the delta-method standard error se_u / (u (1 - u)), then mapped back (a logit transformation,
+    as for proportions; Agresti 2013 sec. 1.4): always strictly inside the scale, asymmetric near its
+    ends, equal to P.1401's t interval to first order in the middle. NaN bounds when n < 2 or when the
+    votes have no spread (all equal: the data cannot say how wide the interval is, and a zero-width
+    interval would claim certainty).
+    """
+    x = np.asarray(x, float)
+    n, m = len(x), float(np.mean(x)) if len(x) else float("nan")
+    sd = float(np.std(x, ddof=1)) if n >= 2 else 0.0
+    if n < 2 or sd == 0:
+        return m, float("nan"), float("nan")
+    lo, hi = scale
+    u = (m - lo) / (hi - lo)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / (hi - lo) / np.sqrt(n) / (u * (1 - u))
+    z = np.log(u / (1 - u))
+    return m, lo + (hi - lo) * float(special.expit(z - half)), lo + (hi - lo) * float(special.expit(z + half))
+
+
+def stimulus_scores(acr: pd.DataFrame, confidence: float = 0.95, interval: str = "t") -> pd.DataFrame:
+    """Per (method, image): ``n, mos, std, ci95_low, ci95_high``: Student t (``interval="t"``, P.1401)
+    or the scale-bounded :func:`scale_interval` (``"logit"``, what the report shows)."""
     rows = []
+    ci = {"t": t_interval, "logit": scale_interval}[interval]
     for (m, i), g in scored(acr).groupby(["method", "image"], sort=True):
-        mean, lo, hi = t_interval(g["score"].to_numpy(), confidence)
+        mean, lo, hi = ci(g["score"].to_numpy(), confidence)
         sd = float(np.std(g["score"], ddof=1)) if len(g) > 1 else float("nan")
         rows.append((m, i, len(g), mean, sd, lo, hi))
     return pd.DataFrame(rows, columns=["method", "image", "n", "mos", "std", "ci95_low", "ci95_high"])
