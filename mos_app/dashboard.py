@@ -23,6 +23,7 @@ import streamlit as st
 from db import rater_completion, rating_frames
 from srkeras.mos import Report, analyze
 from srkeras.mos.files import report_files
+from srkeras.mos.pseudonyms import rename_study
 from srkeras.mos.schema import validate_frames
 
 N_BOOT = 1000  # bootstrap replicates on the dashboard (the CLI defaults to 2000)
@@ -34,7 +35,9 @@ P_BINS = ["p < 0.01", "p < 0.05", "n.s."]
 def load_frames(db, name: str):
     """(acr, pairs, metrics, completed) of study ``name``: the frames validated against
     :mod:`srkeras.mos.schema` (None when empty) and ``{rater: finished}`` for the ``incomplete`` rule."""
-    return (*validate_frames(*rating_frames(db, name), f"study {name!r}"), rater_completion(db, name))
+    acr, pairs, metrics = validate_frames(*rating_frames(db, name), f"study {name!r}")
+    acr, pairs, completed = rename_study(acr, pairs, rater_completion(db, name))  # pseudonyms, never tokens
+    return acr, pairs, metrics, completed
 
 
 def dataset_of(image: str) -> str:

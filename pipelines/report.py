@@ -28,6 +28,7 @@ from pathlib import Path
 from srkeras.files import destination_problem, write_atomically, write_error
 from srkeras.mos import analyze, read_acr_csv, read_metrics_csv, read_pairs_csv
 from srkeras.mos.files import RATER_COLS, STIMULI_COLS, report_files
+from srkeras.mos.pseudonyms import rename_study
 from srkeras.mos.schema import merge_metrics, validate_frames
 
 __all__ = ["RATER_COLS", "STIMULI_COLS", "load", "main", "parse_args", "write"]
@@ -62,7 +63,8 @@ def load(a):
     """(acr, pairs, metrics, completed) validated frames from the CSV files or the database.
 
     ``completed`` (``{rater: finished}``, for the ``incomplete`` screening rule) is known for a database
-    study only. With ``--db``, ``--metrics-csv`` is merged into the study's stored metrics (the file
+    study only; its raters are named by pseudonym (``rater-01``..., :mod:`srkeras.mos.pseudonyms`),
+    never by token. CSV raters keep the names their file gives. With ``--db``, ``--metrics-csv`` is merged into the study's stored metrics (the file
     wins on a shared column, with a notice on stderr).
     """
     acr = read_acr_csv(a.ratings_csv) if a.ratings_csv else None
@@ -75,7 +77,7 @@ def load(a):
     db = open_database(a.db, migrate=False, must_exist=True)  # read-only use: never create nor migrate
     try:
         acr, pairs, stored = validate_frames(*rating_frames(db, a.study), f"study {a.study!r}")
-        completed = rater_completion(db, a.study)
+        acr, pairs, completed = rename_study(acr, pairs, rater_completion(db, a.study))  # tokens stay in the DB
     finally:
         db.close()
     metrics, replaced = merge_metrics(stored, given)
