@@ -26,7 +26,7 @@ from srkeras.mos.pairs import PREFERENCE_TABLE
 from srkeras.mos.pairs import preference_table as _preference_table
 from srkeras.mos.pseudonyms import pseudonyms, rename
 from srkeras.mos.schema import neutralise
-from srkeras.mos.scores import VOTE_TABLE, vote_table
+from srkeras.mos.scores import N_BOOT, VOTE_TABLE, vote_table
 from srkeras.mos.screening import FAST_MS
 
 CSV_COLUMNS = [
@@ -172,11 +172,12 @@ def _excluded(db: Database, name: str, exclude_flags) -> set[str]:
     return {tok for tok, flags in current_flags(db, name).items() if excl & set(flags)}
 
 
-def mos_table(db: Database, name: str, exclude_flags=(), n_boot: int = 1000):
+def mos_table(db: Database, name: str, exclude_flags=(), n_boot: int = N_BOOT):
     """Per-method MOS of the ACR votes of study ``name`` (method order): :func:`srkeras.mos.scores.vote_table`.
 
     Columns :data:`MOS_COLUMNS`: method, role, mos, std, n (votes), ci95 (t half width over the votes),
-    ci95_low, ci95_high, boot_ci95_low/high (raters x images bootstrap), psnr and ssim (mean over the
+    ci95_low, ci95_high, boot_ci95_low/high (:func:`srkeras.mos.scores.method_interval`: the report's and
+    the dashboard's interval, same replicates and seed), psnr and ssim (mean over the
     method's test stimuli; psnr is inf for HR), n_stimuli. Repeats are excluded; raters whose current QC
     flags include one of ``exclude_flags`` (e.g. ``("gold_fail",)``) too; by default nobody is. Empty
     (no rows) for pair-only studies. The full analysis is ``pipelines.report`` / the admin dashboard.

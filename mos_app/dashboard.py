@@ -21,12 +21,12 @@ import pandas as pd
 import streamlit as st
 
 from db import rater_completion, rating_frames
-from srkeras.mos import Report, analyze
+from srkeras.mos import Report, analyze, scores
 from srkeras.mos.files import report_files
 from srkeras.mos.pseudonyms import rename_study
 from srkeras.mos.schema import validate_frames
 
-N_BOOT = 1000  # bootstrap replicates on the dashboard (the CLI defaults to 2000)
+N_BOOT = scores.N_BOOT  # the method MOS interval of the report CLI and the admin Study page (same numbers)
 NO_DATASET = "(one set)"
 P_BINS = ["p < 0.01", "p < 0.05", "n.s."]
 

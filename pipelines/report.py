@@ -38,6 +38,7 @@ from srkeras.mos import analyze, read_acr_csv, read_metrics_csv, read_pairs_csv
 from srkeras.mos.files import RATER_COLS, STIMULI_COLS, report_files
 from srkeras.mos.pseudonyms import rename_study
 from srkeras.mos.schema import merge_metrics, validate_frames
+from srkeras.mos.scores import N_BOOT
 
 __all__ = ["RATER_COLS", "STIMULI_COLS", "load", "main", "parse_args", "write"]
 
@@ -50,7 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--pairs-csv", type=Path, help="pair votes: rater,image,method_a,method_b,choice[,...]")
     p.add_argument("--metrics-csv", type=Path, help="objective metrics: method,image,<metric>...")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap replicates (default {N_BOOT})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
