@@ -262,7 +262,9 @@ def dashboard_view(db, name: str) -> None:
         st.dataframe(rep.wilcoxon, hide_index=True, key="dash_wilcoxon")
     if rep.pairs is not None:
         st.dataframe(rep.pairs, hide_index=True, key="dash_pairs")
-    st.markdown("**Raters**: screening (ITU-R BT.500, hidden anchors, repeats, speed, straight-lining, unfinished "
-                "sessions) with the reasons, and the subject model's bias and inconsistency per rater.")
+    st.markdown("**Raters** (pseudonyms): screening (ITU-R BT.500, hidden anchors, repeats, speed, straight-lining, "
+                "unfinished sessions, correlation with the others' MOS (ITU-T P.913 sec. 11.4), subject-model "
+                "inconsistency, agreement with the others' Bradley-Terry fit) with the reasons, and the subject "
+                "model's bias and inconsistency per rater.")
     st.dataframe(_raters_table(rep), hide_index=True, key="dash_raters")
     _downloads(name, files)

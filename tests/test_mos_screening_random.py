@@ -46,15 +46,16 @@ def _verdicts(table):
 
 @pytest.mark.parametrize("shape", [_balanced, _srgan])
 def test_random_clickers_rejected_in_acr_studies(shape):
+    by_bt500 = 0
     for seed in SEEDS:
         acr = shape(seed)
         rejected, new, honest = _verdicts(screening.screen(acr))
         assert len(RANDOM & new) >= 2, (seed, rejected)  # the new rules alone catch them
         assert len(RANDOM & rejected) >= 2
         assert len(rejected - RANDOM) <= honest / 10, (seed, rejected)
-        # BT.500 alone keeps (most of) them, as the issue found: the new rules are what catches them
-        bt = screening.bt500(acr).set_index("rater")["bt500_reject"]
-        assert bt[sorted(RANDOM)].sum() <= 3
+        by_bt500 += int(screening.bt500(acr).set_index("rater")["bt500_reject"][sorted(RANDOM)].sum())
+    if shape is _srgan:  # as the issue found: on skewed scores BT.500 alone keeps most of them (P >> Q)
+        assert by_bt500 <= 5, by_bt500
 
 
 def test_random_clickers_rejected_in_pair_studies():

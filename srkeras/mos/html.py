@@ -26,7 +26,9 @@ Non-overlapping intervals suggest a real difference, but the <b>significance mat
 two-sided Wilcoxon signed-rank test on per-image MOS (the SRGAN paper's test) for every pair of methods, with
 Holm's correction for the number of pairs; green cells (p &lt; 0.05) are differences unlikely to be chance.
 <b>Screened</b> values drop raters rejected by the checks in the rater table (ITU-R BT.500 outlier test, hidden
-anchors answered wrongly, inconsistent repeats, answers too fast). <b>MLE</b> is the ITU-T P.913 sec. 12.6 model
+anchors answered wrongly, inconsistent repeats, answers too fast, a correlation with the other raters' MOS below
+ITU-T P.913's thresholds, an outlying subject-model inconsistency, pair answers that disagree with the others'
+Bradley-Terry fit). <b>MLE</b> is the ITU-T P.913 sec. 12.6 model
 that removes each rater's bias and down-weights inconsistent raters. <b>Bradley-Terry</b> scores (pairs) are
 log-odds: a difference of 1 means the better method wins about 73% of the time. Krippendorff's <b>alpha</b>
 near 1 means raters agree; below 0.67 is weak agreement. Objective metrics (PSNR, SSIM, ...) are correlated
@@ -161,7 +163,8 @@ def render(rep: Report, title: str = "MOS study report") -> str:
         parts += _ranking_section(rep)
     parts.append("<h2>Raters: screening and subject model</h2>")
     cols = ["rater", "n", "n_pairs", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency",
-            "bt500_ratio", "bt500_symmetry", "gold_accuracy", "retest_agreement", "fast_fraction"]
+            "bt500_ratio", "bt500_symmetry", "corr_r1", "corr_r2", "pair_agreement", "pair_expected", "gold_accuracy",
+            "retest_agreement", "fast_fraction"]
     parts.append(table(rep.raters, cols, row_class=lambda r: "rej" if r["rejected"] else ""))
     sh = rep.split_half or {}
     parts.append(f"<h2>Agreement</h2><p>Krippendorff's alpha (interval): <b>{_f(rep.alpha)}</b>. Split-half "
