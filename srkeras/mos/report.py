@@ -90,8 +90,8 @@ def _raters(acr, pairs, mle_fit, completed):
     if acr is not None:
         bias, _ = subject_models.p913_bias(acr)
         r = r.merge(bias.rename("p913_bias").reset_index(), on="rater", how="left")
-        r = r.merge(mle_fit["raters"].drop(columns=[c for c in mle_fit["raters"] if c in r and c != "rater"]),
-                    on="rater", how="left")
+        fit = mle_fit["raters"]  # the fit's values win (screening's copy is empty when its rule could not judge)
+        r = r.drop(columns=[c for c in fit if c in r and c != "rater"]).merge(fit, on="rater", how="left")
     cols = ["rater", "n", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency"]
     return r[[c for c in cols if c in r] + [c for c in r if c not in cols]]
 

@@ -235,18 +235,24 @@ def comparisons(acr: pd.DataFrame | None, pairs: pd.DataFrame | None, mle_fit: d
     with their verdicts ``corr_reject``, ``mle_reject`` and ``pair_reject``. ``mle_fit``: a fit of
     :func:`srkeras.mos.subject_models.mle` on ``acr`` (fitted here when None)."""
     parts = []
-    if acr is not None and len(acr):
-        c = consistency.correlations(acr, CORR_MIN_OTHERS, CORR_MIN_STIMULI)
-        low_r2 = c["corr_r2"].isna() | (c["corr_r2"] < CORR_R2)
-        c["corr_reject"] = (c["corr_r1"] < CORR_R1) & low_r2
-        if mle_fit is None:
-            from srkeras.mos.subject_models import mle  # lazy: scipy's optimiser only where it is needed
+    raters = sorted(set(scored(acr)["rater"])) if acr is not None else []
+    if raters:
+        nan = np.full(len(raters), np.nan)
+        c = pd.DataFrame({"rater": raters, "corr_r1": nan, "corr_r2": nan, "corr_n": 0, "corr_reject": False})
+        if len(raters) > CORR_MIN_OTHERS:
+            c = consistency.correlations(acr, CORR_MIN_OTHERS, CORR_MIN_STIMULI)
+            c["corr_reject"] = (c["corr_r1"] < CORR_R1) & (c["corr_r2"].isna() | (c["corr_r2"] < CORR_R2))
+        v = pd.DataFrame({"rater": raters, "mle_inconsistency": nan, "mle_inconsistency_median": nan,
+                          "mle_inconsistency_mad": nan, "mle_limit": nan, "mle_reject": False})
+        if len(raters) >= MLE_MIN_RATERS:  # fewer: the rule cannot judge, so no fit (it can take seconds)
+            if mle_fit is None:
+                from srkeras.mos.subject_models import mle  # lazy: scipy's optimiser only where it is needed
 
-            mle_fit = mle(acr)
-        v = consistency.inconsistency(mle_fit["raters"])
-        med, mad = v["mle_inconsistency_median"], v["mle_inconsistency_mad"]
-        v["mle_limit"] = np.maximum(med + MLE_MAD_K * 1.4826 * mad, MLE_MIN_RATIO * med)
-        v["mle_reject"] = (len(v) >= MLE_MIN_RATERS) & (med > 0) & (v["mle_inconsistency"] > v["mle_limit"])
+                mle_fit = mle(acr)
+            v = consistency.inconsistency(mle_fit["raters"])
+            med, mad = v["mle_inconsistency_median"], v["mle_inconsistency_mad"]
+            v["mle_limit"] = np.maximum(med + MLE_MAD_K * 1.4826 * mad, MLE_MIN_RATIO * med)
+            v["mle_reject"] = (med > 0) & (v["mle_inconsistency"] > v["mle_limit"])
         parts += [c, v]
     if pairs is not None and len(pairs):
         pa = consistency.pair_agreement(pairs)
