@@ -48,8 +48,9 @@ def study_qc(s: Session, study_id: int, fast_ms: float = FAST_MS) -> list[tuple[
 def record_rater_flags(db: Database, token: str, fast_ms: float = FAST_MS) -> list[str]:
     """Screen one rater on their own answers and record their flags (at completion); returns them.
 
-    Every flag is a rule on the rater's own answers, so screening them alone gives the flags the whole
-    study would (only ``bt500``, never stored, compares raters). The screening runs in a read
+    Only the rules on the rater's own answers run here (gold, retest, too fast, straight-lining,
+    incomplete): the rules that compare raters (``bt500``, never stored; ``low_correlation``,
+    ``mle_inconsistent``, ``pair_inconsistent``) need the whole study and are recorded by :func:`rater_qc`. The screening runs in a read
     transaction and the flags are stored by a short write of their own, so the rating hot path never
     holds the write lock while pandas works.
     """
