@@ -50,6 +50,10 @@ def _f(v, nd=3) -> str:
     return str(v)
 
 
+def _ci(pair) -> str:
+    return f"[{_f(pair[0])}, {_f(pair[1])}]" if pair else "–"
+
+
 def table(df: pd.DataFrame, cols=None, row_class=None, nd: int = 3) -> str:
     """HTML table of ``df[cols]``; text columns left-aligned; ``row_class(row)`` adds a CSS class."""
     cols = [c for c in (cols or df.columns) if c in df.columns]
@@ -89,7 +93,8 @@ def _acr_sections(rep: Report) -> list[str]:
             cr, cs = rep.correlation_methods.get(c, {}), rep.correlation.get(c, {})
             cap = (f"methods: Pearson {_f(cr.get('pearson'))}, Spearman {_f(cr.get('spearman'))}, Kendall "
                    f"{_f(cr.get('kendall'))}; stimuli: Pearson {_f(cs.get('pearson'))}, Spearman "
-                   f"{_f(cs.get('spearman'))}, Kendall {_f(cs.get('kendall'))} (n={cs.get('n', 0)})")
+                   f"{_f(cs.get('spearman'))} (95% bootstrap interval {_ci(cs.get('spearman_ci95'))}), Kendall "
+                   f"{_f(cs.get('kendall'))} (n={cs.get('n', 0)})")
             out.append(svg.scatter(m[c], m["mos"], m["method"], f"MOS vs {c}", c, "MOS") + f"<p>{escape(cap)}</p>")
             dis = rep.disagreements.get(c) or []
             if dis:
