@@ -5,7 +5,8 @@ This module only loads; every statistic comes from :mod:`srkeras.mos` (``mos_tab
 :func:`srkeras.mos.scores.vote_table` / :func:`srkeras.mos.pairs.preference_table`). Exports are
 read-only: the QC flags in a CSV are computed for it, never recorded as a side effect (recording is the
 explicit :func:`db.qc.rater_qc`). Every CSV is spreadsheet-safe (:func:`srkeras.mos.schema.neutralise`).
-Everything here names methods: admin side only, never the rater app.
+Everything here names methods: admin side only, never the rater app. Raters are named by pseudonym
+(``rater-01``... in creation order, :mod:`srkeras.mos.pseudonyms`), never by token.
 """
 
 from __future__ import annotations
@@ -16,21 +17,22 @@ import io
 from sqlalchemy.orm import Session
 
 from db.engine import Database
-from db.frames import rating_frames, study_methods
+from db.frames import rater_completion, rating_frames, study_methods
 from db.models import PairChoice, Rater, Rating, StudyMode, Trial, TrialMode
-from db.qc import current_flags, study_qc
+from db.qc import current_flags, study_pseudonyms, study_qc
 from db.queries import TrialJoin, answered_trials, study_row
 from srkeras.mos.files import safe_frame
 from srkeras.mos.pairs import PREFERENCE_TABLE
 from srkeras.mos.pairs import preference_table as _preference_table
+from srkeras.mos.pseudonyms import pseudonyms, rename
 from srkeras.mos.schema import neutralise
-from srkeras.mos.scores import VOTE_TABLE, vote_table
+from srkeras.mos.scores import N_BOOT, VOTE_TABLE, vote_table
 from srkeras.mos.screening import FAST_MS
 
 CSV_COLUMNS = [
     "study",
     "rating_id",
-    "rater_token",
+    "rater",
     "rater_display",
     "rater_completed",
     "rater_qc_flags",
@@ -62,8 +64,9 @@ CSV_COLUMNS = [
 
 MOS_COLUMNS = VOTE_TABLE
 PREF_COLUMNS = PREFERENCE_TABLE
-#: Opaque server-made identifiers ([A-Za-z0-9_-]), written verbatim so they match the database.
-VERBATIM_COLUMNS = frozenset({"rater_token"})
+#: Server-made identifiers, written verbatim: the rater's pseudonym (``rater-NN``, never the token: a
+#: token is a credential that opens the rater's session and shows their completion code).
+VERBATIM_COLUMNS = frozenset({"rater"})
 
 
 def _csv_columns(j: TrialJoin) -> tuple:
@@ -75,12 +78,13 @@ def _iso(t):
     return None if t is None else t.isoformat()
 
 
-def _csv_row(study: str, fast_ms: int, flags: dict, rt, t, r, s0, m0, src0, sa_, ma, sb_, mb, srca) -> dict:
+def _csv_row(study: str, fast_ms: int, flags: dict, names: dict, rt, t, r, s0, m0, src0, sa_, ma, sb_, mb,
+             srca) -> dict:
     """One CSV row from a row of :func:`db.queries.answered_trials` (see :data:`CSV_COLUMNS`)."""
     row = dict(
         study=study,
         rating_id=rt.id,
-        rater_token=r.token,
+        rater=names[r.token],
         rater_display=r.display or "",
         rater_completed=int(r.completed_at is not None),
         rater_qc_flags=flags.get(r.id, r.qc_flags or ""),
@@ -131,12 +135,13 @@ def export_ratings_csv(db: Database, name: str, fast_ms: int | None = None) -> s
     def work(s: Session) -> str:
         st = study_row(s, name)
         flags = {r.id: ",".join(q["flags"]) for r, q in study_qc(s, st.id, fast_ms)}
+        names = study_pseudonyms(s, st.id)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
         w.writeheader()
         for row in s.execute(answered_trials(st.id, _csv_columns)):
             w.writerow({k: v if k in VERBATIM_COLUMNS else neutralise(v)
-                        for k, v in _csv_row(st.name, fast_ms, flags, *row).items()})
+                        for k, v in _csv_row(st.name, fast_ms, flags, names, *row).items()})
         return buf.getvalue()
 
     return db.run(work)
@@ -148,11 +153,13 @@ def export_long_csv(db: Database, name: str) -> dict[str, str]:
     ``{"ratings.csv": ..., "pairs.csv": ..., "metrics.csv": ...}``, each key only when the study has such
     rows: ACR ``rater,method,image,score,role,repeat,trial,response_ms``, pairs
     ``rater,image,method_a,method_b,choice,role_a,role_b,repeat,trial,response_ms`` and metrics
-    ``method,image,psnr,ssim`` plus every metric the study stored. Reporting these with
+    ``method,image,psnr,ssim`` plus every metric the study stored; ``rater`` is the pseudonym. Reporting these with
     ``--ratings-csv/--pairs-csv --metrics-csv`` gives the numbers of ``--db``; text cells are
     spreadsheet-safe and read back unchanged.
     """
     acr, pairs, metrics = rating_frames(db, name)
+    names = pseudonyms(rater_completion(db, name))  # creation order, as study_pseudonyms
+    acr, pairs = rename(acr, names), rename(pairs, names)
     files = {"ratings.csv": acr, "pairs.csv": pairs, "metrics.csv": metrics}
     return {k: safe_frame(df).to_csv(index=False, lineterminator="\n", float_format="%.17g")
             for k, df in files.items() if len(df)}
@@ -165,11 +172,12 @@ def _excluded(db: Database, name: str, exclude_flags) -> set[str]:
     return {tok for tok, flags in current_flags(db, name).items() if excl & set(flags)}
 
 
-def mos_table(db: Database, name: str, exclude_flags=(), n_boot: int = 1000):
+def mos_table(db: Database, name: str, exclude_flags=(), n_boot: int = N_BOOT):
     """Per-method MOS of the ACR votes of study ``name`` (method order): :func:`srkeras.mos.scores.vote_table`.
 
     Columns :data:`MOS_COLUMNS`: method, role, mos, std, n (votes), ci95 (t half width over the votes),
-    ci95_low, ci95_high, boot_ci95_low/high (raters x images bootstrap), psnr and ssim (mean over the
+    ci95_low, ci95_high, boot_ci95_low/high (:func:`srkeras.mos.scores.method_interval`: the report's and
+    the dashboard's interval, same replicates and seed), psnr and ssim (mean over the
     method's test stimuli; psnr is inf for HR), n_stimuli. Repeats are excluded; raters whose current QC
     flags include one of ``exclude_flags`` (e.g. ``("gold_fail",)``) too; by default nobody is. Empty
     (no rows) for pair-only studies. The full analysis is ``pipelines.report`` / the admin dashboard.

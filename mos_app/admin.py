@@ -105,8 +105,9 @@ def mos_chart(table: pd.DataFrame) -> alt.Chart | None:
         return None
     df = df.rename(columns={method: "method", mos: "MOS"}).replace([float("inf"), float("-inf")], float("nan"))
     df = df.dropna(subset=["MOS"])
-    df["lo"] = df["MOS"] - (df[ci] if ci else 0)
-    df["hi"] = df["MOS"] + (df[ci] if ci else 0)
+    lo, hi = _column(df, "boot_ci95_low"), _column(df, "boot_ci95_high")  # srkeras.mos.scores.method_interval:
+    df["lo"] = df[lo] if lo else df["MOS"] - (df[ci] if ci else 0)  # the report's and the dashboard's interval
+    df["hi"] = df[hi] if hi else df["MOS"] + (df[ci] if ci else 0)
     order = df.sort_values("MOS")["method"].tolist()
     mos_scale = alt.Scale(domain=[1, 5])
     y = alt.Y("method:N", sort=order, title=None)
@@ -115,7 +116,8 @@ def mos_chart(table: pd.DataFrame) -> alt.Chart | None:
     dots = alt.Chart(df).mark_point(filled=True, size=80).encode(
         x=x, y=y, tooltip=["method", "MOS", "lo", "hi"])
     whiskers = alt.Chart(df).mark_rule().encode(x=alt.X("lo:Q", scale=mos_scale, title=title), x2="hi:Q", y=y)
-    left = (whiskers + dots).properties(title="MOS with 95 % CI", width=320, height=max(120, 36 * len(df)))
+    left = (whiskers + dots).properties(title="MOS with 95 % CI (raters x images bootstrap, as in the report)",
+                                        width=320, height=max(120, 36 * len(df)))
     psnr = _column(df, "psnr")
     if psnr is None or df[psnr].isna().all():
         return left

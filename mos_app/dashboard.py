@@ -21,11 +21,12 @@ import pandas as pd
 import streamlit as st
 
 from db import rater_completion, rating_frames
-from srkeras.mos import Report, analyze
+from srkeras.mos import Report, analyze, scores
 from srkeras.mos.files import report_files
+from srkeras.mos.pseudonyms import rename_study
 from srkeras.mos.schema import validate_frames
 
-N_BOOT = 1000  # bootstrap replicates on the dashboard (the CLI defaults to 2000)
+N_BOOT = scores.N_BOOT  # the method MOS interval of the report CLI and the admin Study page (same numbers)
 NO_DATASET = "(one set)"
 P_BINS = ["p < 0.01", "p < 0.05", "n.s."]
 
@@ -34,7 +35,9 @@ P_BINS = ["p < 0.01", "p < 0.05", "n.s."]
 def load_frames(db, name: str):
     """(acr, pairs, metrics, completed) of study ``name``: the frames validated against
     :mod:`srkeras.mos.schema` (None when empty) and ``{rater: finished}`` for the ``incomplete`` rule."""
-    return (*validate_frames(*rating_frames(db, name), f"study {name!r}"), rater_completion(db, name))
+    acr, pairs, metrics = validate_frames(*rating_frames(db, name), f"study {name!r}")
+    acr, pairs, completed = rename_study(acr, pairs, rater_completion(db, name))  # pseudonyms, never tokens
+    return acr, pairs, metrics, completed
 
 
 def dataset_of(image: str) -> str:
@@ -266,10 +269,15 @@ def dashboard_view(db, name: str) -> None:
                f"raters ({c.get('rejected', 0)} rejected by screening, reported with and without them); "
                f"Krippendorff's alpha {rep.alpha:.3f}." if np.isfinite(rep.alpha) else
                f"{c.get('pair_votes', 0)} pair votes, {c.get('raters', 0)} raters.")
+    if rep.warnings:  # the report's sample-size warning block (srkeras.mos.adequacy)
+        st.warning("**Sample size warning:** this study is too small for some of the statistics below.\n\n"
+                   + "\n".join(f"- {w}" for w in rep.warnings))
     for note in rep.notes:  # what is undefined and why (every rater screened out, alpha undefined)
         st.warning(note)
     for key, chart in charts(rep).items():
         st.altair_chart(chart, key=f"chart_{key}", width="stretch")
+    if rep.ranking_verdict:
+        st.markdown(f"**Metrics against the listeners:** {rep.ranking_verdict}")
     if rep.methods is not None:
         st.markdown("**Methods**")
         st.dataframe(rep.methods, hide_index=True, key="dash_methods_table")
@@ -277,7 +285,9 @@ def dashboard_view(db, name: str) -> None:
         st.dataframe(rep.wilcoxon, hide_index=True, key="dash_wilcoxon")
     if rep.pairs is not None:
         st.dataframe(rep.pairs, hide_index=True, key="dash_pairs")
-    st.markdown("**Raters**: screening (ITU-R BT.500, hidden anchors, repeats, speed, straight-lining, unfinished "
-                "sessions) with the reasons, and the subject model's bias and inconsistency per rater.")
+    st.markdown("**Raters** (pseudonyms): screening (ITU-R BT.500, hidden anchors, repeats, speed, straight-lining, "
+                "unfinished sessions, correlation with the others' MOS (ITU-T P.913 sec. 11.4), subject-model "
+                "inconsistency, agreement with the others' Bradley-Terry fit) with the reasons, and the subject "
+                "model's bias and inconsistency per rater.")
     st.dataframe(_raters_table(rep), hide_index=True, key="dash_raters")
     _downloads(name, files)

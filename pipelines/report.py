@@ -2,6 +2,8 @@
 
     python -m pipelines.report (--db URL --study NAME | [--ratings-csv FILE] [--pairs-csv FILE])
         [--metrics-csv FILE] --out DIR [--bootstrap 2000] [--seed 0] [--quiet]
+        [--plan [--plan-difference 0.3] [--plan-bt-difference 0.5] [--plan-power 0.8] [--plan-alpha 0.05]
+         [--plan-sims 300]]
 
 CSV input (at least one rating file): ACR ``rater,method,image,score``, pairs
 ``rater,image,method_a,method_b,choice`` (choice a, b or tie), optional columns ``dataset,response_ms,
@@ -15,6 +17,12 @@ stored ones; on a shared column the file wins (a one-line notice on stderr says 
 named like the report's own (``mos``, ``n``...) are refused. ``--db`` must name an existing MOS
 database (a mistyped SQLite path is never created) and ``--out`` a folder that can be written; both are
 checked before the analysis, and every file is written atomically (no empty ``report.html``).
+With ``--plan`` the ratings are a pilot study and no report is written: instead ``plan.json`` and
+``plan.csv`` (and a table on stdout) say how many raters (votes per stimulus) and images an ACR study,
+and how many answers per method pair a pair study, need to detect a MOS difference of
+``--plan-difference`` (a Bradley-Terry difference of ``--plan-bt-difference``) with power
+``--plan-power`` at ``--plan-alpha``, by simulation from the pilot's fitted subject model
+(:mod:`srkeras.mos.planner`, which names the test).
 Exit codes: 0 ok, 2 bad input (the message names the file and line, the database or --out),
 1 a write that failed part way (e.g. disk full).
 """
@@ -28,7 +36,9 @@ from pathlib import Path
 from srkeras.files import destination_problem, write_atomically, write_error
 from srkeras.mos import analyze, read_acr_csv, read_metrics_csv, read_pairs_csv
 from srkeras.mos.files import RATER_COLS, STIMULI_COLS, report_files
+from srkeras.mos.pseudonyms import rename_study
 from srkeras.mos.schema import merge_metrics, validate_frames
+from srkeras.mos.scores import N_BOOT
 
 __all__ = ["RATER_COLS", "STIMULI_COLS", "load", "main", "parse_args", "write"]
 
@@ -41,10 +51,17 @@ def parse_args(argv=None):
     p.add_argument("--pairs-csv", type=Path, help="pair votes: rater,image,method_a,method_b,choice[,...]")
     p.add_argument("--metrics-csv", type=Path, help="objective metrics: method,image,<metric>...")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap replicates (default {N_BOOT})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plan", action="store_true", help="plan a study from this pilot (no report)")
+    p.add_argument("--plan-difference", type=float, default=0.3, help="MOS difference to detect (default 0.3)")
+    p.add_argument("--plan-bt-difference", type=float, default=0.5,
+                   help="Bradley-Terry (log-odds) difference to detect in pair studies (default 0.5)")
+    p.add_argument("--plan-power", type=float, default=0.8, help="power to reach (default 0.8)")
+    p.add_argument("--plan-alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")
+    p.add_argument("--plan-sims", type=int, default=300, help="simulated studies per design (default 300)")
     a = p.parse_args(argv)
     if a.db or a.study:
         if not (a.db and a.study):
@@ -55,6 +72,9 @@ def parse_args(argv=None):
         p.error("give --db URL --study NAME, or at least one of --ratings-csv / --pairs-csv")
     if a.bootstrap < 100:
         p.error("--bootstrap must be >= 100")
+    if not (0 < a.plan_power < 1 and 0 < a.plan_alpha < 1 and a.plan_difference > 0 and a.plan_bt_difference > 0
+            and a.plan_sims >= 50):
+        p.error("--plan-power and --plan-alpha must be in (0, 1), the differences > 0 and --plan-sims >= 50")
     return a
 
 
@@ -62,7 +82,8 @@ def load(a):
     """(acr, pairs, metrics, completed) validated frames from the CSV files or the database.
 
     ``completed`` (``{rater: finished}``, for the ``incomplete`` screening rule) is known for a database
-    study only. With ``--db``, ``--metrics-csv`` is merged into the study's stored metrics (the file
+    study only; its raters are named by pseudonym (``rater-01``..., :mod:`srkeras.mos.pseudonyms`),
+    never by token. CSV raters keep the names their file gives. With ``--db``, ``--metrics-csv`` is merged into the study's stored metrics (the file
     wins on a shared column, with a notice on stderr).
     """
     acr = read_acr_csv(a.ratings_csv) if a.ratings_csv else None
@@ -76,7 +97,7 @@ def load(a):
     db = open_database(a.db, migrate=False, must_exist=True)  # read-only use: never create nor migrate
     try:
         acr, pairs, stored = validate_frames(*rating_frames(db, a.study), f"study {a.study!r}")
-        completed = rater_completion(db, a.study)
+        acr, pairs, completed = rename_study(acr, pairs, rater_completion(db, a.study))  # tokens stay in the DB
     finally:
         db.close()
     metrics, replaced = merge_metrics(stored, given)
@@ -108,6 +129,8 @@ def main(argv=None) -> int:
     if problem:
         print(f"error: --out {problem}", file=sys.stderr)
         return 2
+    if a.plan:
+        return _plan(a)
     try:
         acr, pairs, metrics, completed = load(a)
         rep = analyze(acr, pairs, metrics, n_boot=a.bootstrap, seed=a.seed, progress=not a.quiet, completed=completed)
@@ -125,6 +148,30 @@ def main(argv=None) -> int:
     n = rep.counts
     print(f"wrote {a.out}: {n.get('acr_votes', 0)} ACR + {n.get('pair_votes', 0)} pair votes, "
           f"{n.get('raters', 0)} raters ({n.get('rejected', 0)} rejected)")
+    return 0
+
+
+def _plan(a) -> int:
+    """``--plan``: the planner's table on stdout, ``plan.json`` and ``plan.csv`` in ``--out``."""
+    from srkeras.mos.planner import plan_files
+
+    try:
+        acr, pairs, _, _ = load(a)
+        files, text = plan_files(acr, pairs, d=a.plan_difference, delta=a.plan_bt_difference, power=a.plan_power,
+                                 alpha=a.plan_alpha, n_sim=a.plan_sims, seed=a.seed)
+    except Exception as e:
+        if not _input_error(e):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        a.out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            write_atomically(a.out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
+    except OSError as e:
+        print(f"error: {write_error(a.out, e)}", file=sys.stderr)
+        return 1
+    print(text)
     return 0
 
 

@@ -601,7 +601,8 @@ def test_export_csv(db, make_study, db_url):
     rows = list(csv.DictReader(io.StringIO(export_ratings_csv(db, st.name))))
     assert len(rows) == n_ratings(db) == 14
     assert {r["method"] for r in rows} == {"nearest", "bicubic", "hr"}
-    assert all(r["rater_token"] == tok and r["rater_display"] == "phone" for r in rows)
+    assert all(r["rater"] == "rater-01" and r["rater_display"] == "phone" for r in rows)  # pseudonym, not token
+    assert tok not in export_ratings_csv(db, st.name)
     assert all(int(r["score"]) == IDEAL[r["method"]] for r in rows)
     assert all(r["too_fast"] == "1" and "too_fast" in r["rater_qc_flags"].split(",") for r in rows)
     assert sum(r["is_repeat_of"] != "" for r in rows) == 2

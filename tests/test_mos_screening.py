@@ -81,7 +81,9 @@ def test_report_table_keeps_the_report_columns():
     acr = _acr([(r, t, 1 + ((t + k) % 5)) for k, r in enumerate("abc") for t in range(6)])
     full = screening.screen(acr)
     assert list(screening.report_table(full).columns) == [
-        "rater", "n", "bt500_p", "bt500_q", "bt500_ratio", "bt500_symmetry", "bt500_reject", "n_pairs", "gold_n",
+        "rater", "n", "bt500_p", "bt500_q", "bt500_ratio", "bt500_symmetry", "bt500_reject", "corr_r1",
+        "corr_r2", "corr_n", "corr_reject", "mle_inconsistency", "mle_inconsistency_median", "mle_inconsistency_mad",
+        "mle_limit", "mle_reject", "n_pairs", "gold_n",
         "gold_accuracy", "retest_n", "retest_agreement", "fast_fraction", "reasons", "rejected"]
     assert set(full.columns) - set(screening.report_table(full).columns) == set(screening.QC_DETAIL)
 
@@ -93,7 +95,7 @@ def test_pair_choice_spellings_are_one_enum():
     assert A_SHARE == {"a": 1.0, "b": 0.0, "tie": 0.5}
     assert schema.ROLES == tuple(MethodRole) == ("low_anchor", "high_anchor", "test")
     assert [f.value for f in QcFlag] == ["gold_fail", "retest_inconsistent", "too_fast", "straight_lining",
-                                         "incomplete"]
+                                         "incomplete", "low_correlation", "mle_inconsistent", "pair_inconsistent"]
 
 
 def test_merge_metrics_adds_columns_and_the_file_wins():

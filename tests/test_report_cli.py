@@ -105,7 +105,8 @@ def test_all_equal_votes_every_rater_screened_out_report_says_so(tmp_path):
     assert rc == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["methods"]["a"]["mos"] == 3.0 and s["methods"]["a"]["mos_screened"] is None and s["alpha"] is None
-    assert len(s["notes"]) == 2 and all(r["rejected"] for r in s["raters"].values())
+    assert len(s["notes"]) == 3 and all(r["rejected"] for r in s["raters"].values())
+    assert "collapsed" in s["notes"][2]  # issue 20: every vote equal, the subject model has nothing to fit
 
 
 # ------------------------------------------------------------------ issue 24, item 11: messages, not tracebacks

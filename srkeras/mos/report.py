@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from srkeras.mos import agreement, correlation, scores, screening, significance, subject_models
+from srkeras.mos import adequacy, agreement, correlation, scores, screening, significance, subject_models
 from srkeras.mos import pairs as pairs_mod
 from srkeras.mos.schema import metric_columns
 from srkeras.mos.vocabulary import MethodRole
@@ -40,6 +40,8 @@ class Report:
     metrics: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # plain sentences on what is undefined and why (summary, HTML)
+    warnings: list = field(default_factory=list)  # counts below what the statistics need (srkeras.mos.adequacy)
+    ranking_verdict: str = ""  # which metric tracks the listeners, only when its interval says so
 
 
 #: Said when screening rejects every rater: the screened MOS has no votes to stand on.
@@ -51,8 +53,9 @@ ALPHA_UNDEFINED = ("Krippendorff's alpha is undefined: it needs two raters on on
 
 
 def _stimuli(acr, keep, mle_fit, metrics):
-    st = scores.stimulus_scores(acr)
-    scr = scores.stimulus_scores(acr[acr["rater"].isin(keep)])[["method", "image", "mos", "ci95_low", "ci95_high"]]
+    st = scores.stimulus_scores(acr, interval="logit")
+    scr = scores.stimulus_scores(acr[acr["rater"].isin(keep)], interval="logit")[
+        ["method", "image", "mos", "ci95_low", "ci95_high"]]
     st = st.merge(scr.rename(columns={"mos": "mos_screened", "ci95_low": "ci95_low_screened",
                                       "ci95_high": "ci95_high_screened"}), on=["method", "image"], how="left")
     st = st.merge(scores.zscore_mos(acr), on=["method", "image"], how="left")
@@ -83,17 +86,18 @@ def _methods(acr, keep, st, metrics, n_boot, seed, progress):
 
 
 def _raters(acr, pairs, mle_fit, completed):
-    r = screening.report_table(screening.screen(acr, pairs, completed=completed))
+    r = screening.report_table(screening.screen(acr, pairs, completed=completed, mle_fit=mle_fit))
     if acr is not None:
         bias, _ = subject_models.p913_bias(acr)
         r = r.merge(bias.rename("p913_bias").reset_index(), on="rater", how="left")
-        r = r.merge(mle_fit["raters"], on="rater", how="left")
+        fit = mle_fit["raters"]  # the fit's values win (screening's copy is empty when its rule could not judge)
+        r = r.drop(columns=[c for c in fit if c in r and c != "rater"]).merge(fit, on="rater", how="left")
     cols = ["rater", "n", "rejected", "reasons", "p913_bias", "mle_bias", "mle_inconsistency"]
     return r[[c for c in cols if c in r] + [c for c in r if c not in cols]]
 
 
 def _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress, completed):
-    mle_fit = subject_models.mle(acr)
+    mle_fit, mle_notes = adequacy.guard_mle(subject_models.mle(acr))
     rep.raters = _raters(acr, pairs, mle_fit, completed)
     keep = set(rep.raters.loc[~rep.raters["rejected"], "rater"])
     rep.stimuli = _stimuli(acr, keep, mle_fit, metrics)
@@ -102,7 +106,7 @@ def _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress, completed):
     rep.wilcoxon = significance.wilcoxon_holm(acr)
     rep.significance = significance.significance_matrix(rep.wilcoxon, rep.methods["method"])
     rep.alpha = agreement.krippendorff_alpha(acr)
-    rep.notes += [ALL_REJECTED] * (not keep) + [ALPHA_UNDEFINED] * bool(np.isnan(rep.alpha))
+    rep.notes += [ALL_REJECTED] * (not keep) + [ALPHA_UNDEFINED] * bool(np.isnan(rep.alpha)) + mle_notes
     rep.split_half = agreement.split_half(acr, seed=seed)
     if "dataset" in acr.columns and acr["dataset"].nunique() > 1:
         parts = [scores.cluster_bootstrap(g, n_boot=n_boot, seed=seed).assign(dataset=d)
@@ -111,8 +115,8 @@ def _acr_part(rep, acr, pairs, metrics, n_boot, seed, progress, completed):
     if metrics is not None:  # anchors (NN, HR) calibrate the scale; they are not methods under test
         test = set(rep.methods.loc[rep.methods["role"] == MethodRole.TEST, "method"])
         st, me = rep.stimuli[rep.stimuli["method"].isin(test)], rep.methods[rep.methods["method"].isin(test)]
-        rep.correlation = correlation.metric_correlations(st, metrics, ["method", "image"])
-        rep.correlation_methods = correlation.metric_correlations(me, metrics, ["method"])
+        rep.correlation = correlation.metric_correlations(st, metrics, ["method", "image"], n_boot=n_boot, seed=seed)
+        rep.correlation_methods = correlation.metric_correlations(me, metrics, ["method"], n_boot=n_boot, seed=seed)
         rep.disagreements = {c: correlation.disagreements(rep.methods, rep.wilcoxon, c) for c in rep.metrics}
 
 
@@ -146,6 +150,10 @@ def analyze(acr=None, pairs=None, metrics=None, n_boot: int = 2000, seed: int = 
     rep.counts.update(raters=len(rep.raters), rejected=int(rep.raters["rejected"].sum()))
     rep.metric_ranking = correlation.metric_ranking(rep.correlation, rep.correlation_methods,
                                                     rep.correlation_within_image)
+    if rep.metric_ranking:
+        rep.ranking_verdict = correlation.ranking_verdict(rep.metric_ranking)[1]
+    rep.warnings = adequacy.warnings(acr, pairs, rep.raters, rep.wilcoxon,
+                                     rep.metric_ranking[0]["n"] if rep.metric_ranking else None)
     return rep
 
 
@@ -199,5 +207,6 @@ def summary(rep: Report) -> dict:
         "correlation_methods": rep.correlation_methods, "correlation_within_image": rep.correlation_within_image,
         "metric_disagreements": rep.disagreements, "metric_ranking": rep.metric_ranking,
         "pairs": pairs, "alpha": rep.alpha, "split_half": rep.split_half, "counts": rep.counts,
+        "warnings": rep.warnings, **({"metric_ranking_verdict": rep.ranking_verdict} if rep.ranking_verdict else {}),
         **({"notes": rep.notes} if rep.notes else {}),
     })

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from tqdm import tqdm
 
 from srkeras.mos.vocabulary import MethodRole
 
 LEVELS = (1, 2, 3, 4, 5)
+SCALE = (1.0, 5.0)  # the ACR scale's ends (ITU-T P.910 five-grade scale)
+#: Replicates of the method MOS interval (:func:`method_interval`) wherever it is shown: report, dashboard, admin.
+N_BOOT = 2000
 
 
 def scored(acr: pd.DataFrame) -> pd.DataFrame:
@@ -33,11 +36,35 @@ def t_interval(x, confidence: float = 0.95) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def stimulus_scores(acr: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (method, image): ``n, mos, std, ci95_low, ci95_high`` (Student t)."""
+def scale_interval(x, confidence: float = 0.95, scale: tuple[float, float] = SCALE) -> tuple[float, float, float]:
+    """(mean, low, high): a Student-t interval of the mean that stays inside the rating scale.
+
+    The mean is mapped to u = (mean - lo) / (hi - lo) in (0, 1) and the t interval is taken on logit(u)
+    with the delta-method standard error se_u / (u (1 - u)), then mapped back (a logit transformation,
+    as for proportions; Agresti 2013 sec. 1.4): always strictly inside the scale, asymmetric near its
+    ends, equal to P.1401's t interval to first order in the middle. NaN bounds when n < 2 or when the
+    votes have no spread (all equal: the data cannot say how wide the interval is, and a zero-width
+    interval would claim certainty).
+    """
+    x = np.asarray(x, float)
+    n, m = len(x), float(np.mean(x)) if len(x) else float("nan")
+    sd = float(np.std(x, ddof=1)) if n >= 2 else 0.0
+    if n < 2 or sd == 0:
+        return m, float("nan"), float("nan")
+    lo, hi = scale
+    u = (m - lo) / (hi - lo)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / (hi - lo) / np.sqrt(n) / (u * (1 - u))
+    z = np.log(u / (1 - u))
+    return m, lo + (hi - lo) * float(special.expit(z - half)), lo + (hi - lo) * float(special.expit(z + half))
+
+
+def stimulus_scores(acr: pd.DataFrame, confidence: float = 0.95, interval: str = "t") -> pd.DataFrame:
+    """Per (method, image): ``n, mos, std, ci95_low, ci95_high``: Student t (``interval="t"``, P.1401)
+    or the scale-bounded :func:`scale_interval` (``"logit"``, what the report shows)."""
     rows = []
+    ci = {"t": t_interval, "logit": scale_interval}[interval]
     for (m, i), g in scored(acr).groupby(["method", "image"], sort=True):
-        mean, lo, hi = t_interval(g["score"].to_numpy(), confidence)
+        mean, lo, hi = ci(g["score"].to_numpy(), confidence)
         sd = float(np.std(g["score"], ddof=1)) if len(g) > 1 else float("nan")
         rows.append((m, i, len(g), mean, sd, lo, hi))
     return pd.DataFrame(rows, columns=["method", "image", "n", "mos", "std", "ci95_low", "ci95_high"])
@@ -127,10 +154,17 @@ def cluster_bootstrap(
     )
 
 
-def method_scores(acr: pd.DataFrame, n_boot: int = 2000, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+def method_interval(acr: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """THE 95 % interval of a method's MOS, one implementation for the report, the dashboard and the admin
+    Study page (issue 23: they disagreed): ``method, mos, ci95_low, ci95_high`` of the raters x images
+    :func:`cluster_bootstrap` with ``n_boot`` replicates (default :data:`N_BOOT`) and ``seed``."""
+    return cluster_bootstrap(acr, n_boot=n_boot, seed=seed)[["method", "mos", "ci95_low", "ci95_high"]]
+
+
+def method_scores(acr: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0, progress: bool = False) -> pd.DataFrame:
     """Per method: bootstrap MOS/CI, mean rank, z-scored MOS, vote histogram, raters and images."""
     a = scored(acr)
-    out = cluster_bootstrap(a, n_boot=n_boot, seed=seed, progress=progress)
+    out = cluster_bootstrap(a, n_boot=n_boot, seed=seed, progress=progress)  # = method_interval's numbers
     z = zscored(a).groupby("method")["z"].mean().rename("zmos")
     extra = a.groupby("method").agg(raters=("rater", "nunique"), images=("image", "nunique"))
     out = out.join(z, on="method").join(mean_rank(a), on="method").join(extra, on="method")
@@ -142,20 +176,20 @@ VOTE_TABLE = ["method", "role", "mos", "std", "n", "ci95", "ci95_low", "ci95_hig
 
 
 def vote_table(acr: pd.DataFrame, metrics: pd.DataFrame | None = None, roles: dict | None = None,
-               n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+               n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Quick per-method table (the admin's at-a-glance view; the report has the full analysis).
 
     One row per method of ``roles`` (``{method: role}``, in that order; default: the voted methods):
     ``mos``, ``std`` (sample) and ``n`` of the votes (repeats left out); ``ci95`` (half width),
     ``ci95_low``, ``ci95_high``: Student t over the votes as if they were independent (P.1401 applied
     to the pooled votes, too narrow when raters or images differ); ``boot_ci95_low``/``boot_ci95_high``:
-    the raters x images bootstrap of :func:`cluster_bootstrap`, the interval the report uses; ``psnr``,
+    :func:`method_interval`, the interval the report and the dashboard show (same numbers); ``psnr``,
     ``ssim``, ``n_stimuli``: mean metric over the method's rows of ``metrics`` (PSNR ``inf`` for HR).
     """
     a = scored(acr)
     if roles is None:
         roles = dict(a.groupby("method")["role"].first()) if "role" in a else {m: MethodRole.TEST.value for m in a["method"]}
-    boot = (cluster_bootstrap(a, n_boot=n_boot, seed=seed).set_index("method") if len(a) else
+    boot = (method_interval(a, n_boot=n_boot, seed=seed).set_index("method") if len(a) else
             pd.DataFrame(columns=["ci95_low", "ci95_high"]))
     rows = []
     for m, role in roles.items():

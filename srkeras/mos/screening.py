@@ -21,6 +21,27 @@ and Dashboard show this same table. Rules, each threshold defined only here (nea
   equal scores in a row (answer orders are randomised per rater, so long runs are not the stimuli's).
 * ``incomplete`` (:attr:`QcFlag.INCOMPLETE`): the rater did not finish their session; only where
   completion is known (``completed``, from the database), never for CSV files.
+
+Three more rules compare a rater with the others (numbers from :mod:`srkeras.mos.consistency`), so,
+like ``bt500``, they are computed on the whole study only (``with_bt500``); they catch the random
+clicker whose outlying votes are one-sided, whom BT.500 keeps (P >> Q):
+
+* ``p913_correlation`` (:attr:`QcFlag.LOW_CORRELATION`): ITU-T P.913 (2016) sec. 11.4, the rule of the
+  VQEG MM Phase I test plan Annex VI (NTIA's reference ``screening.m``): rejected when the Pearson r
+  with the MOS per stimulus r1 < 0.75 AND per method r2 < 0.8 (with under 3 methods r2 is undefined
+  and r1 < 0.75 alone decides, the VQEG HDTV test plan Annex I rule). The MOS is the other raters'
+  (leave-one-out); at least 8 stimuli each voted by >= 3 others are needed, else the rule is silent.
+* ``mle_inconsistency`` (:attr:`QcFlag.MLE_INCONSISTENT`): the rater's inconsistency v_s of the P.913
+  sec. 12.6 subject model is an outlier among the raters: v_s > median + 3 x 1.4826 x MAD (Hampel's
+  identifier, the "very conservative" 3 of Leys et al. 2013, robust to the outliers it looks for) AND
+  v_s > 1.5 x median (so a tight honest panel, MAD ~ 0, does not reject its ordinary spread). Needs
+  >= 6 raters and a median > 0 (a collapsed fit, v_s = 0 for most raters, says nothing).
+* ``pair_consistency`` (:attr:`QcFlag.PAIR_INCONSISTENT`): pair studies. The share of the rater's
+  answers (ties left out) that pick the winner the Bradley-Terry fit of the OTHER raters predicts is
+  below what an honest Bradley-Terry rater would reach, significantly (one-sided, 1 %: share <
+  expected - 2.326 sd, Poisson-binomial sd) AND by more than half the way to chance (share <
+  (0.5 + expected) / 2, so a big study does not reject small differences in taste). Needs >= 20
+  non-tie answers.
 """
 
 from __future__ import annotations
@@ -32,6 +53,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from srkeras.mos import consistency
 from srkeras.mos.scores import scored
 from srkeras.mos.vocabulary import MethodRole, PairChoice, QcFlag
 
@@ -45,6 +67,10 @@ FAST_MS = 1500  # answers below this many ms are "too fast"
 FAST_MAX_FRACTION = 0.25
 STRAIGHT_MIN_N = 5  # zero variance over at least this many ACR scores ...
 STRAIGHT_MIN_RUN = 8  # ... or a run of at least this many equal consecutive ACR scores
+CORR_R1, CORR_R2 = 0.75, 0.8  # P.913 sec. 11.4 / VQEG MM Annex VI: reject when r1 < 0.75 and r2 < 0.8
+CORR_MIN_OTHERS, CORR_MIN_STIMULI = 3, 8  # a stimulus counts with >= 3 other raters; r1 needs >= 8 of them
+MLE_MAD_K, MLE_MIN_RATIO, MLE_MIN_RATERS = 3.0, 1.5, 6  # v > median + 3 * 1.4826 MAD and v > 1.5 median
+PAIR_Z, PAIR_MIN_N = 2.326, 20  # one-sided 1 % below the honest share, and below its midpoint with 0.5
 
 #: Columns of :func:`screen` beyond the report's rater table (the admin QC numbers; see :func:`qc_records`).
 QC_DETAIL = ("n_ratings", "gold_correct", "retest_mean_abs_diff", "fast_n", "median_response_ms", "score_std",
@@ -204,6 +230,62 @@ def _pct(x: float) -> str:
     return f"{x:.0%}"
 
 
+def comparisons(acr: pd.DataFrame | None, pairs: pd.DataFrame | None, mle_fit: dict | None = None) -> pd.DataFrame:
+    """The numbers of the three rules that compare raters (:mod:`srkeras.mos.consistency`), per rater,
+    with their verdicts ``corr_reject``, ``mle_reject`` and ``pair_reject``. ``mle_fit``: a fit of
+    :func:`srkeras.mos.subject_models.mle` on ``acr`` (fitted here when None)."""
+    parts = []
+    raters = sorted(set(scored(acr)["rater"])) if acr is not None else []
+    if raters:
+        nan = np.full(len(raters), np.nan)
+        c = pd.DataFrame({"rater": raters, "corr_r1": nan, "corr_r2": nan, "corr_n": 0, "corr_reject": False})
+        if len(raters) > CORR_MIN_OTHERS:
+            c = consistency.correlations(acr, CORR_MIN_OTHERS, CORR_MIN_STIMULI)
+            c["corr_reject"] = (c["corr_r1"] < CORR_R1) & (c["corr_r2"].isna() | (c["corr_r2"] < CORR_R2))
+        v = pd.DataFrame({"rater": raters, "mle_inconsistency": nan, "mle_inconsistency_median": nan,
+                          "mle_inconsistency_mad": nan, "mle_limit": nan, "mle_reject": False})
+        if len(raters) >= MLE_MIN_RATERS:  # fewer: the rule cannot judge, so no fit (it can take seconds)
+            if mle_fit is None:
+                from srkeras.mos.subject_models import mle  # lazy: scipy's optimiser only where it is needed
+
+                mle_fit = mle(acr)
+            v = consistency.inconsistency(mle_fit["raters"])
+            med, mad = v["mle_inconsistency_median"], v["mle_inconsistency_mad"]
+            v["mle_limit"] = np.maximum(med + MLE_MAD_K * 1.4826 * mad, MLE_MIN_RATIO * med)
+            v["mle_reject"] = (med > 0) & (v["mle_inconsistency"] > v["mle_limit"])
+        parts += [c, v]
+    if pairs is not None and len(pairs):
+        pa = consistency.pair_agreement(pairs)
+        pa["pair_reject"] = ((pa["pair_n"] >= PAIR_MIN_N)
+                             & (pa["pair_agreement"] < pa["pair_expected"] - PAIR_Z * pa["pair_expected_sd"])
+                             & (pa["pair_agreement"] < (0.5 + pa["pair_expected"]) / 2))
+        parts.append(pa)
+    out = pd.DataFrame({"rater": pd.Series(dtype=str)})
+    for part in parts:
+        out = out.merge(part, on="rater", how="outer")
+    return out.set_index("rater")
+
+
+def _yes(v) -> bool:
+    return isinstance(v, bool | np.bool_) and bool(v)
+
+
+def _comparison_verdict(x) -> list[tuple[QcFlag | None, str]]:
+    out: list[tuple[QcFlag | None, str]] = []
+    if _yes(x.get("corr_reject")):
+        r2 = "" if pd.isna(x["corr_r2"]) else f", per method r2={x['corr_r2']:.2f} < {CORR_R2}"
+        out.append((QcFlag.LOW_CORRELATION, f"p913_correlation (per stimulus r1={x['corr_r1']:.2f} < {CORR_R1}"
+                                            f"{r2}, with the other raters' MOS)"))
+    if _yes(x.get("mle_reject")):
+        out.append((QcFlag.MLE_INCONSISTENT, f"mle_inconsistency ({x['mle_inconsistency']:.2f} against a median "
+                                             f"of {x['mle_inconsistency_median']:.2f}; limit {x['mle_limit']:.2f})"))
+    if _yes(x.get("pair_reject")):
+        out.append((QcFlag.PAIR_INCONSISTENT, f"pair_consistency ({_pct(x['pair_agreement'])} of "
+                                              f"{int(x['pair_n'])} answers pick the others' Bradley-Terry winner; "
+                                              f"an honest rater {_pct(x['pair_expected'])})"))
+    return out
+
+
 def _verdict(x, fast_ms: float, completed: Mapping[str, bool] | None) -> list[tuple[QcFlag | None, str]]:
     """(flag, reason) of every rule rater row ``x`` fails, in the order of the module docstring."""
     out: list[tuple[QcFlag | None, str]] = []
@@ -225,20 +307,21 @@ def _verdict(x, fast_ms: float, completed: Mapping[str, bool] | None) -> list[tu
                     f"straight_lining ({int(x['longest_same_score_run'])} equal scores in a row)"))
     if completed is not None and not completed.get(x["rater"], True):
         out.append((QcFlag.INCOMPLETE, "incomplete (session not finished)"))
-    return out
+    return out + _comparison_verdict(x)
 
 
 def screen(acr: pd.DataFrame | None, pairs: pd.DataFrame | None = None, ddof: int = 1, *,
            completed: Mapping[str, bool] | None = None, fast_ms: float = FAST_MS,
-           with_bt500: bool = True) -> pd.DataFrame:
+           with_bt500: bool = True, mle_fit: dict | None = None) -> pd.DataFrame:
     """Every rule of the module docstring per rater, sorted by rater.
 
     Columns: ``rater, n`` (first ACR votes), ``bt500_*`` (with ACR votes), ``n_pairs, gold_n, gold_accuracy,
     retest_n, retest_agreement, fast_fraction, reasons`` (list of str, each starting with its rule's code),
     ``rejected``, then :data:`QC_DETAIL` (``flags``: the :class:`QcFlag` of the failed rules). ``completed``
     (``{rater: finished}``) adds the ``incomplete`` rule and lists its raters even without answers;
-    ``fast_ms`` is the too-fast limit. ``with_bt500=False`` leaves out the one rule that compares raters
-    (the flags, each a rule on a rater's own answers, are the same): one rater's flags at completion.
+    ``fast_ms`` is the too-fast limit. ``with_bt500=False`` leaves out the rules that compare raters
+    (``bt500`` and the three of :func:`comparisons`, whose numbers are columns too): one rater's flags at
+    completion, from the rules on a rater's own answers. ``mle_fit``: the subject model already fitted.
     """
     voters = set(acr["rater"] if acr is not None else []) | set(pairs["rater"] if pairs is not None else [])
     r = pd.DataFrame(index=pd.Index(sorted(voters | set(completed or ())), name="rater"))
@@ -246,6 +329,8 @@ def screen(acr: pd.DataFrame | None, pairs: pd.DataFrame | None = None, ddof: in
     r["n"] = n.reindex(r.index).fillna(0).astype(int)
     if with_bt500 and acr is not None and len(acr):
         r = r.join(bt500(acr, ddof).set_index("rater").drop(columns="n"))
+    if with_bt500:
+        r = r.join(comparisons(acr, pairs, mle_fit))
     n_pairs = pairs[~pairs["repeat"]].groupby("rater").size() if pairs is not None else pd.Series(dtype=int)
     r["n_pairs"] = n_pairs.reindex(r.index).fillna(0).astype(int)
     r = r.join(_rule_numbers(acr, pairs, fast_ms, r.index)).reset_index()

@@ -28,7 +28,8 @@ def per_image_means(acr: pd.DataFrame) -> pd.DataFrame:
 
 
 def wilcoxon_holm(acr: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Every method pair: ``a, b, n_images, median_diff, statistic, p, p_holm, significant``.
+    """Every method pair: ``a, b, n_images, median_diff, statistic, p, p_holm, significant, min_p,
+    min_p_holm`` (the smallest p, and Holm-adjusted p, that ``n_images`` allow: :func:`min_signed_rank_p`).
 
     Samples are per-image MOS of the two methods on the images both were rated on; scipy's two-sided
     ``wilcoxon`` (exact for small n without ties, normal approximation otherwise; zero differences
@@ -48,7 +49,25 @@ def wilcoxon_holm(acr: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["a", "b", "n_images", "median_diff", "statistic", "p"])
     out["p_holm"] = holm(out["p"].to_numpy()) if len(out) else []
     out["significant"] = out["p_holm"] < alpha
+    out["min_p"] = [min_signed_rank_p(n) for n in out["n_images"]]
+    out["min_p_holm"] = np.minimum(out["min_p"] * len(out), 1.0)
     return out
+
+
+def min_signed_rank_p(n: int) -> float:
+    """Smallest two-sided p the Wilcoxon signed-rank test can give with ``n`` paired samples: 2 / 2^n
+    (exact null distribution: all 2^n sign patterns equally likely, the most extreme one each side);
+    1 for n = 0. Zero differences and ties only make it larger."""
+    return float(min(1.0, 2.0 / 2.0**n)) if n > 0 else 1.0
+
+
+def samples_needed(pairs: int, alpha: float = 0.05) -> int:
+    """Fewest paired samples (images) with which the smallest Holm-adjusted p of a family of ``pairs``
+    tests, pairs x 2 / 2^n, falls below ``alpha``."""
+    n = 1
+    while max(pairs, 1) * min_signed_rank_p(n) >= alpha:
+        n += 1
+    return n
 
 
 def significance_matrix(tests: pd.DataFrame, methods) -> pd.DataFrame:

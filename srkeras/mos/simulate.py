@@ -82,8 +82,12 @@ def srgan_study(dataset: str = "BSD100", n_images: int = 30, n_raters: int = 26,
 
 
 def simulate_pairs(strength: dict, n_raters: int = 20, images: int = 10, seed: int = 0,
-                   tie_prob: float = 0.0) -> pd.DataFrame:
-    """Every rater compares every method pair on every image under Bradley-Terry ``strength`` (log scale)."""
+                   tie_prob: float = 0.0, n_random: int = 0) -> pd.DataFrame:
+    """Every rater compares every method pair on every image under Bradley-Terry ``strength`` (log scale).
+
+    The last ``n_random`` raters then answer a or b with probability 1/2 each (drawn from a second
+    generator, so the other raters' answers are those of ``n_random=0``).
+    """
     rng = np.random.default_rng(seed)
     ms = list(strength)
     rows = []
@@ -101,4 +105,8 @@ def simulate_pairs(strength: dict, n_raters: int = 20, images: int = 10, seed: i
     p["repeat"] = False
     p["response_ms"] = np.nan
     p["trial"] = np.arange(len(p), dtype=float)
+    if n_random:
+        rnd = p["rater"].isin([f"r{r:03d}" for r in range(n_raters - n_random, n_raters)])
+        coin = np.random.default_rng([seed, 1]).random(int(rnd.sum())) < 0.5
+        p.loc[rnd, "choice"] = np.where(coin, PairChoice.A.frame, PairChoice.B.frame)
     return p

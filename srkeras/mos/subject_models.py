@@ -8,6 +8,8 @@ a_c^2). Stimulus e = (method, image), rater s, content c = image.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
@@ -67,7 +69,24 @@ def _std(X, M, x, b, v, a, cidx):
     return x_std, b_std, v_std, a_std
 
 
+_CACHE: collections.OrderedDict = collections.OrderedDict()
+_CACHE_SIZE = 8
+
+
 def mle(acr: pd.DataFrame, confidence: float = 0.95, tol: float = 1e-12) -> dict[str, pd.DataFrame]:
+    """:func:`fit_mle`, remembered for the last few vote sets (screening and the report fit the same
+    votes several times per admin page; a fit can take seconds). Returns copies: callers may modify."""
+    a = scored(acr)[["rater", "method", "image", "score"]]
+    key = (int(pd.util.hash_pandas_object(a, index=False).sum()), len(a), confidence, tol)
+    if key not in _CACHE:
+        _CACHE[key] = fit_mle(acr, confidence, tol)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return {k: v.copy() if isinstance(v, pd.DataFrame) else v for k, v in _CACHE[key].items()}
+
+
+def fit_mle(acr: pd.DataFrame, confidence: float = 0.95, tol: float = 1e-12) -> dict[str, pd.DataFrame]:
     """Fit the P.910 Annex E / P.913 12.6 model by maximum likelihood (L-BFGS-B on the exact likelihood).
 
     Biases are shifted to zero mean (sureal ``force_subjbias_zeromean``). Standard errors are the

@@ -67,3 +67,7 @@ class QcFlag(enum.StrEnum):
     TOO_FAST = "too_fast"
     STRAIGHT_LINING = "straight_lining"
     INCOMPLETE = "incomplete"
+    #: The rules that compare a rater with the others (whole-study screening only):
+    LOW_CORRELATION = "low_correlation"  # P.913 sec. 11.4 / VQEG: r with the others' MOS too low
+    MLE_INCONSISTENT = "mle_inconsistent"  # subject-model inconsistency an outlier among the raters
+    PAIR_INCONSISTENT = "pair_inconsistent"  # pair answers disagree with the others' Bradley-Terry fit
