@@ -24,6 +24,7 @@ from srkeras.models.interpolation import interpolate
 from srkeras.models.johnson import build_johnson
 from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
 from srkeras.models.rdn import build_rdn, build_rrdn
+from srkeras.models.realcugan import build_realcugan
 from srkeras.models.srcnn import build_srcnn, build_srcnn_955
 from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
 from srkeras.models.srvgg import build_srvgg_compact
@@ -101,6 +102,7 @@ register("rdn", build_rdn, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (idealo
 register("rrdn", build_rrdn, scales=(2, 3, 4, 8), paper="Wang et al. 2018 (idealo ISR)")
 register("srvgg_compact", build_srvgg_compact, scales=(1, 2, 3, 4), paper="Wang et al. 2021")
 register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
+register("realcugan", build_realcugan, scales=(2, 3, 4), paper="bilibili AI Lab 2022 (Real-CUGAN)")
 
 __all__ = [
     "BicubicUpsample",
