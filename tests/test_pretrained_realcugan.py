@@ -131,3 +131,46 @@ def test_reproduces_ncnn_runtime(name, tmp_path, monkeypatch):
     want = np.round(fetching.read_rgb(FIX / _fixture(name)) * 255)
     got = np.clip(np.floor(y * 255 + 0.5), 0, 255)
     assert got.shape == want.shape and np.abs(got - want).max() <= 1, name
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_realcugan_tiles_stitch_with_the_architecture_margins(scale):
+    """Receptive field from the architecture: without the SE gates (their last layer zeroed, so each
+    gate is a constant) an output pixel depends on LR pixels within ``pad`` px, and tiles whose
+    inputs start at multiples of 4 (the U-Nets' stride-2 grids) and overlap by 24 >= pad px stitch to
+    the untiled output. With the SE gates the receptive field is the whole image: tiles differ
+    (test_trained_se_gates_make_tiles_differ)."""
+    from srkeras.models.realcugan import PAD
+
+    m = models.build("realcugan", scale)
+    x = RNG.random((1, 64, 40, 3), dtype=np.float32)
+    core, margin, s = 32, 24, scale
+    assert margin >= PAD[scale] and (core - margin) % 4 == 0
+
+    def stitched():
+        top = np.asarray(m(x[:, : core + margin]))[:, : core * s]
+        bottom = np.asarray(m(x[:, core - margin :]))[:, margin * s :]
+        return np.concatenate([top, bottom], axis=1)
+
+    assert np.abs(stitched() - np.asarray(m(x))).max() > 1e-7  # SE: global (random gates barely move)
+    for layer in m.layers:
+        if layer.name.endswith("_se_fc2"):
+            k, b = layer.get_weights()
+            layer.set_weights([np.zeros_like(k), b])
+    np.testing.assert_allclose(stitched(), np.asarray(m(x)), atol=1e-5)
+
+
+@pytest.mark.registry
+def test_trained_se_gates_make_tiles_differ(tmp_path, monkeypatch):
+    """Why Real-CUGAN is served untiled to match its runtime: two aligned tiles with 24 px margins
+    of a 92x27 image differ from the whole image by up to 13 grey levels (SE means of each tile)."""
+    import keras
+
+    monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
+    m = keras.models.load_model(_fetch_or_skip("realcugan_se_x2_nodenoise"))
+    img = fetching.read_rgb(FIX / "realcugan_input.png")
+    x = np.concatenate([img, img[::-1], img, img[::-1]], axis=0)[None, :92]
+    top = np.asarray(m(x[:, :72]))[:, :96]
+    bottom = np.asarray(m(x[:, 24:]))[:, 48:]
+    diff = np.abs(np.round(np.concatenate([top, bottom], axis=1) * 255) - np.round(np.asarray(m(x)) * 255))
+    assert diff.max() > 5
