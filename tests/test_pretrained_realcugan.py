@@ -174,3 +174,46 @@ def test_trained_se_gates_make_tiles_differ(tmp_path, monkeypatch):
     bottom = np.asarray(m(x[:, 24:]))[:, 48:]
     diff = np.abs(np.round(np.concatenate([top, bottom], axis=1) * 255) - np.round(np.asarray(m(x)) * 255))
     assert diff.max() > 5
+
+
+def _write_ncnn(tmp_path, truncate=0):
+    """A hand-made ncnn model: a 2->1 3x3 Convolution (fp32), a 1->2 2x2 Deconvolution (fp16) and a
+    2->3 InnerProduct (fp32), each with biases."""
+    import struct
+
+    param = "\n".join([
+        "7767517", "4 4",
+        "Input in0 0 1 in0",
+        "Convolution c0 1 1 in0 a 0=1 1=3 5=1 6=18",
+        "Deconvolution d0 1 1 a b 0=2 1=2 3=2 5=1 6=8",
+        "InnerProduct f0 1 1 b out0 0=3 1=1 2=6",
+    ])  # fmt: skip
+    conv = struct.pack("<I", 0) + np.arange(18, dtype="<f4").tobytes() + np.array([0.5], "<f4").tobytes()
+    deconv = struct.pack("<I", 0x01306B47) + np.arange(8, dtype="<f2").tobytes() + np.array([1, 2], "<f4").tobytes()
+    fc = struct.pack("<I", 0) + np.arange(6, dtype="<f4").tobytes() + np.array([7, 8, 9], "<f4").tobytes()
+    data = conv + deconv + fc
+    (tmp_path / "m.param").write_text(param)
+    (tmp_path / "m.bin").write_bytes(data[: len(data) - truncate])
+    return tmp_path / "m.param", tmp_path / "m.bin"
+
+
+def test_ncnn_reader_decodes_deconvolution_and_innerproduct(tmp_path):
+    from srkeras.pretrained.ncnn_realcugan import read_model
+
+    conv, deconv, fc = [layer for layer in read_model(*_write_ncnn(tmp_path)) if layer.type != "Input"]
+    assert conv.weights[0].shape == (1, 2, 3, 3) and conv.weights[0][0, 1, 0, 0] == 9 and conv.weights[1][0] == 0.5
+    assert deconv.weights[0].shape == (2, 1, 2, 2) and deconv.weights[0][1, 0, 1, 1] == 7
+    assert list(deconv.weights[1]) == [1, 2]
+    np.testing.assert_array_equal(fc.weights[0], [[0, 1], [2, 3], [4, 5]])
+    np.testing.assert_array_equal(fc.weights[1], [7, 8, 9])
+
+
+def test_ncnn_reader_names_a_truncated_file(tmp_path):
+    from srkeras.pretrained.ncnn_realcugan import read_model
+
+    param, binary = _write_ncnn(tmp_path, truncate=4)
+    with pytest.raises(pretrained.ShapeMismatchError, match=f"{binary}: .bin ends inside f0 bias"):
+        read_model(param, binary)
+    binary.write_bytes(binary.read_bytes() + b"\0" * 12)
+    with pytest.raises(pretrained.ShapeMismatchError, match="8 bytes left after the last layer"):
+        read_model(param, binary)
