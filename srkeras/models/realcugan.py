@@ -135,12 +135,15 @@ def _unet2(x, out_ch):
     return _conv(x5, out_ch, 3, "u2_bottom", act=False)
 
 
-def build_realcugan(scale: int = 2, channels: int = 3, name=None):
-    """UpCunet2x / 3x / 4x (Real-CUGAN); 1,284,598 / 1,286,326 / 1,406,812 parameters."""
+def build_realcugan(scale: int = 2, channels: int = 3, pro: bool = False, name=None):
+    """UpCunet2x / 3x / 4x (Real-CUGAN); 1,284,598 / 1,286,326 / 1,406,812 parameters. ``pro``: the
+    PyTorch Pro checkpoints' input/output scaling (``RealWaifuUpScaler``: ``x * 0.7 + 0.15`` in,
+    ``(y - 0.15) / 0.7`` out) as layers; the ncnn Pro models have it folded into their weights."""
     if scale not in PAD:
         raise ValueError(f"realcugan supports scales 2, 3 and 4 (UpCunet2x/3x/4x), got {scale}")
     inputs = keras.Input(shape=(None, None, channels), name="lr")
-    x = CuganPad(PAD[scale], MULTIPLE[scale], name="pad")(inputs)
+    lr = keras.layers.Rescaling(0.7, offset=0.15, name="pro_in")(inputs) if pro else inputs
+    x = CuganPad(PAD[scale], MULTIPLE[scale], name="pad")(lr)
     feat = channels if scale != 4 else 64
     u1 = _unet1(x, feat, scale)
     u2 = _unet2(u1, feat)
@@ -150,9 +153,25 @@ def build_realcugan(scale: int = 2, channels: int = 3, name=None):
         y = PixelShuffle(2, name="shuffle")(_crop(y, 1, "final_crop"))
     y = CropTo(scale, name="crop")([y, inputs])
     if scale == 4:
-        base = keras.layers.UpSampling2D(4, interpolation="nearest", name="base")(inputs)
+        base = keras.layers.UpSampling2D(4, interpolation="nearest", name="base")(lr)
         y = keras.layers.Add(name="residual")([y, base])
+    if pro:
+        y = keras.layers.Rescaling(1 / 0.7, offset=-0.15 / 0.7, name="pro_out")(y)
     return keras.Model(inputs, y, name=name or f"realcugan_x{scale}")
+
+
+def torch_module_names(scale: int) -> list[str]:
+    """The PyTorch modules (``upcunet_v3.py`` state-dict prefixes) of :func:`weighted_layer_names`, same order."""
+
+    def uc(p, se):
+        return [f"{p}.conv.0", f"{p}.conv.2"] + ([f"{p}.seblock.conv1", f"{p}.seblock.conv2"] if se else [])
+
+    names = uc("unet1.conv1", False) + ["unet1.conv1_down"] + uc("unet1.conv2", True)
+    names += ["unet1.conv2_up", "unet1.conv3", "unet1.conv_bottom"]
+    names += uc("unet2.conv1", False) + ["unet2.conv1_down"] + uc("unet2.conv2", True) + ["unet2.conv2_down"]
+    names += uc("unet2.conv3", True) + ["unet2.conv3_up"] + uc("unet2.conv4", True)
+    names += ["unet2.conv4_up", "unet2.conv5", "unet2.conv_bottom"]
+    return names + (["conv_final"] if scale == 4 else [])
 
 
 # Weighted layers in ncnn .param order (Convolution, InnerProduct, Deconvolution): the converter's map.
