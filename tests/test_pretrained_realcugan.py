@@ -235,3 +235,13 @@ def test_upscale_cli_reproduces_ncnn(name, tile, tmp_path, monkeypatch):
     got = np.asarray(Image.open(out / "realcugan_input.png").convert("RGB"), np.int16)
     ref = np.asarray(Image.open(FIX / _fixture(name)).convert("RGB"), np.int16)
     assert got.shape == ref.shape and np.abs(got - ref).max() <= 1
+
+
+def test_realcugan_pro_scaling_wraps_the_whole_network():
+    """RealWaifuUpScaler with a Pro checkpoint: x -> 0.7x + 0.15 in, y -> (y - 0.15) / 0.7 out, the
+    x4 nearest residual included (upcunet_v3.py adds it before the output scaling)."""
+    se, pro = models.build("realcugan", 4), models.build("realcugan", 4, pro=True)
+    pro.set_weights(se.get_weights())
+    x = RNG.random((1, 22, 24, 3), dtype=np.float32)
+    want = (np.asarray(se(0.7 * x + 0.15)) - 0.15) / 0.7
+    np.testing.assert_allclose(np.asarray(pro(x)), want, atol=1e-5)
