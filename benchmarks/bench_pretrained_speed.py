@@ -1,12 +1,12 @@
-"""CPU seconds per output megapixel of installed pretrained models (the README's catalogue column).
+"""CPU seconds per output megapixel of installed pretrained models (the README's table column).
 
-    python -m benchmarks.bench_pretrained_speed --model waifu2x_upconv7_photo_x2_noise0 --model srmd_x4 [--lr-size 256]
+    python -m benchmarks.bench_pretrained_speed --model realcugan_se_x2_nodenoise --model realsr_df2k_x4 [--tile 0]
 
-For each model (installed in ``$SRKERAS_MODEL_DIR``): :func:`srkeras.inference.load_generator`, one
-warm-up on a 32x32 input (tracing; excluded, as are loading and a receptive-field probe), then :func:`srkeras.inference.upscale`
-of a ``--lr-size`` square crop of Set14 ``baboon`` (random pixels without ../shared) with tiles from
-``--max-memory`` (default 2GB). Reports process CPU seconds (user + sys, all threads) and wall
-seconds, each per output megapixel (``(lr_size * scale)^2 / 1e6``).
+Each model (from ``$SRKERAS_MODEL_DIR``) upscales a ``--lr-size`` square crop of Set14 ``baboon``
+(default 256) through :func:`srkeras.inference.upscale`: once to warm up (tracing), then timed with
+``time.process_time`` (CPU seconds of all threads, user + sys) and ``time.perf_counter`` (wall).
+``--tile 0`` runs whole images (Real-CUGAN: its SE blocks average the whole image, so tiles would
+change the output); by default tiles come from ``--max-memory``. Prints one JSON line per model.
 """
 
 from __future__ import annotations
@@ -19,50 +19,39 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+SET14 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Set14"
 
-def _input(size: int):
+
+def measure(name: str, lr_size: int, tile: int | None, max_memory: str | None) -> dict:
     import numpy as np
     from PIL import Image
 
-    src = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Set14" / "baboon.png"
-    if not src.is_file():
-        return np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
-    im = Image.open(src).convert("RGB")
-    im = im.resize((max(size, im.width), max(size, im.height)), Image.BICUBIC).crop((0, 0, size, size))
-    return np.asarray(im, dtype=np.float32) / 255.0
+    from srkeras.inference import load_generator, upscale
 
-
-def measure(name: str, img, max_memory: str) -> dict:
-    import numpy as np
-
-    from srkeras.inference import load_generator, parse_memory_budget, upscale
-
+    with Image.open(SET14 / "baboon.png") as im:
+        x = np.asarray(im.convert("RGB").crop((0, 0, lr_size, lr_size)), np.float32) / 255.0
     served = load_generator(name)
-    _ = served.receptive_field, served.scale  # measured now (if the sidecar lacks them), not timed
-    budget = parse_memory_budget(max_memory)
-    upscale(served, np.zeros((32, 32, 3), np.float32), max_memory=budget)
+    kw = {"tile": tile} if tile is not None else {"max_memory": max_memory}
+    upscale(served, x, **kw)  # warm-up: tracing
     cpu, wall = time.process_time(), time.perf_counter()
-    out = upscale(served, img, max_memory=budget)
+    y = upscale(served, x, **kw)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    mp = out.shape[0] * out.shape[1] / 1e6
-    return {"model": name, "output_mp": round(mp, 3), "cpu_s_per_mp": round(cpu / mp, 2), "wall_s_per_mp": round(wall / mp, 2)}
+    mp = y.shape[0] * y.shape[1] / 1e6
+    return {"model": name, "lr": lr_size, "output_mp": round(mp, 3), "cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
+            "cpu_s_per_mp": round(cpu / mp, 2), "tile": tile, "threads": os.cpu_count()}  # fmt: skip
 
 
-def main(argv=None) -> list:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_pretrained_speed")
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", action="append", required=True)
     p.add_argument("--lr-size", type=int, default=256)
+    p.add_argument("--tile", type=int, default=None, help="tile size (0: whole image); default: from --max-memory")
     p.add_argument("--max-memory", default="2GB")
-    p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
-    img = _input(args.lr_size)
-    rows = [measure(name, img, args.max_memory) for name in args.model]
-    for r in rows:
-        print(json.dumps(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    return rows
+    a = p.parse_args(argv)
+    for name in a.model:
+        print(json.dumps(measure(name, a.lr_size, a.tile, a.max_memory)), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

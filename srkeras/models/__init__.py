@@ -26,6 +26,7 @@ from srkeras.models.johnson import build_johnson
 from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
 from srkeras.models.omnisr import build_omnisr
 from srkeras.models.rdn import build_rdn, build_rrdn
+from srkeras.models.realcugan import build_realcugan
 from srkeras.models.span import build_span
 from srkeras.models.srcnn import build_srcnn, build_srcnn_955
 from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
@@ -112,6 +113,7 @@ register("span", build_span, scales=(2, 3, 4), paper="Wan et al. 2024 (SPAN)")
 register("srmd", build_srmd, scales=(2, 3, 4), paper="Zhang et al. 2018 (SRMD)")
 register("waifu2x_upconv7", build_waifu2x_upconv7, scales=(2,), paper="nagadomi waifu2x upconv_7")
 register("waifu2x_cunet", build_waifu2x_cunet, scales=(1, 2), paper="nagadomi waifu2x cunet")
+register("realcugan", build_realcugan, scales=(2, 3, 4), paper="bilibili AI Lab 2022 (Real-CUGAN)")
 
 __all__ = [
     "BicubicUpsample",

@@ -5,7 +5,9 @@ A plain VGG-style stack on the LR grid: conv 3x3 + activation, ``num_conv`` x (c
 activation), a conv to ``channels * s^2`` and a pixel shuffle, plus the nearest-upsampled input as a
 global residual. The activation is PReLU with one slope per channel (PyTorch ``nn.PReLU(num_feat)``),
 ReLU or LeakyReLU(0.1). realesr-animevideov3 is ``num_conv=16``, realesr-general-x4v3 ``num_conv=32``
-(both 64 features, PReLU). Input and output in [0, 1].
+(both 64 features, PReLU). Input and output in [0, 1]. ``net_scale``: the network upscales by
+``net_scale`` and an ncnn bicubic resize (:class:`~srkeras.models.ncnn_resize.NcnnBicubicResize`)
+brings it to ``scale``: realesr-animevideov3 x2 / x3 are its x4 network resized by 1/2 / 3/4.
 
 The shuffle here is TensorFlow's depth-to-space (DCR); weights from PyTorch / ncnn (CRD) need the
 last conv's output channels permuted (:func:`srkeras.pretrained.convert.crd_to_dcr`).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import keras
 
 from srkeras.models.layers import PixelShuffle
+from srkeras.models.ncnn_resize import NcnnBicubicResize
 
 
 def _act(kind, name):
@@ -34,9 +37,11 @@ def build_srvgg_compact(
     num_feat: int = 64,
     num_conv: int = 16,
     act_type: str = "prelu",
+    net_scale: int | None = None,
     name=None,
 ):
     """SRVGGNetCompact (Real-ESRGAN); 621,424 parameters at x4 with the defaults (animevideov3)."""
+    out_scale, scale = scale, net_scale or scale
     inputs = keras.Input(shape=(None, None, channels), name="lr")
     x = keras.layers.Conv2D(num_feat, 3, padding="same", name="conv0")(inputs)
     x = _act(act_type, "act0")(x)
@@ -47,4 +52,6 @@ def build_srvgg_compact(
     x = PixelShuffle(scale, name="shuffle")(x)
     base = keras.layers.UpSampling2D(scale, interpolation="nearest", name="base")(inputs)
     outputs = keras.layers.Add(name="residual")([x, base])
-    return keras.Model(inputs, outputs, name=name or f"srvgg_compact_x{scale}")
+    if out_scale != scale:
+        outputs = NcnnBicubicResize(out_scale, scale, name="resize")(outputs)
+    return keras.Model(inputs, outputs, name=name or f"srvgg_compact_x{out_scale}")

@@ -132,6 +132,7 @@ CATALOGUE: dict[str, Entry] = {
         *import_module("srkeras.pretrained.catalogue_waifu2x").ENTRIES,  # waifu2x upconv_7 / cunet (they import Entry)
         *import_module("srkeras.pretrained.catalogue_srmd").ENTRIES,  # SRMD / SRMDNF
         *import_module("srkeras.pretrained.catalogue_span").ENTRIES,  # SPAN
+        *import_module("srkeras.pretrained.catalogue_realcugan").ENTRIES,  # Real-CUGAN, RealSR, animevideov3 x2/x3
     ]
 }
 

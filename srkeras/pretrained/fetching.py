@@ -28,7 +28,16 @@ from srkeras.files import display_name, sha256_file
 from srkeras.inference import probing, store
 from srkeras.inference.served import ServedModel
 from srkeras.inference.sidecar import ModelSidecar
-from srkeras.pretrained import catalogue, catalogue_srmd, ncnn, ncnn_span, ncnn_srmd, ncnn_waifu2x, tfjs
+from srkeras.pretrained import (
+    catalogue,
+    catalogue_srmd,
+    ncnn,
+    ncnn_realcugan,
+    ncnn_span,
+    ncnn_srmd,
+    ncnn_waifu2x,
+    tfjs,
+)
 from srkeras.pretrained.errors import (
     ChecksumError,
     OfflineError,
@@ -190,6 +199,9 @@ def convert(entry: catalogue.Entry, files: dict[str, Path]):
     model = models.build(entry.arch, entry.scale, **entry.options)
     if entry.format == "tfjs":
         tfjs.load_by_name(model, tfjs.read_weights(files[entry.files[0]]), src)
+    elif entry.arch == "realcugan":
+        layers = ncnn_realcugan.read_model(files[entry.files[0]], files[entry.files[1]])
+        ncnn_realcugan.load_into_realcugan(model, layers, entry.scale, src)
     else:
         layers = ncnn.read_model(files[entry.files[0]], files[entry.files[1]])
         if entry.arch == "rrdbnet":
@@ -201,7 +213,7 @@ def convert(entry: catalogue.Entry, files: dict[str, Path]):
         elif entry.arch == "span":
             ncnn_span.load(model, layers, entry.scale, src)
         else:
-            ncnn.load_into_srvgg(model, layers, entry.options["num_conv"], entry.scale, src)
+            ncnn.load_into_srvgg(model, layers, entry.options["num_conv"], entry.options.get("net_scale", entry.scale), src)
     return model
 
 
@@ -256,7 +268,8 @@ def catalogue_sidecar(entry: catalogue.Entry, model) -> ModelSidecar:
     source = {"registry": pkg.registry, "package": pkg.name, "version": pkg.version, "sha256": pkg.sha256,
               "files": list(entry.files)}  # fmt: skip
     about = {"source": source, "options": dict(entry.options), "format": entry.format, "input_range": [0.0, 1.0],
-             "output_range": [0.0, 1.0], "paper": entry.paper, "notes": entry.notes}  # fmt: skip
+             "output_range": [0.0, 1.0], "paper": entry.paper, "notes": entry.notes,
+             **({"architecture": dict(entry.extra)} if entry.extra else {})}  # fmt: skip
     return ModelSidecar(licence=pkg.licence, arch=entry.arch, scale=entry.scale, pre_pad=entry.pre_pad,
                         pad_mode="reflect" if entry.pre_pad else None, params=int(model.count_params()),
                         about=about)  # fmt: skip
