@@ -12,6 +12,7 @@ the token appears in the server's log.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
@@ -28,16 +29,18 @@ COMPLETE = "https://app.prolific.com/submissions/complete"
 
 @pytest.fixture
 def served(make_study, sqlite_url, tmp_path):
-    from db import next_trial, open_database, start_rater, submit_rating
+    from db import next_trial, open_database, start_rater, stimulus_file_methods, submit_rating
 
     crowd = make_study(sqlite_url, name="crowd", n_images=3, repeats=0, trials_per_rater=3, crowd="prolific",
                        completion_url=COMPLETE + "?cc={code}")
     full = make_study(sqlite_url, name="full", votes_per_stimulus=1, repeats=0)
     db = open_database(sqlite_url)
     try:
-        token = start_rater(db, full.name)
+        token = start_rater(db, full.name)  # answers the anchors as expected: a screened-out rater's
+        method_of = stimulus_file_methods(db, full.name)  # votes would be topped up (issue 20)
         while (t := next_trial(db, token)) is not None:
-            submit_rating(db, token, t.trial_id, score=3)
+            score = {"nearest": 1, "hr": 5}.get(method_of[Path(t.image_path).stem], 3)
+            submit_rating(db, token, t.trial_id, score=score, response_ms=3000)
     finally:
         db.close()
     port, log = free_port(), tmp_path / "streamlit.log"
