@@ -72,7 +72,10 @@ def main(argv=None) -> int:
     try:
         served = load_generator(args.model)
     except (ModelNotFoundError, OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from srkeras.pretrained import did_you_mean
+
+        hint = did_you_mean(args.model) if isinstance(e, ModelNotFoundError) else ""
+        print(f"error: {e}{hint}", file=sys.stderr)
         return 2
     if args.channels_first_to_last:
         from srkeras.inference.serving import to_channels_last

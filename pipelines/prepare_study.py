@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-images", type=int, help="use only the first N images")
     p.add_argument("--tile", type=int, help="tile size for --model inference")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
+                   help="--model compute precision (auto: float32 for stimuli; bfloat16 only where the CPU has it)")
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
                    help="metric stored per stimulus (repeat; psnr and ssim are always stored)")
     p.add_argument("--no-progress", action="store_true")
@@ -75,6 +77,7 @@ def spec_of(a) -> StudySpec:
         crop=a.crop, calibration_images=a.calibration_images, calibration=tuple(a.calibration),
         trials_per_rater=a.trials_per_rater, break_every=a.break_every, repeats=a.repeats, seed=a.seed,
         max_images=a.max_images, tile=a.tile, metrics=tuple(a.metric) or DEFAULT_METRICS, progress=not a.no_progress,
+        precision=a.precision,
     )
 
 
@@ -95,10 +98,20 @@ def _report(info, summary: dict) -> None:
 
 def main(argv=None) -> int:
     spec = spec_of(_parser().parse_args(argv))
+    if spec.models and spec.precision != "float32":
+        from srkeras.inference.precision import PrecisionError, resolve_precision
+
+        try:
+            resolve_precision(spec.precision, "score")
+        except PrecisionError as e:
+            print(f"--precision {spec.precision}: {e}", file=sys.stderr)
+            return EXIT_INPUT
     try:
         info, summary = make_study(spec)  # notes and skipped files on standard error
     except StudyInputError as e:  # what the library refused, said as it said it
-        print(e, file=sys.stderr)
+        from srkeras.pretrained import hint_for
+
+        print(f"{e}{hint_for(e, [m.split('=', 1)[-1] for m in spec.models])}", file=sys.stderr)
         return EXIT_INPUT
     _report(info, summary)
     return EXIT_INPUT if summary["skipped"] else 0

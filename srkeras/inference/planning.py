@@ -38,6 +38,8 @@ CHUNK_BYTES = 8 * 1024**2  # upscale_bands yields output rows in pieces of about
 CALL_FLOPS = 2e7  # per-call overhead (dispatch, padding, copies) counted as this many FLOPs
 PLAN_SLACK = 0.03  # extra FLOPs the planner accepts for a smaller peak (module docstring)
 TIGHT_TILE = 16  # tile edge used when no window fits the budget
+BOUND_WASTE = 1.25  # a plan from the analytic receptive-field bound computing more than this x the untiled
+# FLOPs: the effective receptive field is probed once instead (served.ServedModel.bound_margins)
 
 
 def parse_memory(value) -> int | None:
@@ -334,6 +336,12 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
     if req not in served.plans:  # tile_count() and upscale_bands() plan the same image: search once
         m = served.margins(overlap)
         p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
+        if m.bound and work_ratio(served, (h, w), p) > BOUND_WASTE:  # deep model, large image: probe once
+            served.note("the analytic receptive field makes these tiles wasteful; measuring the effective one "
+                        "once (impulse probe)")  # fmt: skip
+            _ = served.receptive_field, served.tail_receptive_field
+            m = served.margins(overlap)
+            p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
         if batch_size is not None:
             p = dataclasses.replace(p, batch_size=int(batch_size), tail_batch=int(batch_size))
         served.plans[req] = p
@@ -342,6 +350,7 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
 
 __all__ = [
     "ACTIVATION_SHARE",
+    "BOUND_WASTE",
     "CHUNK_BYTES",
     "DEFAULT_MAX_MEMORY",
     "PLAN_SLACK",
