@@ -80,6 +80,7 @@ def parse_args(argv=None):
                    help="model compute precision (auto: float32 for scoring; bfloat16 only where the CPU has it)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = p.parse_args(argv)
     if args.scale < 1:
         p.error("--scale must be a positive integer")
@@ -122,7 +123,11 @@ def _precision_problem(spec) -> str | None:
 
 
 def main(argv=None) -> int:
-    spec = spec_of(parse_args(argv))
+    args = parse_args(argv)
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
+    spec = spec_of(args)
     problem = _precision_problem(spec) or job.start_up_problem(spec, time.time())
     if problem:
         print(f"error: {problem}", file=sys.stderr)

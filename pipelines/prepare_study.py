@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
                    help="metric stored per stimulus (repeat; psnr and ssim are always stored)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     return p
 
 
@@ -97,7 +98,11 @@ def _report(info, summary: dict) -> None:
 
 
 def main(argv=None) -> int:
-    spec = spec_of(_parser().parse_args(argv))
+    args = _parser().parse_args(argv)
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
+    spec = spec_of(args)
     if spec.models and spec.precision != "float32":
         from srkeras.inference.precision import PrecisionError, resolve_precision
 

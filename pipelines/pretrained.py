@@ -96,7 +96,7 @@ def _list_metric_assets(out) -> None:
 
 
 def _step(message: str) -> None:
-    print(f"  {message}...", file=sys.stderr, flush=True)
+    print(f"  {message}...", flush=True)
 
 
 def cmd_fetch(names, probe: bool | None) -> int:
@@ -106,7 +106,7 @@ def cmd_fetch(names, probe: bool | None) -> int:
     for name in names:
         pretrained.get(name)  # unknown names fail before any download
     for name in names:
-        print(f"{name}:", file=sys.stderr, flush=True)
+        print(f"{name}:", flush=True)
         path = pretrained.fetch(name, run_probe=probe, progress=_step)
         meta = ModelSidecar.read(path) or ModelSidecar()
         check = (meta.about.get("verification") or {}).get("max_abs_diff_grey_levels")
@@ -138,9 +138,9 @@ def main(argv=None) -> int:
         if args.command == "list":
             return cmd_list()
         if args.command != "list":
-            from srkeras.inference.quiet import import_tensorflow
+            from srkeras.inference.quiet import quiet_tensorflow
 
-            import_tensorflow(args.verbose)
+            quiet_tensorflow(args.verbose)
         probe = True if getattr(args, "probe", False) else (False if getattr(args, "no_probe", False) else None)
         if args.command == "fetch":
             return cmd_fetch(args.names, probe)

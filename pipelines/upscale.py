@@ -68,13 +68,13 @@ def parse_args(argv=None):
 
 def _load(args):
     """The served model, or an error message."""
-    from srkeras.inference.quiet import import_tensorflow
-
-    tf = import_tensorflow(args.verbose)
     from srkeras.inference import ModelNotFoundError, load_generator
 
-    if args.device == "gpu" and not tf.config.list_physical_devices("GPU"):
-        return "--device gpu but TensorFlow sees no GPU (install the [gpu] extra / CUDA)"
+    if args.device == "gpu":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return "--device gpu but TensorFlow sees no GPU (install the [gpu] extra / CUDA)"
     try:
         served = load_generator(args.model, dtype="float32" if args.device == "cpu" else None, precision=args.precision)
         s = served.scale
@@ -126,6 +126,9 @@ def main(argv=None) -> int:
     started = time.time()
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
     from tqdm import tqdm
 
     from srkeras.files import destination_problem, remove_stale_temporaries

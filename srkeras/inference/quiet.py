@@ -2,14 +2,18 @@
 
 Importing TensorFlow 2.2x prints "WARNING: All log messages before absl::InitializeLog() is called
 are written to STDERR" and oneDNN / CPU-feature notices from C++, before ``TF_CPP_MIN_LOG_LEVEL`` is
-read by absl, so the variable alone does not silence them. :func:`import_tensorflow` imports it
-with file descriptor 2 pointed at a temporary file, then writes back every line that is not one of
-those notices (a real error during the import is still shown). Command lines call it, with their
-``--verbose`` flag, before the first import of TensorFlow; library code never redirects anything.
+read by absl, so the variable alone does not silence them. :func:`quiet_tensorflow` makes the first
+``import tensorflow`` (whoever does it, when it happens: commands that never need TensorFlow do not
+pay for it) run with file descriptor 2 pointed at a temporary file, then writes back every line
+that is not one of those notices (a real error during the import is still shown). Command lines
+call it first, with their ``--verbose`` flag; library code never redirects anything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.util
 import os
 import re
 import sys
@@ -24,28 +28,19 @@ NOISE = re.compile(
 )
 
 
-def import_tensorflow(verbose: bool = False):
-    """``import tensorflow`` (and keras), silencing its start-up notices unless ``verbose`` (module docstring)."""
-    if verbose:
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+@contextlib.contextmanager
+def _stderr_filtered():
+    """File descriptor 2 pointed at a temporary file; its lines that are not :data:`NOISE` are written back."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, AttributeError, ValueError):  # no real stderr (an app, a test capture)
-        import tensorflow as tf
-
-        return tf
+    except (OSError, AttributeError, ValueError):  # no real stderr
+        yield
+        return
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 2)
         try:
-            import keras  # noqa: F401
-            import tensorflow as tf
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -53,7 +48,45 @@ def import_tensorflow(verbose: bool = False):
             kept = [ln for ln in tmp.read().decode("utf-8", "replace").splitlines() if ln.strip() and not NOISE.search(ln)]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
-    return tf
 
 
-__all__ = ["NOISE", "import_tensorflow"]
+class _QuietLoader(importlib.abc.Loader):
+    """TensorFlow's own loader, run with :func:`_stderr_filtered`."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        with _stderr_filtered():
+            self.inner.exec_module(module)
+
+
+class _QuietFinder(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` once (whoever imports it first: keras, srkeras) and wraps its loader."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Silence TensorFlow's start-up notices (module docstring) unless ``verbose``: nothing is imported
+    now; the first ``import tensorflow`` (wherever it happens) runs with standard error filtered."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules or any(isinstance(f, _QuietFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietFinder())
+
+
+__all__ = ["NOISE", "quiet_tensorflow"]

@@ -211,11 +211,14 @@ def verify_fixture(entry: catalogue.Entry, model, files: dict[str, Path]) -> flo
 
 def analytic_bounds(model) -> dict:
     """The analytic receptive-field radii (:mod:`srkeras.inference.receptive`) of ``model`` and of its tail
-    when split, as sidecar fields; empty when the graph has a layer of unknown reach."""
-    served = ServedModel(model)
+    when split, as sidecar fields; empty when the graph has a layer of unknown reach. The split is made on
+    a clone: trunk and tail views add nodes to the layers they share, which ``model.save`` then trips on."""
+    import keras
+
     rf = analytic_receptive_field(model)
     if rf is None:
         return {}
+    served = ServedModel(keras.models.clone_model(model))
     out = {"receptive_field_bound": rf}
     if served.split is not None:
         tail = analytic_receptive_field(served.split.tail)
