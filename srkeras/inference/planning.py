@@ -319,6 +319,20 @@ def _tile_plan(served: ServedModel, req: PlanRequest, m: Margins) -> TilePlan:
     return p
 
 
+SMALL_PIXELS = 64 * 64  # LR px: an image this small runs whole when a generous per-pixel bound fits the budget
+SMALL_FLOATS_PER_PIXEL = 256 * 16 * 3  # live floats per LR px assumed for it (256 channels at x4, 3 live maps)
+
+
+def _small_image(served: ServedModel, h: int, w: int, max_memory) -> bool:
+    """Whether an h x w image is small enough to run untiled without measuring the model's costs (a
+    graph walk and a trunk/tail split: seconds for a deep model, the start-up of a thumbnail's run)."""
+    if h * w > SMALL_PIXELS:
+        return False
+    scale = served.facts.scale or 4
+    need = h * w * SMALL_FLOATS_PER_PIXEL * max(1.0, (scale / 4) ** 2) * 4.0 * 2.0
+    return need <= ACTIVATION_SHARE * (parse_memory(max_memory) or DEFAULT_MAX_MEMORY)
+
+
 def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=None, channels=3) -> TilePlan:
     """Choose tile sizes, overlaps and batches from an explicit ``tile`` or a memory budget.
 
@@ -332,6 +346,8 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
     if tile == 0:
         return TilePlan(tile=h, tile_w=w, overlap=0, batch_size=1, exact=True)
     served = serve(model)
+    if tile is None and overlap is None and _small_image(served, h, w, max_memory):
+        return TilePlan(tile=h, tile_w=w, overlap=0, batch_size=1, exact=True)
     req = PlanRequest(h, w, tile, parse_memory(max_memory) or DEFAULT_MAX_MEMORY, batch_size, overlap, channels)
     if req not in served.plans:  # tile_count() and upscale_bands() plan the same image: search once
         m = served.margins(overlap)

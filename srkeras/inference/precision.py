@@ -31,7 +31,7 @@ import re
 PRECISIONS = ("float32", "bfloat16", "auto")
 KEEP_OPTIONS = ("residual", "ends", "tail")
 DEFAULT_KEEP = ("residual", "ends")
-AUTO_MIN_FLOPS = 2e6  # per LR pixel: below it ``auto`` keeps float32 (module docstring)
+AUTO_MIN_FLOPS = 5e5  # per LR pixel: below it ``auto`` keeps float32 (module docstring)
 _UPSAMPLERS = ("PixelShuffle", "UpSampling2D", "Conv2DTranspose", "BicubicUpsample", "DepthToSpace")
 _CONVS = ("Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D")
 
