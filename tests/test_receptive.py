@@ -72,7 +72,7 @@ def test_full_rrdbnet_bound_is_the_convolution_count():
     assert analytic_receptive_field(build("rrdbnet", scale=4)) == 1 + 23 * 15 + 1 + 2
 
 
-def test_sidecar_measurement_takes_the_bounds_without_a_probe(monkeypatch):
+def test_sidecar_measurement_takes_the_bounds_without_a_probe(monkeypatch, tmp_path):
     from srkeras.pretrained.fetching import measure_for_sidecar
 
     def refuse(*a, **k):
@@ -84,7 +84,7 @@ def test_sidecar_measurement_takes_the_bounds_without_a_probe(monkeypatch):
     got = measure_for_sidecar(m, run_probe=None, progress=steps.append)
     assert got == {"scale_probed": 4, "receptive_field_bound": 1 + 15 + 1 + 2, "tail_receptive_field_bound": 2}
     assert steps == ["receptive field from the layer graph"]
-    m.save_own_variables  # the model is untouched: it still saves (the split was made on a clone)
+    m.save(tmp_path / "m.keras")  # the model is untouched: it still saves (the split was made on a clone)
 
 
 def test_a_model_of_unknown_reach_is_probed_with_progress():
