@@ -229,6 +229,8 @@ def summarise(spec: EvaluationSpec, per_image: dict, skipped: dict, reference: d
     }
     if spec.sr_dir is not None:
         out["sr_dir"] = display_name(spec.sr_dir)
+    if spec.models and spec.precision == "bfloat16":  # float32 (also what auto is for scoring) is not stated
+        out["precision"] = "bfloat16"
     for m, imgs in per_image.items():
         out["methods"][m] = {**_means(imgs, spec.metrics), "n_images": len(imgs), "images": imgs}
     if reference is not None:
