@@ -70,6 +70,7 @@ def test_load_generator_precision(tmp_path, monkeypatch):
     _small_rrdbnet().save(path)
     served = load_generator(str(path), precision="auto")
     assert served.precision == "float32"
+    assert served.with_precision("float32") is served and served.with_precision("auto", "score") is served
     with pytest.raises(ValueError, match="AMX or AVX512-BF16"):
         load_generator(str(path), precision="bfloat16")
 
