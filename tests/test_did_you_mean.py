@@ -58,7 +58,7 @@ def test_prepare_study_says_did_you_mean(tmp_path, monkeypatch, capsys):
 
 
 def test_tensorflow_notices_are_filtered_and_other_lines_kept(capfd):
-    from srkeras.inference.quiet import NOISE, _stderr_filtered
+    from srkeras.inference.quiet import NOISE, stderr_filtered
 
     noise = [
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -68,7 +68,7 @@ def test_tensorflow_notices_are_filtered_and_other_lines_kept(capfd):
         "rebuild TensorFlow with the appropriate compiler flags.",
     ]
     assert all(NOISE.search(line) for line in noise)
-    with _stderr_filtered():
+    with stderr_filtered():
         os.write(2, ("\n".join(noise) + "\nImportError: a real problem\n").encode())
     err = capfd.readouterr().err
     assert err == "ImportError: a real problem\n"

@@ -29,7 +29,7 @@ NOISE = re.compile(
 
 
 @contextlib.contextmanager
-def _stderr_filtered():
+def stderr_filtered():
     """File descriptor 2 pointed at a temporary file; its lines that are not :data:`NOISE` are written back."""
     try:
         sys.stderr.flush()
@@ -51,7 +51,7 @@ def _stderr_filtered():
 
 
 class _QuietLoader(importlib.abc.Loader):
-    """TensorFlow's own loader, run with :func:`_stderr_filtered`."""
+    """TensorFlow's own loader, run with :func:`stderr_filtered`."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -60,7 +60,7 @@ class _QuietLoader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module):
-        with _stderr_filtered():
+        with stderr_filtered():
             self.inner.exec_module(module)
 
 
@@ -89,4 +89,4 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     sys.meta_path.insert(0, _QuietFinder())
 
 
-__all__ = ["NOISE", "quiet_tensorflow"]
+__all__ = ["NOISE", "quiet_tensorflow", "stderr_filtered"]
