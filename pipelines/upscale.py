@@ -78,6 +78,8 @@ def _load(args):
     try:
         served = load_generator(args.model, dtype="float32" if args.device == "cpu" else None, precision=args.precision)
         s = served.scale
+        if not args.quiet:
+            served.progress = lambda message: print(message, file=sys.stderr, flush=True)  # a probe, if one must run
     except (ModelNotFoundError, ValueError, OSError) as e:
         from srkeras.pretrained import hint_for
 

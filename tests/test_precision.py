@@ -111,3 +111,13 @@ def test_wasteful_analytic_margins_make_the_probe_run_once():
     upscale(served, RNG.random((83, 79, 3), dtype=np.float32), tile=20)
     assert served.has_measured_field() and served.receptive_field < facts.receptive_field_bound
     assert any("wasteful" in n for n in notes) and any("probe 48x48" in n for n in notes)
+
+
+@pytest.mark.skipif(not NATIVE, reason="this CPU has no bfloat16 instructions")
+def test_a_bfloat16_model_is_probed_in_float32():
+    m = _small_rrdbnet()
+    facts = NetworkFacts(scale=4, receptive_field_bound=analytic_receptive_field(m),
+                         tail_receptive_field_bound=analytic_receptive_field(ServedModel(m).split.tail))
+    served = ServedModel(prec.as_precision(m, "bfloat16"), facts)
+    served.measure_fields()
+    assert served.facts.receptive_field == ServedModel(m).receptive_field  # the float32 model's effective field

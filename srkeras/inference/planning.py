@@ -355,7 +355,7 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
         if m.bound and work_ratio(served, (h, w), p) > BOUND_WASTE:  # deep model, large image: probe once
             served.note("the analytic receptive field makes these tiles wasteful; measuring the effective one "
                         "once (impulse probe)")  # fmt: skip
-            _ = served.receptive_field, served.tail_receptive_field
+            served.measure_fields()
             m = served.margins(overlap)
             p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
         if batch_size is not None:

@@ -194,6 +194,18 @@ class ServedModel:
         """Live bytes and FLOPs per LR pixel of the stages the model runs as."""
         return probing.measure_costs(self.model, self.runner, self.split, self.scale, self.channels)
 
+    def measure_fields(self) -> None:
+        """Probe the effective receptive fields (whole model, tail) now, on float32: a bfloat16 model's
+        rounding would make every perturbation look global. Kept in :attr:`facts`."""
+        src = self
+        if self.precision == "bfloat16":
+            from srkeras.inference.precision import as_float32
+
+            src = ServedModel(as_float32(self.model), dataclasses.replace(self.facts))
+            src.progress = self.progress
+        self.facts.receptive_field = src.receptive_field
+        self.facts.tail_receptive_field = src.tail_receptive_field
+
     def has_measured_field(self) -> bool:
         """Whether the (effective, probed) receptive field is known: no probe is needed for margins."""
         return self.facts.receptive_field is not UNMEASURED
