@@ -59,6 +59,7 @@ from srkeras.inference import (  # noqa: E402
     tile_count,
     upscale_to_png,
 )
+from srkeras.inference.precision import PrecisionError  # noqa: E402
 
 log = logging.getLogger("mos_app.try_it")
 
@@ -75,9 +76,12 @@ def upload_limit(scale: int) -> int:
     return min(MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS // (scale * scale))
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")  # auto: bfloat16 where the server's CPU has it (srkeras.inference.precision)
+
+
 @st.cache_resource(show_spinner="Loading model...")
-def _model(path: str):
-    return load_generator(path)
+def _model(path: str, precision: str = "auto"):
+    return load_generator(path, precision=precision, purpose="serve")
 
 
 def model_choices() -> dict[str, Path]:
@@ -95,12 +99,13 @@ def model_choices() -> dict[str, Path]:
     return choices
 
 
-def load_choice(name: str):
-    """The served model of ``name``, one of :func:`model_choices` (ModelNotFoundError for anything else)."""
+def load_choice(name: str, precision: str = "auto"):
+    """The served model of ``name``, one of :func:`model_choices` (ModelNotFoundError for anything else),
+    computing in ``precision`` (PrecisionError, a ValueError, for bfloat16 where the CPU lacks it)."""
     path = model_choices().get(name)
     if path is None:
         raise ModelNotFoundError(f"{name!r} is not one of this page's models")
-    return _model(str(path))
+    return _model(str(path), precision)
 
 
 @st.cache_resource(show_spinner=False)
@@ -213,14 +218,19 @@ def main():
         )
         st.stop()
     name = st.sidebar.selectbox("Model", list(choices), key="model")
+    precision = st.sidebar.selectbox("Precision", PRECISIONS, key="precision",
+                                     help="auto: bfloat16 where this server's CPU has it (faster), else float32 (exact)")
     try:
-        served = load_choice(name)
+        served = load_choice(name, precision)
         scale = served.scale
+    except PrecisionError as e:
+        st.error(str(e))
+        st.stop()
     except (ModelNotFoundError, OSError, ValueError) as e:
         log.error("try-it: model %r: %s", name, e)  # the server path stays in the log
         st.error(f"The model {name!r} could not be loaded; the details are in the server log.")
         st.stop()
-    st.sidebar.caption(f"x{scale}, {served.model.count_params():,} parameters")
+    st.sidebar.caption(f"x{scale}, {served.model.count_params():,} parameters, {served.precision}")
 
     upload = st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"])
     sample = st.selectbox("...or a sample photo", ["(none)", *SAMPLE_NAMES], key="sample")
@@ -237,7 +247,7 @@ def main():
     st.caption(f"Input {pixels.shape[1]}x{pixels.shape[0]} -> output {pixels.shape[1] * scale}x{pixels.shape[0] * scale}")
 
     digest = hashlib.sha1(np.ascontiguousarray(pixels))  # no bytes copy of the image
-    digest.update(f"\0{name}\0{budget}".encode("utf-8", "backslashreplace"))
+    digest.update(f"\0{name}\0{budget}\0{precision}".encode("utf-8", "backslashreplace"))
     key = digest.hexdigest()
     if (st.session_state.get("result") or {}).get("key") not in (None, key):
         st.session_state.pop("result")  # a new upload, sample or model: the old result goes

@@ -76,8 +76,11 @@ def parse_args(argv=None):
     p.add_argument("--degradation", default="bicubic", choices=sorted(DEGRADATIONS), help="how LR is made from HR")
     p.add_argument("--tile", type=at_least(0), default=None, help="tile size for model inference (0 = whole image)")
     p.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
+                   help="model compute precision (auto: float32 for scoring; bfloat16 only where the CPU has it)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = p.parse_args(argv)
     if args.scale < 1:
         p.error("--scale must be a positive integer")
@@ -95,7 +98,7 @@ def spec_of(args) -> job.EvaluationSpec:
     return job.EvaluationSpec(
         hr_dir=args.hr_dir, scale=args.scale, methods=tuple(args.method), models=tuple(args.model), sr_dir=args.sr_dir,
         names=tuple(args.name), metrics=tuple(args.metric), degradation=args.degradation, tile=args.tile,
-        max_pixels=args.max_pixels, out=args.out, progress=not args.quiet,
+        max_pixels=args.max_pixels, out=args.out, progress=not args.quiet, precision=args.precision,
     )
 
 
@@ -106,16 +109,35 @@ def _print_skipped(skipped: dict, header: str | None) -> None:
         print(f"  {why}", file=sys.stderr)
 
 
+def _precision_problem(spec) -> str | None:
+    """Why --precision cannot run here (bfloat16 on a CPU without it), or None."""
+    if not spec.models:
+        return None
+    from srkeras.inference.precision import PrecisionError, resolve_precision
+
+    try:
+        resolve_precision(spec.precision, "score")
+    except PrecisionError as e:
+        return f"--precision {spec.precision}: {e}"
+    return None
+
+
 def main(argv=None) -> int:
-    spec = spec_of(parse_args(argv))
-    problem = job.start_up_problem(spec, time.time())
+    args = parse_args(argv)
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
+    spec = spec_of(args)
+    problem = _precision_problem(spec) or job.start_up_problem(spec, time.time())
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_FAILED
     try:
         result = job.run(spec)
     except (FileNotFoundError, job.SizeMismatch) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from srkeras.pretrained import hint_for
+
+        print(f"error: {e}{hint_for(e, spec.models)}", file=sys.stderr)
         return EXIT_FAILED
     except job.EvaluationError as e:
         raise SystemExit(f"error: {e}") from None

@@ -17,7 +17,6 @@ failed write (disk full) names the path. Errors: one line, exit 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -61,8 +60,11 @@ def main(argv=None) -> int:
         "--channels-first-to-last", action="store_true", help="rebuild a channels_first model as channels_last first"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
     problem = _destination_problem(args.out, args.format, args.overwrite)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -72,7 +74,10 @@ def main(argv=None) -> int:
     try:
         served = load_generator(args.model)
     except (ModelNotFoundError, OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from srkeras.pretrained import did_you_mean
+
+        hint = did_you_mean(args.model) if isinstance(e, ModelNotFoundError) else ""
+        print(f"error: {e}{hint}", file=sys.stderr)
         return 2
     if args.channels_first_to_last:
         from srkeras.inference.serving import to_channels_last

@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-images", type=int, help="use only the first N images")
     p.add_argument("--tile", type=int, help="tile size for --model inference")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
+                   help="--model compute precision (auto: float32 for stimuli; bfloat16 only where the CPU has it)")
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
                    help="metric stored per stimulus (repeat; psnr and ssim are always stored)")
     p.add_argument("--sampling", choices=("balanced", "active", "adaptive"), default="balanced",
@@ -83,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(e.g. https://app.prolific.com/submissions/complete?cc={code})")
     p.add_argument("--qualification", action=argparse.BooleanOptionalAction, default=None,
                    help="screen check and practice with feedback before rating (default: on with --crowd)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     return p
 
 
@@ -95,6 +98,7 @@ def spec_of(a) -> StudySpec:
         max_images=a.max_images, tile=a.tile, metrics=tuple(a.metric) or DEFAULT_METRICS, progress=not a.no_progress,
         crowd=a.crowd, completion_url=a.completion_url, qualification=a.qualification,
         sampling=a.sampling, target_half_width=a.target_half_width,
+        precision=a.precision,
     )
 
 
@@ -114,11 +118,25 @@ def _report(info, summary: dict) -> None:
 
 
 def main(argv=None) -> int:
-    spec = spec_of(_parser().parse_args(argv))
+    args = _parser().parse_args(argv)
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
+    spec = spec_of(args)
+    if spec.models and spec.precision != "float32":
+        from srkeras.inference.precision import PrecisionError, resolve_precision
+
+        try:
+            resolve_precision(spec.precision, "score")
+        except PrecisionError as e:
+            print(f"--precision {spec.precision}: {e}", file=sys.stderr)
+            return EXIT_INPUT
     try:
         info, summary = make_study(spec)  # notes and skipped files on standard error
     except StudyInputError as e:  # what the library refused, said as it said it
-        print(e, file=sys.stderr)
+        from srkeras.pretrained import hint_for
+
+        print(f"{e}{hint_for(e, [m.split('=', 1)[-1] for m in spec.models])}", file=sys.stderr)
         return EXIT_INPUT
     _report(info, summary)
     return EXIT_INPUT if summary["skipped"] else 0

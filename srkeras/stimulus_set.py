@@ -244,7 +244,7 @@ class StimulusSet:
         return out
 
 
-def load_models(specs: Iterable[StudyModel], scale: int, tile: int | None = None) -> dict:
+def load_models(specs: Iterable[StudyModel], scale: int, tile: int | None = None, precision: str = "float32") -> dict:
     """``{name: lr -> sr}`` for trained generators (imports TensorFlow only when there are any).
 
     Raises :class:`ModelError` for a missing or unreadable model or one of another scale.
@@ -257,7 +257,7 @@ def load_models(specs: Iterable[StudyModel], scale: int, tile: int | None = None
     out = {}
     for m in specs:
         try:
-            model = inference.load_generator(m.path)
+            model = inference.load_generator(m.path, precision=precision, purpose="score")
             s = inference.model_scale(model)
         except (OSError, ValueError) as e:  # ModelNotFoundError is a FileNotFoundError
             raise ModelError(f"--model {m.path}: {e}") from None

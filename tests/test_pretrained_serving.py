@@ -85,7 +85,9 @@ def test_upscale_cli_reproduces_ncnn(name, tile, served, no_probe, tmp_path, mon
     assert ModelSidecar.read(served / f"{name}.keras").pre_pad == 10
     calls = _model_calls(monkeypatch)
     out = tmp_path / "out"
-    rc = upscale.main([str(FIX / "ncnn_input.png"), "--model", name, "--tile", str(tile), "--out", str(out), "--quiet"])
+    # float32: the exactness to ncnn (the default, auto, is bfloat16 on a CPU with AMX / AVX512-BF16)
+    rc = upscale.main([str(FIX / "ncnn_input.png"), "--model", name, "--tile", str(tile), "--out", str(out), "--quiet",
+                       "--precision", "float32"])  # fmt: skip
     assert rc == 0
     got = np.asarray(Image.open(out / "ncnn_input.png").convert("RGB"), np.int16)
     ref = np.asarray(Image.open(FIX / f"ncnn_{name}.png").convert("RGB"), np.int16)

@@ -52,12 +52,15 @@ def _load_keras(path: Path):
     return model, (sidecar.network_facts() if sidecar else NetworkFacts())
 
 
-def load_generator(spec, dtype: str | None = "float32") -> ServedModel:
+def load_generator(spec, dtype: str | None = "float32", precision: str | None = None, purpose: str = "serve") -> ServedModel:
     """Load the generator ``spec`` (RUN_DIR, PATH.keras, SavedModel dir, NAME, a keras.Model or a
     ServedModel) as a :class:`~srkeras.inference.served.ServedModel`.
 
     ``dtype="float32"`` (default; what CPUs need) replaces a float16/bfloat16-policy model by a
     float32 clone; ``dtype=None`` keeps the policy it was saved with (e.g. mixed_float16 on GPU).
+    ``precision`` ("float32", "bfloat16", "auto"; None: as ``dtype`` says) then sets the compute
+    precision for ``purpose`` ("serve" or "score"): :mod:`srkeras.inference.precision`
+    (:class:`~srkeras.inference.precision.PrecisionError`, a ValueError, where bfloat16 is not native).
     """
     import keras
 
@@ -70,9 +73,13 @@ def load_generator(spec, dtype: str | None = "float32") -> ServedModel:
             return ServedModel(_load_savedmodel(path))
         model, facts = _load_keras(path)
     if dtype == "float32":
-        from srkeras.inference.serving import as_float32
+        from srkeras.inference.precision import as_float32
 
         model = as_float32(model)
+    if precision is not None:
+        from srkeras.inference.precision import as_precision, resolve_precision
+
+        model = as_precision(model, resolve_precision(precision, purpose, "cpu" if dtype else "gpu", model))
     return ServedModel(model, dataclasses.replace(facts))
 
 

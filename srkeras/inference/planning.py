@@ -38,6 +38,8 @@ CHUNK_BYTES = 8 * 1024**2  # upscale_bands yields output rows in pieces of about
 CALL_FLOPS = 2e7  # per-call overhead (dispatch, padding, copies) counted as this many FLOPs
 PLAN_SLACK = 0.03  # extra FLOPs the planner accepts for a smaller peak (module docstring)
 TIGHT_TILE = 16  # tile edge used when no window fits the budget
+BOUND_WASTE = 1.25  # a plan from the analytic receptive-field bound computing more than this x the untiled
+# FLOPs: the effective receptive field is probed once instead (served.ServedModel.bound_margins)
 
 
 def parse_memory(value) -> int | None:
@@ -317,6 +319,20 @@ def _tile_plan(served: ServedModel, req: PlanRequest, m: Margins) -> TilePlan:
     return p
 
 
+SMALL_PIXELS = 64 * 64  # LR px: an image this small runs whole when a generous per-pixel bound fits the budget
+SMALL_FLOATS_PER_PIXEL = 256 * 16 * 3  # live floats per LR px assumed for it (256 channels at x4, 3 live maps)
+
+
+def _small_image(served: ServedModel, h: int, w: int, max_memory) -> bool:
+    """Whether an h x w image is small enough to run untiled without measuring the model's costs (a
+    graph walk and a trunk/tail split: seconds for a deep model, the start-up of a thumbnail's run)."""
+    if h * w > SMALL_PIXELS:
+        return False
+    scale = served.facts.scale or 4
+    need = h * w * SMALL_FLOATS_PER_PIXEL * max(1.0, (scale / 4) ** 2) * 4.0 * 2.0
+    return need <= ACTIVATION_SHARE * (parse_memory(max_memory) or DEFAULT_MAX_MEMORY)
+
+
 def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=None, channels=3) -> TilePlan:
     """Choose tile sizes, overlaps and batches from an explicit ``tile`` or a memory budget.
 
@@ -330,10 +346,18 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
     if tile == 0:
         return TilePlan(tile=h, tile_w=w, overlap=0, batch_size=1, exact=True)
     served = serve(model)
+    if tile is None and overlap is None and _small_image(served, h, w, max_memory):
+        return TilePlan(tile=h, tile_w=w, overlap=0, batch_size=1, exact=True)
     req = PlanRequest(h, w, tile, parse_memory(max_memory) or DEFAULT_MAX_MEMORY, batch_size, overlap, channels)
     if req not in served.plans:  # tile_count() and upscale_bands() plan the same image: search once
         m = served.margins(overlap)
         p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
+        if m.bound and work_ratio(served, (h, w), p) > BOUND_WASTE:  # deep model, large image: probe once
+            served.note("the analytic receptive field makes these tiles wasteful; measuring the effective one "
+                        "once (impulse probe)")  # fmt: skip
+            served.measure_fields()
+            m = served.margins(overlap)
+            p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
         if batch_size is not None:
             p = dataclasses.replace(p, batch_size=int(batch_size), tail_batch=int(batch_size))
         served.plans[req] = p
@@ -342,6 +366,7 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
 
 __all__ = [
     "ACTIVATION_SHARE",
+    "BOUND_WASTE",
     "CHUNK_BYTES",
     "DEFAULT_MAX_MEMORY",
     "PLAN_SLACK",

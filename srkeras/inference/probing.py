@@ -56,10 +56,14 @@ def impulse_bases(channels: int, size: int, seed: int = 0) -> np.ndarray:
     return np.stack([rng.random((size, size, channels), dtype=np.float32), np.full((size, size, channels), 0.5, np.float32)])
 
 
-def measure_receptive_field(runner, make_bases, scale: int, tol: float = RF_TOL, max_probe: int = PROBE_SIZES[-1]) -> int | None:
+def measure_receptive_field(runner, make_bases, scale: int, tol: float = RF_TOL, max_probe: int = PROBE_SIZES[-1],
+                            progress=None) -> int | None:
     """Radius (LR px) found by the impulse probe (module docstring) of a traced ``runner``
-    upscaling ``scale`` on ``make_bases(size)`` inputs; None when global."""
+    upscaling ``scale`` on ``make_bases(size)`` inputs; None when global. ``progress``: callable(message)
+    told of each probe size."""
     for p in [q for q in PROBE_SIZES if q <= max_probe] or [max_probe]:
+        if callable(progress):
+            progress(f"  probe {p}x{p} LR px")
         base = make_bases(p)
         probe = base.copy()
         cy = p // 2

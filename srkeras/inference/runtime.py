@@ -20,8 +20,16 @@ def model_channels(model) -> int:
     return input_channels(model)[0]
 
 
+EAGER_PIXELS = 48 * 48  # batch pixels (N x H x W) up to which the first calls run eagerly
+EAGER_CALLS = 2  # calls run eagerly before the function is traced
+
+
 def traced_runner(model):
-    """A traced inference function on (N, H, W, C) float32 with dynamic N, H, W.
+    """An inference function on (N, H, W, C) float32 with dynamic N, H, W: traced (``tf.function``),
+    except the first :data:`EAGER_CALLS` calls on at most :data:`EAGER_PIXELS` batch pixels, which run
+    eagerly: tracing a deep model (RRDBNet: 700+ layers) costs seconds, more than running it eagerly
+    on one small image does (a fresh process upscaling a thumbnail; the scale check), and a process
+    that makes many calls traces once.
 
     A model with several inputs takes them concatenated along channels; several outputs come back
     concatenated the same way (trunk -> tail features travel as one array). The function holds
@@ -33,12 +41,21 @@ def traced_runner(model):
     chans = input_channels(model)
     ref = weakref.ref(model)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, sum(chans)], tf.float32)], reduce_retracing=True)
-    def run(x):
+    def forward(x):
         xs = x if len(chans) == 1 else tf.split(x, chans, axis=-1)
         y = ref()(xs, training=False)
         ys = [tf.cast(t, tf.float32) for t in (y if isinstance(y, (list, tuple)) else [y])]
         return ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
+
+    traced = tf.function(forward, input_signature=[tf.TensorSpec([None, None, None, sum(chans)], tf.float32)],
+                         reduce_retracing=True)  # fmt: skip
+    calls = [0]
+
+    def run(x):
+        calls[0] += 1
+        if calls[0] <= EAGER_CALLS and int(np.prod(np.shape(x)[:3])) <= EAGER_PIXELS:
+            return forward(tf.convert_to_tensor(x))
+        return traced(x)
 
     return run
 

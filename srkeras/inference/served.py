@@ -56,6 +56,8 @@ class NetworkFacts:
     receptive_field: int | None | Unmeasured = UNMEASURED  # LR px; None: global (at probing.RF_TOL)
     tail_receptive_field: int | None | Unmeasured = UNMEASURED  # of the tail on the trunk's features
     pre_pad: int = 0  # LR px of reflect padding around the whole image (the original runtime's)
+    receptive_field_bound: int | None = None  # analytic radius, LR px (srkeras.inference.receptive); None: unknown
+    tail_receptive_field_bound: int | None = None  # the tail's, when split
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Margins:
     trunk: int
     tail: int  # 0 when the model runs whole
     exact: bool  # False when a receptive field is global: tiled output then differs from untiled
+    bound: bool = False  # from the analytic bounds (the probe has not run): wider than needed for deep models
 
 
 @dataclass(eq=False)
@@ -75,6 +78,7 @@ class ServedModel:
     facts: NetworkFacts = field(default_factory=NetworkFacts)
     borrowed: InitVar[bool] = False  # True: refer to the model weakly (see serve)
     plans: dict = field(default_factory=dict, repr=False)  # TilePlan by request, filled by planning.plan
+    progress: object = field(default=None, repr=False)  # callable(message) for steps that take a while (probes)
     _ref: weakref.ref = field(init=False, repr=False)
     _owned: object = field(init=False, repr=False)  # the model when this object owns it, else None
 
@@ -92,11 +96,34 @@ class ServedModel:
 
     def rebuilt(self, transform) -> ServedModel:
         """A ServedModel of ``transform(model)`` (a rewrite of the same network) keeping its :class:`NetworkFacts`."""
-        return ServedModel(transform(self.model), dataclasses.replace(self.facts))
+        new = ServedModel(transform(self.model), dataclasses.replace(self.facts))
+        new.progress = self.progress
+        return new
+
+    def note(self, message: str) -> None:
+        """Tell :attr:`progress` (if any) about a step that may take a while."""
+        if callable(self.progress):
+            self.progress(message)
 
     @property
     def pre_pad(self) -> int:
         return self.facts.pre_pad
+
+    @cached_property
+    def precision(self) -> str:
+        """The compute precision: "bfloat16" when any layer computes in it, else "float32"
+        (:mod:`srkeras.inference.precision`)."""
+        from srkeras.inference.precision import precision_of
+
+        return precision_of(self.model)
+
+    def with_precision(self, precision: str, purpose: str = "serve", device: str = "cpu") -> ServedModel:
+        """This model computing in ``precision`` ("float32", "bfloat16" or "auto" for ``purpose``);
+        itself when it already does. Raises PrecisionError (a ValueError) for bfloat16 where it is not native."""
+        from srkeras.inference.precision import as_precision, resolve_precision
+
+        want = resolve_precision(precision, purpose, device, self.model)
+        return self if want == self.precision else self.rebuilt(lambda m: as_precision(m, want))
 
     @cached_property
     def channels(self) -> int:
@@ -124,7 +151,9 @@ class ServedModel:
     def measure_receptive_field(self, tol: float = probing.RF_TOL, max_probe: int = probing.PROBE_SIZES[-1]) -> int | None:
         """The impulse probe of the whole model at ``tol`` and ``max_probe`` (not kept)."""
         c = self.channels
-        return probing.measure_receptive_field(self.runner, lambda p: probing.impulse_bases(c, p), self.scale, tol, max_probe)
+        self.note("measuring the receptive field (impulse probe; once per model)")
+        return probing.measure_receptive_field(self.runner, lambda p: probing.impulse_bases(c, p), self.scale, tol, max_probe,
+                                               progress=self.progress)  # fmt: skip
 
     @cached_property
     def size_multiple(self) -> int:
@@ -165,6 +194,35 @@ class ServedModel:
         """Live bytes and FLOPs per LR pixel of the stages the model runs as."""
         return probing.measure_costs(self.model, self.runner, self.split, self.scale, self.channels)
 
+    def measure_fields(self) -> None:
+        """Probe the effective receptive fields (whole model, tail) now, on float32: a bfloat16 model's
+        rounding would make every perturbation look global. Kept in :attr:`facts`."""
+        src = self
+        if self.precision == "bfloat16":
+            from srkeras.inference.precision import as_float32
+
+            src = ServedModel(as_float32(self.model), dataclasses.replace(self.facts))
+            src.progress = self.progress
+        self.facts.receptive_field = src.receptive_field
+        self.facts.tail_receptive_field = src.tail_receptive_field
+
+    def has_measured_field(self) -> bool:
+        """Whether the (effective, probed) receptive field is known: no probe is needed for margins."""
+        return self.facts.receptive_field is not UNMEASURED
+
+    def bound_margins(self) -> Margins | None:
+        """Margins from the analytic bounds (sidecar, :mod:`srkeras.inference.receptive`) when the effective
+        field has not been measured, so no probe runs; None otherwise. Tiling with them is exact."""
+        f = self.facts
+        if self.has_measured_field() or f.receptive_field_bound is None:
+            return None
+        if self.split is None:
+            return Margins(f.receptive_field_bound + 2, 0, True, bound=True)
+        if f.tail_receptive_field_bound is None:
+            return None
+        tail = f.tail_receptive_field_bound + 2
+        return Margins(max(f.receptive_field_bound + 2, tail), tail, True, bound=True)
+
     def margins(self, overlap: int | None = None) -> Margins:
         """Tile margins: ``overlap`` for both stages when given, else ``R + 2`` and ``R_tail + 2``.
 
@@ -176,6 +234,9 @@ class ServedModel:
         if overlap is not None:
             o = int(overlap)
             return Margins(o, o if self.split is not None else 0, True)
+        bounded = self.bound_margins()
+        if bounded is not None:
+            return bounded
         rf = self.receptive_field
         tail_rf = self.tail_receptive_field
         exact = rf is not None and tail_rf is not None

@@ -6,7 +6,8 @@
   are layer-by-layer rebuilds (:func:`srkeras.models.graph.rebuild`); these functions take and give
   ``keras.Model``s, and :meth:`srkeras.inference.served.ServedModel.rebuilt` applies one to a served
   model keeping what is known of the network (scale, receptive fields, pre-padding).
-* bfloat16 (:func:`as_bfloat16`, policy ``mixed_bfloat16``: float32 weights, bfloat16 maths) is
+* bfloat16 (:func:`as_bfloat16`, policy ``mixed_bfloat16``: float32 weights, bfloat16 maths; see
+  :mod:`srkeras.inference.precision` for which layers stay float32) is
   fast only where the CPU has bfloat16 instructions (x86 AVX512_BF16 / AMX, Arm BF16);
   :func:`bf16_supported` checks. It costs accuracy: 8 mantissa bits; the benchmark reports the
   PSNR change.
@@ -22,66 +23,28 @@
 from __future__ import annotations
 
 import copy
-import re
 
 import numpy as np
 
-from srkeras.models.graph import all_layers, rebuild
-
-
-def compute_dtypes(model) -> set:
-    """Compute dtypes of every layer of ``model``, nested models' layers included."""
-    return {str(getattr(layer, "compute_dtype", "float32")) for layer in all_layers(model)}
-
-
-def _set_policy(cfg, policy):
-    if isinstance(cfg, dict):
-        for k, v in list(cfg.items()):
-            is_policy = isinstance(v, dict) and v.get("class_name", "").endswith("DTypePolicy")
-            if k == "dtype" and "keras_history" not in cfg and is_policy:
-                cfg[k] = policy
-            else:
-                _set_policy(v, policy)
-    elif isinstance(cfg, list):
-        for v in cfg:
-            _set_policy(v, policy)
+from srkeras.inference.precision import (
+    DEFAULT_KEEP,
+    as_float32,
+    bf16_supported,
+    compute_dtypes,
+    float32_layers,
+    with_policies,
+)
 
 
 def with_dtype_policy(model, policy: str):
     """Clone of ``model`` with every layer's dtype policy set to ``policy`` and the same weights."""
-
-    def config_of(layer):
-        cfg = copy.deepcopy(layer.get_config())
-        _set_policy(cfg, policy)  # the layer's own policy and those of layers nested in it
-        return cfg
-
-    new = rebuild(model, config_of=config_of, weights=False)
-    new.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
-    return new
+    return with_policies(model, policy)
 
 
-def as_float32(model):
-    """``model`` itself if it computes in float32, else a float32 clone (for CPU serving)."""
-    if compute_dtypes(model) <= {"float32"}:
-        return model
-    return with_dtype_policy(model, "float32")
-
-
-def as_bfloat16(model):
-    """Clone computing in bfloat16 with float32 weights (``mixed_bfloat16``)."""
-    return with_dtype_policy(model, "mixed_bfloat16")
-
-
-def bf16_supported() -> bool:
-    """True if the CPU has native bfloat16 instructions (otherwise bfloat16 is emulated and slow)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        import platform
-
-        return platform.machine() == "arm64"  # Apple M2 and later have BF16
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16|bf16)\b", flags))
+def as_bfloat16(model, keep=DEFAULT_KEEP):
+    """Clone computing in bfloat16 with float32 weights (``mixed_bfloat16``); the layers of
+    :func:`srkeras.inference.precision.float32_layers` (``keep``; ``()``: none) stay float32."""
+    return with_policies(model, "mixed_bfloat16", float32_layers(model, keep))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,3 +150,14 @@ def to_channels_last(model, check: bool = True, size: int = 24, atol: float = 1e
             if diff > atol:
                 raise ValueError(f"channels_last rebuild disagrees with the original by {diff:.3g} (> {atol})")
     return new, report
+
+
+__all__ = [
+    "as_bfloat16",
+    "as_float32",
+    "bf16_supported",
+    "compute_dtypes",
+    "run_reference",
+    "to_channels_last",
+    "with_dtype_policy",
+]

@@ -6,7 +6,8 @@ and what serving needs without probing (:class:`~srkeras.inference.served.Networ
 scale (``scale``, nominal; ``scale_probed``, measured), the reflect pre-padding of the original
 runtime (``pre_pad``, LR px, ``pad_mode`` "reflect"), and the receptive fields measured with the
 probe tolerance ``rf_tol`` (``receptive_field``; ``tail_receptive_field`` for a model split into
-trunk and tail). Installed models add where they come from (``arch``, ``licence``, ``params`` and,
+trunk and tail), and the analytic bounds of both (``receptive_field_bound``,
+``tail_receptive_field_bound``: :mod:`srkeras.inference.receptive`), which tile exactly without a probe. Installed models add where they come from (``arch``, ``licence``, ``params`` and,
 under their own keys, ``source``, ``verification``, ``options``...: :attr:`ModelSidecar.about`).
 
 Versions. 1 (``sidecar_version: 1``): written by this module and by the model store since
@@ -58,6 +59,8 @@ class ModelSidecar:
     receptive_field: int | None = None
     rf_tol: float | None = None
     tail_receptive_field: int | None = None
+    receptive_field_bound: int | None = None  # analytic (srkeras.inference.receptive): exact tiling, no probe
+    tail_receptive_field_bound: int | None = None
     probe_error: str | None = None  # why a measurement failed at install time
     arch: str | None = None
     licence: str | None = None
@@ -73,7 +76,8 @@ class ModelSidecar:
         if not isinstance(version, int) or version > SIDECAR_VERSION:
             return None
         typed = {f.name for f in dataclasses.fields(cls)} - {"version", "about"}
-        counts = ("scale", "scale_probed", "pre_pad", "receptive_field", "tail_receptive_field", "params")
+        counts = ("scale", "scale_probed", "pre_pad", "receptive_field", "tail_receptive_field", "params",
+                  "receptive_field_bound", "tail_receptive_field_bound")
         values = {k: (_count(data.get(k)) if k in counts else data.get(k)) for k in typed}
         about = {k: v for k, v in data.items() if k not in typed and k != "sidecar_version"}
         return cls(version=version, about=about, **values)
@@ -93,7 +97,9 @@ class ModelSidecar:
 
     def network_facts(self) -> NetworkFacts:
         """What this sidecar tells serving; a receptive field measured at another tolerance is left out."""
-        facts = NetworkFacts(scale=self.scale_probed or self.scale or None, pre_pad=self.pre_pad or 0)
+        facts = NetworkFacts(scale=self.scale_probed or self.scale or None, pre_pad=self.pre_pad or 0,
+                             receptive_field_bound=self.receptive_field_bound,
+                             tail_receptive_field_bound=self.tail_receptive_field_bound)
         if facts.pre_pad and self.pad_mode not in (None, "reflect"):
             raise ValueError(f"sidecar pad_mode {self.pad_mode!r}: only 'reflect' is supported")
         if self.receptive_field is not None and self.rf_tol == RF_TOL:
@@ -111,7 +117,9 @@ class ModelSidecar:
         tail_rf = facts.tail_receptive_field if isinstance(facts.tail_receptive_field, int) else None
         measured = {"receptive_field": rf, "rf_tol": RF_TOL if rf is not None else None,
                     "tail_receptive_field": tail_rf if rf is not None else None}  # fmt: skip
-        base = {"pre_pad": facts.pre_pad, "pad_mode": "reflect" if facts.pre_pad else None, "scale": facts.scale}
+        base = {"pre_pad": facts.pre_pad, "pad_mode": "reflect" if facts.pre_pad else None, "scale": facts.scale,
+                "receptive_field_bound": facts.receptive_field_bound,
+                "tail_receptive_field_bound": facts.tail_receptive_field_bound}  # fmt: skip
         return cls(**{**base, **measured, **fields})
 
     def to_json(self) -> dict:

@@ -20,6 +20,7 @@ Models are installed in the model store (:mod:`srkeras.inference.store`) with a 
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
@@ -54,16 +55,45 @@ def get(name: str):
         raise UnknownModelError(f"{e}; metric assets: {', '.join(METRIC_ASSETS)}") from None
 
 
-def fetch(name: str, run_probe: bool = True, noise_level: int | None = None) -> Path:
-    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`); ``noise_level``:
-    an SRMD model at that sigma, installed as ``NAME_noiseN``."""
+def close_names(name: str, n: int = 3) -> list[str]:
+    """Known model names (catalogue, metric assets, installed models) close to ``name`` (difflib), best first."""
+    from srkeras.inference.store import list_models
+
+    known = dict.fromkeys([*CATALOGUE, *METRIC_ASSETS, *(p.stem if p.is_file() else p.name for p in list_models())])
+    return difflib.get_close_matches(str(name), list(known), n=n, cutoff=0.6)
+
+
+def did_you_mean(name: str) -> str:
+    """' Did you mean 'x'?' for a mistyped model name (:func:`close_names`), or '' when nothing is close
+    or ``name`` is known (a path, or a catalogue name that only needs fetching)."""
+    name = str(name)
+    if "/" in name or "\\" in name or name.endswith(".keras") or name in CATALOGUE or name in METRIC_ASSETS:
+        return ""
+    close = [c for c in close_names(name) if c != name]
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def hint_for(message, specs) -> str:
+    """:func:`did_you_mean` for the first of ``specs`` (what the user typed as --model) that the error
+    ``message`` names as not installed; '' otherwise."""
+    text = str(message)
+    for spec in specs:
+        if "is not installed" in text and repr(str(spec)) in text:
+            return did_you_mean(spec)
+    return ""
+
+
+def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = None, progress=None) -> Path:
+    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`); ``run_probe``
+    and ``progress``: :func:`srkeras.pretrained.fetching.fetch`; ``noise_level``: an SRMD model at that
+    sigma, installed as ``NAME_noiseN``."""
     if name in METRIC_ASSETS and noise_level is None:
         return metric_assets.fetch(name)
-    return _fetch_model(name, run_probe=run_probe, noise_level=noise_level)
+    return _fetch_model(name, run_probe=run_probe, noise_level=noise_level, progress=progress)
 
 
-def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool = True,
-               overwrite: bool = False):
+def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool | None = None,
+               overwrite: bool = False, progress=None):
     """Convert a PyTorch ``.pth`` or ``.safetensors`` checkpoint (see :mod:`srkeras.pretrained.pth`;
     ``arch`` None: detected, :mod:`srkeras.pretrained.detect`) and install it as ``name``.
 
@@ -93,7 +123,7 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
              "format": "pth", "input_range": [0.0, 1.0], "output_range": [0.0, 1.0], "unmapped_keys": unmapped}  # fmt: skip
     sidecar = ModelSidecar(licence="user-supplied checkpoint: see its publisher's licence", arch=found_arch, scale=s,
                            pre_pad=0, params=int(model.count_params()), about=about,
-                           **(measure_for_sidecar(model) if run_probe else {}))  # fmt: skip
+                           **measure_for_sidecar(model, run_probe, progress))  # fmt: skip
     return store.install(name, lambda tmp: model.save(tmp), sidecar), unmapped
 
 
@@ -113,7 +143,10 @@ __all__ = [
     "UnknownArchitectureError",
     "UnknownModelError",
     "VerificationError",
+    "close_names",
+    "did_you_mean",
     "fetch",
     "get",
+    "hint_for",
     "import_pth",
 ]

