@@ -101,3 +101,34 @@ def test_a_model_of_unknown_reach_is_probed_with_progress():
     assert any("probe 48x48" in s for s in steps)
     x = np.zeros((1, 8, 8, 3), np.float32)
     assert np.asarray(m(x)).shape == (1, 16, 16, 3)
+
+
+@pytest.mark.parametrize("arch, options, whole", [
+    ("realcugan", {}, True),  # squeeze-excitation gates average the whole image
+    ("waifu2x_cunet", {}, True),
+    ("omnisr", {"num_feat": 16, "res_num": 1}, True),  # channel attention pools the whole image
+    ("rrdbnet", {"num_blocks": 1, "num_features": 16, "growth": 8}, False),
+    ("srvgg_compact", {"num_conv": 2}, False),
+])
+def test_whole_image_models_are_known_global_without_a_probe(monkeypatch, arch, options, whole):
+    """Global pooling makes every output pixel depend on the whole input: the graph says so (the probe
+    took ~10 min to say it for DAT-light), the sidecar records it and serving treats the field as global."""
+    from srkeras.inference.receptive import reads_whole_image
+    from srkeras.inference.sidecar import ModelSidecar
+    from srkeras.pretrained.fetching import measure_for_sidecar
+
+    scale = 2 if arch != "omnisr" else 4
+    m = build(arch, scale=scale, **options)
+    assert reads_whole_image(m) is whole
+    if not whole:
+        return
+
+    def refuse(*a, **k):
+        raise AssertionError("probed")
+
+    monkeypatch.setattr(probing, "measure_receptive_field", refuse)
+    got = measure_for_sidecar(m, run_probe=None)
+    assert got["whole_image"] is True and "receptive_field" not in got
+    facts = ModelSidecar(**got).network_facts()
+    assert facts.receptive_field is None and facts.tail_receptive_field is None  # global, not unmeasured
+    assert ServedModel(m).receptive_field is None  # a bare model: the graph, not the probe

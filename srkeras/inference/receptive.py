@@ -19,6 +19,11 @@ The result is the radius in LR pixels of the model input: an upper bound on what
 (:mod:`srkeras.inference.probing`) measures, exact for tiling (tiled == untiled bit for bit, in any
 precision). It is ``None`` -- use the probe -- when the graph is not functional or has a layer
 whose reach is not known (a custom layer, attention, global pooling).
+
+:func:`reads_whole_image` tells the models whose output at every pixel depends on the whole input
+(global average/max pooling, e.g. the squeeze-excitation gates of Real-CUGAN and waifu2x cunet, the
+channel interactions of DAT and OmniSR; or a layer declaring ``reads_whole_image = True``): their
+receptive field is global, known without a probe, and no tiling reproduces them exactly.
 """
 
 from __future__ import annotations
@@ -103,6 +108,20 @@ def backward(model, r_out: int = 0) -> list[int]:
     return [need.get(id(t), 0) for t in graph.inputs]
 
 
+GLOBAL_LAYERS = frozenset({"GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
+                           "GlobalMaxPooling1D"})  # fmt: skip
+
+
+def reads_whole_image(model) -> bool:
+    """Whether a layer of ``model`` (nested models included) pools over the whole image (module docstring)."""
+    for layer in getattr(model, "layers", ()):
+        if type(layer).__name__ in GLOBAL_LAYERS or getattr(layer, "reads_whole_image", False):
+            return True
+        if hasattr(layer, "layers") and reads_whole_image(layer):
+            return True
+    return False
+
+
 def analytic_receptive_field(model) -> int | None:
     """Receptive-field radius (LR px) of ``model`` from its layer graph (module docstring); None when
     the graph is not functional or holds a layer of unknown reach."""
@@ -112,4 +131,4 @@ def analytic_receptive_field(model) -> int | None:
         return None
 
 
-__all__ = ["analytic_receptive_field", "backward"]
+__all__ = ["analytic_receptive_field", "backward", "reads_whole_image"]

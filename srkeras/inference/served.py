@@ -145,7 +145,10 @@ class ServedModel:
     def receptive_field(self) -> int | None:
         """Receptive-field radius (LR px) of the whole model; None if global."""
         if self.facts.receptive_field is UNMEASURED:
-            self.facts.receptive_field = self.measure_receptive_field()
+            from srkeras.inference.receptive import reads_whole_image
+
+            # global pooling: global, known from the graph (the probe would take minutes to say so)
+            self.facts.receptive_field = None if reads_whole_image(self.model) else self.measure_receptive_field()
         return self.facts.receptive_field
 
     def measure_receptive_field(self, tol: float = probing.RF_TOL, max_probe: int = probing.PROBE_SIZES[-1]) -> int | None:

@@ -61,6 +61,7 @@ class ModelSidecar:
     tail_receptive_field: int | None = None
     receptive_field_bound: int | None = None  # analytic (srkeras.inference.receptive): exact tiling, no probe
     tail_receptive_field_bound: int | None = None
+    whole_image: bool | None = None  # the network pools over the whole image: global field, no probe needed
     probe_error: str | None = None  # why a measurement failed at install time
     arch: str | None = None
     licence: str | None = None
@@ -102,7 +103,9 @@ class ModelSidecar:
                              tail_receptive_field_bound=self.tail_receptive_field_bound)
         if facts.pre_pad and self.pad_mode not in (None, "reflect"):
             raise ValueError(f"sidecar pad_mode {self.pad_mode!r}: only 'reflect' is supported")
-        if self.receptive_field is not None and self.rf_tol == RF_TOL:
+        if self.whole_image is True:  # global (srkeras.inference.receptive.reads_whole_image): no probe
+            facts.receptive_field = facts.tail_receptive_field = None
+        elif self.receptive_field is not None and self.rf_tol == RF_TOL:
             facts.receptive_field = self.receptive_field
             if self.tail_receptive_field is not None:
                 facts.tail_receptive_field = self.tail_receptive_field

@@ -26,7 +26,7 @@ import numpy as np
 
 from srkeras.files import display_name, sha256_file
 from srkeras.inference import probing, store
-from srkeras.inference.receptive import analytic_receptive_field
+from srkeras.inference.receptive import analytic_receptive_field, reads_whole_image
 from srkeras.inference.served import ServedModel
 from srkeras.inference.sidecar import ModelSidecar
 from srkeras.pretrained import (
@@ -248,10 +248,13 @@ def verify_fixture(entry: catalogue.Entry, model, files: dict[str, Path]) -> flo
 
 def analytic_bounds(model) -> dict:
     """The analytic receptive-field radii (:mod:`srkeras.inference.receptive`) of ``model`` and of its tail
-    when split, as sidecar fields; empty when the graph has a layer of unknown reach. The split is made on
+    when split, as sidecar fields (``whole_image`` for a model that pools over the whole image); empty when
+    the graph has a layer of unknown reach. The split is made on
     a clone: trunk and tail views add nodes to the layers they share, which ``model.save`` then trips on."""
     import keras
 
+    if reads_whole_image(model):  # global receptive field: known from the graph, no probe can do better
+        return {"whole_image": True}
     rf = analytic_receptive_field(model)
     if rf is None:
         return {}
