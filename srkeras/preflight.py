@@ -111,7 +111,9 @@ class Preflight:
             if str(spec) in CATALOGUE:
                 self.add(f"{flag} {spec}: pretrained model not installed", fetch=[str(spec)])
             else:
-                self.add(f"{flag} {e}")
+                from srkeras.pretrained import did_you_mean
+
+                self.add(f"{flag} {e}{did_you_mean(spec)}")
 
     def model_file(self, spec, flag: str) -> None:
         """A ``.keras`` file or a run folder holding ``model.keras`` (``--init-from``, ``--start``)."""
