@@ -231,17 +231,27 @@ _migrate_lock = threading.Lock()
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run ``alembic upgrade <revision>`` on ``engine``, serialised across processes.
 
-    SQLite: inside ``BEGIN IMMEDIATE`` (one migrating process at a time); PostgreSQL: under a
+    SQLite: inside ``BEGIN IMMEDIATE`` (one migrating process at a time), foreign keys off while batch
+    operations rebuild tables (checked with ``foreign_key_check`` before the commit); PostgreSQL: under a
     transaction-level advisory lock.
     """
     from alembic import command
 
     with _migrate_lock, engine.connect() as conn:
         conn = conn.execution_options(srkeras_immediate=True)
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(724115)"))
-            command.upgrade(alembic_config(conn), revision)
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # batch migrations rebuild tables: a DROP TABLE with foreign keys on would cascade-delete
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = OFF")  # every child row
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(724115)"))
+                command.upgrade(alembic_config(conn), revision)
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise RuntimeError("migration left rows whose foreign keys point nowhere; rolled back")
+        finally:
+            if sqlite:
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = ON")
 
 
 def current_revision(engine: Engine) -> str | None:

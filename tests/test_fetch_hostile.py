@@ -79,7 +79,7 @@ def test_fetching_a_metric_asset_does_not_suggest_upscaling_with_it(tmp_path, mo
     from pipelines import pretrained as cli
     from srkeras import pretrained
 
-    monkeypatch.setattr(pretrained, "fetch", lambda name, run_probe=True: tmp_path / f"{name}.npz")
+    monkeypatch.setattr(pretrained, "fetch", lambda name, run_probe=True, **kw: tmp_path / f"{name}.npz")
     assert cli.main(["fetch", "niqe", "brisque"]) == 0
     out = capsys.readouterr().out
     assert "pipelines.upscale" not in out and "used by --metric brisque / niqe" in out

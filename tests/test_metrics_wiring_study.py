@@ -123,8 +123,10 @@ def test_migration_0002_upgrades_an_existing_database(make_study, sqlite_url, mo
 
     st = make_study(sqlite_url)
     db = open_database(sqlite_url)
-    with db.engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "0001")
+    with db.engine.connect() as conn:  # as db.engine.upgrade migrates: foreign keys off while tables are
+        conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = OFF")  # rebuilt (DROP TABLE cascades)
+        with conn.begin():
+            command.downgrade(alembic_config(conn), "0001")
     db.close()
     old = open_database(sqlite_url, migrate=False)  # what pipelines.report opens
     try:
