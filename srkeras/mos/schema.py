@@ -303,7 +303,8 @@ def read_pairs_csv(path) -> pd.DataFrame:
 
 def text_columns(df: pd.DataFrame) -> list[str]:
     """Columns of a metrics frame that are labels, not metrics (e.g. ``category``): not a key nor
-    ``dataset``, with at least one cell and no cell that reads as a number. A column with numbers and
+    ``dataset`` nor a metric's name (:data:`srkeras.metrics.registry.METRICS`), with at least one cell
+    and no cell that reads as a number. A column with numbers and
     a stray word stays a metric column (and is refused, naming the cell)."""
 
     def is_number(v) -> bool:
@@ -313,7 +314,9 @@ def text_columns(df: pd.DataFrame) -> list[str]:
             return False
         return True
 
-    return [str(c) for c in df.columns if c not in (*METRIC_KEYS, "dataset")
+    from srkeras.metrics.registry import METRICS  # a metric's own column is never a label
+
+    return [str(c) for c in df.columns if c not in (*METRIC_KEYS, "dataset") and str(c).lower() not in METRICS
             and any(_text(v) for v in df[c]) and not any(is_number(v) for v in df[c] if _text(v))]  # fmt: skip
 
 
