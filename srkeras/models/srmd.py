@@ -8,7 +8,7 @@ kernel, :data:`DEGRADATION_VECTOR`) stretched to the LR size, and, for SRMD, the
 (128 features, ReLU after all but the last) and a pixel shuffle to RGB.
 
 The runtime replicate-pads the LR tile by 12 px (the receptive field of 12 convs) and crops
-``12 * scale`` px from the output: :class:`~srkeras.models.waifu2x.EdgePad` does it here, so the
+``12 * scale`` px from the output: :class:`~srkeras.models.sizing.EdgePad` does it here, so the
 model maps ``h x w`` to ``s*h x s*w`` with the runtime's borders. Input and output RGB in [0, 1].
 """
 
@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from srkeras.models.layers import PixelShuffle
-from srkeras.models.waifu2x import EdgePad
+from srkeras.models.sizing import EdgePad
 
 # srmd-ncnn-vulkan src/srmd_preproc.comp ``degradation_vector``
 DEGRADATION_VECTOR = (

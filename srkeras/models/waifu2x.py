@@ -20,61 +20,10 @@ Input and output RGB in [0, 1]; output unclipped (the runtime clips when it writ
 from __future__ import annotations
 
 import keras
-from keras import ops
+
+from srkeras.models.sizing import CropToScale, EdgePad
 
 _LRELU = 0.1
-
-
-@keras.saving.register_keras_serializable(package="srkeras")
-class EdgePad(keras.layers.Layer):
-    """Replicate padding (``BORDER_REPLICATE``): ``pad`` px on every side, plus bottom/right rows and
-    columns that make ``h`` and ``w`` multiples of ``multiple`` (waifu2x-ncnn-vulkan's ``prepadding``)."""
-
-    def __init__(self, pad: int, multiple: int = 1, **kwargs):
-        super().__init__(**kwargs)
-        self.pad = int(pad)
-        self.multiple = int(multiple)
-
-    def _index(self, n):
-        extra = (self.multiple - n % self.multiple) % self.multiple
-        idx = ops.arange(-self.pad, n + self.pad + extra, dtype="int32")
-        return ops.clip(idx, 0, n - 1)
-
-    def call(self, x):
-        shape = ops.shape(x)
-        x = ops.take(x, self._index(shape[1]), axis=1)
-        return ops.take(x, self._index(shape[2]), axis=2)
-
-    def compute_output_shape(self, input_shape):
-        def grow(n):
-            return None if n is None else n + 2 * self.pad + (-n) % self.multiple
-
-        n, h, w, c = input_shape
-        return (n, grow(h), grow(w), c)
-
-    def get_config(self):
-        return {**super().get_config(), "pad": self.pad, "multiple": self.multiple}
-
-
-@keras.saving.register_keras_serializable(package="srkeras")
-class CropToScale(keras.layers.Layer):
-    """``[y, x]`` -> the top-left ``scale*h x scale*w`` of ``y`` (``h x w``: ``x``'s size)."""
-
-    def __init__(self, scale: int, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = int(scale)
-
-    def call(self, inputs):
-        y, x = inputs
-        shape = ops.shape(x)
-        return y[:, : shape[1] * self.scale, : shape[2] * self.scale, :]
-
-    def compute_output_shape(self, input_shapes):
-        (n, _, _, c), (_, h, w, _) = input_shapes
-        return (n, None if h is None else h * self.scale, None if w is None else w * self.scale, c)
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
 
 
 def _conv(x, filters, name, kernel=3, strides=1, act=True):

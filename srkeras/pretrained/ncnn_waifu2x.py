@@ -13,8 +13,7 @@ import numpy as np
 
 from srkeras.pretrained.convert import assign, conv_arrays
 from srkeras.pretrained.errors import ShapeMismatchError
-
-_WEIGHTED = ("Convolution", "Deconvolution", "InnerProduct")
+from srkeras.pretrained.ncnn import WEIGHTED
 
 UPCONV7_LAYERS = [f"conv{i}" for i in range(1, 8)]
 
@@ -34,13 +33,13 @@ def _arrays(layer):
     w, b = layer.weights
     if layer.type == "Deconvolution":
         return [np.ascontiguousarray(np.transpose(w, (2, 3, 0, 1))), b]
-    return conv_arrays(w, b)
+    return conv_arrays(w.reshape(*w.shape[:2], *w.shape[2:] or (1, 1)), b)  # an SE InnerProduct: a 1x1 conv
 
 
 def load(model, layers, arch: str, source: str) -> None:
     """Assign the ncnn ``layers`` (:func:`srkeras.pretrained.ncnn.read_model`) to a waifu2x ``arch`` model."""
     names = UPCONV7_LAYERS if arch == "waifu2x_upconv7" else CUNET_LAYERS
-    weighted = [layer for layer in layers if layer.type in _WEIGHTED]
+    weighted = [layer for layer in layers if layer.type in WEIGHTED]
     if len(weighted) != len(names):
         raise ShapeMismatchError(f"{source}: {len(weighted)} weighted layers, {arch} has {len(names)}")
     for name, layer in zip(names, weighted):
