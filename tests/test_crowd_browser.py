@@ -12,12 +12,12 @@ the token appears in the server's log.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
 from tests._browser import ROOT, free_port, launch_chromium, require_browser, start_app, stop
+from tests._raters import honest_score
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -39,7 +39,7 @@ def served(make_study, sqlite_url, tmp_path):
         token = start_rater(db, full.name)  # answers the anchors as expected: a screened-out rater's
         method_of = stimulus_file_methods(db, full.name)  # votes would be topped up (issue 20)
         while (t := next_trial(db, token)) is not None:
-            score = {"nearest": 1, "hr": 5}.get(method_of[Path(t.image_path).stem], 3)
+            score = honest_score(method_of, t)
             submit_rating(db, token, t.trial_id, score=score, response_ms=3000)
     finally:
         db.close()

@@ -18,6 +18,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from tests._raters import honest_score
+
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -353,7 +355,7 @@ def test_full_study_turns_new_raters_away(app, make_study, db_url):
         method_of = stimulus_file_methods(db, study.name)
         while (t := next_trial(db, token)) is not None:  # answered: the target of 1 vote is reached
             # (the anchors as expected: a screened-out rater's votes would be topped up, issue 20)
-            score = {"nearest": 1, "hr": 5}.get(method_of[Path(t.image_path).stem], 3)
+            score = honest_score(method_of, t)
             submit_rating(db, token, t.trial_id, score=score, response_ms=3000)
     finally:
         db.close()

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+
+from tests._raters import honest_score
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -118,7 +119,7 @@ def test_study_filling_up_during_the_consent_is_told_plainly(app, make_study, db
         token = start_rater(db, study.name)
         method_of = stimulus_file_methods(db, study.name)
         while (t := next_trial(db, token)) is not None:
-            score = {"nearest": 1, "hr": 5}.get(method_of[Path(t.image_path).stem], 3)
+            score = honest_score(method_of, t)
             submit_rating(db, token, t.trial_id, score=score, response_ms=3000)
 
     _with_db(db_url, fill)

@@ -21,7 +21,6 @@ import random
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -37,6 +36,7 @@ from db import (
     submit_rating,
 )
 from db.models import Rater, Rating, Study, Trial
+from tests._raters import honest_score
 
 N_RATERS = 20
 TRIALS = 5  # per rater: 4 votes + 1 test-retest repeat
@@ -60,7 +60,7 @@ def _rater(servers, study: str, i: int, start: threading.Barrier) -> tuple[str, 
         assert t.trial_id not in mine, "a trial came back on another server after it was answered"
         assert t.position == len(mine) and t.done == len(mine), "resumed at the wrong trial"
         # the anchors as screening expects (a screened-out rater's votes are topped up, issue 20)
-        score = {"nearest": 1, "hr": 5}.get(method_of[Path(t.image_path).stem], 2 + len(t.image_path) % 3)
+        score = honest_score(method_of, t, 2 + len(t.image_path) % 3)
         if len(mine) == 1:  # two tabs of this rater on two servers answer the same trial at once
             gate = threading.Barrier(2)
 
@@ -143,8 +143,7 @@ def test_two_servers_store_each_answer_once_and_balance_as_one(db_url, make_stud
         for i in range(N_RATERS):
             tok = start_rater(db, solo.name, seed=i)
             while (t := next_trial(db, tok)) is not None:
-                m = method_of[Path(t.image_path).stem]
-                submit_rating(db, tok, t.trial_id, score={"nearest": 1, "hr": 5}.get(m, 3), response_ms=3000)
+                submit_rating(db, tok, t.trial_id, score=honest_score(method_of, t), response_ms=3000)
         v_multi, v_solo = _votes(db, multi.name), _votes(db, solo.name)
         assert sum(v_multi) == N_RATERS * (TRIALS - REPEATS)
         assert v_multi[-1] - v_multi[0] <= 1, v_multi
