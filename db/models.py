@@ -70,6 +70,9 @@ class TrialMode(enum.StrEnum):
     PAIR = "pair"  # two stimuli of one source, answered with a PairChoice
 
 
+_NEWER = "after_0003"  # deferred group of the columns later migrations add (see Study)
+
+
 class Sampling(enum.StrEnum):
     """How a study hands out its items (:mod:`db.assignment`)."""
 
@@ -155,24 +158,25 @@ class Study(Base):
     repeats: Mapped[int] = mapped_column(Integer, default=2)
     seed: Mapped[int] = mapped_column(Integer, default=0)
     crop: Mapped[int | None] = mapped_column(Integer)  # HR crop size in px; NULL = whole images
-    # Columns added after 0003 are deferred (loaded when read): `pipelines.report` reads a database of an
-    # older schema without migrating it (read-only), and the columns it selects must exist there.
+    # Columns added after 0003 are deferred (loaded together, in one query, when one is read):
+    # `pipelines.report` reads a database of an older schema without migrating it (read-only), and the
+    # columns it selects must exist there.
     #: :class:`Sampling` of the study's items.
     sampling: Mapped[str] = mapped_column(String(16), default=Sampling.BALANCED, server_default="balanced",
-                                          deferred=True)
+                                          deferred=True, deferred_group=_NEWER)
     #: ``adaptive``: an ACR item needs no further votes once its MOS 95 % interval half-width is at most this.
-    target_half_width: Mapped[float | None] = mapped_column(Float, deferred=True)
+    target_half_width: Mapped[float | None] = mapped_column(Float, deferred=True, deferred_group=_NEWER)
     #: Absolute folder holding the stimulus files (``<sha256>.png``).
     stimuli_dir: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: Crowd platform (:class:`Crowd`) whose participant ID every rater must bring; NULL = volunteers.
-    crowd: Mapped[str | None] = mapped_column(String(16), deferred=True)
+    crowd: Mapped[str | None] = mapped_column(String(16), deferred=True, deferred_group=_NEWER)
     #: Where a finished rater is sent: a URL template with ``{code}`` (and captured parameters). May hold
     #: the platform's own completion code, so it is a credential: never shown outside the rater's browser.
-    completion_url: Mapped[str | None] = mapped_column(Text, deferred=True)
+    completion_url: Mapped[str | None] = mapped_column(Text, deferred=True, deferred_group=_NEWER)
     #: Raters pass a screen check and a practice with feedback before they start (NULL = no).
-    qualification: Mapped[bool | None] = mapped_column(Boolean, deferred=True)
+    qualification: Mapped[bool | None] = mapped_column(Boolean, deferred=True, deferred_group=_NEWER)
 
     methods: Mapped[list[Method]] = relationship(back_populates="study", order_by="Method.id")
     sources: Mapped[list[SourceImage]] = relationship(back_populates="study", order_by="SourceImage.id")
@@ -275,9 +279,9 @@ class Rater(Base):
     #: Comma-separated :class:`QcFlag` values last recorded by :mod:`db.qc` ("" = none).
     qc_flags: Mapped[str | None] = mapped_column(Text)
     #: The crowd platform's participant ID (Prolific ``PROLIFIC_PID``, MTurk ``workerId``); NULL = volunteer.
-    participant_id: Mapped[str | None] = mapped_column(String(64), deferred=True)
+    participant_id: Mapped[str | None] = mapped_column(String(64), deferred=True, deferred_group=_NEWER)
     #: The other captured URL parameters (``STUDY_ID``, ``SESSION_ID``; ``assignmentId``...) as JSON.
-    crowd_params: Mapped[str | None] = mapped_column(Text, deferred=True)
+    crowd_params: Mapped[str | None] = mapped_column(Text, deferred=True, deferred_group=_NEWER)
 
     study: Mapped[Study] = relationship()
 
