@@ -9,7 +9,8 @@ from srkeras import models
 from srkeras.models.esrgan import PixelUnshuffle
 
 # Counts of the original implementations (Real-ESRGAN/BasicSR, idealo ISR via the UpscalerJS
-# manifests, BasicSR EDSR); the ncnn/TF.js files hold exactly these many weights.
+# manifests, BasicSR EDSR and MSRResNet, RCAN as spandrel 0.4.2 counts it: its MeanShift convs are
+# parameters); the ncnn/TF.js files hold exactly these many weights.
 COUNTS = [
     ("rrdbnet", 4, {}, 16_697_987),  # RealESRGAN_x4plus / ESRGAN
     ("rrdbnet", 4, {"num_blocks": 6}, 4_467_779),  # RealESRGAN_x4plus_anime_6B
@@ -21,6 +22,8 @@ COUNTS = [
     ("rrdn", 4, {}, 7_260_740),  # esrgan-thick x4
     ("edsr", 4, {}, 1_517_571),  # EDSR baseline x4
     ("edsr", 2, {}, 1_369_859),  # EDSR baseline x2
+    ("msrresnet", 4, {}, 1_517_571),  # BasicSR MSRResNet x4 (EDSR baseline's shape, conv_hr for conv_after_body)
+    ("rcan", 4, {}, 15_592_379),  # RCAN x4: 10 groups x 20 RCABs, 1,600 layers deep (nested groups build)
 ]
 
 
@@ -65,6 +68,8 @@ def test_rrdbnet_pixel_unshuffle_scales():
         ("srvgg_compact", 3, {"num_feat": 8, "num_conv": 2}),
         ("edsr", 3, {"num_feat": 8, "num_block": 1}),
         ("edsr", 8, {"num_feat": 8, "num_block": 1, "res_scale": 0.1}),
+        ("msrresnet", 3, {"num_feat": 8, "num_block": 1}),
+        ("rcan", 8, {"n_resgroups": 2, "n_resblocks": 1, "n_feats": 8, "reduction": 4}),
     ],
 )
 def test_odd_sizes_and_save_load(name, scale, options, tmp_path):

@@ -96,7 +96,7 @@ def test_unknown_layout_names_closest_candidates_and_unmatched_keys():
     assert "extra_head.weight" in msg
 
 
-@pytest.mark.parametrize("case", ["swinir_x2", "rcan_x4", "span_x4", "realcugan_x3", "msrresnet_x4", "dat_x2", "edsr_original_x4"])
+@pytest.mark.parametrize("case", ["swinir_x2", "span_x4", "realcugan_x3", "dat_x2", "edsr_original_x4"])
 def test_unconvertible_architecture_reported_not_faked(case, tmp_path, monkeypatch):
     """Detected with its hyper-parameters, refused with ConversionUnavailableError; nothing installed."""
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
@@ -106,6 +106,21 @@ def test_unconvertible_architecture_reported_not_faked(case, tmp_path, monkeypat
         pretrained.import_pth(path, None, "m", run_probe=False)
     msg = str(e.value)
     assert msg.startswith(f"{path}: detected ") and f" x{want['scale']}" in msg and "not available" in msg
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_unconvertible_variant_of_a_convertible_architecture_refused(tmp_path, monkeypatch):
+    """RCAN converts, but not a 1-colour one (the original's MeanShift is RGB): refused by name, exit 6."""
+    from pipelines import pretrained as cli
+
+    monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
+    sd, _ = fixture_state_dict("rcan_x2")
+    sd = {k: v for k, v in sd.items() if not k.startswith(("sub_mean", "add_mean"))}
+    sd["head.0.weight"] = np.zeros((16, 1, 3, 3), np.float32)
+    sd["tail.1.weight"], sd["tail.1.bias"] = np.zeros((1, 16, 3, 3), np.float32), np.zeros(1, np.float32)
+    assert detect.detect(sd).convertible is False
+    path = write_safetensors(tmp_path / "grey_rcan.safetensors", sd)
+    assert cli.main(["import", str(path), "--name", "g", "--no-probe"]) == pretrained.ConversionUnavailableError.exit_code
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 

@@ -104,10 +104,10 @@ def test_unknown_and_wrong_architecture(tmp_path, model_dir):
         pretrained.import_pth(FIX / "edsr_x2_zip.pth", "rrdbnet", "m", run_probe=False)
     with pytest.raises(pretrained.UnknownArchitectureError, match="no known architecture"):
         pth.convert_state_dict({"foo.weight": np.zeros((2, 2), np.float32)}, None, None, "foo.pth")
-    msr = {"conv_first.weight": np.zeros((4, 3, 3, 3)), "body.0.conv1.weight": np.zeros((4, 4, 3, 3)),
+    msr = {"conv_first.weight": np.zeros((4, 1, 3, 3)), "body.0.conv1.weight": np.zeros((4, 4, 3, 3)),
            "upconv1.weight": np.zeros((16, 4, 3, 3)), "conv_hr.weight": np.zeros((4, 4, 3, 3)),
-           "conv_last.weight": np.zeros((3, 4, 3, 3))}
-    with pytest.raises(pretrained.ConversionUnavailableError, match=r"detected MSRResNet \(BasicSR SRResNet\) x2, BasicSR key layout .*not available"):
+           "conv_last.weight": np.zeros((1, 4, 3, 3))}  # a Y-channel MSRResNet: detected, not converted
+    with pytest.raises(pretrained.ConversionUnavailableError, match=r"detected MSRResNet \(BasicSR SRResNet\) x2, BasicSR key layout .*in_channels=1.*not available"):
         pth.convert_state_dict(msr, None, None, "msr.pth")
     assert not model_dir.exists() or not any(model_dir.iterdir())
 

@@ -54,6 +54,7 @@ def test_unknown_layers_leave_it_to_the_probe():
         ("srvgg_compact", {"scale": 4, "num_conv": 6}),  # realesr_animevideov3, smaller
         ("rdn", {"scale": 4, "C": 1, "D": 3, "G": 16, "G0": 16, "pixel_range": 255.0}),  # rdn_div2k_x4, smaller
         ("rrdn", {"scale": 2, "C": 2, "D": 2, "G": 8, "G0": 16, "T": 2}),  # rrdn_gans, smaller
+        ("msrresnet", {"scale": 4, "num_feat": 16, "num_block": 2}),  # bilinear input residual
     ],
 )
 def test_analytic_bound_covers_the_probe_for_each_catalogue_architecture(arch, options):
@@ -107,6 +108,8 @@ def test_a_model_of_unknown_reach_is_probed_with_progress():
     ("realcugan", {}, True),  # squeeze-excitation gates average the whole image
     ("waifu2x_cunet", {}, True),
     ("omnisr", {"num_feat": 16, "res_num": 1}, True),  # channel attention pools the whole image
+    ("rcan", {"n_resgroups": 1, "n_resblocks": 1, "n_feats": 16}, True),  # RCAB channel attention (nested groups)
+    ("msrresnet", {"num_feat": 8, "num_block": 1}, False),
     ("rrdbnet", {"num_blocks": 1, "num_features": 16, "growth": 8}, False),
     ("srvgg_compact", {"num_conv": 2}, False),
 ])

@@ -32,7 +32,7 @@ PRECISIONS = ("float32", "bfloat16", "auto")
 KEEP_OPTIONS = ("residual", "ends", "tail")
 DEFAULT_KEEP = ("residual", "ends")
 AUTO_MIN_FLOPS = 5e5  # per LR pixel: below it ``auto`` keeps float32 (module docstring)
-_UPSAMPLERS = ("PixelShuffle", "UpSampling2D", "Conv2DTranspose", "BicubicUpsample", "DepthToSpace")
+_UPSAMPLERS = ("PixelShuffle", "UpSampling2D", "Conv2DTranspose", "BicubicUpsample", "BilinearUpsample", "DepthToSpace")
 _CONVS = ("Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D")
 
 

@@ -8,7 +8,8 @@ to the radius on its input tensor(s), and a tensor read by several layers takes 
   ("same" padding; ``(k - 1) d`` for "valid", the window is one-sided);
 * a transposed convolution upsampling ``u``: ``ceil((r + k - 1) / u)``;
 * an upsampling by ``u`` (PixelShuffle, DepthToSpace, nearest UpSampling2D): ``ceil(r / u)``,
-  plus 1 for bilinear and 2 for bicubic interpolation (:class:`~srkeras.models.layers.BicubicUpsample`);
+  plus 1 for bilinear (also :class:`~srkeras.models.layers.BilinearUpsample`) and 2 for bicubic
+  interpolation (:class:`~srkeras.models.layers.BicubicUpsample`);
 * a downsampling by ``u`` (PixelUnshuffle, SpaceToDepth, pooling of size ``p``): ``r * u + p - 1``;
 * an element-wise or per-pixel layer (additions, concatenations, activations, rescaling, normalisation
   over channels): ``r``; a nested functional model: its own walk.
@@ -36,7 +37,8 @@ POINTWISE = frozenset({
     "Dropout", "SpatialDropout2D", "GaussianNoise", "Identity", "Cast",
 })  # fmt: skip
 CONVS = frozenset({"Conv2D", "DepthwiseConv2D", "SeparableConv2D"})
-RESAMPLERS = frozenset({"PixelShuffle", "DepthToSpace", "UpSampling2D", "BicubicUpsample", "PixelUnshuffle", "SpaceToDepth",
+INTERPOLATORS = ("UpSampling2D", "BicubicUpsample", "BilinearUpsample")
+RESAMPLERS = frozenset({"PixelShuffle", "DepthToSpace", *INTERPOLATORS, "PixelUnshuffle", "SpaceToDepth",
                         "MaxPooling2D", "AveragePooling2D"})  # fmt: skip
 INTERPOLATION_REACH = {"nearest": 0, "bilinear": 1}  # extra LR px of the interpolation kernel; others (bicubic...) 2
 
@@ -76,7 +78,7 @@ def _layer_back(layer, r: int, f: float) -> int:
     if kind in RESAMPLERS and f > 1:
         u = round(f)
         interp = str(getattr(layer, "interpolation", "nearest"))
-        extra = INTERPOLATION_REACH.get(interp, 2) if kind in ("UpSampling2D", "BicubicUpsample") else 0
+        extra = INTERPOLATION_REACH.get(interp, 2) if kind in INTERPOLATORS else 0
         if kind == "BicubicUpsample":
             extra = 2
         return math.ceil(r / u) + extra

@@ -23,8 +23,10 @@ from srkeras.models.espcn import build_espcn
 from srkeras.models.esrgan import build_esrgan_discriminator, build_rrdbnet
 from srkeras.models.interpolation import interpolate
 from srkeras.models.johnson import build_johnson
-from srkeras.models.layers import BicubicUpsample, PixelShuffle, ScaledHeNormal
+from srkeras.models.layers import BicubicUpsample, BilinearUpsample, PixelShuffle, ScaledHeNormal
+from srkeras.models.msrresnet import build_msrresnet
 from srkeras.models.omnisr import build_omnisr
+from srkeras.models.rcan import build_rcan
 from srkeras.models.rdn import build_rdn, build_rrdn
 from srkeras.models.realcugan import build_realcugan
 from srkeras.models.span import build_span
@@ -102,11 +104,13 @@ register("srresnet", build_srresnet, scales=(2, 3, 4, 8), paper="Ledig et al. 20
 register("srgan_discriminator", build_srgan_discriminator, kind="discriminator", paper="Ledig et al. 2017")
 register("rrdbnet", build_rrdbnet, scales=(2, 3, 4, 8), paper="Wang et al. 2018")
 register("esrgan_discriminator", build_esrgan_discriminator, kind="discriminator", paper="Wang et al. 2018")
+register("msrresnet", build_msrresnet, scales=(2, 3, 4), paper="Wang et al. 2018 (BasicSR MSRResNet)")
 register("johnson", build_johnson, scales=(2, 4, 8), paper="Johnson et al. 2016")
 register("rdn", build_rdn, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (idealo ISR)")
 register("rrdn", build_rrdn, scales=(2, 3, 4, 8), paper="Wang et al. 2018 (idealo ISR)")
 register("srvgg_compact", build_srvgg_compact, scales=(1, 2, 3, 4), paper="Wang et al. 2021")
 register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
+register("rcan", build_rcan, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (RCAN)")
 register("dat_light", build_dat_light, scales=(2, 3, 4), paper="Chen et al. 2023 (DAT)")
 register("omnisr", build_omnisr, scales=(1, 2, 3, 4), paper="Wang et al. 2023 (Omni-SR)")
 register("span", build_span, scales=(2, 3, 4), paper="Wan et al. 2024 (SPAN)")
@@ -117,6 +121,7 @@ register("realcugan", build_realcugan, scales=(2, 3, 4), paper="bilibili AI Lab 
 
 __all__ = [
     "BicubicUpsample",
+    "BilinearUpsample",
     "ModelSpec",
     "PixelShuffle",
     "ScaledHeNormal",

@@ -130,6 +130,63 @@ class BicubicUpsample(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
+def bilinear_phase_taps(scale: int) -> np.ndarray:
+    """(scale, 3) taps of bilinear upscaling by an integer ``scale`` with half-pixel centres (PyTorch's
+    ``F.interpolate(mode="bilinear", align_corners=False)``): output ``s*i + p`` samples LR position
+    ``i + d``, ``d = (p + 0.5) / s - 0.5``, i.e. ``sum_k taps[p, k] * lr[i + k - 1]``."""
+    s = int(scale)
+    taps = np.zeros((s, 3), np.float64)
+    for p in range(s):
+        d = (p + 0.5) / s - 0.5
+        taps[p] = (-d, 1 + d, 0.0) if d < 0 else (0.0, 1 - d, d)
+    return taps
+
+
+@keras.saving.register_keras_serializable(package="srkeras")
+class BilinearUpsample(keras.layers.Layer):
+    """Bilinear upscaling by an integer factor, as PyTorch's ``F.interpolate(x, scale_factor=s,
+    mode="bilinear", align_corners=False)`` (BasicSR's MSRResNet residual): half-pixel centres, and
+    source positions outside the image clamped to the edge pixel, which is a replicate pad of 1 LR
+    pixel. One 3x3 depthwise filter per output phase (outer product of :func:`bilinear_phase_taps`)
+    and a depth-to-space, so it runs on dynamic H, W in traced graphs (``keras.layers.UpSampling2D``'s
+    bilinear resize does not). No trainable weights.
+    """
+
+    interpolation = "bilinear"  # read by srkeras.inference.receptive (reach: 1 LR px)
+
+    def __init__(self, scale: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+        if self.scale < 1:
+            raise ValueError(f"BilinearUpsample scale must be a positive integer, got {scale}")
+        taps = bilinear_phase_taps(self.scale)
+        k = np.einsum("ay,bx->yxab", taps, taps).reshape(3, 3, self.scale * self.scale)
+        self._kernel2d = k.astype(np.float32)
+
+    def build(self, input_shape):
+        self.channels = int(input_shape[-1])
+
+    def call(self, x):
+        s, c = self.scale, self.channels
+        if s == 1:
+            return x
+        shape = ops.shape(x)
+        x = ops.take(x, ops.clip(ops.arange(-1, shape[1] + 1, dtype="int32"), 0, shape[1] - 1), axis=1)
+        x = ops.take(x, ops.clip(ops.arange(-1, shape[2] + 1, dtype="int32"), 0, shape[2] - 1), axis=2)
+        kernel = np.tile(self._kernel2d[:, :, None, :], (1, 1, c, 1))  # (3, 3, C, s^2)
+        y = ops.depthwise_conv(x, ops.cast(kernel, x.dtype), strides=1, padding="valid")
+        perm = np.array([ci * s * s + ph for ph in range(s * s) for ci in range(c)], dtype=np.int32)
+        return ops.depth_to_space(ops.take(y, perm, axis=-1), s, data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        s = self.scale
+        return (n, None if h is None else h * s, None if w is None else w * s, c)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
 @keras.saving.register_keras_serializable(package="srkeras")
 class ScaledHeNormal(keras.initializers.VarianceScaling):
     """He (kaiming) normal, fan_in, multiplied by ``factor``: BasicSR's ``default_init_weights(scale=0.1)``

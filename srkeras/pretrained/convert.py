@@ -20,9 +20,19 @@ def crd_to_dcr(channels_out: int, r: int) -> np.ndarray:
     return np.array([ci * r * r + ph for ph in range(r * r) for ci in range(c)], dtype=np.int64)
 
 
+def find_layer(model, layer_name: str):
+    """Layer ``layer_name`` of ``model``, looked for in nested models too (RCAN's residual groups)."""
+    from srkeras.models.graph import all_layers
+
+    for layer in all_layers(model):
+        if layer.name == layer_name:
+            return layer
+    raise ValueError(f"model {model.name} has no layer {layer_name!r}")
+
+
 def assign(model, layer_name: str, arrays, source: str, what: str) -> None:
     """Set ``layer_name``'s weights to ``arrays`` (Keras layouts), checking every shape first."""
-    layer = model.get_layer(layer_name)
+    layer = find_layer(model, layer_name)
     current = layer.get_weights()
     if len(current) != len(arrays):
         raise ShapeMismatchError(f"{source}: {what} has {len(arrays)} tensors, layer {layer_name} needs {len(current)}")

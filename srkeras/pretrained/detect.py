@@ -204,14 +204,45 @@ def _edsr_original(sd, source):
     return Detection("edsr", "EDSR (Lim et al. 2017)", s, config, False, "EDSR-PyTorch")
 
 
+_OLD_MSR = {"recon_trunk": "body", "HRconv": "conv_hr"}
+
+
+def msrresnet_basicsr_names(sd: dict) -> dict:
+    """An MSRResNet state dict in BasicSR's names, from pre-1.0 BasicSR's (``recon_trunk``, ``HRconv``)."""
+    out = {}
+    for k, v in sd.items():
+        head, dot, rest = k.partition(".")
+        out[f"{_OLD_MSR.get(head, head)}{dot}{rest}"] = v
+    return out
+
+
 def _msrresnet(sd, source):
     old = "recon_trunk.0.conv1.weight" in sd
+    sd = msrresnet_basicsr_names(sd)
     nf, in_ch = shape(sd, "conv_first.weight", 4, source)[:2]
     up1 = shape(sd, "upconv1.weight", 4, source)[0]
     s = 4 if "upconv2.weight" in sd else 3 if up1 == 9 * nf else 2
-    config = {"num_feat": nf, "num_block": seq_len(sd, "recon_trunk" if old else "body"), "in_channels": in_ch,
+    config = {"num_feat": nf, "num_block": seq_len(sd, "body"), "in_channels": in_ch,
               "out_channels": shape(sd, "conv_last.weight", 4, source)[0]}  # fmt: skip
-    return Detection("msrresnet", "MSRResNet (BasicSR SRResNet)", s, config, False, "ESRGAN repo" if old else "BasicSR")
+    ok = in_ch == config["out_channels"] == 3 and up1 == (9 if s == 3 else 4) * nf
+    return Detection("msrresnet", "MSRResNet (BasicSR SRResNet)", s, config, ok, "ESRGAN repo" if old else "BasicSR")
+
+
+#: RCAN's ``sub_mean`` bias is ``-rgb_range * mean`` (DIV2K mean, about 0.44): about -115 for
+#: rgb_range 255, -0.45 for 1. Biases below this (the two's geometric middle) mean rgb_range 1.
+RGB_RANGE_SPLIT = 16.0
+
+
+def rcan_rgb_range(sd) -> int:
+    """The pixel range RCAN was trained on (its input is multiplied by it): 1 without a MeanShift
+    (``sub_mean``), else read from the MeanShift bias (:data:`RGB_RANGE_SPLIT`); 255 -- the
+    original's default, which spandrel 0.4.2 always assumes -- when the bias says nothing."""
+    if "sub_mean.bias" not in sd:
+        return 1
+    b = np.abs(np.asarray(sd["sub_mean.bias"], np.float64))
+    if not b.size or not np.isfinite(b).all() or b.max() == 0:
+        return 255
+    return 1 if b.max() < RGB_RANGE_SPLIT else 255
 
 
 def _rcan(sd, source):
@@ -220,11 +251,15 @@ def _rcan(sd, source):
     s, nf = shuffle_upsampler(sd, "tail.0", source)
     colors = shape(sd, "tail.1.weight", 4, source)[0]
     if unshuffle:
-        s = 4 // math.isqrt(head[1] // colors)
+        s = 4 // max(1, math.isqrt(head[1] // colors))
     config = {"n_resgroups": seq_len(sd, "body") - 1, "n_resblocks": seq_len(sd, "body.0.body") - 1, "n_feats": nf,
               "reduction": nf // shape(sd, "body.0.body.0.body.3.conv_du.0.weight", 4, source)[0],
-              "kernel_size": head[-1], "n_colors": colors, "unshuffle": unshuffle}  # fmt: skip
-    return Detection("rcan", "RCAN (Zhang et al. 2018)", s, config, False)
+              "kernel_size": head[-1], "n_colors": colors, "unshuffle": unshuffle,
+              "norm": "sub_mean.weight" in sd, "rgb_range": rcan_rgb_range(sd)}  # fmt: skip
+    # spandrel's unshuffle_mod: x1 / x2 as pixel-unshuffle by 4/s before a x4 network
+    ok = colors == 3 and head[-1] % 2 == 1 and head[1] == colors * ((4 // s) ** 2 if unshuffle else 1)
+    ok = ok and (s in (1, 2) or not unshuffle)
+    return Detection("rcan", "RCAN (Zhang et al. 2018)", s, config, ok)
 
 
 # --- transformers: SwinIR, DAT, OmniSR -----------------------------------------------------------

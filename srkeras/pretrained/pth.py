@@ -10,10 +10,19 @@ given by the user must agree; detected architectures not listed here are refused
 * ``srvgg_compact`` - Real-ESRGAN SRVGGNetCompact (``body.2k`` convs, ``body.2k+1`` PReLU slopes).
 * ``edsr`` - BasicSR EDSR (``conv_first``, ``body.N.conv1/2``, ``conv_after_body``, ``upsample.K``,
   ``conv_last``); res_scale is not stored in weights: 0.1 for 256 features (EDSR full), else 1.
+* ``msrresnet`` - BasicSR's MSRResNet (``conv_first``, ``body.N.conv1/2``, ``upconv1[/2]``, ``conv_hr``,
+  ``conv_last``) and pre-1.0 BasicSR's names (``recon_trunk.N``, ``HRconv``); not srkeras' ``srresnet``
+  (SRGAN's, with BN and PReLU).
+* ``rcan`` - RCAN as yulunzhang/RCAN and EDSR-PyTorch lay it out (``sub_mean``, ``head.0``,
+  ``body.G.body.B.body.{0,2,3.conv_du.0,3.conv_du.2}``, ``body.G.body.{n_resblocks}``,
+  ``body.{n_resgroups}``, ``tail.0.K``, ``tail.1``, ``add_mean``), spandrel's variants without MeanShift
+  and with a pixel-unshuffle head (``head.1``, x1/x2); rgb_range from the MeanShift bias
+  (:func:`srkeras.pretrained.detect.rcan_rgb_range`).
 * ``omnisr`` - OmniSR, ``dat_light`` - DAT with a one-conv tail (DAT-light): Keras layers named after
   the state-dict prefixes, loaded by name (:mod:`srkeras.pretrained.pth_named`).
 
-BasicSR's MSRResNet is not mapped: srkeras' ``srresnet`` is SRGAN's (BN + PReLU), a different net.
+MSRResNet's and RCAN's Keras layers are named after the state-dict prefixes too, but they are plain
+convolutions, so they take the path that checks every key and shape before building (``_BUILDERS``).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from srkeras.pretrained.errors import (
     UnknownArchitectureError,
 )
 
-ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "omnisr", "dat_light")
+ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "msrresnet", "rcan", "omnisr", "dat_light")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
@@ -163,7 +172,83 @@ def _edsr(sd, scale, source):
     return lambda: build_edsr(found, **config), found, config, layers, sd
 
 
-_BUILDERS = {"rrdbnet": _rrdbnet, "srvgg_compact": _srvgg, "edsr": _edsr}
+def _msrresnet(sd, scale, source):
+    from srkeras.models.msrresnet import build_msrresnet
+
+    sd = detect_mod.msrresnet_basicsr_names(sd)
+    nf = _shape(sd, "conv_first.weight", 4, source)[0]
+    up1 = _shape(sd, "upconv1.weight", 4, source)[0]
+    if "upconv2.weight" in sd or up1 == 4 * nf:
+        ups = [("upconv1", 2), ("upconv2", 2)] if "upconv2.weight" in sd else [("upconv1", 2)]
+    elif up1 == 9 * nf:
+        ups = [("upconv1", 3)]
+    else:
+        raise UnknownArchitectureError(f"{source}: MSRResNet upconv1 has {up1} outputs for {nf} features (4x or 9x expected)")
+    found = 3 if ups[0][1] == 3 else 2 ** len(ups)
+    _check_scale(source, found, scale)
+    nb = _count(sd, r"body\.(\d+)\.", source, "residual blocks (body.N.*)")
+    config = {"num_feat": nf, "num_block": nb}
+    layers = [("conv_first", "conv_first", 0, (nf, 3))]
+    layers += [(f"body.{b}.conv{j}", f"body.{b}.conv{j}", 0, (nf, nf)) for b in range(nb) for j in (1, 2)]
+    layers += [(name, name, r, (nf * r * r, nf)) for name, r in ups]
+    layers += [("conv_hr", "conv_hr", 0, (nf, nf)), ("conv_last", "conv_last", 0, (3, nf))]
+    return lambda: build_msrresnet(found, **config), found, config, layers, sd
+
+
+def _rcan(sd, scale, source):
+    from srkeras.models.rcan import build_rcan
+
+    head = "head.1" if "head.1.weight" in sd else "head.0"
+    nf, in_ch, k, kw = _shape(sd, f"{head}.weight", 4, source)
+    if k != kw or k % 2 == 0 or k > 11:
+        raise UnknownArchitectureError(f"{source}: RCAN {head} has a {k}x{kw} kernel (odd and square expected)")
+    ups = sorted((m[1] for key in sd if (m := re.match(r"tail\.0\.(\d+)\.weight$", key))), key=lambda u: (len(u), u))
+    if ups not in (["0"], ["0", "2"], ["0", "2", "4"]):
+        raise UnknownArchitectureError(f"{source}: RCAN upsampler convs numbered {ups[:4]}, not 0 / 0, 2 / 0, 2, 4")
+    outs = [_shape(sd, f"tail.0.{u}.weight", 4, source)[0] for u in ups]
+    if outs != [9 * nf] and outs != [4 * nf] * len(outs):
+        raise UnknownArchitectureError(f"{source}: RCAN upsampler with channel ratios {[o / nf for o in outs]}")
+    found = 3 if outs == [9 * nf] else 2 ** len(outs)
+    ups = [(f"tail.0.{u}", 3 if found == 3 else 2) for u in ups]
+    unshuffle = head == "head.1"
+    if unshuffle:
+        found = {12: 2, 48: 1}.get(in_ch)
+        if found is None or len(ups) != 2 or ups[0][1] != 2:
+            raise UnknownArchitectureError(f"{source}: RCAN with a pixel-unshuffle head needs 12 or 48 input channels "
+                                           f"and a x4 upsampler, not {in_ch} and {len(ups)} stage(s)")  # fmt: skip
+    elif in_ch != 3:
+        raise UnknownArchitectureError(f"{source}: RCAN head.0 takes {in_ch} channels (3 expected)")
+    _check_scale(source, found, scale)
+    groups = _count(sd, r"body\.(\d+)\.", source, "residual groups and the body conv (body.N.*)") - 1
+    counts = [_count(sd, rf"body\.{g}\.body\.(\d+)\.", source, f"RCABs and the group conv (body.{g}.body.N.*)")
+              for g in range(groups)]  # fmt: skip
+    if len(set(counts)) > 1:
+        raise UnknownArchitectureError(f"{source}: RCAN residual groups hold different numbers of blocks: {counts}")
+    blocks = counts[0] - 1 if counts else 0
+    red = _shape(sd, "body.0.body.0.body.3.conv_du.0.weight", 4, source)[0]
+    if groups < 1 or blocks < 1 or nf % red:
+        raise UnknownArchitectureError(f"{source}: RCAN with {groups} group(s) of {blocks} RCAB(s), {nf} features "
+                                       f"and {red} attention channels")  # fmt: skip
+    norm = "sub_mean.weight" in sd
+    config = {"n_resgroups": groups, "n_resblocks": blocks, "n_feats": nf, "reduction": nf // red, "kernel_size": k,
+              "rgb_range": detect_mod.rcan_rgb_range(sd), "norm": norm, "unshuffle": unshuffle}  # fmt: skip
+    conv = (nf, nf, k, k)
+    layers = [(name, name, 0, (3, 3, 1, 1)) for name in ("sub_mean", "add_mean") if norm]
+    layers += [(head, head, 0, (nf, in_ch, k, k))]
+    for g in range(groups):
+        for b in range(blocks):
+            p = f"body.{g}.body.{b}.body"
+            layers += [(f"{p}.0", f"{p}.0", 0, conv), (f"{p}.2", f"{p}.2", 0, conv),
+                       (f"{p}.3.conv_du.0", f"{p}.3.conv_du.0", 0, (red, nf, 1, 1)),
+                       (f"{p}.3.conv_du.2", f"{p}.3.conv_du.2", 0, (nf, red, 1, 1))]  # fmt: skip
+        layers += [(f"body.{g}.body.{blocks}", f"body.{g}.body.{blocks}", 0, conv)]
+    layers += [(f"body.{groups}", f"body.{groups}", 0, conv)]
+    layers += [(name, name, r, (nf * r * r, nf)) for name, r in ups]
+    layers += [("tail.1", "tail.1", 0, (3, nf, k, k))]
+    return lambda: build_rcan(found, **config), found, config, layers, sd
+
+
+_BUILDERS = {"rrdbnet": _rrdbnet, "srvgg_compact": _srvgg, "edsr": _edsr, "msrresnet": _msrresnet, "rcan": _rcan}
 
 
 def _bounded(source, config: dict, **limits) -> None:
@@ -208,14 +293,16 @@ def _keys(prefix: str, extra) -> list[str]:
 
 
 def _check_layers(sd, layers, source) -> None:
-    """Every tensor the network takes is present with the shape its config implies (3x3 convs),
-    before the network is built: its size is then bounded by the tensors the checkpoint holds."""
-    for layer, prefix, extra, (out, *inputs) in layers:
+    """Every tensor the network takes is present with the shape its config implies (``(out, in)``: a
+    3x3 conv; ``(out, in, kh, kw)``; ``(n,)``: PReLU slopes), before the network is built: its size is
+    then bounded by the tensors the checkpoint holds."""
+    for layer, prefix, extra, want_shape in layers:
         keys = _keys(prefix, extra)
         missing = [k for k in keys if k not in sd]
         if missing:
             raise UnknownArchitectureError(f"{source}: missing key(s) {missing} for layer {layer}")
-        for key, want in zip(keys, [(out,)] if extra == "prelu" else [(out, *inputs, 3, 3), (out,)]):
+        kernel = tuple(want_shape) if len(want_shape) == 4 else (*want_shape, 3, 3)
+        for key, want in zip(keys, [tuple(want_shape)] if extra == "prelu" else [kernel, (want_shape[0],)]):
             have = tuple(int(n) for n in np.shape(sd[key]))
             if have != want:
                 raise ShapeMismatchError(f"{source}: {key} has shape {have}, layer {layer} of this network needs {want}")
