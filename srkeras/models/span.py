@@ -34,11 +34,15 @@ def _spab(x, feat, name):
     return out, a1
 
 
-def build_span(scale: int = 4, feature_channels: int = 48, rgb_mean=DIV2K_RGB_MEAN, img_range: float = 255.0, name=None):
-    """SPAN (inference form); 426,288 parameters at x4, 410,700 at x2 with 48 channels (spanx{4,2}_ch48)."""
-    mean = np.asarray(rgb_mean, dtype=np.float32)
-    inputs = keras.Input(shape=(None, None, 3), name="lr")
-    x = keras.layers.Rescaling(float(img_range), offset=-mean * img_range, name="sub_mean")(inputs)
+def build_span(scale: int = 4, feature_channels: int = 48, rgb_mean=DIV2K_RGB_MEAN, img_range: float = 255.0,
+               in_channels: int = 3, out_channels: int = 3, norm: bool = True, name=None):  # fmt: skip
+    """SPAN (inference form); 426,288 parameters at x4, 410,700 at x2 with 48 channels (spanx{4,2}_ch48).
+    ``norm=False``: the checkpoints with a ``no_norm`` buffer, which skip ``(x - mean) * img_range``."""
+    inputs = keras.Input(shape=(None, None, in_channels), name="lr")
+    x = inputs
+    if norm:
+        mean = np.asarray(rgb_mean, dtype=np.float32)
+        x = keras.layers.Rescaling(float(img_range), offset=-mean * img_range, name="sub_mean")(inputs)
     feat = _conv(x, feature_channels, "conv_1")
     out, b1 = feat, None
     for i in range(1, 7):
@@ -47,6 +51,6 @@ def build_span(scale: int = 4, feature_channels: int = 48, rgb_mean=DIV2K_RGB_ME
     b6 = _conv(out, feature_channels, "conv_2")
     cat = keras.layers.Concatenate(name="cat")([feat, b6, b1, a1])
     y = _conv(cat, feature_channels, "conv_cat", kernel=1)
-    y = _conv(y, 3 * scale * scale, "upsampler")
+    y = _conv(y, out_channels * scale * scale, "upsampler")
     outputs = PixelShuffle(scale, name="shuffle")(y)
     return keras.Model(inputs, outputs, name=name or f"span_x{scale}")

@@ -121,6 +121,10 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
     about = {"source": {"file": str(file.resolve()), "sha256": sha256_file(file), "format": "pth"}, "options": config,
              "detected": found.describe(),
              "format": "pth", "input_range": [0.0, 1.0], "output_range": [0.0, 1.0], "unmapped_keys": unmapped}  # fmt: skip
+    if found_arch == "realcugan":  # padding inside the model (pre_pad 0), as the catalogue's Real-CUGAN entries
+        from srkeras.models.realcugan import serving_facts
+
+        about["architecture"] = serving_facts(s)
     sidecar = ModelSidecar(licence="user-supplied checkpoint: see its publisher's licence", arch=found_arch, scale=s,
                            pre_pad=0, params=int(model.count_params()), about=about,
                            **measure_for_sidecar(model, run_probe, progress))  # fmt: skip

@@ -318,13 +318,17 @@ def _dat(sd, source):
               "expansion_factor": shape(sd, "layers.0.blocks.0.ffn.fc1.weight", 2, source)[0] / dim,
               "qkv_bias": "layers.0.blocks.0.attn.qkv.bias" in sd, "upsampler": upsampler,
               "resi_connection": "1conv" if "conv_after_body.weight" in sd else "3conv", "in_chans": in_ch}  # fmt: skip
+    if upsampler == "pixelshuffle":
+        config["num_feat"] = shape(sd, "conv_before_upsample.0.weight", 4, source)[0]
     light = len(depth) < 4
     name = "DAT-light (Chen et al. 2023)" if light else "DAT (Chen et al. 2023)"
-    return Detection("dat_light" if light else "dat", name, s, config, light and _dat_light_ok(config))
+    return Detection("dat_light" if light else "dat", name, s, config, _dat_ok(config, s))
 
 
-def _dat_light_ok(config) -> bool:
-    return config["upsampler"] == "pixelshuffledirect" and config["in_chans"] == 3
+def _dat_ok(config, scale: int) -> bool:
+    """The tails dat_arch.py builds: one conv (any scale), or ``Upsample`` (2^n and 3)."""
+    direct = config["upsampler"] == "pixelshuffledirect"
+    return direct or (config["upsampler"] == "pixelshuffle" and (scale == 3 or scale >= 2 and not scale & (scale - 1)))
 
 
 def _omnisr(sd, source):
@@ -351,7 +355,8 @@ def _span(sd, source):
     nf, in_ch = shape(sd, "conv_1.sk.weight", 4, source)[:2]
     s, out_ch = scale_and_channels(shape(sd, "upsampler.0.weight", 4, source)[0], in_ch, source)
     config = {"feature_channels": nf, "in_channels": in_ch, "out_channels": out_ch, "norm": "no_norm" not in sd}
-    return Detection("span", "SPAN (Wan et al. 2024)", s, config, False)
+    # with norm, the original subtracts a 3-channel mean: only RGB input runs
+    return Detection("span", "SPAN (Wan et al. 2024)", s, config, in_ch == 3 or not config["norm"])
 
 
 def _realcugan(sd, source):
@@ -367,7 +372,8 @@ def _realcugan(sd, source):
         s = 3 if shape(sd, "unet1.conv_bottom.weight", 4, source)[2] == 5 else 2
         out_ch = shape(sd, "unet2.conv_bottom.weight", 4, source)[0]
     config |= {"in_channels": in_ch, "out_channels": out_ch}
-    return Detection("realcugan", "Real-CUGAN (UpCunet)", s, config, False)
+    ok = not config["fast"] and in_ch == out_ch  # UpCunet2x/3x/4x as srkeras builds them (not 2x_fast)
+    return Detection("realcugan", "Real-CUGAN (UpCunet)", s, config, ok)
 
 
 # --- the detectors, most specific first ------------------------------------------------------------

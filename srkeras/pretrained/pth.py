@@ -18,8 +18,17 @@ given by the user must agree; detected architectures not listed here are refused
   ``body.{n_resgroups}``, ``tail.0.K``, ``tail.1``, ``add_mean``), spandrel's variants without MeanShift
   and with a pixel-unshuffle head (``head.1``, x1/x2); rgb_range from the MeanShift bias
   (:func:`srkeras.pretrained.detect.rcan_rgb_range`).
-* ``omnisr`` - OmniSR, ``dat_light`` - DAT with a one-conv tail (DAT-light): Keras layers named after
-  the state-dict prefixes, loaded by name (:mod:`srkeras.pretrained.pth_named`).
+* ``omnisr`` - OmniSR, ``dat_light`` - DAT-light (one group or few; any tail) and ``dat`` - DAT / DAT-S /
+  DAT-2 (``conv_before_upsample``, ``upsample.K``, ``conv_last``): Keras layers named after the
+  state-dict prefixes, loaded by name (:mod:`srkeras.pretrained.pth_named`).
+* ``span`` - SPAN training checkpoints: each ``Conv3XC`` holds ``sk`` (1x1), ``conv.0/1/2`` (1x1, 3x3,
+  1x1) and ``eval_conv``; the original's eval forward recomputes ``eval_conv`` from the others
+  (``update_params``) before using it, so the stored one may be stale: the 3x3 conv loaded here is
+  that recomputation (:func:`fuse_conv3xc`), never the stored ``eval_conv``. ``no_norm`` (a buffer):
+  no mean subtraction or x255 at the input.
+* ``realcugan`` - Real-CUGAN UpCunet2x/3x/4x (``unet1.*``, ``unet2.*``, ``conv_final`` at x4; a ``pro``
+  key: the Pro models' input/output scaling, as layers): the weighted modules in
+  :func:`srkeras.models.realcugan.torch_module_names` order. UpCunet2x_fast is refused.
 
 MSRResNet's and RCAN's Keras layers are named after the state-dict prefixes too, but they are plain
 convolutions, so they take the path that checks every key and shape before building (``_BUILDERS``).
@@ -42,7 +51,7 @@ from srkeras.pretrained.errors import (
     UnknownArchitectureError,
 )
 
-ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "msrresnet", "rcan", "omnisr", "dat_light")
+ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "msrresnet", "rcan", "omnisr", "dat_light", "dat", "span", "realcugan")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
@@ -268,21 +277,125 @@ def _omnisr(found, source):
     return lambda: build_omnisr(found.scale, **config), config, {"up.0": found.scale}
 
 
-def _dat_light(found, source):
-    from srkeras.models.dat import build_dat_light
+def _dat(found, source):
+    from srkeras.models.dat import build_dat, upsample_factors
 
     c = found.config
-    _bounded(source, c, embed_dim=1024, depth=MAX_BLOCKS, num_heads=64, split_size=128)
+    _bounded(source, c, embed_dim=1024, depth=MAX_BLOCKS, num_heads=64, split_size=128, in_chans=16)
     dim, heads = c["embed_dim"], c["num_heads"]
-    if len(c["depth"]) > 8 or dim < 32 or any(h % 2 or (dim // 2) % (h // 2) or dim % h for h in heads):
-        raise UnknownArchitectureError(f"{source}: DAT {c} is not a layout the Keras DAT-light takes")
+    if len(c["depth"]) > 16 or dim < 32 or any(h % 2 or (dim // 2) % (h // 2) or dim % h for h in heads):
+        raise UnknownArchitectureError(f"{source}: DAT {c} is not a layout the Keras DAT takes")
     config = {k: c[k] for k in ("embed_dim", "depth", "num_heads", "split_size", "expansion_factor", "qkv_bias",
-                                "resi_connection")}  # fmt: skip
-    return lambda: build_dat_light(found.scale, **config), config, {"upsample.0": found.scale}
+                                "resi_connection", "upsampler")}  # fmt: skip
+    config["channels"] = c["in_chans"]
+    if c["upsampler"] == "pixelshuffle":
+        config["num_feat"] = c["num_feat"]
+        _bounded(source, config, num_feat=1024)
+        shuffle = {f"upsample.{2 * i}": r for i, r in enumerate(upsample_factors(found.scale))}
+    else:
+        shuffle = {"upsample.0": found.scale}
+    name = f"{found.arch}_x{found.scale}"
+    return lambda: build_dat(found.scale, **config, name=name), config, shuffle
 
 
 #: Architectures whose Keras layers are named after the state-dict prefixes (:mod:`.pth_named`).
-_NAMED = {"omnisr": _omnisr, "dat_light": _dat_light}
+_NAMED = {"omnisr": _omnisr, "dat_light": _dat, "dat": _dat}
+
+
+def fuse_conv3xc(sd, prefix: str, source) -> tuple[np.ndarray, np.ndarray]:
+    """SPAN's ``Conv3XC.update_params`` in numpy: the 3x3 conv (OIHW weight, bias) equal to
+    ``conv.2(conv.1(conv.0(x)))`` (1x1, 3x3, 1x1, all with biases) plus the 1x1 ``sk(x)``, as the
+    original's eval forward recomputes ``eval_conv`` before every call."""
+    w1, w2, w3, sk = (np.asarray(sd[f"{prefix}.{k}.weight"], np.float64) for k in ("conv.0", "conv.1", "conv.2", "sk"))
+    b1, b2, b3, skb = (np.asarray(sd[f"{prefix}.{k}.bias"], np.float64) for k in ("conv.0", "conv.1", "conv.2", "sk"))
+    mid_in, c_in = w1.shape[:2]
+    mid_out = w2.shape[0]
+    c_out = w3.shape[0]
+    want = {"conv.0": (mid_in, c_in, 1, 1), "conv.1": (mid_out, mid_in, 3, 3), "conv.2": (c_out, mid_out, 1, 1),
+            "sk": (c_out, c_in, 1, 1)}  # fmt: skip
+    for k, shape in want.items():
+        if tuple(np.shape(sd[f"{prefix}.{k}.weight"])) != shape or np.shape(sd[f"{prefix}.{k}.bias"]) != shape[:1]:
+            raise ShapeMismatchError(f"{source}: {prefix}.{k} has weight {np.shape(sd[f'{prefix}.{k}.weight'])}, "
+                                     f"bias {np.shape(sd[f'{prefix}.{k}.bias'])}; Conv3XC needs {shape}")  # fmt: skip
+    # one contraction at a time (a three-operand einsum may loop over all four channel indices)
+    w = np.einsum("ob,bihw->oihw", w3[:, :, 0, 0], np.einsum("bahw,ai->bihw", w2, w1[:, :, 0, 0]))
+    w[:, :, 1, 1] += sk[:, :, 0, 0]
+    b = w3[:, :, 0, 0] @ (w2.sum((2, 3)) @ b1 + b2) + b3 + skb
+    return w.astype(np.float32), b.astype(np.float32)
+
+
+#: SPAN's Conv3XC modules, in the order of the Keras convs (:data:`srkeras.pretrained.ncnn_span.SPAN_CONVS`).
+_SPAN_CONV3XC = ["conv_1", *[f"block_{b}.c{i}_r" for b in range(1, 7) for i in (1, 2, 3)], "conv_2"]
+
+
+def _span(found, sd, source):
+    """SPAN: Keras layer name -> (OIHW weight, bias, shuffle); every Conv3XC fused."""
+    from srkeras.models.span import build_span
+    from srkeras.pretrained.ncnn_span import SPAN_CONVS
+
+    c = found.config
+    _bounded(source, c, feature_channels=512, in_channels=16, out_channels=16)
+    config = {k: c[k] for k in ("feature_channels", "in_channels", "out_channels", "norm")}
+    arrays, used = {}, set()
+    for name, prefix in zip(SPAN_CONVS, _SPAN_CONV3XC):
+        keys = [f"{prefix}.{k}.{t}" for k in ("sk", "conv.0", "conv.1", "conv.2") for t in ("weight", "bias")]
+        missing = [k for k in keys if k not in sd]
+        if missing:
+            raise UnknownArchitectureError(f"{source}: missing key(s) {missing[:4]} of SPAN's {prefix}")
+        arrays[name] = (*fuse_conv3xc(sd, prefix, source), 0)
+        used.update(keys + [f"{prefix}.eval_conv.weight", f"{prefix}.eval_conv.bias"])
+    for name, prefix, shuffle in (("conv_cat", "conv_cat", 0), ("upsampler", "upsampler.0", found.scale)):
+        keys = [f"{prefix}.weight", f"{prefix}.bias"]
+        if any(k not in sd for k in keys):
+            raise UnknownArchitectureError(f"{source}: missing key(s) {[k for k in keys if k not in sd]}")
+        arrays[name] = (sd[keys[0]], sd[keys[1]], shuffle)
+        used.update(keys)
+
+    def load(model):
+        for name, (w, b, shuffle) in arrays.items():
+            assign(model, name, conv_arrays(w, b, shuffle), source, name)
+        return used | {"no_norm"}
+
+    return lambda: build_span(found.scale, **config), config, load
+
+
+def _realcugan(found, sd, source):
+    """Real-CUGAN: the weighted modules in upcunet_v3.py order onto the Keras layers (ncnn's order)."""
+    from srkeras.models.realcugan import build_realcugan, torch_module_names, weighted_layer_names
+
+    c = found.config
+    if c["in_channels"] != c["out_channels"] or not 1 <= c["in_channels"] <= 16:
+        raise UnknownArchitectureError(f"{source}: Real-CUGAN with {c['in_channels']} input and {c['out_channels']} "
+                                       "output channels (the Keras UpCunet takes as many outputs as inputs)")  # fmt: skip
+    config = {"channels": c["in_channels"], "pro": c["pro"]}
+    pairs = list(zip(weighted_layer_names(found.scale), torch_module_names(found.scale)))
+    missing = [f"{p}.{t}" for _n, p in pairs for t in ("weight", "bias") if f"{p}.{t}" not in sd]
+    if missing:
+        raise UnknownArchitectureError(f"{source}: missing key(s) {missing[:4]} of Real-CUGAN x{found.scale}")
+
+    def load(model):
+        used = {"pro"}
+        for name, prefix in pairs:
+            w, b = (np.asarray(sd[f"{prefix}.{t}"], np.float32) for t in ("weight", "bias"))
+            kind = type(model.get_layer(name)).__name__
+            if kind == "Dense":  # the SE blocks' 1x1 convs on the pooled vector
+                arrays = [w.reshape(w.shape[:2]).T if w.ndim == 4 and w.shape[2:] == (1, 1) else w, b]
+            elif kind == "Conv2DTranspose":  # ConvTranspose2d (in, out, kh, kw) -> Keras (kh, kw, out, in)
+                arrays = [np.transpose(w, (2, 3, 1, 0)) if w.ndim == 4 else w, b]
+            else:
+                arrays = conv_arrays(w, b, 2 if name == "final" else 0) if w.ndim == 4 else [w, b]
+            assign(model, name, arrays, source, prefix)
+            used.update((f"{prefix}.weight", f"{prefix}.bias"))
+        return used
+
+    return lambda: build_realcugan(found.scale, **config), config, load
+
+
+#: Architectures converted by a loader of their own: ``(found, sd, source) -> (build, config, load)``,
+#: ``load(model)`` returning the checkpoint keys it used (every key and shape is checked).
+_CUSTOM = {"span": _span, "realcugan": _realcugan}
+
+
 #: Buffers those checkpoints hold that Keras computes (position indices, masks, BatchNorm counters).
 _DERIVED = ("relative_position_index", "rpe_biases", "attn_mask_0", "attn_mask_1", "num_batches_tracked",
             "total_ops", "total_params")  # fmt: skip
@@ -317,7 +430,7 @@ def identify(sd: dict, arch: str | None, source: str) -> detect_mod.Detection:
     found = detect_mod.detect(sd, source)
     if arch is not None and arch != found.arch:
         raise UnknownArchitectureError(f"{source}: checkpoint is a {found.arch} state dict, not {arch}")
-    if not found.convertible or found.arch not in (*_BUILDERS, *_NAMED):
+    if not found.convertible or found.arch not in (*_BUILDERS, *_NAMED, *_CUSTOM):
         raise ConversionUnavailableError(
             f"{source}: detected {found.describe()}; conversion of this architecture to Keras is not available "
             f"in srkeras (convertible: {', '.join(ARCHS)})"
@@ -337,6 +450,13 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
         build, config, shuffle = _NAMED[found.arch](found, source)
         model = build()
         unmapped = [k for k in load_named(model, sd, source, shuffle) if not k.endswith(_DERIVED)]
+        return model, found.scale, {"arch": found.arch, **config}, unmapped
+    if found.arch in _CUSTOM:
+        _check_scale(source, found.scale, scale)
+        build, config, load = _CUSTOM[found.arch](found, sd, source)
+        model = build()
+        used = load(model)
+        unmapped = sorted(k for k in set(sd) - used if not k.endswith(_DERIVED))
         return model, found.scale, {"arch": found.arch, **config}, unmapped
     build, s, config, layers, sd = _BUILDERS[found.arch](sd, scale, source)
     _check_layers(sd, layers, source)
