@@ -15,7 +15,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT = ("realesr_animevideov3", "nmkd_yandereneo_superlite_x4", "dat_light_x2", "dat_light_x4")
-EXTRA = {"omnisr_x4": ("omnisr", 4, {})}  # import-only architecture (4x_WTP_descreenton's layout)
+EXTRA = {"omnisr_x4": ("omnisr", 4, {}),  # import-only architectures (4x_WTP_descreenton's layout)
+         "swinir_classical_x4": ("swinir", 4, {}),  # SwinIR classical SR: 180 dims, 6 x 6 layers, window 8
+         "swinir_light_x4": ("swinir", 4, {"embed_dim": 60, "depths": (6,) * 4, "num_heads": (6,) * 4,
+                                           "upsampler": "pixelshuffledirect"})}  # fmt: skip
 
 
 def measure(arch: str, scale: int, options: dict, lr_size: int) -> dict:
@@ -39,7 +42,7 @@ def main(argv=None) -> int:
     from srkeras.pretrained import catalogue
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", action="append", help="catalogue name or omnisr_x4 (repeatable)")
+    p.add_argument("--model", action="append", help=f"catalogue name or one of {', '.join(EXTRA)} (repeatable)")
     p.add_argument("--lr-size", type=int, default=128)
     args = p.parse_args(argv)
     for name in args.model or [*DEFAULT, *EXTRA]:

@@ -96,7 +96,7 @@ def test_unknown_layout_names_closest_candidates_and_unmatched_keys():
     assert "extra_head.weight" in msg
 
 
-@pytest.mark.parametrize("case", ["swinir_x2", "rcan_x4", "span_x4", "realcugan_x3", "msrresnet_x4", "dat_x2", "edsr_original_x4"])
+@pytest.mark.parametrize("case", ["rcan_x4", "span_x4", "realcugan_x3", "msrresnet_x4", "dat_x2", "edsr_original_x4"])
 def test_unconvertible_architecture_reported_not_faked(case, tmp_path, monkeypatch):
     """Detected with its hyper-parameters, refused with ConversionUnavailableError; nothing installed."""
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))

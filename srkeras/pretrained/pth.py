@@ -10,8 +10,9 @@ given by the user must agree; detected architectures not listed here are refused
 * ``srvgg_compact`` - Real-ESRGAN SRVGGNetCompact (``body.2k`` convs, ``body.2k+1`` PReLU slopes).
 * ``edsr`` - BasicSR EDSR (``conv_first``, ``body.N.conv1/2``, ``conv_after_body``, ``upsample.K``,
   ``conv_last``); res_scale is not stored in weights: 0.1 for 256 features (EDSR full), else 1.
-* ``omnisr`` - OmniSR, ``dat_light`` - DAT with a one-conv tail (DAT-light): Keras layers named after
-  the state-dict prefixes, loaded by name (:mod:`srkeras.pretrained.pth_named`).
+* ``omnisr`` - OmniSR, ``dat_light`` - DAT with a one-conv tail (DAT-light), ``swinir`` - SwinIR (every
+  upsampler, 1conv/3conv, ``start_unshuffle``; not the absolute position embedding, ``ape``): Keras
+  layers named after the state-dict prefixes, loaded by name (:mod:`srkeras.pretrained.pth_named`).
 
 BasicSR's MSRResNet is not mapped: srkeras' ``srresnet`` is SRGAN's (BN + PReLU), a different net.
 """
@@ -33,7 +34,7 @@ from srkeras.pretrained.errors import (
     UnknownArchitectureError,
 )
 
-ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "omnisr", "dat_light")
+ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "omnisr", "dat_light", "swinir")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
@@ -174,7 +175,7 @@ def _bounded(source, config: dict, **limits) -> None:
             raise UnknownArchitectureError(f"{source}: {key}={value} is implausible (at most {most} expected)")
 
 
-def _omnisr(found, source):
+def _omnisr(found, source, sd):
     from srkeras.models.omnisr import build_omnisr
 
     c = found.config
@@ -183,7 +184,7 @@ def _omnisr(found, source):
     return lambda: build_omnisr(found.scale, **config), config, {"up.0": found.scale}
 
 
-def _dat_light(found, source):
+def _dat_light(found, source, sd):
     from srkeras.models.dat import build_dat_light
 
     c = found.config
@@ -196,10 +197,47 @@ def _dat_light(found, source):
     return lambda: build_dat_light(found.scale, **config), config, {"upsample.0": found.scale}
 
 
+def _swinir_blocks(found, source, sd) -> None:
+    """Every Swin layer the key numbers imply holds its attention and MLP weights in the shapes the
+    config implies, before anything is built: the network's size is bounded by the tensors the file holds."""
+    c = found.config
+    dim, w = c["embed_dim"], c["window_size"]
+    hidden = int(dim * c["mlp_ratio"] + 1e-6)
+    for i, (depth, heads) in enumerate(zip(c["depths"], c["num_heads"])):
+        for j in range(depth):
+            p = f"layers.{i}.residual_group.blocks.{j}."
+            for key, want in (("attn.qkv.weight", (3 * dim, dim)), ("attn.proj.weight", (dim, dim)),
+                              ("mlp.fc1.weight", (hidden, dim)), ("mlp.fc2.weight", (dim, hidden)),
+                              ("attn.relative_position_bias_table", ((2 * w - 1) ** 2, heads))):  # fmt: skip
+                if p + key not in sd:
+                    raise UnknownArchitectureError(f"{source}: missing key {p + key!r} (SwinIR {c})")
+                have = tuple(int(n) for n in np.shape(sd[p + key]))
+                if have != want:
+                    raise ShapeMismatchError(f"{source}: {p + key} has shape {have}, this SwinIR needs {want}")
+
+
+def _swinir(found, source, sd):
+    from srkeras.models.swinir import build_swinir, shuffle_layers
+
+    c = found.config
+    _bounded(source, c, embed_dim=1024, depths=MAX_BLOCKS, num_heads=64, window_size=64, start_unshuffle=8)
+    dim, heads = c["embed_dim"], c["num_heads"]
+    if len(c["depths"]) > 32 or any(dim % h for h in heads) or not 1 <= c["mlp_ratio"] <= 16:
+        raise UnknownArchitectureError(f"{source}: SwinIR {c} is not a layout the Keras SwinIR takes")
+    _swinir_blocks(found, source, sd)
+    config = {k: c[k] for k in ("in_chans", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio", "qkv_bias",
+                                "patch_norm", "upsampler", "resi_connection", "img_range", "start_unshuffle")}  # fmt: skip
+    if "num_feat" in c:
+        _bounded(source, c, num_feat=1024)
+        config["num_feat"] = c["num_feat"]
+    shuffle = shuffle_layers(c["upsampler"], found.scale * c["start_unshuffle"])
+    return lambda: build_swinir(found.scale, **config), config, shuffle
+
+
 #: Architectures whose Keras layers are named after the state-dict prefixes (:mod:`.pth_named`).
-_NAMED = {"omnisr": _omnisr, "dat_light": _dat_light}
+_NAMED = {"omnisr": _omnisr, "dat_light": _dat_light, "swinir": _swinir}
 #: Buffers those checkpoints hold that Keras computes (position indices, masks, BatchNorm counters).
-_DERIVED = ("relative_position_index", "rpe_biases", "attn_mask_0", "attn_mask_1", "num_batches_tracked",
+_DERIVED = ("relative_position_index", "rpe_biases", "attn_mask", "attn_mask_0", "attn_mask_1", "num_batches_tracked",
             "total_ops", "total_params")  # fmt: skip
 
 
@@ -247,7 +285,7 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
         from srkeras.pretrained.pth_named import load_named
 
         _check_scale(source, found.scale, scale)
-        build, config, shuffle = _NAMED[found.arch](found, source)
+        build, config, shuffle = _NAMED[found.arch](found, source, sd)
         model = build()
         unmapped = [k for k in load_named(model, sd, source, shuffle) if not k.endswith(_DERIVED)]
         return model, found.scale, {"arch": found.arch, **config}, unmapped
