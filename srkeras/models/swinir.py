@@ -44,8 +44,8 @@ class SwinWindowAttention(keras.layers.Layer):
     output rolled back), with the -100 mask between tokens the roll brought together."""
 
     #: Windows are anchored at the image origin: the output at a pixel depends on its position and on
-    #: the image size (padding, masks), so no tiling reproduces the untiled output
-    #: (:func:`srkeras.inference.receptive.reads_whole_image`).
+    #: the image size (padding, masks), so tiles placed anywhere with a receptive-field margin do not
+    #: reproduce the untiled output (:func:`srkeras.inference.receptive.reads_whole_image`; the model card).
     reads_whole_image = True
 
     def __init__(self, num_heads: int, window_size: int, shift: int = 0, **kwargs):
