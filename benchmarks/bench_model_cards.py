@@ -15,8 +15,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT = ("realesr_animevideov3", "nmkd_yandereneo_superlite_x4", "dat_light_x2", "dat_light_x4")
-# import-only architectures: 4x_WTP_descreenton's layout; BasicSR's MSRResNet and the paper's RCAN (defaults)
-EXTRA = {"omnisr_x4": ("omnisr", 4, {}), "msrresnet_x4": ("msrresnet", 4, {}), "rcan_x4": ("rcan", 4, {})}
+# import-only architectures: 4x_WTP_descreenton's layout; BasicSR's MSRResNet and the paper's RCAN (defaults);
+# SwinIR classical SR (180 dims, 6 x 6 layers, window 8) and lightweight
+EXTRA = {"omnisr_x4": ("omnisr", 4, {}), "msrresnet_x4": ("msrresnet", 4, {}), "rcan_x4": ("rcan", 4, {}),
+         "swinir_classical_x4": ("swinir", 4, {}),
+         "swinir_light_x4": ("swinir", 4, {"embed_dim": 60, "depths": (6,) * 4, "num_heads": (6,) * 4,
+                                           "upsampler": "pixelshuffledirect"})}  # fmt: skip
 
 
 def measure(arch: str, scale: int, options: dict, lr_size: int) -> dict:

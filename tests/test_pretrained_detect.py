@@ -105,7 +105,7 @@ def test_dat_span_realcugan_layouts_are_convertible(case):
     assert (found.arch, found.scale, found.convertible) == (want["arch"], want["scale"], True)
 
 
-@pytest.mark.parametrize("case", ["swinir_x2", "edsr_original_x4"])
+@pytest.mark.parametrize("case", ["edsr_original_x4"])
 def test_unconvertible_architecture_reported_not_faked(case, tmp_path, monkeypatch):
     """Detected with its hyper-parameters, refused with ConversionUnavailableError; nothing installed."""
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))

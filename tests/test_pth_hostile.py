@@ -199,6 +199,22 @@ def test_low_rank_conv_kernels(no_build, file, key, ndim):
         pth.convert_state_dict(sd, None, None, file)
 
 
+def test_swinir_blocks_checked_before_building(monkeypatch):
+    """A SwinIR whose key numbers promise more (or wider) Swin layers than the file holds is refused
+    before the network is built: one stray key would otherwise build a 128-layer network."""
+    from srkeras.models import swinir
+
+    monkeypatch.setattr(swinir, "build_swinir", lambda *a, **k: pytest.fail("built before the keys were checked"))
+    refs = FIX.parent / "pth_refs"
+    sd = pth.read_checkpoint(refs / "tiny_swinir_x4_nearest.pth")
+    stray = dict(sd, **{"layers.0.residual_group.blocks.127.norm1.weight": np.ones(8, np.float32)})
+    with pytest.raises(pretrained.UnknownArchitectureError, match=r"^s.pth: missing key 'layers.0.residual_group.blocks.2.attn.qkv.weight'"):
+        pth.convert_state_dict(stray, None, None, "s.pth")
+    wide = dict(sd, **{"layers.0.residual_group.blocks.1.mlp.fc1.weight": np.zeros((4096, 8), np.float32)})
+    with pytest.raises(pretrained.ShapeMismatchError, match=r"^w.pth: layers.0.residual_group.blocks.1.mlp.fc1.weight has shape \(4096, 8\), this SwinIR needs \(16, 8\)"):
+        pth.convert_state_dict(wide, None, None, "w.pth")
+
+
 def test_missing_and_odd_keys(no_build):
     sd = _sd("rrdbnet_x4_zip.pth")
     del sd["conv_first.weight"]

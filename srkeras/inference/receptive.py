@@ -23,7 +23,8 @@ whose reach is not known (a custom layer, attention, global pooling).
 
 :func:`reads_whole_image` tells the models whose output at every pixel depends on the whole input
 (global average/max pooling, e.g. the squeeze-excitation gates of Real-CUGAN and waifu2x cunet, the
-channel interactions of DAT and OmniSR; or a layer declaring ``reads_whole_image = True``): their
+channel interactions of DAT and OmniSR; or a layer declaring ``reads_whole_image = True``, e.g.
+SwinIR's window attention, anchored at the image origin, with masks of the padded size): their
 receptive field is global, known without a probe, and no tiling reproduces them exactly.
 """
 

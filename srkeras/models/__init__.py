@@ -34,6 +34,7 @@ from srkeras.models.srcnn import build_srcnn, build_srcnn_955
 from srkeras.models.srgan import build_srgan_discriminator, build_srresnet
 from srkeras.models.srmd import build_srmd
 from srkeras.models.srvgg import build_srvgg_compact
+from srkeras.models.swinir import build_swinir
 from srkeras.models.waifu2x import build_waifu2x_cunet, build_waifu2x_upconv7
 
 
@@ -113,6 +114,7 @@ register("edsr", build_edsr, scales=(2, 3, 4, 8), paper="Lim et al. 2017")
 register("rcan", build_rcan, scales=(2, 3, 4, 8), paper="Zhang et al. 2018 (RCAN)")
 register("dat_light", build_dat_light, scales=(2, 3, 4), paper="Chen et al. 2023 (DAT)")
 register("dat", build_dat, scales=(2, 3, 4, 8), paper="Chen et al. 2023 (DAT)")
+register("swinir", build_swinir, scales=(1, 2, 3, 4, 8), paper="Liang et al. 2021 (SwinIR)")
 register("omnisr", build_omnisr, scales=(1, 2, 3, 4), paper="Wang et al. 2023 (Omni-SR)")
 register("span", build_span, scales=(2, 3, 4), paper="Wan et al. 2024 (SPAN)")
 register("srmd", build_srmd, scales=(2, 3, 4), paper="Zhang et al. 2018 (SRMD)")

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from srkeras.models import windows
 from srkeras.models.layers import PixelShuffle
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -40,28 +41,13 @@ def _rpe(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """DAT's ``rpe_biases`` ((2h-1)(2w-1), 2) and ``relative_position_index`` (hw, hw)."""
     bh, bw = np.meshgrid(np.arange(1 - h, h), np.arange(1 - w, w), indexing="ij")
     biases = np.stack([bh.ravel(), bw.ravel()], 1).astype(np.float32)
-    coords = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).reshape(2, -1)
-    rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + np.array([h - 1, w - 1])
-    return biases, (rel[..., 0] * (2 * w - 1) + rel[..., 1]).astype(np.int32)
+    return biases, windows.relative_position_index(h, w)
 
 
 def _layer_norm(x, gamma, beta, eps=1e-5):
     mean = ops.mean(x, axis=-1, keepdims=True)
     var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
     return (x - mean) / ops.sqrt(var + eps) * gamma + beta
-
-
-def _region(n, split: int, shift: int):
-    """Shifted-window region label (0, 1, 2) of each of ``n`` rows: ``[0, n-split), [n-split, n-shift), rest``."""
-    i = ops.arange(n)
-    return ops.cast(i >= n - split, "int32") + ops.cast(i >= n - shift, "int32")
-
-
-def _windows(x, hs: int, ws: int):
-    """(B, H, W, C) -> (B * H/hs * W/ws, hs*ws, C), windows in row-major order."""
-    b, h, w, c = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2], x.shape[-1]
-    y = ops.transpose(ops.reshape(x, (b, h // hs, hs, w // ws, ws, c)), (0, 1, 3, 2, 4, 5))
-    return ops.reshape(y, (-1, hs * ws, c))
 
 
 @keras.saving.register_keras_serializable(package="srkeras")
@@ -92,7 +78,7 @@ class DATSpatialAttention(keras.layers.Layer):
     def _bias(self, i: int, hs: int, ws: int):
         """(heads, N, N) relative position bias of branch ``i`` (DynamicPosBias, residual=False)."""
         biases, index = _rpe(hs, ws)
-        w = self.mlp[i]
+        w = {k: [ops.cast(v, "float32") for v in vs] for k, vs in self.mlp[i].items()}  # float32 under mixed policies
         pos = ops.matmul(ops.convert_to_tensor(biases), ops.transpose(w["pos_proj"][0])) + w["pos_proj"][1]
         for k in ("pos1", "pos2", "pos3"):
             g, b, lw, lb = w[k]
@@ -104,19 +90,17 @@ class DATSpatialAttention(keras.layers.Layer):
         """Window attention of one branch on (B, H, W, 3, C/2) padded ``qkv``."""
         c, heads = self.dim // 2, self.num_heads // 2
         b, h, w = ops.shape(qkv)[0], ops.shape(qkv)[1], ops.shape(qkv)[2]
-        t = _windows(ops.reshape(qkv, (b, h, w, 3 * c)), hs, ws)  # B', N, 3C'
+        t = windows.partition(ops.reshape(qkv, (b, h, w, 3 * c)), hs, ws)  # B', N, 3C'
         t = ops.transpose(ops.reshape(t, (-1, hs * ws, 3, heads, c // heads)), (2, 0, 3, 1, 4))
         q, k, v = t[0] * (c // heads) ** -0.5, t[1], t[2]
-        attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) + self._bias(i, hs, ws)[None]
+        attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
+        attn = attn + ops.cast(self._bias(i, hs, ws)[None], attn.dtype)  # bfloat16 under a mixed policy
         if mask_shift is not None:
-            label = _region(h, hs, mask_shift[0])[:, None] * 3 + _region(w, ws, mask_shift[1])[None, :]
-            lw = _windows(ops.reshape(label, (1, h, w, 1)), hs, ws)[..., 0]  # nW, N
-            mask = ops.where(lw[:, :, None] == lw[:, None, :], 0.0, -100.0)
-            nw, n = ops.shape(lw)[0], hs * ws
+            mask = windows.shift_mask(h, w, hs, ws, *mask_shift, attn.dtype)
+            nw, n = ops.shape(mask)[0], hs * ws
             attn = ops.reshape(ops.reshape(attn, (b, nw, heads, n, n)) + mask[None, :, None], (-1, heads, n, n))
         out = ops.reshape(ops.transpose(ops.matmul(ops.softmax(attn, axis=-1), v), (0, 2, 1, 3)), (-1, hs * ws, c))
-        out = ops.reshape(out, (b, h // hs, w // ws, hs, ws, c))
-        return ops.reshape(ops.transpose(out, (0, 1, 3, 2, 4, 5)), (b, h, w, c))
+        return windows.merge(out, b, h, w, hs, ws)
 
     def call(self, qkv):
         s0, s1 = self.split_size
@@ -220,7 +204,8 @@ def _sgfn(x, p, c, hidden):
     return _dense(c, f"{p}.fc2")(y[..., :half] * gate)
 
 
-def _residual_conv(x, p, c, resi):
+def residual_conv(x, p, c, resi):
+    """The conv closing a residual group: one 3x3 (``1conv``) or 3x3 -> 1x1 -> 3x3 at c/4 with LeakyReLU 0.2 (``3conv``)."""
     if resi == "1conv":
         return keras.layers.Conv2D(c, 3, padding="same", name=p)(x)
     y = keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(c // 4, 3, padding="same", name=f"{p}.0")(x))
@@ -278,9 +263,9 @@ def build_dat(scale: int = 2, channels: int = 3, embed_dim: int = 180, depth=(6,
                            _shifted(rg, b))  # fmt: skip
             f = keras.layers.Add(name=f"{p}.add1")([f, a])
             f = keras.layers.Add(name=f"{p}.add2")([f, _sgfn(_ln(f"{p}.norm2")(f), f"{p}.ffn", embed_dim, hidden)])
-        f = keras.layers.Add(name=f"layers.{rg}.add")([res, _residual_conv(f, f"layers.{rg}.conv", embed_dim, resi_connection)])
+        f = keras.layers.Add(name=f"layers.{rg}.add")([res, residual_conv(f, f"layers.{rg}.conv", embed_dim, resi_connection)])
     f = _ln("norm")(f)
-    x = keras.layers.Add(name="skip")([_residual_conv(f, "conv_after_body", embed_dim, resi_connection), x])
+    x = keras.layers.Add(name="skip")([residual_conv(f, "conv_after_body", embed_dim, resi_connection), x])
     y = _tail(x, scale, channels, embed_dim, upsampler, num_feat)
     return keras.Model(inputs, y + mean, name=name or f"dat_x{scale}")
 

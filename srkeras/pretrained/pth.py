@@ -29,6 +29,8 @@ given by the user must agree; detected architectures not listed here are refused
 * ``realcugan`` - Real-CUGAN UpCunet2x/3x/4x (``unet1.*``, ``unet2.*``, ``conv_final`` at x4; a ``pro``
   key: the Pro models' input/output scaling, as layers): the weighted modules in
   :func:`srkeras.models.realcugan.torch_module_names` order. UpCunet2x_fast is refused.
+* ``swinir`` - SwinIR (every upsampler, 1conv/3conv, ``start_unshuffle``; not the absolute position
+  embedding, ``ape``): Keras layers named after the state-dict prefixes, loaded by name.
 
 MSRResNet's and RCAN's Keras layers are named after the state-dict prefixes too, but they are plain
 convolutions, so they take the path that checks every key and shape before building (``_BUILDERS``).
@@ -51,7 +53,8 @@ from srkeras.pretrained.errors import (
     UnknownArchitectureError,
 )
 
-ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "msrresnet", "rcan", "omnisr", "dat_light", "dat", "span", "realcugan")
+ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "msrresnet", "rcan", "omnisr", "dat_light", "dat", "span", "realcugan",
+         "swinir")
 #: Blocks (RRDBs, EDSR residual blocks, SRVGG body layers) a checkpoint may number: RRDBNet uses 23,
 #: EDSR-L 32, realesr-general-x4v3 67 body layers; a key such as ``body.200000.x`` is refused.
 MAX_BLOCKS = 128
@@ -268,7 +271,7 @@ def _bounded(source, config: dict, **limits) -> None:
             raise UnknownArchitectureError(f"{source}: {key}={value} is implausible (at most {most} expected)")
 
 
-def _omnisr(found, source):
+def _omnisr(found, source, sd):
     from srkeras.models.omnisr import build_omnisr
 
     c = found.config
@@ -277,7 +280,7 @@ def _omnisr(found, source):
     return lambda: build_omnisr(found.scale, **config), config, {"up.0": found.scale}
 
 
-def _dat(found, source):
+def _dat(found, source, sd):
     from srkeras.models.dat import build_dat, upsample_factors
 
     c = found.config
@@ -298,8 +301,45 @@ def _dat(found, source):
     return lambda: build_dat(found.scale, **config, name=name), config, shuffle
 
 
+def _swinir_blocks(found, source, sd) -> None:
+    """Every Swin layer the key numbers imply holds its attention and MLP weights in the shapes the
+    config implies, before anything is built: the network's size is bounded by the tensors the file holds."""
+    c = found.config
+    dim, w = c["embed_dim"], c["window_size"]
+    hidden = int(dim * c["mlp_ratio"] + 1e-6)
+    for i, (depth, heads) in enumerate(zip(c["depths"], c["num_heads"])):
+        for j in range(depth):
+            p = f"layers.{i}.residual_group.blocks.{j}."
+            for key, want in (("attn.qkv.weight", (3 * dim, dim)), ("attn.proj.weight", (dim, dim)),
+                              ("mlp.fc1.weight", (hidden, dim)), ("mlp.fc2.weight", (dim, hidden)),
+                              ("attn.relative_position_bias_table", ((2 * w - 1) ** 2, heads))):  # fmt: skip
+                if p + key not in sd:
+                    raise UnknownArchitectureError(f"{source}: missing key {p + key!r} (SwinIR {c})")
+                have = tuple(int(n) for n in np.shape(sd[p + key]))
+                if have != want:
+                    raise ShapeMismatchError(f"{source}: {p + key} has shape {have}, this SwinIR needs {want}")
+
+
+def _swinir(found, source, sd):
+    from srkeras.models.swinir import build_swinir, shuffle_layers
+
+    c = found.config
+    _bounded(source, c, embed_dim=1024, depths=MAX_BLOCKS, num_heads=64, window_size=64, start_unshuffle=8)
+    dim, heads = c["embed_dim"], c["num_heads"]
+    if len(c["depths"]) > 32 or any(dim % h for h in heads) or not 1 <= c["mlp_ratio"] <= 16:
+        raise UnknownArchitectureError(f"{source}: SwinIR {c} is not a layout the Keras SwinIR takes")
+    _swinir_blocks(found, source, sd)
+    config = {k: c[k] for k in ("in_chans", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio", "qkv_bias",
+                                "patch_norm", "upsampler", "resi_connection", "img_range", "start_unshuffle")}  # fmt: skip
+    if "num_feat" in c:
+        _bounded(source, c, num_feat=1024)
+        config["num_feat"] = c["num_feat"]
+    shuffle = shuffle_layers(c["upsampler"], found.scale * c["start_unshuffle"])
+    return lambda: build_swinir(found.scale, **config), config, shuffle
+
+
 #: Architectures whose Keras layers are named after the state-dict prefixes (:mod:`.pth_named`).
-_NAMED = {"omnisr": _omnisr, "dat_light": _dat, "dat": _dat}
+_NAMED = {"omnisr": _omnisr, "dat_light": _dat, "dat": _dat, "swinir": _swinir}
 
 
 def fuse_conv3xc(sd, prefix: str, source) -> tuple[np.ndarray, np.ndarray]:
@@ -328,7 +368,7 @@ def fuse_conv3xc(sd, prefix: str, source) -> tuple[np.ndarray, np.ndarray]:
 _SPAN_CONV3XC = ["conv_1", *[f"block_{b}.c{i}_r" for b in range(1, 7) for i in (1, 2, 3)], "conv_2"]
 
 
-def _span(found, sd, source):
+def _span(found, source, sd):
     """SPAN: Keras layer name -> (OIHW weight, bias, shuffle); every Conv3XC fused."""
     from srkeras.models.span import build_span
     from srkeras.pretrained.ncnn_span import SPAN_CONVS
@@ -359,7 +399,7 @@ def _span(found, sd, source):
     return lambda: build_span(found.scale, **config), config, load
 
 
-def _realcugan(found, sd, source):
+def _realcugan(found, source, sd):
     """Real-CUGAN: the weighted modules in upcunet_v3.py order onto the Keras layers (ncnn's order)."""
     from srkeras.models.realcugan import build_realcugan, torch_module_names, weighted_layer_names
 
@@ -391,13 +431,13 @@ def _realcugan(found, sd, source):
     return lambda: build_realcugan(found.scale, **config), config, load
 
 
-#: Architectures converted by a loader of their own: ``(found, sd, source) -> (build, config, load)``,
+#: Architectures converted by a loader of their own: ``(found, source, sd) -> (build, config, load)``,
 #: ``load(model)`` returning the checkpoint keys it used (every key and shape is checked).
 _CUSTOM = {"span": _span, "realcugan": _realcugan}
 
 
 #: Buffers those checkpoints hold that Keras computes (position indices, masks, BatchNorm counters).
-_DERIVED = ("relative_position_index", "rpe_biases", "attn_mask_0", "attn_mask_1", "num_batches_tracked",
+_DERIVED = ("relative_position_index", "rpe_biases", "attn_mask", "attn_mask_0", "attn_mask_1", "num_batches_tracked",
             "total_ops", "total_params")  # fmt: skip
 
 
@@ -447,13 +487,13 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
         from srkeras.pretrained.pth_named import load_named
 
         _check_scale(source, found.scale, scale)
-        build, config, shuffle = _NAMED[found.arch](found, source)
+        build, config, shuffle = _NAMED[found.arch](found, source, sd)
         model = build()
         unmapped = [k for k in load_named(model, sd, source, shuffle) if not k.endswith(_DERIVED)]
         return model, found.scale, {"arch": found.arch, **config}, unmapped
     if found.arch in _CUSTOM:
         _check_scale(source, found.scale, scale)
-        build, config, load = _CUSTOM[found.arch](found, sd, source)
+        build, config, load = _CUSTOM[found.arch](found, source, sd)
         model = build()
         used = load(model)
         unmapped = sorted(k for k in set(sd) - used if not k.endswith(_DERIVED))
