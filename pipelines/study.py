@@ -2,10 +2,10 @@
 
     python -m pipelines.study backbones --train-dir DIR --val-dir DIR --test-dir DIR [--test-dir ...] \\
         --backbone vgg19 --backbone resnet152v2[:shallow] ... [--weights-dir DIR] --steps N \\
-        [--pretrain-steps M] --out STUDY_DIR [--db URL] [--smoke]
+        [--pretrain-steps M] --out STUDY_DIR [--db URL] [--smoke] [--verbose]
     python -m pipelines.study simulate --db URL --study NAME --prefer METHOD [--raters 12]
     python -m pipelines.study layers            # the depth table (Markdown)
-    python -m pipelines.study cost --backbone vgg19 --backbone resnet152v2 [--tflops 30]
+    python -m pipelines.study cost --backbone vgg19 --backbone resnet152v2 [--tflops 30] [--verbose]
 
 ``backbones`` trains one SRResNet-MSE start and, from it, one SRGAN per backbone with the content
 loss at the depth-table layer (``:deep`` = VGG54's role, the default, ``:shallow`` = VGG22's), scores
@@ -26,14 +26,11 @@ the rating and report chain, never a substitute for real ratings. Exit codes: 0 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from pipelines.arguments import at_least
-from srkeras.study import StudyConfig, StudyError, markdown_table  # noqa: E402
+from srkeras.study import StudyConfig, StudyError, markdown_table  # no TensorFlow import (main silences it first)
 
 
 def _add_backbones(sub) -> None:
@@ -66,6 +63,7 @@ def _add_backbones(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe override for every training run (e.g. optimizer.lr=2e-4)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
 
 
 def parse_args(argv=None):
@@ -86,6 +84,7 @@ def parse_args(argv=None):
     c.add_argument("--pretrain-steps", type=at_least(0), default=1_000_000)
     c.add_argument("--batch-size", type=at_least(1), default=16)
     c.add_argument("--tflops", type=at_least(0, float, above=True), default=30.0, help="sustained TFLOP/s of the device (default 30)")
+    c.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     return p.parse_args(argv)
 
 
@@ -131,6 +130,10 @@ def run_backbones(a) -> int:
 
 def main(argv=None) -> int:
     a = parse_args(argv)
+    if a.command in ("backbones", "cost"):  # the commands that import TensorFlow
+        from srkeras.inference.quiet import quiet_tensorflow
+
+        quiet_tensorflow(a.verbose)
     if a.command == "layers":
         print(markdown_table())
         return 0

@@ -1,7 +1,7 @@
 """Train a super-resolution model from a paper recipe.
 
     python -m pipelines.train --recipe NAME --train-dir DIR [--val-dir DIR] --scale 4 --steps N \\
-        [--max-minutes M] --out RUN_DIR [--checkpoint-every K] [--set key.path=value ...]
+        [--max-minutes M] --out RUN_DIR [--checkpoint-every K] [--set key.path=value ...] [--verbose]
 
 Stops at N steps or M minutes of wall clock, whichever comes first, and finishes the same way in
 both cases (checkpoint, validation, RUN_DIR/model.keras). Re-running the same command resumes from
@@ -29,10 +29,8 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the progress bar
-
-from srkeras import recipes  # noqa: E402
-from srkeras.training.job import TrainingJob, final_table, run_training  # noqa: E402
+from srkeras import recipes  # no TensorFlow import: main() silences it first (--verbose keeps its log lines)
+from srkeras.training.job import TrainingJob, final_table, run_training
 
 DEMO = {
     "recipe": "espcn",
@@ -78,6 +76,7 @@ def parse_args(argv=None):
                    help="override any recipe value, e.g. --set optimizer.beta_1=0.5 (repeatable)")
     p.add_argument("--list-recipes", action="store_true", help="list the recipes and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     return p.parse_args(argv)
 
 
@@ -192,6 +191,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     demo = not argv
     args = parse_args(argv)
+    from srkeras.inference.quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)  # keeps TensorFlow's start-up chatter off the progress bar
+    if args.verbose:  # and in --workers' processes, whose launcher would default it to 2
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     if args.list_recipes:
         for n in recipes.names():
             print(f"{n:<14} {recipes.load(n)['recipe'].get('paper', '')}")

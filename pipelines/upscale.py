@@ -20,6 +20,10 @@ are removed. Non-UTF-8 file names are processed and shown with ``\\xNN`` escapes
 ``--precision`` (:mod:`srkeras.inference.precision`): ``auto`` (default) runs bfloat16 where the CPU
 has AMX or AVX512-BF16 and the model is large enough for it to pay, float32 (exact) otherwise;
 ``bfloat16`` is refused (exit 2) on a CPU without it. TensorFlow's log lines are shown with --verbose.
+
+``--max-memory`` also bounds the impulse probe that measures a model's receptive field when its layer
+graph cannot (a layer of unknown reach): the probe sizes that fit run, with a line per size on standard
+error; a budget too small for the smallest fails each image that needs it, naming the budget to give.
 """
 
 from __future__ import annotations
@@ -30,20 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.arguments import at_least
+from pipelines.arguments import add_max_memory, at_least
 from srkeras.files import display_name
-
-
-def _memory_budget(value: str) -> str:
-    """argparse type of --max-memory: a positive size such as 2GB, 512MB or 1.5GiB."""
-    from srkeras.inference.planning import parse_memory_budget  # no TensorFlow import
-
-    try:
-        parse_memory_budget(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return value
-
 
 
 def parse_args(argv=None):
@@ -54,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--tile", type=at_least(0), default=None, help="core tile edge in LR pixels; 0 = untiled; default from --max-memory")
-    p.add_argument("--max-memory", default="2GB", type=_memory_budget, help="memory budget for the model's activations (e.g. 2GB, 512MB)")
+    add_max_memory(p)
     p.add_argument("--batch-size", type=at_least(1), default=None, help="tiles per model call (default from the budget)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--max-pixels", type=at_least(1), default=None, help="decompression-bomb guard (default 16384^2 pixels)")

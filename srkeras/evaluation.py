@@ -179,7 +179,7 @@ def classical_sr(lr8, scale: int, method: str = "bicubic") -> np.ndarray:
     return upsample(_exact_8bit(lr8), int(scale), method)
 
 
-def super_resolve(model, lr, scale: int, tile: int | None = 0) -> np.ndarray:
+def super_resolve(model, lr, scale: int, tile: int | None = 0, max_memory=None) -> np.ndarray:
     """SR of one float LR image (H, W, C), float32 in [0, 1] with the input's channels.
 
     The colour path of :func:`srkeras.inference.upscale` (one definition, used for scoring,
@@ -187,14 +187,15 @@ def super_resolve(model, lr, scale: int, tile: int | None = 0) -> np.ndarray:
     on a grey image it sees ``(16 + 219 g) / 255`` and its output is mapped back to grey; an RGB
     model on a grey image sees the grey replicated and its output is turned back to grey (luma).
     ``tile=0`` (default) runs the whole image in one call; other values as ``upscale``'s (tiles
-    give the untiled result to float rounding). The model's traced runner and scale are cached per
+    give the untiled result to float rounding; ``max_memory``, their budget and the receptive-field
+    probe's, as ``upscale``'s). The model's traced runner and scale are cached per
     model object, so calling this at every validation of a training run costs one model call per
     image (EMA validation swaps weights into the same object).
     """
     from srkeras import inference  # TensorFlow only when a model is actually run
 
     lr = np.asarray(lr, dtype=np.float32)
-    out = inference.upscale(model, lr, tile=tile)
+    out = inference.upscale(model, lr, tile=tile, max_memory=max_memory)
     if out.shape[:2] != (lr.shape[0] * int(scale), lr.shape[1] * int(scale)):
         raise ValueError(f"the model returned {out.shape[:2]} for LR {lr.shape[:2]} at x{scale}")
     return out

@@ -62,6 +62,7 @@ class EvaluationSpec:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     degradation: str = "bicubic"
     tile: int | None = None  # model inference tile size (0: whole image)
+    max_memory: str | int | None = None  # budget of the tiles and the receptive-field probe ('2GB'; None: 2 GB)
     precision: str = "float32"  # of model inference: float32 | bfloat16 | auto (auto is float32 for scoring)
     max_pixels: int = DEFAULT_MAX_PIXELS
     out: Path | None = None  # where the command line writes the JSON (checked before any work)
@@ -114,16 +115,27 @@ def load_methods(spec: EvaluationSpec) -> dict:
         from srkeras import inference
 
         model = inference.load_generator(path, precision=spec.precision, purpose="score")
+        if spec.progress:  # a receptive-field probe, if one must run, says so above the bar
+            model.progress = lambda message: tqdm.write(message, file=sys.stderr)
         got = inference.model_scale(model)
         if got != spec.scale:
             raise EvaluationError(f"{path}: model upscales x{got}, but --scale is {spec.scale}")
         key = _model_key(path, spec.names[i] if i < len(spec.names) else None)
         if key in methods:
             raise EvaluationError(f"two methods are both called {key!r}; give --name")
-        methods[key] = lambda lr, model=model: evaluation.super_resolve(model, lr, spec.scale, tile=spec.tile)
+        methods[key] = lambda lr, model=model, path=path: _model_sr(model, path, lr, spec)
     if spec.sr_dir is not None and sr_dir_key(spec) in methods:
         raise EvaluationError(f"two methods are both called {sr_dir_key(spec)!r}; give --name for --sr-dir")
     return methods
+
+
+def _model_sr(model, path: str, lr, spec: EvaluationSpec) -> np.ndarray:
+    from srkeras.inference import ProbeMemoryError
+
+    try:
+        return evaluation.super_resolve(model, lr, spec.scale, tile=spec.tile, max_memory=spec.max_memory)
+    except ProbeMemoryError as e:  # the same for every image: stop, naming the model
+        raise ProbeMemoryError(f"{path}: {e}") from None
 
 
 def match_sr(hr_files, sr_dir) -> list:

@@ -244,10 +244,14 @@ class StimulusSet:
         return out
 
 
-def load_models(specs: Iterable[StudyModel], scale: int, tile: int | None = None, precision: str = "float32") -> dict:
+def load_models(specs: Iterable[StudyModel], scale: int, tile: int | None = None, precision: str = "float32",
+                max_memory=None, progress=None) -> dict:  # fmt: skip
     """``{name: lr -> sr}`` for trained generators (imports TensorFlow only when there are any).
 
-    Raises :class:`ModelError` for a missing or unreadable model or one of another scale.
+    ``tile`` and ``max_memory`` (the budget of the tiles and of the receptive-field probe) as
+    :func:`srkeras.inference.upscale`'s; ``progress``: callable(message) told of a probe's steps.
+    Raises :class:`ModelError` for a missing or unreadable model or one of another scale, and when
+    run, for a ``max_memory`` too small for the model's receptive-field probe.
     """
     specs = list(specs)
     if not specs:
@@ -258,13 +262,23 @@ def load_models(specs: Iterable[StudyModel], scale: int, tile: int | None = None
     for m in specs:
         try:
             model = inference.load_generator(m.path, precision=precision, purpose="score")
+            model.progress = progress
             s = inference.model_scale(model)
         except (OSError, ValueError) as e:  # ModelNotFoundError is a FileNotFoundError
             raise ModelError(f"--model {m.path}: {e}") from None
         if int(s) != int(scale):
             raise ModelError(f"--model {m.path}: the model upscales x{s}, the study is x{scale}")
-        out[m.name] = lambda lr, _m=model: inference.upscale(_m, lr, tile=tile)
+        out[m.name] = lambda lr, _m=model, _path=m.path: _upscale(_m, _path, lr, tile, max_memory)
     return out
+
+
+def _upscale(model, path, lr, tile, max_memory):
+    from srkeras import inference
+
+    try:
+        return inference.upscale(model, lr, tile=tile, max_memory=max_memory)
+    except inference.ProbeMemoryError as e:
+        raise ModelError(f"--model {path}: {e}") from None
 
 
 class _Skip(Exception):

@@ -17,7 +17,14 @@ directory), :mod:`~srkeras.inference.planning` (tile plans from a tile size or a
 """
 
 from srkeras.inference.loading import load_generator
-from srkeras.inference.planning import DEFAULT_MAX_MEMORY, TilePlan, parse_memory, parse_memory_budget, plan
+from srkeras.inference.planning import (
+    DEFAULT_MAX_MEMORY,
+    ProbeMemoryError,
+    TilePlan,
+    parse_memory,
+    parse_memory_budget,
+    plan,
+)
 from srkeras.inference.running import bicubic_rows, tile_count, upscale, upscale_bands
 from srkeras.inference.served import NetworkFacts, ServedModel, model_scale, receptive_field, serve
 from srkeras.inference.store import ModelNotFoundError, find_model, list_models, models_dir
@@ -27,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_MEMORY",
     "ModelNotFoundError",
     "NetworkFacts",
+    "ProbeMemoryError",
     "ServedModel",
     "TilePlan",
     "bicubic_rows",

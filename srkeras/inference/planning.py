@@ -20,6 +20,12 @@ within ``PLAN_SLACK`` (3%) of the fewest. The FLOPs are flat near their minimum:
 several receptive fields wide its overlap costs a few per cent, so the strictly cheapest plan is
 usually whichever fills the budget, and its peak would grow with the image up to the budget. The
 slack keeps the peak near what the model needs, nearly independent of image size.
+
+The impulse probe (:mod:`srkeras.inference.probing`), when a model's tile margins need it, is held to
+the same budget: each probe size is one untiled window, estimated by :func:`plan_bytes` like any tile
+plus the two HR maps the probe keeps beside the output (:func:`probe_bytes`); only the sizes that fit
+``ACTIVATION_SHARE`` of the budget run (:func:`limit_probe`), and a budget too small for the smallest
+is refused (:class:`ProbeMemoryError`) before the probe starts.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+from srkeras.inference import probing
 from srkeras.inference.served import Margins, ServedModel, serve
 
 DEFAULT_MAX_MEMORY = 2 * 1024**3
@@ -179,6 +186,48 @@ def plan_bytes(model, shape_hw, p: TilePlan, channels: int = 3) -> float:
         tail_win = min(p.tail_window, max(win_h, win_w))
         trunk = max(trunk, feat + costs.tail_live_bytes * tail_win * tail_win * p.tail_batch)
     return _band_bytes(served, core_h, w, channels) + trunk
+
+
+class ProbeMemoryError(ValueError):
+    """The memory budget is too small for the smallest impulse probe of a model (nothing was run)."""
+
+
+def probe_bytes(model, size: int, channels: int = 3) -> float:
+    """Estimated peak bytes of one impulse-probe run on ``size`` x ``size`` LR px: :func:`plan_bytes` of that
+    untiled window (as trunk and, when split, tail tile) plus the base output and the difference map the
+    probe keeps (:func:`srkeras.inference.probing.measure_receptive_field`)."""
+    served = serve(model)
+    p = TilePlan(tile=size, overlap=0, batch_size=1, exact=True, tail_tile=size if served.split is not None else 0)
+    kept = (size * served.scale) ** 2 * 4.0 * (served.costs.out_channels + 1)
+    return plan_bytes(served, (size, size), p, channels) + kept
+
+
+def probe_sizes(model, max_memory=None, channels: int = 3) -> tuple[int, ...]:
+    """The sizes of :data:`~srkeras.inference.probing.PROBE_SIZES` whose :func:`probe_bytes` fit
+    ``ACTIVATION_SHARE`` of ``max_memory`` (default 2 GB), as a tile must; :class:`ProbeMemoryError`
+    (saying what the smallest needs) when none does."""
+    budget = parse_memory(max_memory) or DEFAULT_MAX_MEMORY
+    need = {p: probe_bytes(model, p, channels) for p in probing.PROBE_SIZES}
+    fits = tuple(p for p, b in need.items() if b <= ACTIVATION_SHARE * budget)
+    if not fits:
+        p = probing.PROBE_SIZES[0]
+        raise ProbeMemoryError(
+            f"this model's receptive field must be measured (impulse probe) to tile it, and its smallest probe "
+            f"({p}x{p} LR px) needs about {need[p] / ACTIVATION_SHARE / 1e9:.2f} GB of budget, more than the "
+            f"{budget / 1e9:.2f} GB allowed: raise --max-memory (max_memory) to at least that, or give --tile 0 "
+            "(untiled) for images that fit"
+        )
+    return fits
+
+
+def limit_probe(model, max_memory=None, channels: int = 3) -> ServedModel:
+    """Hold the impulse probe of ``model`` to ``max_memory`` (:func:`probe_sizes`) when one is still
+    pending (:meth:`~srkeras.inference.served.ServedModel.probe_pending`); raises :class:`ProbeMemoryError`
+    before any probe runs. Returns the served model."""
+    served = serve(model)
+    if served.probe_pending():
+        served.probe_sizes = probe_sizes(served, max_memory, channels)
+    return served
 
 
 @functools.lru_cache(maxsize=65536)
@@ -333,6 +382,20 @@ def _small_image(served: ServedModel, h: int, w: int, max_memory) -> bool:
     return need <= ACTIVATION_SHARE * (parse_memory(max_memory) or DEFAULT_MAX_MEMORY)
 
 
+def _probed_plan(served: ServedModel, req: PlanRequest, bound_plan: TilePlan, overlap) -> TilePlan:
+    """The plan after measuring the effective receptive field, or ``bound_plan`` (exact, wider margins)
+    when the budget cannot hold the probe: the probe is only an optimisation here."""
+    try:
+        served.probe_sizes = probe_sizes(served, req.budget, req.channels)
+    except ProbeMemoryError:
+        served.note("the memory budget is too small for the impulse probe: keeping the analytic margins")
+        return bound_plan
+    served.note("the analytic receptive field makes these tiles wasteful; measuring the effective one once (impulse probe)")
+    served.measure_fields()
+    m = served.margins(overlap)
+    return _budget_plan(served, req, m) if req.tile is None else _tile_plan(served, req, m)
+
+
 def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=None, channels=3) -> TilePlan:
     """Choose tile sizes, overlaps and batches from an explicit ``tile`` or a memory budget.
 
@@ -350,14 +413,12 @@ def plan(model, shape_hw, tile=None, max_memory=None, batch_size=None, overlap=N
         return TilePlan(tile=h, tile_w=w, overlap=0, batch_size=1, exact=True)
     req = PlanRequest(h, w, tile, parse_memory(max_memory) or DEFAULT_MAX_MEMORY, batch_size, overlap, channels)
     if req not in served.plans:  # tile_count() and upscale_bands() plan the same image: search once
+        if overlap is None:
+            limit_probe(served, req.budget, channels)
         m = served.margins(overlap)
         p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
         if m.bound and work_ratio(served, (h, w), p) > BOUND_WASTE:  # deep model, large image: probe once
-            served.note("the analytic receptive field makes these tiles wasteful; measuring the effective one "
-                        "once (impulse probe)")  # fmt: skip
-            served.measure_fields()
-            m = served.margins(overlap)
-            p = _budget_plan(served, req, m) if tile is None else _tile_plan(served, req, m)
+            p = _probed_plan(served, req, p, overlap)
         if batch_size is not None:
             p = dataclasses.replace(p, batch_size=int(batch_size), tail_batch=int(batch_size))
         served.plans[req] = p
@@ -371,14 +432,18 @@ __all__ = [
     "DEFAULT_MAX_MEMORY",
     "PLAN_SLACK",
     "PlanRequest",
+    "ProbeMemoryError",
     "TilePlan",
     "axis_windows",
     "count_tiles",
     "crop_with_margin",
+    "limit_probe",
     "parse_memory",
     "parse_memory_budget",
     "plan",
     "plan_bytes",
+    "probe_bytes",
+    "probe_sizes",
     "tail_axis_windows",
     "trunk_windows",
     "work_ratio",

@@ -14,7 +14,10 @@ LR pixels, of any output pixel that changed by more than ``tol`` (1e-5, far belo
 quantisation step and far above float32 rounding noise). The probe grows (48 -> 96 -> 192 -> 384
 LR pixels) until the changed region no longer touches its border; a model whose change reaches
 every pixel (global pooling, attention) is reported as global (``None``): tiling cannot be exact
-for it and the planner warns. This works for any layer, custom ones included, at the price of one
+for it and the planner warns. Only the sizes whose peak memory fits the budget (``--max-memory``)
+run: the planner estimates each size's peak as it does a tile's
+(:func:`srkeras.inference.planning.probe_sizes`) and refuses, before any work, a budget too small
+for the smallest; each size runs one image per call, so that estimate is the probe's peak. This works for any layer, custom ones included, at the price of one
 probe per model (kept by :class:`~srkeras.inference.served.ServedModel`). The analytic radius of a
 deep model (RRDBNet: 350+ convolutions) vastly overstates the distance at which anything
 measurable happens; the probe measures the latter. The margin used is ``R + 2``.
@@ -57,11 +60,12 @@ def impulse_bases(channels: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def measure_receptive_field(runner, make_bases, scale: int, tol: float = RF_TOL, max_probe: int = PROBE_SIZES[-1],
-                            progress=None) -> int | None:
+                            progress=None, sizes=PROBE_SIZES) -> int | None:
     """Radius (LR px) found by the impulse probe (module docstring) of a traced ``runner``
-    upscaling ``scale`` on ``make_bases(size)`` inputs; None when global. ``progress``: callable(message)
-    told of each probe size."""
-    for p in [q for q in PROBE_SIZES if q <= max_probe] or [max_probe]:
+    upscaling ``scale`` on ``make_bases(size)`` inputs; None when global (or reaching past the largest of
+    ``sizes``: those a memory budget allows, :func:`srkeras.inference.planning.probe_sizes`).
+    ``progress``: callable(message) told of each probe size."""
+    for p in [q for q in sizes if q <= max_probe] or [max_probe]:
         if callable(progress):
             progress(f"  probe {p}x{p} LR px")
         base = make_bases(p)

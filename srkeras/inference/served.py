@@ -79,6 +79,9 @@ class ServedModel:
     borrowed: InitVar[bool] = False  # True: refer to the model weakly (see serve)
     plans: dict = field(default_factory=dict, repr=False)  # TilePlan by request, filled by planning.plan
     progress: object = field(default=None, repr=False)  # callable(message) for steps that take a while (probes)
+    #: LR sizes the impulse probe may use: those whose peak fits the memory budget, set by
+    #: :func:`srkeras.inference.planning.limit_probe` before a probe runs
+    probe_sizes: tuple = field(default=probing.PROBE_SIZES, repr=False)
     _ref: weakref.ref = field(init=False, repr=False)
     _owned: object = field(init=False, repr=False)  # the model when this object owns it, else None
 
@@ -97,7 +100,7 @@ class ServedModel:
     def rebuilt(self, transform) -> ServedModel:
         """A ServedModel of ``transform(model)`` (a rewrite of the same network) keeping its :class:`NetworkFacts`."""
         new = ServedModel(transform(self.model), dataclasses.replace(self.facts))
-        new.progress = self.progress
+        new.progress, new.probe_sizes = self.progress, self.probe_sizes
         return new
 
     def note(self, message: str) -> None:
@@ -154,9 +157,34 @@ class ServedModel:
     def measure_receptive_field(self, tol: float = probing.RF_TOL, max_probe: int = probing.PROBE_SIZES[-1]) -> int | None:
         """The impulse probe of the whole model at ``tol`` and ``max_probe`` (not kept)."""
         c = self.channels
-        self.note("measuring the receptive field (impulse probe; once per model)")
-        return probing.measure_receptive_field(self.runner, lambda p: probing.impulse_bases(c, p), self.scale, tol, max_probe,
-                                               progress=self.progress)  # fmt: skip
+        self.note(f"measuring the receptive field (impulse probe up to {self._largest_probe(max_probe)} LR px; once per model)")
+        rf = probing.measure_receptive_field(self.runner, lambda p: probing.impulse_bases(c, p), self.scale, tol, max_probe,
+                                             progress=self.progress, sizes=self.probe_sizes)  # fmt: skip
+        self._warn_if_cut(rf, max_probe)
+        return rf
+
+    def _largest_probe(self, max_probe: int = probing.PROBE_SIZES[-1]) -> str:
+        p = max([q for q in self.probe_sizes if q <= max_probe] or [max_probe])
+        return f"{p}x{p}"
+
+    def _warn_if_cut(self, rf, max_probe: int = probing.PROBE_SIZES[-1]) -> None:
+        """Warn when a probe found no edge because the memory budget cut its sizes short."""
+        cut = [q for q in probing.PROBE_SIZES if q <= max_probe and q not in self.probe_sizes]
+        if rf is None and cut:
+            warnings.warn(f"the receptive field reaches past the largest impulse probe the memory budget allows "
+                          f"({self._largest_probe(max_probe)} LR px); treated as global: raise --max-memory to "
+                          "measure it", stacklevel=4)  # fmt: skip
+
+    def probe_pending(self) -> bool:
+        """Whether finding the tile margins (:meth:`margins` without ``overlap``) would run the impulse probe."""
+        if self.bound_margins() is not None:
+            return False
+        if self.facts.receptive_field is UNMEASURED:
+            from srkeras.inference.receptive import reads_whole_image
+
+            if not reads_whole_image(self.model):
+                return True
+        return self.split is not None and self.facts.tail_receptive_field is UNMEASURED
 
     @cached_property
     def size_multiple(self) -> int:
@@ -187,9 +215,14 @@ class ServedModel:
         if self.facts.tail_receptive_field is UNMEASURED:
             trunk, tail = self.stage_runners
             c = self.channels
-            self.facts.tail_receptive_field = probing.measure_receptive_field(
-                tail, lambda p: run_model(trunk, probing.impulse_bases(c, p)), self.scale
-            )
+
+            def features(p):  # one image per trunk call, as the probe runs the tail: within the probe's budget
+                return np.concatenate([run_model(trunk, b[None]) for b in probing.impulse_bases(c, p)])
+
+            self.note(f"measuring the tail's receptive field (impulse probe up to {self._largest_probe()} LR px)")
+            rf = probing.measure_receptive_field(tail, features, self.scale, progress=self.progress, sizes=self.probe_sizes)
+            self._warn_if_cut(rf)
+            self.facts.tail_receptive_field = rf
         return self.facts.tail_receptive_field
 
     @cached_property
@@ -205,7 +238,7 @@ class ServedModel:
             from srkeras.inference.precision import as_float32
 
             src = ServedModel(as_float32(self.model), dataclasses.replace(self.facts))
-            src.progress = self.progress
+            src.progress, src.probe_sizes = self.progress, self.probe_sizes
         self.facts.receptive_field = src.receptive_field
         self.facts.tail_receptive_field = src.tail_receptive_field
 

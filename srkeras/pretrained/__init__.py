@@ -83,23 +83,25 @@ def hint_for(message, specs) -> str:
     return ""
 
 
-def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = None, progress=None) -> Path:
-    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`); ``run_probe``
-    and ``progress``: :func:`srkeras.pretrained.fetching.fetch`; ``noise_level``: an SRMD model at that
+def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = None, progress=None,
+          max_memory=None) -> Path:  # fmt: skip
+    """Download, convert and install SR model or metric asset ``name`` (see :func:`get`); ``run_probe``,
+    ``progress`` and ``max_memory`` (the probe's budget): :func:`srkeras.pretrained.fetching.fetch`; ``noise_level``: an SRMD model at that
     sigma, installed as ``NAME_noiseN``."""
     if name in METRIC_ASSETS and noise_level is None:
         return metric_assets.fetch(name)
-    return _fetch_model(name, run_probe=run_probe, noise_level=noise_level, progress=progress)
+    return _fetch_model(name, run_probe=run_probe, noise_level=noise_level, progress=progress, max_memory=max_memory)
 
 
 def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_probe: bool | None = None,
-               overwrite: bool = False, progress=None):
+               overwrite: bool = False, progress=None, max_memory=None):
     """Convert a PyTorch ``.pth`` or ``.safetensors`` checkpoint (see :mod:`srkeras.pretrained.pth`;
     ``arch`` None: detected, :mod:`srkeras.pretrained.detect`) and install it as ``name``.
 
     Returns ``(path, unmapped_keys)``. Errors name the file: CheckpointError (unreadable, unsafe),
     UnknownArchitectureError, ShapeMismatchError, ScaleMismatchError; ModelExistsError when a model is
-    installed as ``name`` already (fetched or imported) and ``overwrite`` is false; nothing is installed then."""
+    installed as ``name`` already (fetched or imported) and ``overwrite`` is false; nothing is installed then.
+    ``run_probe``, ``progress``, ``max_memory``: :func:`srkeras.pretrained.fetching.measure_for_sidecar`."""
     from srkeras.files import sha256_file
     from srkeras.inference import store
     from srkeras.inference.sidecar import ModelSidecar
@@ -127,7 +129,7 @@ def import_pth(file, arch: str | None, name: str, scale: int | None = None, run_
         about["architecture"] = serving_facts(s)
     sidecar = ModelSidecar(licence="user-supplied checkpoint: see its publisher's licence", arch=found_arch, scale=s,
                            pre_pad=0, params=int(model.count_params()), about=about,
-                           **measure_for_sidecar(model, run_probe, progress))  # fmt: skip
+                           **measure_for_sidecar(model, run_probe, progress, max_memory))  # fmt: skip
     return store.install(name, lambda tmp: model.save(tmp), sidecar), unmapped
 
 

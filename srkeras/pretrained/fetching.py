@@ -267,12 +267,17 @@ def analytic_bounds(model) -> dict:
     return out
 
 
-def measure_for_sidecar(model, run_probe: bool | None = True, progress=None) -> dict:
+def measure_for_sidecar(model, run_probe: bool | None = True, progress=None, max_memory=None) -> dict:
     """Scale, the analytic receptive-field bounds (:func:`analytic_bounds`) and, with ``run_probe``
     (``None``: only when there are no bounds, a layer of unknown reach), the receptive fields (whole model; its tail when
     split) as serving measures them (:class:`~srkeras.inference.served.ServedModel`), as
     :class:`~srkeras.inference.sidecar.ModelSidecar` fields, so serving need not probe again; None where
-    unavailable, with ``probe_error`` saying why. ``progress``: callable(message) told of each step."""
+    unavailable, with ``probe_error`` saying why. ``progress``: callable(message) told of each step.
+    The probe stays within ``max_memory`` (bytes or '2GB'; default 2 GB: :func:`~srkeras.inference.planning.limit_probe`);
+    a budget too small for its smallest size raises :class:`~srkeras.inference.planning.ProbeMemoryError`
+    before it runs when the probe was asked for (``run_probe`` True), else is recorded as ``probe_error``."""
+    from srkeras.inference.planning import ProbeMemoryError, limit_probe
+
     say = progress if callable(progress) else (lambda message: None)
     say("receptive field from the layer graph")
     bounds = analytic_bounds(model)
@@ -283,6 +288,12 @@ def measure_for_sidecar(model, run_probe: bool | None = True, progress=None) -> 
             return {"scale_probed": served.scale, **bounds}
         except Exception as e:  # noqa: BLE001 - as below
             return {**bounds, "probe_error": f"{type(e).__name__}: {e}"}
+    try:
+        limit_probe(served, max_memory)
+    except ProbeMemoryError as e:
+        if run_probe:
+            raise
+        return {"scale_probed": served.scale, **bounds, "probe_error": f"{type(e).__name__}: {e}"}
     try:
         out = {"scale_probed": served.scale, **bounds, "receptive_field": served.receptive_field}
         out["rf_tol"] = probing.RF_TOL
@@ -308,13 +319,14 @@ def catalogue_sidecar(entry: catalogue.Entry, model) -> ModelSidecar:
                         about=about)  # fmt: skip
 
 
-def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = None, progress=None) -> Path:
+def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = None, progress=None,
+          max_memory=None) -> Path:  # fmt: skip
     """Download (or reuse the cached), convert, verify and install catalogue model ``name``. The
     receptive field comes from the layer graph (:func:`analytic_bounds`); ``run_probe`` also measures
     the effective one now (``None``: only where the graph cannot tell; :func:`measure_for_sidecar`:
     minutes for RRDBNet) rather than when a large image first needs it. ``noise_level``: an SRMD entry
     at that sigma, installed as ``NAME_noiseN`` (:mod:`.catalogue_srmd`). ``progress``:
-    callable(message) told of each step."""
+    callable(message) told of each step. ``max_memory``: the probe's budget (:func:`measure_for_sidecar`)."""
     say = progress if callable(progress) else (lambda message: None)
     entry = catalogue.get(name)
     if noise_level is not None:
@@ -335,7 +347,7 @@ def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = No
     sidecar = catalogue_sidecar(entry, model)
     verification = {"fixture": list(entry.fixture), "max_abs_diff_grey_levels": diff} if entry.fixture else None
     sidecar = dataclasses.replace(sidecar, about={**sidecar.about, "verification": verification},
-                                  **measure_for_sidecar(model, run_probe, progress))  # fmt: skip
+                                  **measure_for_sidecar(model, run_probe, progress, max_memory))  # fmt: skip
     say(f"installing {entry.name}.keras")
     try:
         return store.install(entry.name, lambda tmp: model.save(tmp), sidecar)
