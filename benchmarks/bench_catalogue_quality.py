@@ -1,7 +1,7 @@
 """PSNR / SSIM / LPIPS of every catalogued pretrained model on Set5 and Set14 at its own scale, under
 our protocol (the model cards' and README's tables), plus the bicubic baselines; resumable.
 
-    python -m benchmarks.bench_catalogue_quality --results bench-results/catalogue   # all, resumes
+    python -m benchmarks.bench_catalogue_quality --results out/catalogue_quality   # all, resumes
     python -m benchmarks.bench_catalogue_quality --model span_x4 --model bicubic_x4  # some
     python -m benchmarks.bench_catalogue_quality --table-only                        # print what is done
 
@@ -168,7 +168,7 @@ def table(done: dict, order: list[str]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", type=Path, default=Path("bench-results/catalogue_quality"), help="one JSON per method")
+    p.add_argument("--results", type=Path, default=Path("out/catalogue_quality"), help="one JSON per method")
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding Set5/ and Set14/")
     p.add_argument("--model", action="append", default=[], help="catalogue name or bicubic_xS (repeat; default all)")
     p.add_argument("--no-fetch", action="store_true", help="skip models that are not installed")
