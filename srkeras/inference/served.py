@@ -74,21 +74,29 @@ class Margins:
 class ServedModel:
     """A Keras generator and what serving knows about it (module docstring); facts fill in lazily."""
 
-    network: InitVar[object]  # the keras.Model (read it as .model)
+    network: InitVar[object]  # the keras.Model (read it as .model); None with ``compiled``: built when first read
     facts: NetworkFacts = field(default_factory=NetworkFacts)
     borrowed: InitVar[bool] = False  # True: refer to the model weakly (see serve)
     plans: dict = field(default_factory=dict, repr=False)  # TilePlan by request, filled by planning.plan
     progress: object = field(default=None, repr=False)  # callable(message) for steps that take a while (probes)
-    _ref: weakref.ref = field(init=False, repr=False)
+    # the float32 serving artifact (srkeras.inference.compiled.Compiled): runner, channels and size multiple
+    # without the Keras model, whose load_model() is called only when something needs the model
+    compiled: object = field(default=None, repr=False)
+    _ref: weakref.ref | None = field(init=False, repr=False)
     _owned: object = field(init=False, repr=False)  # the model when this object owns it, else None
 
     def __post_init__(self, network, borrowed: bool):
-        self._ref = weakref.ref(network)
+        if network is None and self.compiled is None:
+            raise ValueError("ServedModel needs a model or a compiled artifact")
+        self._ref = None if network is None else weakref.ref(network)
         self._owned = None if borrowed else network
 
     @property
     def model(self):
         """The Keras model served."""
+        if self._ref is None:  # served from its compiled artifact until now
+            self._owned = self.compiled.load_model()
+            self._ref = weakref.ref(self._owned)
         model = self._ref()
         if model is None:
             raise ReferenceError("the model of this ServedModel was released; keep a reference to it or use ServedModel(model)")
@@ -109,10 +117,16 @@ class ServedModel:
     def pre_pad(self) -> int:
         return self.facts.pre_pad
 
+    def _compiled_only(self) -> bool:
+        """Whether the Keras model is not built: what the compiled artifact knows is read from it."""
+        return self._ref is None
+
     @cached_property
     def precision(self) -> str:
         """The compute precision: "bfloat16" when any layer computes in it, else "float32"
         (:mod:`srkeras.inference.precision`)."""
+        if self._compiled_only():
+            return self.compiled.precision
         from srkeras.inference.precision import precision_of
 
         return precision_of(self.model)
@@ -128,12 +142,13 @@ class ServedModel:
     @cached_property
     def channels(self) -> int:
         """Channels of the (first) input: 1 for a Y-only model, 3 for RGB."""
-        return model_channels(self.model)
+        return self.compiled.channels if self._compiled_only() else model_channels(self.model)
 
     @cached_property
     def runner(self):
-        """The traced inference function of the whole model (:func:`~srkeras.inference.runtime.traced_runner`)."""
-        return traced_runner(self.model)
+        """The traced inference function of the whole model (:func:`~srkeras.inference.runtime.traced_runner`),
+        or the compiled artifact's (the same computation, no Keras model needed)."""
+        return self.compiled.runner if self.compiled is not None else traced_runner(self.model)
 
     @property
     def scale(self) -> int:
@@ -161,6 +176,8 @@ class ServedModel:
     @cached_property
     def size_multiple(self) -> int:
         """LR sizes the model accepts are multiples of this (a PixelUnshuffle input: 2 or 4; else 1)."""
+        if self._compiled_only():
+            return self.compiled.size_multiple
         m = 1
         for layer in getattr(self.model, "layers", []):
             if type(layer).__name__ == "PixelUnshuffle":
