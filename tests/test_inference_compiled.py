@@ -130,18 +130,38 @@ def test_only_installed_float32_models_get_an_artifact(models, tmp_path):
     assert not compiled.artifact_path(models / "tiny.keras").exists()
 
 
-def test_defer_keras_imports_tensorflow_without_keras():
+def test_defer_keras_imports_tensorflow_without_keras_then_keras_on_demand():
     code = (
         "import sys\n"
         "from srkeras.inference.lean import defer_keras\n"
         "defer_keras()\n"
         "import tensorflow as tf\n"
-        "assert 'keras' not in sys.modules and 'pandas' not in sys.modules, 'keras imported'\n"
+        "assert not {'keras', 'pandas', 'scipy'} & set(sys.modules), 'imported'\n"
         "assert float(tf.reduce_sum(tf.ones(3))) == 3.0\n"
         "import keras\n"
         "m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer='ones')])\n"
         "assert float(m(tf.ones((1, 2)))[0, 0]) == 2.0\n"
+        "import scipy.ndimage\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "CUDA_VISIBLE_DEVICES": "-1"}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_model_the_artifact_cannot_hold_is_traced_once(models, monkeypatch):
+    path = install(tiny())
+    traces = []
+
+    def untraceable(model, chans):
+        traces.append(1)
+        raise ValueError("not traceable")
+
+    monkeypatch.setattr(compiled, "_forward", untraceable)
+    img = RNG.random((9, 11, 3), dtype=np.float32)
+    for _ in range(2):
+        served = load_generator("tiny")
+        assert served.compiled is None and np.array_equal(upscale(served, img), upscale(keras_only(path), img))
+    assert traces == [1] and compiled.declined(path) and compiled.load(path) is None
+    install(tiny(seed=1))  # a new model file: tried again
+    load_generator("tiny")
+    assert traces == [1, 1]

@@ -16,7 +16,8 @@ atomically (:func:`srkeras.files.write_atomically`: two processes making it at o
 whole file). Its ``meta`` records the model file's size, mtime, ctime, inode and sha256, the TensorFlow and Keras
 versions, and the sha256 of the srkeras sources defining the model's layers; :func:`load` returns
 None (the caller serves the ``.keras`` and rewrites the artifact) when any of them changed, or when
-the file is unreadable or corrupt (zip CRCs, the function's signature against the arrays).
+the file is unreadable or corrupt (zip CRCs, the function's signature against the arrays). A
+model whose forward pass cannot be held so gets an artifact recording that (:func:`declined`).
 """
 
 from __future__ import annotations
@@ -101,30 +102,35 @@ def _forward(model, chans):
 
 
 def save(model_path, model, model_sha256: str | None = None) -> Path | None:
-    """Write the serving artifact of the float32 Keras ``model`` loaded from ``model_path``; its path,
-    or None when the model cannot be served this way (a nested function library) or the folder is not writable."""
+    """Write the serving artifact of the float32 Keras ``model`` loaded from ``model_path``; its path, or
+    None where the folder is not writable. A model the artifact cannot hold (nested functions, a failed
+    trace) gets an artifact that says so (:func:`declined`), so later loads do not trace it again."""
     import tensorflow as tf
 
     from srkeras.inference.runtime import input_channels
-
-    model_path = Path(model_path)
-    key = _file_key(model_path)
-    chans = input_channels(model)
-    forward, weights = _forward(model, chans)
-    specs = [tf.TensorSpec([None, None, None, sum(chans)], tf.float32)]
-    specs += [tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in weights]
-    traced = tf.function(forward, input_signature=specs).get_concrete_function()
-    if traced.graph.as_graph_def().library.function:  # nested functions: their names would clash when loaded
-        return None
-    fdef = traced.function_def
     from srkeras.inference.served import ServedModel  # size_multiple: one reading of the layers
 
-    meta = {"format": FORMAT, **_versions(), "model": {**key, "sha256": model_sha256 or sha256_file(model_path)},
-            "sources": _sources_of(model), "channels": chans, "size_multiple": ServedModel(model).size_multiple,
-            "weights": len(weights)}  # fmt: skip
-    arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
-              "function": np.frombuffer(fdef.SerializeToString(), np.uint8)}  # fmt: skip
-    arrays.update({f"w{i}": w for i, w in enumerate(weights)})
+    model_path = Path(model_path)
+    if not os.access(model_path.parent, os.W_OK):  # a read-only store: serve from the .keras, trace nothing
+        return None
+    meta = {"format": FORMAT, **_versions(), "model": {**_file_key(model_path), "sha256": model_sha256 or sha256_file(model_path)},
+            "sources": _sources_of(model)}  # fmt: skip
+    arrays = {}
+    try:
+        chans = input_channels(model)
+        forward, weights = _forward(model, chans)
+        specs = [tf.TensorSpec([None, None, None, sum(chans)], tf.float32)]
+        specs += [tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in weights]
+        traced = tf.function(forward, input_signature=specs).get_concrete_function()
+        if traced.graph.as_graph_def().library.function:  # their names would clash with another model's when loaded
+            raise ValueError("the forward pass calls nested functions")
+        meta.update(channels=chans, size_multiple=ServedModel(model).size_multiple, weights=len(weights))
+        arrays["function"] = np.frombuffer(traced.function_def.SerializeToString(), np.uint8)
+        arrays.update({f"w{i}": w for i, w in enumerate(weights)})
+    except Exception as e:  # noqa: BLE001 - any model that cannot be traced so is served from its .keras
+        meta["declined"] = f"{type(e).__name__}: {e}"[:500]
+        arrays = {}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
 
     def write(tmp):
         with open(tmp, "wb") as f:
@@ -132,8 +138,23 @@ def save(model_path, model, model_sha256: str | None = None) -> Path | None:
 
     try:
         return write_atomically(artifact_path(model_path), write)
-    except OSError:  # a read-only store: serve from the .keras as before
+    except OSError:  # disk full, a folder that became read-only: serve from the .keras as before
         return None
+
+
+def _read_meta(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(z["meta"].tobytes())
+
+
+def declined(model_path) -> bool:
+    """Whether the current artifact of ``model_path`` records that the model cannot be served from one."""
+    model_path = Path(model_path)
+    try:
+        meta = _read_meta(artifact_path(model_path))
+        return "declined" in meta and _current(meta, model_path)
+    except Exception:  # noqa: BLE001 - missing or corrupt: not declined, (re)write it
+        return False
 
 
 @dataclass(eq=False)
@@ -155,7 +176,7 @@ class Compiled:
 def _read(path: Path) -> tuple[dict, bytes, list]:
     with np.load(path, allow_pickle=False) as z:  # zipfile checks every member's CRC while reading it
         meta = json.loads(z["meta"].tobytes())
-        function = z["function"].tobytes()
+        function = z["function"].tobytes()  # KeyError for a declined model's artifact
         weights = [z[f"w{i}"] for i in range(int(meta["weights"]))]
     return meta, function, weights
 
@@ -216,4 +237,4 @@ def load(model_path) -> Compiled | None:
     return Compiled(model_path, meta["model"]["sha256"], int(chans[0]), int(meta["size_multiple"]), run)
 
 
-__all__ = ["FORMAT", "Compiled", "artifact_path", "load", "save"]
+__all__ = ["FORMAT", "Compiled", "artifact_path", "declined", "load", "save"]

@@ -3,10 +3,12 @@
 ``import tensorflow`` imports Keras eagerly (``keras.src.optimizers``, for registrations a
 SavedModel of Keras optimizers needs), and Keras pulls in pandas, pyarrow and matplotlib: over a
 CPU second of a thumbnail's ``pipelines.upscale`` that runs from a serving artifact
-(:mod:`srkeras.inference.compiled`) and never touches Keras. :func:`defer_keras` makes the first
-``import tensorflow`` (whoever does it, when it happens) skip that eager import; ``import keras``
-works as usual afterwards (TensorFlow's ``tf.keras`` is a lazy loader already), it is only paid
-for when a Keras model is built. Command lines call it first; library code never does.
+(:mod:`srkeras.inference.compiled`) and never touches Keras; its legacy v1 Keras looks for SciPy
+(a quarter second more). :func:`defer_keras` makes the first ``import tensorflow`` (whoever does it,
+when it happens) skip those optional imports (:data:`DEFERRED`: TensorFlow catches their
+ImportError); ``import keras`` and ``import scipy`` work as usual afterwards (TensorFlow's
+``tf.keras`` is a lazy loader already), paid for only when a Keras model is built. Command lines
+call it first; library code never does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import sys
+
+# Imported by TensorFlow's __init__ inside try/except ImportError, for what serving never uses: Keras
+# (module docstring); SciPy, for scipy.sparse inputs to the legacy tf.compat.v1 Keras training loops.
+DEFERRED = ("keras", "scipy")
 
 
 class _DeferKerasLoader(importlib.abc.Loader):
@@ -26,15 +32,15 @@ class _DeferKerasLoader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module):
-        if "keras" in sys.modules:  # Keras is here already: nothing to save
-            self.inner.exec_module(module)
-            return
-        sys.modules["keras"] = None  # makes `import keras` raise ImportError
+        hidden = [name for name in DEFERRED if name not in sys.modules]  # one imported already: nothing to save
+        for name in hidden:
+            sys.modules[name] = None  # makes `import name` raise ImportError
         try:
             self.inner.exec_module(module)
         finally:
-            if sys.modules.get("keras", 0) is None:
-                del sys.modules["keras"]
+            for name in hidden:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
 
 
 class _DeferKerasFinder(importlib.abc.MetaPathFinder):

@@ -87,10 +87,8 @@ def _load_served_float32(path: Path) -> ServedModel:
 
     model, facts = _load_keras(path)
     model = as_float32(model)
-    try:
+    if not compiled.declined(path):
         compiled.save(path, model)
-    except Exception:  # noqa: BLE001 - a model the artifact cannot hold is served from its .keras, as before
-        pass
     return ServedModel(model, facts)
 
 

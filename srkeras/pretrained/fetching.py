@@ -343,8 +343,5 @@ def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = No
     except OSError as e:
         raise _disk_error(store.models_dir(), f"installing {entry.name}.keras", e, setting="SRKERAS_MODEL_DIR") from None
     say("writing its serving artifact (a fast start for pipelines.upscale)")
-    try:  # best effort: without it, the first float32 load writes it
-        compiled.save(final, as_float32(model))
-    except Exception:  # noqa: BLE001 - a model the artifact cannot hold is served from its .keras
-        pass
+    compiled.save(final, as_float32(model))  # best effort: without it, the first float32 load writes it
     return final
