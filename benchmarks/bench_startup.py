@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     print(f"float32 start-up steps (median CPU-s): import {parts['import']:.2f} + load {parts['load']:.2f} + first tile "
           f"{parts['first_tile']:.2f} = {sum(parts.values()):.2f}; the command's total {summary['float32']['startup_cpu_s']:.2f} "
           "(also argument parsing, the output PNG, interpreter start and exit)")  # fmt: skip
-    if len(summary) == 2:
+    if "bfloat16" in summary:
         ratio = summary["float32"]["marginal_cpu_s_per_mp"] / summary["bfloat16"]["marginal_cpu_s_per_mp"]
         print(f"bfloat16: {ratio:.2f}x fewer marginal CPU-s than float32; PSNR vs float32 {psnr:.2f} dB")
         summary["ratio"], summary["psnr_bf16_vs_fp32"] = ratio, psnr

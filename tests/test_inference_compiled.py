@@ -111,12 +111,18 @@ def test_corrupt_artifact_ignored_and_rewritten(models, damage):
             np.savez(f, **arrays)
         data = bytearray(art.read_bytes())
     art.write_bytes(bytes(data))
-    assert compiled.load(path) is None
-    served = load_generator("tiny")
-    assert served.compiled is None  # from the .keras
-    assert compiled.load(path) is not None  # rewritten
     img = RNG.random((15, 18, 3), dtype=np.float32)
-    assert np.array_equal(upscale(load_generator("tiny"), img), upscale(keras_only(path), img))
+    served = load_generator("tiny")
+    if damage == "flip":  # the meta reads: the function fails when first needed, and the Keras model runs
+        assert served.compiled is not None and compiled.load(path) is not None
+        assert np.array_equal(upscale(served, img), upscale(keras_only(path), img))
+        assert "CRC" in served.compiled.failed and not art.exists()  # removed: the next load rewrites it
+        served = load_generator("tiny")
+    assert compiled.load(path) is not None and served.compiled is None  # from the .keras, the artifact rewritten
+    assert np.array_equal(upscale(served, img), upscale(keras_only(path), img))
+    again = load_generator("tiny")
+    assert np.array_equal(upscale(again, img), upscale(keras_only(path), img))
+    assert again.compiled.failed is None and again._compiled_only()
 
 
 def test_only_installed_float32_models_get_an_artifact(models, tmp_path):
@@ -165,3 +171,10 @@ def test_model_the_artifact_cannot_hold_is_traced_once(models, monkeypatch):
     install(tiny(seed=1))  # a new model file: tried again
     load_generator("tiny")
     assert traces == [1, 1]
+
+
+def test_float32_served_model_stays_compiled(models):
+    install(tiny())
+    load_generator("tiny")
+    served = load_generator("tiny")
+    assert served.with_precision("float32") is served and served._compiled_only()

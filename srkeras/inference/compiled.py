@@ -4,9 +4,10 @@ Why. A fresh ``pipelines.upscale`` of a thumbnail spent most of its CPU seconds 
 model: deserialising a ``.keras`` file of 1,000+ layers (RRDBNet: ~7 CPU-s) and running it eagerly
 layer by layer. The artifact holds what the tiled path runs instead: the traced forward pass
 (:func:`srkeras.inference.runtime.traced_runner`'s, with the weights as *arguments*: Keras'
-``stateless_call``) as a serialised ``FunctionDef``, and the weights as arrays. Loading it registers
-the function with the eager runtime and converts the arrays to tensors (a fraction of a second);
-calling it runs the same kernels on the same weights as the Keras model, so outputs are
+``stateless_call``) as a serialised ``FunctionDef``, and the weights as arrays. Loading it reads its
+``meta``; the first model call registers the function with the eager runtime and converts the arrays
+to tensors (a fraction of a second; a large image, tiled by trunk and tail from the Keras model,
+never does); calling it runs the same kernels on the same weights as the Keras model, so outputs are
 bit-identical (tests/test_inference_compiled.py). The Keras model is still loaded when something
 needs it (a trunk/tail split, costs of a large image, a rewrite): :class:`Compiled` is only a runner.
 
@@ -16,7 +17,8 @@ atomically (:func:`srkeras.files.write_atomically`: two processes making it at o
 whole file). Its ``meta`` records the model file's size, mtime, ctime, inode and sha256, the TensorFlow and Keras
 versions, and the sha256 of the srkeras sources defining the model's layers; :func:`load` returns
 None (the caller serves the ``.keras`` and rewrites the artifact) when any of them changed, or when
-the file is unreadable or corrupt (zip CRCs, the function's signature against the arrays). A
+the file is unreadable or corrupt (zip CRCs, the function's signature against the arrays; found
+when the function is first read: the Keras model runs instead and the artifact is removed). A
 model whose forward pass cannot be held so gets an artifact recording that (:func:`declined`).
 """
 
@@ -27,7 +29,7 @@ import itertools
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -159,26 +161,64 @@ def declined(model_path) -> bool:
 
 @dataclass(eq=False)
 class Compiled:
-    """A loaded serving artifact: :attr:`runner` runs the model; :meth:`load_model` builds the Keras model."""
+    """A current serving artifact, read as far as its ``meta``: :meth:`runner` loads the function and the
+    weights (first call), :meth:`load_model` builds the Keras model (only when something needs it)."""
 
     model_path: Path
     model_sha256: str
     channels: int
     size_multiple: int
-    runner: object  # callable (N, H, W, C) float32 -> (N, H*s, W*s, C') tensor
+    meta: dict = field(repr=False)
+    inode: int = 0  # of the artifact read (a corrupt one is removed only if it was not replaced meanwhile)
     loader: object = None  # callable() -> keras.Model (set by srkeras.inference.loading)
     precision: str = "float32"
+    failed: str | None = None  # why the function could not be loaded: the caller runs the Keras model
 
     def load_model(self):
         return self.loader()
 
+    def runner(self):
+        """The forward pass: callable (N, H, W, C) float32 -> (N, H*s, W*s, C') tensor; None when the
+        function or the weights are corrupt (:attr:`failed`; the artifact is removed, the next load rewrites it)."""
+        try:
+            return self._runner()
+        except Exception as e:  # noqa: BLE001 - BadZipFile, a CRC error, protobuf's DecodeError, TensorFlow's errors
+            self.failed = f"{type(e).__name__}: {e}"
+            path = artifact_path(self.model_path)
+            try:
+                if path.stat().st_ino == self.inode:
+                    path.unlink()
+            except OSError:
+                pass
+            return None
 
-def _read(path: Path) -> tuple[dict, bytes, list]:
-    with np.load(path, allow_pickle=False) as z:  # zipfile checks every member's CRC while reading it
-        meta = json.loads(z["meta"].tobytes())
-        function = z["function"].tobytes()  # KeyError for a declined model's artifact
-        weights = [z[f"w{i}"] for i in range(int(meta["weights"]))]
-    return meta, function, weights
+    def _runner(self):
+        import tensorflow as tf
+        from tensorflow.core.framework import function_pb2
+        from tensorflow.python.eager import context, execute
+
+        with np.load(artifact_path(self.model_path), allow_pickle=False) as z:  # zipfile checks each member's CRC
+            function = z["function"].tobytes()
+            weights = [z[f"w{i}"] for i in range(int(self.meta["weights"]))]
+        fdef = function_pb2.FunctionDef()
+        fdef.ParseFromString(function)
+        args = fdef.signature.input_arg
+        if len(args) != 1 + len(weights) or len(fdef.signature.output_arg) != 1:
+            raise ValueError("the function's signature does not match the weights")
+        if any(tf.as_dtype(a.type) != tf.as_dtype(w.dtype) for a, w in zip(args[1:], weights)):
+            raise ValueError("the function's argument types do not match the weights")
+        # a name of its own: another artifact loaded in this process may have been traced under the same one
+        fdef.signature.name = f"srkeras_serving_{self.model_sha256[:16]}_{os.getpid()}_{next(_names)}"
+        ctx = context.context()
+        ctx.ensure_initialized()
+        ctx.add_function_def(fdef)
+        tensors = [tf.constant(w) for w in weights]
+        name = fdef.signature.name.encode()
+
+        def run(x):
+            return execute.execute(name, 1, [tf.convert_to_tensor(x, tf.float32), *tensors], (), ctx)[0]
+
+        return run
 
 
 def _current(meta: dict, model_path: Path) -> bool:
@@ -200,41 +240,20 @@ def _current(meta: dict, model_path: Path) -> bool:
 
 
 def load(model_path) -> Compiled | None:
-    """The serving artifact of ``model_path``, or None when it is missing, stale or corrupt (module docstring)."""
-    import tensorflow as tf
-    from tensorflow.core.framework import function_pb2
-    from tensorflow.python.eager import context, execute
-
+    """The serving artifact of ``model_path`` (its function and weights are read on first use:
+    :meth:`Compiled.runner`), or None when it is missing, stale, declined or unreadable (module docstring)."""
     model_path = Path(model_path)
     path = artifact_path(model_path)
-    if not path.is_file():
-        return None
     try:
-        meta, function, weights = _read(path)
-        if not _current(meta, model_path):
+        inode = path.stat().st_ino
+        meta = _read_meta(path)
+        if "declined" in meta or not _current(meta, model_path):
             return None
-        fdef = function_pb2.FunctionDef()
-        fdef.ParseFromString(function)
-        args = fdef.signature.input_arg
-        if len(args) != 1 + len(weights) or len(fdef.signature.output_arg) != 1:
-            return None
-        if any(tf.as_dtype(a.type) != tf.as_dtype(w.dtype) for a, w in zip(args[1:], weights)):
-            return None
-        # a name of its own: another artifact loaded in this process may have been traced under the same one
-        fdef.signature.name = f"srkeras_serving_{meta['model']['sha256'][:16]}_{os.getpid()}_{next(_names)}"
-        ctx = context.context()
-        ctx.ensure_initialized()
-        ctx.add_function_def(fdef)
-        tensors = [tf.constant(w) for w in weights]
-    except Exception:  # noqa: BLE001 - unreadable or corrupt (OSError, BadZipFile, protobuf's DecodeError,
-        return None  # TensorFlow's errors...): the caller serves the .keras and rewrites the artifact
-    name = fdef.signature.name.encode()
-
-    def run(x):
-        return execute.execute(name, 1, [tf.convert_to_tensor(x, tf.float32), *tensors], (), ctx)[0]
-
-    chans = meta["channels"]
-    return Compiled(model_path, meta["model"]["sha256"], int(chans[0]), int(meta["size_multiple"]), run)
+        sha, chans, multiple = meta["model"]["sha256"], meta["channels"], int(meta["size_multiple"])
+        int(meta["weights"])
+    except Exception:  # noqa: BLE001 - missing, unreadable or corrupt (OSError, BadZipFile, JSON, a missing key):
+        return None  # the caller serves the .keras and rewrites the artifact
+    return Compiled(model_path, sha, int(chans[0]), multiple, meta, inode)
 
 
 __all__ = ["FORMAT", "Compiled", "artifact_path", "declined", "load", "save"]

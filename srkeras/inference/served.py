@@ -136,7 +136,9 @@ class ServedModel:
         itself when it already does. Raises PrecisionError (a ValueError) for bfloat16 where it is not native."""
         from srkeras.inference.precision import as_precision, resolve_precision
 
-        want = resolve_precision(precision, purpose, device, self.model)
+        want = resolve_precision(precision, purpose, device)  # float32 here is final: the model can only lower auto
+        if want == "bfloat16" and precision == "auto":
+            want = resolve_precision(precision, purpose, device, self.model)
         return self if want == self.precision else self.rebuilt(lambda m: as_precision(m, want))
 
     @cached_property
@@ -148,7 +150,8 @@ class ServedModel:
     def runner(self):
         """The traced inference function of the whole model (:func:`~srkeras.inference.runtime.traced_runner`),
         or the compiled artifact's (the same computation, no Keras model needed)."""
-        return self.compiled.runner if self.compiled is not None else traced_runner(self.model)
+        run = self.compiled.runner() if self.compiled is not None else None
+        return run if run is not None else traced_runner(self.model)  # None: a corrupt artifact
 
     @property
     def scale(self) -> int:
@@ -212,7 +215,8 @@ class ServedModel:
     @cached_property
     def costs(self) -> probing.Costs:
         """Live bytes and FLOPs per LR pixel of the stages the model runs as."""
-        return probing.measure_costs(self.model, self.runner, self.split, self.scale, self.channels)
+        # the runner only if the graph does not tell the output channels (a compiled one would be loaded for nothing)
+        return probing.measure_costs(self.model, lambda x: self.runner(x), self.split, self.scale, self.channels)
 
     def measure_fields(self) -> None:
         """Probe the effective receptive fields (whole model, tail) now, on float32: a bfloat16 model's
