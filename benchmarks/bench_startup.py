@@ -1,6 +1,6 @@
 """Fresh-process ``pipelines.upscale``: start-up and marginal CPU seconds, float32 vs bfloat16.
 
-    python -m benchmarks.bench_startup [--model realesrgan_x4plus] [--repeats 3] [--json out.json]
+    python -m benchmarks.bench_startup [--model realesrgan_x4plus] [--repeats 3] [--startup-only] [--json out.json]
 
 Each run is a new ``python -m pipelines.upscale`` process (the model installed with ``python -m
 pipelines.pretrained fetch``) on a 16x16 and on a 256x256 input (centre crops of Set14's baboon
@@ -81,9 +81,9 @@ def cpu():
 t0 = cpu()
 model, src, precision = sys.argv[1:4]
 os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-from srkeras.inference.lean import defer_keras
+from srkeras.inference.lean import lean_tensorflow
 from srkeras.inference.quiet import quiet_tensorflow
-quiet_tensorflow(); defer_keras()
+quiet_tensorflow(); lean_tensorflow()
 import tensorflow
 import pipelines.upscale
 from srkeras.data import read_image
@@ -121,12 +121,14 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="realesrgan_x4plus")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--startup-only", action="store_true", help="float32 16x16 runs and the breakdown only")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    precisions = PRECISIONS if cpu_bf16_flags() else ("float32",)
+    precisions = PRECISIONS if cpu_bf16_flags() and not args.startup_only else ("float32",)
+    sizes = SIZES[:1] if args.startup_only else SIZES
     info = {"cpu": cpu_model(), "bf16_flags": cpu_bf16_flags(), "cores": os.cpu_count(), "load_before": os.getloadavg()}
     print(f"CPU {info['cpu']} ({info['cores']} cores), bf16 flags {info['bf16_flags']}, load {info['load_before']}")
-    runs = {(p, n): [] for p in precisions for n in SIZES}
+    runs = {(p, n): [] for p in precisions for n in sizes}
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         inputs = make_inputs(folder)
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
             print(f"  run {r}: float32 start-up steps: import {b['import']:.2f}, load {b['load']:.2f}, first tile "
                   f"{b['first_tile']:.2f} CPU-s ({'serving artifact' if b['artifact'] else 'from the .keras'})", flush=True)
         for r in range(args.repeats):
-            for n in SIZES:
+            for n in sizes:
                 for p in precisions:  # interleaved: a change of load hits both precisions
                     out = folder / f"out_{p}_{n}"
                     res = _run(args.model, inputs[n], out, p)
@@ -152,11 +154,13 @@ def main(argv=None) -> int:
     summary = {}
     for p in precisions:
         start = statistics.median(x["cpu_s"] for x in runs[(p, 16)])
-        big = statistics.median(x["cpu_s"] for x in runs[(p, 256)])
-        summary[p] = {"startup_cpu_s": start, "startup_min_cpu_s": min(x["cpu_s"] for x in runs[(p, 16)]),
-                      "cpu_s_256": big, "marginal_cpu_s_per_mp": (big - start) / added_mp}  # fmt: skip
-        print(f"{p:8}: start-up {start:.2f} CPU-s (median; min {summary[p]['startup_min_cpu_s']:.2f}), 256x256 {big:.2f} "
-              f"CPU-s, marginal {summary[p]['marginal_cpu_s_per_mp']:.2f} CPU-s/MP")  # fmt: skip
+        summary[p] = {"startup_cpu_s": start, "startup_min_cpu_s": min(x["cpu_s"] for x in runs[(p, 16)])}
+        line = f"{p:8}: start-up {start:.2f} CPU-s (median; min {summary[p]['startup_min_cpu_s']:.2f})"
+        if (p, 256) in runs:
+            big = statistics.median(x["cpu_s"] for x in runs[(p, 256)])
+            summary[p].update(cpu_s_256=big, marginal_cpu_s_per_mp=(big - start) / added_mp)
+            line += f", 256x256 {big:.2f} CPU-s, marginal {summary[p]['marginal_cpu_s_per_mp']:.2f} CPU-s/MP"
+        print(line)
     parts = {k: statistics.median(b[k] for b in steps) for k in ("import", "load", "first_tile")}
     summary["float32_startup_steps"] = {**parts, "sum": sum(parts.values()), "artifact": all(b["artifact"] for b in steps)}
     print(f"float32 start-up steps (median CPU-s): import {parts['import']:.2f} + load {parts['load']:.2f} + first tile "

@@ -136,13 +136,15 @@ def test_only_installed_float32_models_get_an_artifact(models, tmp_path):
     assert not compiled.artifact_path(models / "tiny.keras").exists()
 
 
-def test_defer_keras_imports_tensorflow_without_keras_then_keras_on_demand():
+def test_lean_tensorflow_imports_tensorflow_without_keras_then_keras_on_demand():
     code = (
         "import sys\n"
-        "from srkeras.inference.lean import defer_keras\n"
-        "defer_keras()\n"
+        "from srkeras.inference.lean import lean_tensorflow\n"
+        "lean_tensorflow()\n"
         "import tensorflow as tf\n"
         "assert not {'keras', 'pandas', 'scipy'} & set(sys.modules), 'imported'\n"
+        "import gc\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 0\n"
         "assert float(tf.reduce_sum(tf.ones(3))) == 3.0\n"
         "import keras\n"
         "m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer='ones')])\n"
