@@ -10,7 +10,7 @@ peak RSS; per precision: the start-up (16x16 run) and the marginal CPU seconds p
 megapixel ((256x256 run - 16x16 run) / the output megapixels added); and the PSNR (RGB, 8-bit
 files) of the bfloat16 output against the float32 output. The start-up's breakdown comes from a
 second fresh process per run that does what the command does and reads its own CPU seconds after
-each step: *import* (the command's modules and TensorFlow), *load* (``load_generator``: from the
+each step: *import* (the command's modules and TensorFlow), *load* (``load_generator`` and its runner: from the
 installed model's serving artifact, :mod:`srkeras.inference.compiled`, in float32), *first tile*
 (reading the 16x16 image and upscaling it: pre-padded, one model call). One unmeasured run first
 writes the serving artifact if it is missing. Each figure is the median of the runs. The box is
@@ -90,6 +90,7 @@ from srkeras.data import read_image
 from srkeras.inference import load_generator, upscale
 t1 = cpu()
 served = load_generator(model, dtype="float32", precision=precision)
+served.runner  # the artifact's function and weights (else read on the first call)
 t2 = cpu()
 upscale(served, read_image(src).pixels)
 t3 = cpu()
