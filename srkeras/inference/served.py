@@ -11,7 +11,9 @@ already searched (:mod:`srkeras.inference.planning`). Each is measured once, whe
 the JSON sidecar records them (:mod:`srkeras.inference.sidecar`) so that loading a model need not
 probe, and a rewritten clone (float32, bfloat16, built-in layers) keeps them (:meth:`ServedModel.rebuilt`).
 
-:func:`srkeras.inference.load_generator` returns a ServedModel. Every public function also takes a
+:func:`srkeras.inference.load_generator` returns a ServedModel; an installed model served in float32
+comes with its serving artifact (``compiled``, :mod:`srkeras.inference.compiled`), which runs the
+whole model and knows its channels, so the Keras model is built only when something else needs it. Every public function also takes a
 bare ``keras.Model``: :func:`serve` wraps it once and keeps the wrapper in a weak-keyed map, so a
 model upscaled image after image (validation during training) is measured and traced once. That
 wrapper refers to its model weakly (the map's value must not keep its key alive), so a long-running
