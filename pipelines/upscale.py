@@ -130,9 +130,11 @@ def main(argv=None) -> int:
     started = time.time()
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
+    from srkeras.inference.lean import lean_tensorflow
     from srkeras.inference.quiet import quiet_tensorflow
 
     quiet_tensorflow(args.verbose)
+    lean_tensorflow()  # a model served from its artifact never builds Keras (srkeras.inference.compiled)
     from tqdm import tqdm
 
     from srkeras.files import remove_stale_temporaries

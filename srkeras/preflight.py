@@ -101,13 +101,14 @@ class Preflight:
     def model(self, spec: str, flag: str = "--model") -> None:
         """A ``--model`` (path, run folder or installed name); a catalogue name gets its fetch command."""
         from srkeras.inference.store import ModelNotFoundError, find_model
-        from srkeras.pretrained.catalogue import CATALOGUE
 
         if Path(str(spec)).expanduser().exists():
             return  # there: its loader says what is wrong with it, if anything
         try:
             find_model(spec)
         except ModelNotFoundError as e:
+            from srkeras.pretrained.catalogue import CATALOGUE  # here: the catalogue is a tenth of a second to import
+
             if str(spec) in CATALOGUE:
                 self.add(f"{flag} {spec}: pretrained model not installed", fetch=[str(spec)])
             else:

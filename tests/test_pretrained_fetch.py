@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from srkeras import pretrained
-from srkeras.inference import find_model
+from srkeras.inference import find_model, load_generator, upscale
 from srkeras.inference.served import reflect_pad
 from srkeras.inference.sidecar import ModelSidecar
 from srkeras.pretrained import catalogue, fetching
@@ -131,6 +131,8 @@ def test_ncnn_reference(name, model_dir):
     assert np.abs(np.clip(np.round(y * 255), 0, 255) - want).max() <= 1
     unpadded = np.clip(np.round(np.asarray(model(x))[0] * 255), 0, 255)
     assert np.abs(unpadded - want).max() > 5  # why serving must pre-pad
+    served = load_generator(name)  # the serving artifact written at fetch: the same numbers, no Keras model
+    assert served.compiled is not None and np.array_equal(upscale(served, x[0], tile=0), np.clip(y, 0, 1))
 
 
 @pytest.mark.registry

@@ -18,7 +18,6 @@ Every function expects H and W to be multiples of ``scale`` for degradations (``
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from srkeras.data.imresize import imresize
 
@@ -28,6 +27,8 @@ def bicubic_down(hr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def blur_bicubic_down(hr: np.ndarray, scale: int, sigma: float = 1.0) -> np.ndarray:
+    from scipy import ndimage  # here: SciPy is half a CPU second that srkeras.data's other users never need
+
     # Blur H and W only; 'mirror' matches the symmetric borders the bicubic kernel uses.
     sig = (sigma, sigma) + (0,) * (hr.ndim - 2)
     blurred = ndimage.gaussian_filter(np.asarray(hr, dtype=np.float64), sigma=sig, mode="mirror", truncate=4.0)

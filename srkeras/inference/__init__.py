@@ -13,7 +13,9 @@ directory), :mod:`~srkeras.inference.planning` (tile plans from a tile size or a
 :mod:`~srkeras.inference.running` (bands, colours, the public ``upscale``),
 :mod:`~srkeras.inference.writing` (SR PNGs and files) and :mod:`~srkeras.inference.destinations`
 (where the results of a batch of files go); :mod:`~srkeras.inference.loading`,
-:mod:`~srkeras.inference.serving` and :mod:`~srkeras.inference.export` load, rewrite and save models.
+:mod:`~srkeras.inference.serving` and :mod:`~srkeras.inference.export` load, rewrite and save models;
+:mod:`~srkeras.inference.compiled` is an installed model's serving artifact (its float32 forward pass
+without the Keras model: a fast start) and :mod:`~srkeras.inference.lean` imports TensorFlow without Keras.
 """
 
 from srkeras.inference.loading import load_generator

@@ -11,7 +11,9 @@ already searched (:mod:`srkeras.inference.planning`). Each is measured once, whe
 the JSON sidecar records them (:mod:`srkeras.inference.sidecar`) so that loading a model need not
 probe, and a rewritten clone (float32, bfloat16, built-in layers) keeps them (:meth:`ServedModel.rebuilt`).
 
-:func:`srkeras.inference.load_generator` returns a ServedModel. Every public function also takes a
+:func:`srkeras.inference.load_generator` returns a ServedModel; an installed model served in float32
+comes with its serving artifact (``compiled``, :mod:`srkeras.inference.compiled`), which runs the
+whole model and knows its channels, so the Keras model is built only when something else needs it. Every public function also takes a
 bare ``keras.Model``: :func:`serve` wraps it once and keeps the wrapper in a weak-keyed map, so a
 model upscaled image after image (validation during training) is measured and traced once. That
 wrapper refers to its model weakly (the map's value must not keep its key alive), so a long-running
@@ -74,7 +76,7 @@ class Margins:
 class ServedModel:
     """A Keras generator and what serving knows about it (module docstring); facts fill in lazily."""
 
-    network: InitVar[object]  # the keras.Model (read it as .model)
+    network: InitVar[object]  # the keras.Model (read it as .model); None with ``compiled``: built when first read
     facts: NetworkFacts = field(default_factory=NetworkFacts)
     borrowed: InitVar[bool] = False  # True: refer to the model weakly (see serve)
     plans: dict = field(default_factory=dict, repr=False)  # TilePlan by request, filled by planning.plan
@@ -82,16 +84,24 @@ class ServedModel:
     #: LR sizes the impulse probe may use: those whose peak fits the memory budget, set by
     #: :func:`srkeras.inference.planning.limit_probe` before a probe runs
     probe_sizes: tuple = field(default=probing.PROBE_SIZES, repr=False)
-    _ref: weakref.ref = field(init=False, repr=False)
+    # the float32 serving artifact (srkeras.inference.compiled.Compiled): runner, channels and size multiple
+    # without the Keras model, whose load_model() is called only when something needs the model
+    compiled: object = field(default=None, repr=False)
+    _ref: weakref.ref | None = field(init=False, repr=False)
     _owned: object = field(init=False, repr=False)  # the model when this object owns it, else None
 
     def __post_init__(self, network, borrowed: bool):
-        self._ref = weakref.ref(network)
+        if network is None and self.compiled is None:
+            raise ValueError("ServedModel needs a model or a compiled artifact")
+        self._ref = None if network is None else weakref.ref(network)
         self._owned = None if borrowed else network
 
     @property
     def model(self):
         """The Keras model served."""
+        if self._ref is None:  # served from its compiled artifact until now
+            self._owned = self.compiled.load_model()
+            self._ref = weakref.ref(self._owned)
         model = self._ref()
         if model is None:
             raise ReferenceError("the model of this ServedModel was released; keep a reference to it or use ServedModel(model)")
@@ -112,10 +122,16 @@ class ServedModel:
     def pre_pad(self) -> int:
         return self.facts.pre_pad
 
+    def _compiled_only(self) -> bool:
+        """Whether the Keras model is not built: what the compiled artifact knows is read from it."""
+        return self._ref is None
+
     @cached_property
     def precision(self) -> str:
         """The compute precision: "bfloat16" when any layer computes in it, else "float32"
         (:mod:`srkeras.inference.precision`)."""
+        if self._compiled_only():
+            return self.compiled.precision
         from srkeras.inference.precision import precision_of
 
         return precision_of(self.model)
@@ -125,18 +141,22 @@ class ServedModel:
         itself when it already does. Raises PrecisionError (a ValueError) for bfloat16 where it is not native."""
         from srkeras.inference.precision import as_precision, resolve_precision
 
-        want = resolve_precision(precision, purpose, device, self.model)
+        want = resolve_precision(precision, purpose, device)  # float32 here is final: the model can only lower auto
+        if want == "bfloat16" and precision == "auto":
+            want = resolve_precision(precision, purpose, device, self.model)
         return self if want == self.precision else self.rebuilt(lambda m: as_precision(m, want))
 
     @cached_property
     def channels(self) -> int:
         """Channels of the (first) input: 1 for a Y-only model, 3 for RGB."""
-        return model_channels(self.model)
+        return self.compiled.channels if self._compiled_only() else model_channels(self.model)
 
     @cached_property
     def runner(self):
-        """The traced inference function of the whole model (:func:`~srkeras.inference.runtime.traced_runner`)."""
-        return traced_runner(self.model)
+        """The traced inference function of the whole model (:func:`~srkeras.inference.runtime.traced_runner`),
+        or the compiled artifact's (the same computation, no Keras model needed)."""
+        run = self.compiled.runner() if self.compiled is not None else None
+        return run if run is not None else traced_runner(self.model)  # None: a corrupt artifact
 
     @property
     def scale(self) -> int:
@@ -189,6 +209,8 @@ class ServedModel:
     @cached_property
     def size_multiple(self) -> int:
         """LR sizes the model accepts are multiples of this (a PixelUnshuffle input: 2 or 4; else 1)."""
+        if self._compiled_only():
+            return self.compiled.size_multiple
         m = 1
         for layer in getattr(self.model, "layers", []):
             if type(layer).__name__ == "PixelUnshuffle":
@@ -228,7 +250,8 @@ class ServedModel:
     @cached_property
     def costs(self) -> probing.Costs:
         """Live bytes and FLOPs per LR pixel of the stages the model runs as."""
-        return probing.measure_costs(self.model, self.runner, self.split, self.scale, self.channels)
+        # the runner only if the graph does not tell the output channels (a compiled one would be loaded for nothing)
+        return probing.measure_costs(self.model, lambda x: self.runner(x), self.split, self.scale, self.channels)
 
     def measure_fields(self) -> None:
         """Probe the effective receptive fields (whole model, tail) now, on float32: a bfloat16 model's

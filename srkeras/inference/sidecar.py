@@ -84,15 +84,16 @@ class ModelSidecar:
         return cls(version=version, about=about, **values)
 
     @classmethod
-    def read(cls, path) -> ModelSidecar | None:
+    def read(cls, path, file_sha256: str | None = None) -> ModelSidecar | None:
         """The sidecar (``NAME.json``) of the file ``path``, or None when it is missing, unreadable,
-        stale (its ``model_sha256`` is not the file's) or of a newer version."""
+        stale (its ``model_sha256`` is not the file's) or of a newer version. ``file_sha256``: the
+        file's sha256 when the caller knows it (:mod:`srkeras.inference.compiled`), so it is not hashed again."""
         path = Path(path)
         try:
             data = json.loads(path.with_suffix(".json").read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("model_sha256") != sha256_file(path):
+        if not isinstance(data, dict) or data.get("model_sha256") != (file_sha256 or sha256_file(path)):
             return None
         return cls.from_json(data)
 

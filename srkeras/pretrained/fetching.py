@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from srkeras.files import display_name, sha256_file
-from srkeras.inference import probing, store
+from srkeras.inference import compiled, probing, store
+from srkeras.inference.precision import as_float32
 from srkeras.inference.receptive import analytic_receptive_field, reads_whole_image
 from srkeras.inference.served import ServedModel
 from srkeras.inference.sidecar import ModelSidecar
@@ -350,6 +351,9 @@ def fetch(name: str, run_probe: bool | None = None, noise_level: int | None = No
                                   **measure_for_sidecar(model, run_probe, progress, max_memory))  # fmt: skip
     say(f"installing {entry.name}.keras")
     try:
-        return store.install(entry.name, lambda tmp: model.save(tmp), sidecar)
+        final = store.install(entry.name, lambda tmp: model.save(tmp), sidecar)
     except OSError as e:
         raise _disk_error(store.models_dir(), f"installing {entry.name}.keras", e, setting="SRKERAS_MODEL_DIR") from None
+    say("writing its serving artifact (a fast start for pipelines.upscale)")
+    compiled.save(final, as_float32(model))  # best effort: without it, the first float32 load writes it
+    return final
