@@ -152,8 +152,8 @@ def test_backbone_weights_file_and_feature_taps(name, monkeypatch):
             act = model.get_layer(layer).activation
             np.testing.assert_allclose(_np(act(pre)), _np(post), rtol=1e-6, atol=1e-6)
             assert not np.allclose(_np(pre), _np(post))
-    assert _np(loss(x, x)) == 0.0
-    assert _np(loss(x, y)) > 0
+    apart = _np(loss(x, y))  # identical images: 0 up to the rounding of the batched pass (see test_study)
+    assert apart > 0 and abs(_np(loss(x, x))) <= 1e-9 * apart
 
 
 # ----------------------------------------------------------------------------- loss values

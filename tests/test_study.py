@@ -51,12 +51,13 @@ def data(tmp_path_factory):
 def lpips_assets(tmp_path_factory):
     from srkeras.pretrained import metric_assets
 
-    if metric_assets.is_installed("lpips_alex"):
+    needed = ("lpips_alex", "vgg16_imagenet")  # LPIPS column; torchvision VGG16 of the vgg16_torch backbone
+    if all(metric_assets.is_installed(n) for n in needed):
         yield
         return
     from tests._metric_assets import install
 
-    d = install(tmp_path_factory, ("lpips_alex",))
+    d = install(tmp_path_factory, needed)
     old = os.environ.get("SRKERAS_MODEL_DIR")
     os.environ["SRKERAS_MODEL_DIR"] = str(d)
     yield
@@ -213,7 +214,10 @@ def test_inception_position_tap_gives_a_perceptual_loss():
     loss = perceptual_loss("srgan_content", weights=None, backbone="inception_v3", layers=tap("inception_v3", "shallow").layer)
     assert loss.extractor.taps[0][0].startswith("activation")
     x = np.random.default_rng(0).uniform(size=(1, 80, 80, 3)).astype("float32")
-    assert float(loss(x, x)) == 0.0 and float(loss(x, x[:, ::-1])) > 0
+    # y_true and y_pred go through the network as one batch; oneDNN's AVX2 kernels may round the two
+    # batch items differently, so "identical images" means a loss at float rounding, not exactly 0.
+    apart = float(loss(x, x[:, ::-1]))
+    assert apart > 0 and abs(float(loss(x, x))) <= 1e-9 * apart
 
 
 def test_missing_weights_skip_or_random(data, tmp_path, monkeypatch):

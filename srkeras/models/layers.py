@@ -84,25 +84,30 @@ def _mirror_indices(n, radius: int):
     return ops.where(m < n, m, period - 1 - m)
 
 
-@keras.saving.register_keras_serializable(package="srkeras")
-class BicubicUpsample(keras.layers.Layer):
-    """MATLAB-exact bicubic upscaling by an integer factor, equal to ``srkeras.data.imresize(lr, s)``.
-
-    With an integer factor the weights are periodic in the output phase, so the resize is a
-    symmetric pad of 2 LR pixels, one 5x5 depthwise filter per (row, column) phase (outer product of
-    the 1-D MATLAB taps, s^2 filters), and a depth-to-space. Borders match ``imresize`` because its
-    reflected indices are exactly the symmetric padding. No trainable weights.
-    """
+class PhaseFilterUpsample(keras.layers.Layer):
+    """Upscaling by an integer factor ``s`` as a separable filter that is periodic in the output
+    phase: pad the LR image (:meth:`pad_indices`), one depthwise filter per (row, column) phase
+    (outer product of the 1-D :meth:`taps`, ``s^2`` filters), and a depth-to-space. Dynamic H, W work
+    in traced graphs. No trainable weights. Subclasses give the taps and the padding."""
 
     def __init__(self, scale: int, **kwargs):
         super().__init__(**kwargs)
         self.scale = int(scale)
         if self.scale < 1:
-            raise ValueError(f"BicubicUpsample scale must be a positive integer, got {scale}")
-        taps = bicubic_phase_taps(self.scale)  # (s, 5)
+            raise ValueError(f"{type(self).__name__} scale must be a positive integer, got {scale}")
+        taps = self.taps(self.scale)  # (s, k)
+        k = taps.shape[1]
         # kernel2d[ky, kx, ph*s + pw] = taps[ph, ky] * taps[pw, kx]
-        k = np.einsum("ay,bx->yxab", taps, taps).reshape(5, 5, self.scale * self.scale)
-        self._kernel2d = k.astype(np.float32)
+        self._kernel2d = np.einsum("ay,bx->yxab", taps, taps).reshape(k, k, self.scale**2).astype(np.float32)
+
+    @staticmethod
+    def taps(scale: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def pad_indices(n):
+        """Indices of the padded rows (or columns) of an axis of length ``n``."""
+        raise NotImplementedError
 
     def build(self, input_shape):
         self.channels = int(input_shape[-1])
@@ -112,14 +117,13 @@ class BicubicUpsample(keras.layers.Layer):
         if s == 1:
             return x
         shape = ops.shape(x)
-        x = ops.take(x, _mirror_indices(shape[1], _BICUBIC_RADIUS), axis=1)
-        x = ops.take(x, _mirror_indices(shape[2], _BICUBIC_RADIUS), axis=2)
-        kernel = np.tile(self._kernel2d[:, :, None, :], (1, 1, c, 1))  # (5, 5, C, s^2)
+        x = ops.take(x, self.pad_indices(shape[1]), axis=1)
+        x = ops.take(x, self.pad_indices(shape[2]), axis=2)
+        kernel = np.tile(self._kernel2d[:, :, None, :], (1, 1, c, 1))  # (k, k, C, s^2)
         y = ops.depthwise_conv(x, ops.cast(kernel, x.dtype), strides=1, padding="valid")
         # depthwise output channel is c*s^2 + phase; depth_to_space wants phase*C + c.
         perm = np.array([ci * s * s + ph for ph in range(s * s) for ci in range(c)], dtype=np.int32)
-        y = ops.take(y, perm, axis=-1)
-        return ops.depth_to_space(y, s, data_format="channels_last")
+        return ops.depth_to_space(ops.take(y, perm, axis=-1), s, data_format="channels_last")
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -128,6 +132,23 @@ class BicubicUpsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="srkeras")
+class BicubicUpsample(PhaseFilterUpsample):
+    """MATLAB-exact bicubic upscaling by an integer factor, equal to ``srkeras.data.imresize(lr, s)``.
+
+    With an integer factor the weights are periodic in the output phase, so the resize is a
+    symmetric pad of 2 LR pixels, one 5x5 depthwise filter per (row, column) phase (outer product of
+    the 1-D MATLAB taps, s^2 filters), and a depth-to-space. Borders match ``imresize`` because its
+    reflected indices are exactly the symmetric padding. No trainable weights.
+    """
+
+    taps = staticmethod(bicubic_phase_taps)
+
+    @staticmethod
+    def pad_indices(n):
+        return _mirror_indices(n, _BICUBIC_RADIUS)
 
 
 def bilinear_phase_taps(scale: int) -> np.ndarray:
@@ -143,7 +164,7 @@ def bilinear_phase_taps(scale: int) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package="srkeras")
-class BilinearUpsample(keras.layers.Layer):
+class BilinearUpsample(PhaseFilterUpsample):
     """Bilinear upscaling by an integer factor, as PyTorch's ``F.interpolate(x, scale_factor=s,
     mode="bilinear", align_corners=False)`` (BasicSR's MSRResNet residual): half-pixel centres, and
     source positions outside the image clamped to the edge pixel, which is a replicate pad of 1 LR
@@ -153,38 +174,11 @@ class BilinearUpsample(keras.layers.Layer):
     """
 
     interpolation = "bilinear"  # read by srkeras.inference.receptive (reach: 1 LR px)
+    taps = staticmethod(bilinear_phase_taps)
 
-    def __init__(self, scale: int, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = int(scale)
-        if self.scale < 1:
-            raise ValueError(f"BilinearUpsample scale must be a positive integer, got {scale}")
-        taps = bilinear_phase_taps(self.scale)
-        k = np.einsum("ay,bx->yxab", taps, taps).reshape(3, 3, self.scale * self.scale)
-        self._kernel2d = k.astype(np.float32)
-
-    def build(self, input_shape):
-        self.channels = int(input_shape[-1])
-
-    def call(self, x):
-        s, c = self.scale, self.channels
-        if s == 1:
-            return x
-        shape = ops.shape(x)
-        x = ops.take(x, ops.clip(ops.arange(-1, shape[1] + 1, dtype="int32"), 0, shape[1] - 1), axis=1)
-        x = ops.take(x, ops.clip(ops.arange(-1, shape[2] + 1, dtype="int32"), 0, shape[2] - 1), axis=2)
-        kernel = np.tile(self._kernel2d[:, :, None, :], (1, 1, c, 1))  # (3, 3, C, s^2)
-        y = ops.depthwise_conv(x, ops.cast(kernel, x.dtype), strides=1, padding="valid")
-        perm = np.array([ci * s * s + ph for ph in range(s * s) for ci in range(c)], dtype=np.int32)
-        return ops.depth_to_space(ops.take(y, perm, axis=-1), s, data_format="channels_last")
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        s = self.scale
-        return (n, None if h is None else h * s, None if w is None else w * s, c)
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
+    @staticmethod
+    def pad_indices(n):
+        return ops.clip(ops.arange(-1, n + 1, dtype="int32"), 0, n - 1)
 
 
 @keras.saving.register_keras_serializable(package="srkeras")

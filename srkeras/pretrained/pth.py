@@ -52,6 +52,7 @@ from srkeras.pretrained.errors import (
     ShapeMismatchError,
     UnknownArchitectureError,
 )
+from srkeras.pretrained.pth_custom import CUSTOM, bounded, fuse_conv3xc  # noqa: F401
 
 ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "msrresnet", "rcan", "omnisr", "dat_light", "dat", "span", "realcugan",
          "swinir")
@@ -263,19 +264,11 @@ def _rcan(sd, scale, source):
 _BUILDERS = {"rrdbnet": _rrdbnet, "srvgg_compact": _srvgg, "edsr": _edsr, "msrresnet": _msrresnet, "rcan": _rcan}
 
 
-def _bounded(source, config: dict, **limits) -> None:
-    """Hyper-parameters read from shapes within plausible bounds, before anything is built."""
-    for key, most in limits.items():
-        value = config[key]
-        if not 1 <= (max(value) if isinstance(value, list) else value) <= most:
-            raise UnknownArchitectureError(f"{source}: {key}={value} is implausible (at most {most} expected)")
-
-
 def _omnisr(found, source, sd):
     from srkeras.models.omnisr import build_omnisr
 
     c = found.config
-    _bounded(source, c, num_feat=512, res_num=MAX_BLOCKS, block_num=32, window_size=64)
+    bounded(source, c, num_feat=512, res_num=MAX_BLOCKS, block_num=32, window_size=64)
     config = {k: c[k] for k in ("num_feat", "res_num", "block_num", "window_size", "pe", "bias")}
     return lambda: build_omnisr(found.scale, **config), config, {"up.0": found.scale}
 
@@ -284,7 +277,7 @@ def _dat(found, source, sd):
     from srkeras.models.dat import build_dat, upsample_factors
 
     c = found.config
-    _bounded(source, c, embed_dim=1024, depth=MAX_BLOCKS, num_heads=64, split_size=128, in_chans=16)
+    bounded(source, c, embed_dim=1024, depth=MAX_BLOCKS, num_heads=64, split_size=128, in_chans=16)
     dim, heads = c["embed_dim"], c["num_heads"]
     if len(c["depth"]) > 16 or dim < 32 or any(h % 2 or (dim // 2) % (h // 2) or dim % h for h in heads):
         raise UnknownArchitectureError(f"{source}: DAT {c} is not a layout the Keras DAT takes")
@@ -293,7 +286,7 @@ def _dat(found, source, sd):
     config["channels"] = c["in_chans"]
     if c["upsampler"] == "pixelshuffle":
         config["num_feat"] = c["num_feat"]
-        _bounded(source, config, num_feat=1024)
+        bounded(source, config, num_feat=1024)
         shuffle = {f"upsample.{2 * i}": r for i, r in enumerate(upsample_factors(found.scale))}
     else:
         shuffle = {"upsample.0": found.scale}
@@ -324,7 +317,7 @@ def _swinir(found, source, sd):
     from srkeras.models.swinir import build_swinir, shuffle_layers
 
     c = found.config
-    _bounded(source, c, embed_dim=1024, depths=MAX_BLOCKS, num_heads=64, window_size=64, start_unshuffle=8)
+    bounded(source, c, embed_dim=1024, depths=MAX_BLOCKS, num_heads=64, window_size=64, start_unshuffle=8)
     dim, heads = c["embed_dim"], c["num_heads"]
     if len(c["depths"]) > 32 or any(dim % h for h in heads) or not 1 <= c["mlp_ratio"] <= 16:
         raise UnknownArchitectureError(f"{source}: SwinIR {c} is not a layout the Keras SwinIR takes")
@@ -332,7 +325,7 @@ def _swinir(found, source, sd):
     config = {k: c[k] for k in ("in_chans", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio", "qkv_bias",
                                 "patch_norm", "upsampler", "resi_connection", "img_range", "start_unshuffle")}  # fmt: skip
     if "num_feat" in c:
-        _bounded(source, c, num_feat=1024)
+        bounded(source, c, num_feat=1024)
         config["num_feat"] = c["num_feat"]
     shuffle = shuffle_layers(c["upsampler"], found.scale * c["start_unshuffle"])
     return lambda: build_swinir(found.scale, **config), config, shuffle
@@ -340,100 +333,6 @@ def _swinir(found, source, sd):
 
 #: Architectures whose Keras layers are named after the state-dict prefixes (:mod:`.pth_named`).
 _NAMED = {"omnisr": _omnisr, "dat_light": _dat, "dat": _dat, "swinir": _swinir}
-
-
-def fuse_conv3xc(sd, prefix: str, source) -> tuple[np.ndarray, np.ndarray]:
-    """SPAN's ``Conv3XC.update_params`` in numpy: the 3x3 conv (OIHW weight, bias) equal to
-    ``conv.2(conv.1(conv.0(x)))`` (1x1, 3x3, 1x1, all with biases) plus the 1x1 ``sk(x)``, as the
-    original's eval forward recomputes ``eval_conv`` before every call."""
-    w1, w2, w3, sk = (np.asarray(sd[f"{prefix}.{k}.weight"], np.float64) for k in ("conv.0", "conv.1", "conv.2", "sk"))
-    b1, b2, b3, skb = (np.asarray(sd[f"{prefix}.{k}.bias"], np.float64) for k in ("conv.0", "conv.1", "conv.2", "sk"))
-    mid_in, c_in = w1.shape[:2]
-    mid_out = w2.shape[0]
-    c_out = w3.shape[0]
-    want = {"conv.0": (mid_in, c_in, 1, 1), "conv.1": (mid_out, mid_in, 3, 3), "conv.2": (c_out, mid_out, 1, 1),
-            "sk": (c_out, c_in, 1, 1)}  # fmt: skip
-    for k, shape in want.items():
-        if tuple(np.shape(sd[f"{prefix}.{k}.weight"])) != shape or np.shape(sd[f"{prefix}.{k}.bias"]) != shape[:1]:
-            raise ShapeMismatchError(f"{source}: {prefix}.{k} has weight {np.shape(sd[f'{prefix}.{k}.weight'])}, "
-                                     f"bias {np.shape(sd[f'{prefix}.{k}.bias'])}; Conv3XC needs {shape}")  # fmt: skip
-    # one contraction at a time (a three-operand einsum may loop over all four channel indices)
-    w = np.einsum("ob,bihw->oihw", w3[:, :, 0, 0], np.einsum("bahw,ai->bihw", w2, w1[:, :, 0, 0]))
-    w[:, :, 1, 1] += sk[:, :, 0, 0]
-    b = w3[:, :, 0, 0] @ (w2.sum((2, 3)) @ b1 + b2) + b3 + skb
-    return w.astype(np.float32), b.astype(np.float32)
-
-
-#: SPAN's Conv3XC modules, in the order of the Keras convs (:data:`srkeras.pretrained.ncnn_span.SPAN_CONVS`).
-_SPAN_CONV3XC = ["conv_1", *[f"block_{b}.c{i}_r" for b in range(1, 7) for i in (1, 2, 3)], "conv_2"]
-
-
-def _span(found, source, sd):
-    """SPAN: Keras layer name -> (OIHW weight, bias, shuffle); every Conv3XC fused."""
-    from srkeras.models.span import build_span
-    from srkeras.pretrained.ncnn_span import SPAN_CONVS
-
-    c = found.config
-    _bounded(source, c, feature_channels=512, in_channels=16, out_channels=16)
-    config = {k: c[k] for k in ("feature_channels", "in_channels", "out_channels", "norm")}
-    arrays, used = {}, set()
-    for name, prefix in zip(SPAN_CONVS, _SPAN_CONV3XC):
-        keys = [f"{prefix}.{k}.{t}" for k in ("sk", "conv.0", "conv.1", "conv.2") for t in ("weight", "bias")]
-        missing = [k for k in keys if k not in sd]
-        if missing:
-            raise UnknownArchitectureError(f"{source}: missing key(s) {missing[:4]} of SPAN's {prefix}")
-        arrays[name] = (*fuse_conv3xc(sd, prefix, source), 0)
-        used.update(keys + [f"{prefix}.eval_conv.weight", f"{prefix}.eval_conv.bias"])
-    for name, prefix, shuffle in (("conv_cat", "conv_cat", 0), ("upsampler", "upsampler.0", found.scale)):
-        keys = [f"{prefix}.weight", f"{prefix}.bias"]
-        if any(k not in sd for k in keys):
-            raise UnknownArchitectureError(f"{source}: missing key(s) {[k for k in keys if k not in sd]}")
-        arrays[name] = (sd[keys[0]], sd[keys[1]], shuffle)
-        used.update(keys)
-
-    def load(model):
-        for name, (w, b, shuffle) in arrays.items():
-            assign(model, name, conv_arrays(w, b, shuffle), source, name)
-        return used | {"no_norm"}
-
-    return lambda: build_span(found.scale, **config), config, load
-
-
-def _realcugan(found, source, sd):
-    """Real-CUGAN: the weighted modules in upcunet_v3.py order onto the Keras layers (ncnn's order)."""
-    from srkeras.models.realcugan import build_realcugan, torch_module_names, weighted_layer_names
-
-    c = found.config
-    if c["in_channels"] != c["out_channels"] or not 1 <= c["in_channels"] <= 16:
-        raise UnknownArchitectureError(f"{source}: Real-CUGAN with {c['in_channels']} input and {c['out_channels']} "
-                                       "output channels (the Keras UpCunet takes as many outputs as inputs)")  # fmt: skip
-    config = {"channels": c["in_channels"], "pro": c["pro"]}
-    pairs = list(zip(weighted_layer_names(found.scale), torch_module_names(found.scale)))
-    missing = [f"{p}.{t}" for _n, p in pairs for t in ("weight", "bias") if f"{p}.{t}" not in sd]
-    if missing:
-        raise UnknownArchitectureError(f"{source}: missing key(s) {missing[:4]} of Real-CUGAN x{found.scale}")
-
-    def load(model):
-        used = {"pro"}
-        for name, prefix in pairs:
-            w, b = (np.asarray(sd[f"{prefix}.{t}"], np.float32) for t in ("weight", "bias"))
-            kind = type(model.get_layer(name)).__name__
-            if kind == "Dense":  # the SE blocks' 1x1 convs on the pooled vector
-                arrays = [w.reshape(w.shape[:2]).T if w.ndim == 4 and w.shape[2:] == (1, 1) else w, b]
-            elif kind == "Conv2DTranspose":  # ConvTranspose2d (in, out, kh, kw) -> Keras (kh, kw, out, in)
-                arrays = [np.transpose(w, (2, 3, 1, 0)) if w.ndim == 4 else w, b]
-            else:
-                arrays = conv_arrays(w, b, 2 if name == "final" else 0) if w.ndim == 4 else [w, b]
-            assign(model, name, arrays, source, prefix)
-            used.update((f"{prefix}.weight", f"{prefix}.bias"))
-        return used
-
-    return lambda: build_realcugan(found.scale, **config), config, load
-
-
-#: Architectures converted by a loader of their own: ``(found, source, sd) -> (build, config, load)``,
-#: ``load(model)`` returning the checkpoint keys it used (every key and shape is checked).
-_CUSTOM = {"span": _span, "realcugan": _realcugan}
 
 
 #: Buffers those checkpoints hold that Keras computes (position indices, masks, BatchNorm counters).
@@ -470,7 +369,7 @@ def identify(sd: dict, arch: str | None, source: str) -> detect_mod.Detection:
     found = detect_mod.detect(sd, source)
     if arch is not None and arch != found.arch:
         raise UnknownArchitectureError(f"{source}: checkpoint is a {found.arch} state dict, not {arch}")
-    if not found.convertible or found.arch not in (*_BUILDERS, *_NAMED, *_CUSTOM):
+    if not found.convertible or found.arch not in (*_BUILDERS, *_NAMED, *CUSTOM):
         raise ConversionUnavailableError(
             f"{source}: detected {found.describe()}; conversion of this architecture to Keras is not available "
             f"in srkeras (convertible: {', '.join(ARCHS)})"
@@ -491,9 +390,9 @@ def convert_state_dict(sd: dict, arch: str | None, scale: int | None, source: st
         model = build()
         unmapped = [k for k in load_named(model, sd, source, shuffle) if not k.endswith(_DERIVED)]
         return model, found.scale, {"arch": found.arch, **config}, unmapped
-    if found.arch in _CUSTOM:
+    if found.arch in CUSTOM:
         _check_scale(source, found.scale, scale)
-        build, config, load = _CUSTOM[found.arch](found, source, sd)
+        build, config, load = CUSTOM[found.arch](found, source, sd)
         model = build()
         used = load(model)
         unmapped = sorted(k for k in set(sd) - used if not k.endswith(_DERIVED))
