@@ -184,10 +184,11 @@ def test_full_rrdbnet_tiled_equals_untiled():
     from srkeras.inference.planning import axis_windows as _axis
     from srkeras.models import build
 
+    keras.utils.set_random_seed(0)  # the measured field depends on the random weights (7 to 66 seen unseeded)
     m = build("rrdbnet", scale=4)
     served = serve(m)
     rf = served.receptive_field
-    assert served.split is not None and 20 <= rf <= 120 and served.tail_receptive_field <= 4  # 66 and 2 measured
+    assert served.split is not None and 4 <= rf <= 120 and served.tail_receptive_field <= 4  # 8 and 2 measured
     core, o = 60, rf + 2
     size = (2 * core + 2 * o - 3, 2 * core + 2 * o - 9)  # odd, and needs two windows per axis
     img = RNG.random((*size, 3), dtype=np.float32)
