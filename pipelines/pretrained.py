@@ -15,7 +15,7 @@ before it runs), prints each step and probe size, and writes ``$SRKERAS_MODEL_DI
 ~/.srkeras/models) with a JSON sidecar, atomically. ``import`` converts a user-supplied ``.pth`` or
 ``.safetensors`` (read without torch or pickle code): the architecture and its hyper-parameters are
 detected from the keys and shapes (``--arch``, if given, must agree; architectures detected but not
-convertible, e.g. EDSR-PyTorch's own layout, are named and refused, exit 6); it lists the keys it could not map; it
+convertible, e.g. ESRGAN+ or SwinIR with absolute position embeddings, are named and refused, exit 6); it lists the keys it could not map; it
 refuses a NAME already installed (fetched or imported) unless ``--overwrite`` is given, and ``list``
 shows a catalogue name holding an imported model as imported.
 Exit codes: 0 ok; 2 unknown model/usage/name taken/--max-memory too small for --probe; 3 offline; 4 checksum; 5 unreadable checkpoint;

@@ -105,11 +105,14 @@ def test_dat_span_realcugan_layouts_are_convertible(case):
     assert (found.arch, found.scale, found.convertible) == (want["arch"], want["scale"], True)
 
 
-@pytest.mark.parametrize("case", ["edsr_original_x4"])
-def test_unconvertible_architecture_reported_not_faked(case, tmp_path, monkeypatch):
-    """Detected with its hyper-parameters, refused with ConversionUnavailableError; nothing installed."""
+def test_unconvertible_architecture_reported_not_faked(tmp_path, monkeypatch):
+    """ESRGAN+ (nESRGAN+: an extra 1x1 conv in each dense block) is detected with its hyper-parameters
+    and refused with ConversionUnavailableError; nothing installed."""
     monkeypatch.setenv("SRKERAS_MODEL_DIR", str(tmp_path / "models"))
-    sd, want = fixture_state_dict(case)
+    case = "esrgan_plus_x4"
+    sd, want = fixture_state_dict("esrgan_sequential_x4")
+    gc = sd["model.1.sub.0.RDB1.conv1.0.weight"].shape[0]
+    sd["model.1.sub.0.RDB1.conv1x1.weight"] = np.zeros((gc, sd["model.0.weight"].shape[0], 1, 1), np.float32)
     path = write_safetensors(tmp_path / f"{case}.safetensors", sd)
     with pytest.raises(pretrained.ConversionUnavailableError) as e:
         pretrained.import_pth(path, None, "m", run_probe=False)

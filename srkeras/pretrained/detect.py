@@ -173,11 +173,11 @@ def _edsr(sd, source):
 
 def _edsr_original(sd, source):
     """EDSR in its authors' code (sanghyun-son/EDSR-PyTorch): ``head.0``, ``body.N.body.{0,2}``,
-    ``body.{n_resblocks}``, ``tail.0.{0,2,4}`` (Upsampler), ``tail.1``; MeanShift not in the weights."""
+    ``body.{n_resblocks}``, ``tail.0.{0,2,4}`` (Upsampler), ``tail.1``, MeanShifts ``sub_mean`` / ``add_mean``."""
     s, nf = shuffle_upsampler(sd, "tail.0", source)
     config = {"n_feats": nf, "n_resblocks": seq_len(sd, "body") - 1, "n_colors": shape(sd, "tail.1.weight", 4, source)[0],
-              "res_scale": 0.1 if nf == 256 else 1.0}  # fmt: skip
-    return Detection("edsr", "EDSR (Lim et al. 2017)", s, config, False, "EDSR-PyTorch")
+              "res_scale": 0.1 if nf == 256 else 1.0, "rgb_range": rcan_rgb_range(sd)}  # fmt: skip
+    return Detection("edsr", "EDSR (Lim et al. 2017)", s, config, config["n_colors"] == 3, "EDSR-PyTorch")
 
 
 _OLD_MSR = {"recon_trunk": "body", "HRconv": "conv_hr"}
@@ -210,7 +210,7 @@ RGB_RANGE_SPLIT = 16.0
 
 
 def rcan_rgb_range(sd) -> int:
-    """The pixel range RCAN was trained on (its input is multiplied by it): 1 without a MeanShift
+    """The pixel range RCAN (or EDSR-PyTorch's EDSR) was trained on (its input is multiplied by it): 1 without a MeanShift
     (``sub_mean``), else read from the MeanShift bias (:data:`RGB_RANGE_SPLIT`); 255 -- the
     original's default, which spandrel 0.4.2 always assumes -- when the bias says nothing."""
     if "sub_mean.bias" not in sd:

@@ -9,7 +9,9 @@ given by the user must agree; detected architectures not listed here are refused
   and sequential ones (``model.0``, ``model.1.sub.N.RDBd.convk.0``, ``model.3``...).
 * ``srvgg_compact`` - Real-ESRGAN SRVGGNetCompact (``body.2k`` convs, ``body.2k+1`` PReLU slopes).
 * ``edsr`` - BasicSR EDSR (``conv_first``, ``body.N.conv1/2``, ``conv_after_body``, ``upsample.K``,
-  ``conv_last``); res_scale is not stored in weights: 0.1 for 256 features (EDSR full), else 1.
+  ``conv_last``) and EDSR-PyTorch's own layout (``sub_mean``, ``head.0``, ``body.N.body.{0,2}``,
+  ``tail.0.K``, ``tail.1``, ``add_mean``; its rgb_range and mean read from the MeanShifts, renamed to
+  BasicSR's: the same network); res_scale is not stored in weights: 0.1 for 256 features (EDSR full), else 1.
 * ``msrresnet`` - BasicSR's MSRResNet (``conv_first``, ``body.N.conv1/2``, ``upconv1[/2]``, ``conv_hr``,
   ``conv_last``) and pre-1.0 BasicSR's names (``recon_trunk.N``, ``HRconv``); not srkeras' ``srresnet``
   (SRGAN's, with BN and PReLU).
@@ -163,9 +165,37 @@ def _srvgg(sd, scale, source):
     return lambda: build_srvgg_compact(found, **config), found, config, layers, sd
 
 
+def _edsr_pytorch_names(sd, source) -> tuple[dict, dict]:
+    """EDSR-PyTorch's state dict in BasicSR's names (``head.0`` -> ``conv_first``, ``body.N.body.{0,2}``
+    -> ``body.N.conv{1,2}``, the last ``body.N`` -> ``conv_after_body``, ``tail.0.K`` -> ``upsample.K``,
+    ``tail.1`` -> ``conv_last``) and the ``img_range`` / ``rgb_mean`` its MeanShifts encode (bias
+    ``-rgb_range * mean``, weight the identity: ``rgb_std`` 1, the only value that code uses)."""
+    if "sub_mean.bias" not in sd or "add_mean.bias" not in sd:
+        raise UnknownArchitectureError(f"{source}: EDSR-PyTorch layout without its MeanShifts (sub_mean, add_mean)")
+    last = _count(sd, r"body\.(\d+)\.", source, "residual blocks and the body conv (body.N.*)") - 1
+    eye = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1)
+    sub, add = (np.asarray(sd[f"{m}.bias"], np.float32) for m in ("sub_mean", "add_mean"))
+    shifts_ok = sub.shape == add.shape == (3,) and np.allclose(add, -sub, rtol=1e-6, atol=1e-6)
+    if not shifts_ok or any(np.shape(sd.get(f"{m}.weight")) != eye.shape or not np.array_equal(sd[f"{m}.weight"], eye)
+                            for m in ("sub_mean", "add_mean")):  # fmt: skip
+        raise UnknownArchitectureError(f"{source}: EDSR MeanShifts other than EDSR-PyTorch's (identity weights, "
+                                       "add_mean = -sub_mean)")  # fmt: skip
+    img_range = float(detect_mod.rcan_rgb_range(sd))
+    names = ((r"head\.0\.", "conv_first."), (rf"body\.{last}\.", "conv_after_body."), (r"body\.(\d+)\.body\.0\.", r"body.\1.conv1."),
+             (r"body\.(\d+)\.body\.2\.", r"body.\1.conv2."), (r"tail\.0\.", "upsample."), (r"tail\.1\.", "conv_last."))  # fmt: skip
+    out = {}
+    for k, v in sd.items():
+        if not k.startswith(("sub_mean.", "add_mean.")):
+            for pattern, repl in names:
+                k = re.sub("^" + pattern, repl, k)
+            out[k] = v
+    return out, {"img_range": img_range, "rgb_mean": [float(m) for m in -sub / img_range]}
+
+
 def _edsr(sd, scale, source):
     from srkeras.models.edsr import build_edsr
 
+    sd, shift = _edsr_pytorch_names(sd, source) if "head.0.weight" in sd else (sd, {})
     nf = _shape(sd, "conv_first.weight", 4, source)[0]
     ups = sorted((m[1] for k in sd if (m := re.match(r"upsample\.(\d+)\.weight$", k))), key=lambda u: (len(u), u))
     if ups not in (["0"], ["0", "2"], ["0", "2", "4"]):
@@ -176,7 +206,7 @@ def _edsr(sd, scale, source):
         raise UnknownArchitectureError(f"{source}: EDSR upsampler with channel ratios {[o / nf for o in outs]}")
     _check_scale(source, found, scale)
     nb = _count(sd, r"body\.(\d+)\.", source, "residual blocks (body.N.*)")
-    config = {"num_feat": nf, "num_block": nb, "res_scale": 0.1 if nf == 256 else 1.0}
+    config = {"num_feat": nf, "num_block": nb, "res_scale": 0.1 if nf == 256 else 1.0, **shift}
     r = 3 if found == 3 else 2
     layers = [("conv_first", "conv_first", 0, (nf, 3)), ("conv_after_body", "conv_after_body", 0, (nf, nf))]
     layers += [("conv_last", "conv_last", 0, (3, nf))]
