@@ -184,14 +184,24 @@ def _signal(proc, sig) -> None:
 def launch(argv, n: int, module: str = "pipelines.train", log=print) -> int:
     """Run ``module`` as ``n`` local workers of one cluster (``argv`` without ``--workers``); the exit status."""
 
+    held = []
+
+    def hold(signum, frame):
+        held.append(signum)
+
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
-    # Before any worker exists: a SIGTERM that arrives while they start must stop them too.
-    old = signal.signal(signal.SIGTERM, on_signal)
+    # While the workers start, SIGTERM / Ctrl-C are held, not raised: raised inside Popen, they would
+    # lose a worker that exists but is not yet in the cluster's list, so stop() could not end it.
+    old = {sig: signal.signal(sig, hold) for sig in (signal.SIGTERM, signal.SIGINT)}
     cluster = None
     try:
         cluster = LocalCluster(argv, n, module=module, log=log)
+        for sig in old:
+            signal.signal(sig, on_signal)
+        if held:
+            raise KeyboardInterrupt
         log(f"started {n} local workers ({', '.join(cluster.addresses)}); worker 0 is the chief")
         return cluster.wait()
     except KeyboardInterrupt:
@@ -200,4 +210,5 @@ def launch(argv, n: int, module: str = "pipelines.train", log=print) -> int:
     finally:
         if cluster is not None:
             cluster.stop()
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
