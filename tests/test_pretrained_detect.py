@@ -16,6 +16,7 @@ import pytest
 
 from srkeras import pretrained
 from srkeras.pretrained import detect, pth
+from srkeras.pretrained.statedict import canonical
 from srkeras.pretrained.torchfile import load_pth
 
 FIX = Path(__file__).parent / "fixtures" / "pretrained"
@@ -70,10 +71,10 @@ def test_detects_torch_fixtures(file, arch, scale, layout):
 
 def test_canonical_unwraps_and_strips_prefixes():
     w = np.zeros((2, 3, 3, 3), np.float32)
-    assert detect.canonical({"params": {"a.w": w}, "params_ema": {"b.w": w}}, "x") == {"b.w": w}
-    assert detect.canonical({"net": {"module.a.w": w, "module.b.w": w}}, "x").keys() == {"a.w", "b.w"}
-    assert detect.canonical({"anything": {"netG.a.w": w}}, "x").keys() == {"a.w"}
-    assert detect.canonical({"module.a.w": w, "b.w": w}, "x").keys() == {"module.a.w", "b.w"}  # not shared: kept
+    assert canonical({"params": {"a.w": w}, "params_ema": {"b.w": w}}, "x") == {"b.w": w}
+    assert canonical({"net": {"module.a.w": w, "module.b.w": w}}, "x").keys() == {"a.w", "b.w"}
+    assert canonical({"anything": {"netG.a.w": w}}, "x").keys() == {"a.w"}
+    assert canonical({"module.a.w": w, "b.w": w}, "x").keys() == {"module.a.w", "b.w"}  # not shared: kept
 
 
 def test_sequential_esrgan_layout_maps_to_basicsr_names():

@@ -16,6 +16,7 @@ import pytest
 
 from srkeras import pretrained
 from srkeras.pretrained import detect, pth
+from srkeras.pretrained.pth_custom import fuse_conv3xc
 
 FIX = Path(__file__).parent / "fixtures" / "pretrained"
 REFS = FIX / "pth_refs"
@@ -65,7 +66,7 @@ def test_span_uses_the_recomputed_eval_conv_not_the_stored_one(expected):
     the 1x1 skip on an input (zero padding, as eval_conv), and loading the stored one instead moves
     the output far from torch's."""
     sd = pth.read_checkpoint(REFS / "tiny_span_x2.pth")
-    w, b = pth.fuse_conv3xc(sd, "block_1.c2_r", "t")
+    w, b = fuse_conv3xc(sd, "block_1.c2_r", "t")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 6, 5))  # C, H, W
 

@@ -1,7 +1,7 @@
 """Which network a PyTorch state dict belongs to, and its hyper-parameters, from key names and
 tensor shapes alone (the way spandrel, MIT, chaiNNer-org/spandrel, detects architectures).
 
-:func:`canonical` unwraps the checkpoint (``params_ema`` / ``params`` / ``state_dict`` / ``model`` /
+:func:`srkeras.pretrained.statedict.canonical` unwraps the checkpoint (``params_ema`` / ``params`` / ``state_dict`` / ``model`` /
 ``net``, a single-key wrapper) and strips a ``module.`` / ``netG.`` prefix shared by every key.
 :func:`detect` tries one detector per architecture: each has key sets ("signatures") of which one
 must be present in full, and a reader that derives the hyper-parameters from shapes. Unknown
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from srkeras.pretrained.errors import ShapeMismatchError, UnknownArchitectureError
-from srkeras.pretrained.statedict import canonical  # noqa: F401  (detect.canonical: read where detection starts)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ given by the user must agree; detected architectures not listed here are refused
 * ``span`` - SPAN training checkpoints: each ``Conv3XC`` holds ``sk`` (1x1), ``conv.0/1/2`` (1x1, 3x3,
   1x1) and ``eval_conv``; the original's eval forward recomputes ``eval_conv`` from the others
   (``update_params``) before using it, so the stored one may be stale: the 3x3 conv loaded here is
-  that recomputation (:func:`fuse_conv3xc`), never the stored ``eval_conv``. ``no_norm`` (a buffer):
+  that recomputation (:func:`srkeras.pretrained.pth_custom.fuse_conv3xc`), never the stored ``eval_conv``. ``no_norm`` (a buffer):
   no mean subtraction or x255 at the input.
 * ``realcugan`` - Real-CUGAN UpCunet2x/3x/4x (``unet1.*``, ``unet2.*``, ``conv_final`` at x4; a ``pro``
   key: the Pro models' input/output scaling, as layers): the weighted modules in
@@ -54,7 +54,8 @@ from srkeras.pretrained.errors import (
     ShapeMismatchError,
     UnknownArchitectureError,
 )
-from srkeras.pretrained.pth_custom import CUSTOM, bounded, fuse_conv3xc  # noqa: F401
+from srkeras.pretrained.pth_custom import CUSTOM, bounded
+from srkeras.pretrained.statedict import canonical
 
 ARCHS = ("rrdbnet", "srvgg_compact", "edsr", "msrresnet", "rcan", "omnisr", "dat_light", "dat", "span", "realcugan",
          "swinir")
@@ -64,8 +65,8 @@ MAX_BLOCKS = 128
 
 
 def state_dict(obj, source: str) -> dict:
-    """The tensors of a checkpoint (:func:`srkeras.pretrained.detect.canonical`)."""
-    return detect_mod.canonical(obj, source)
+    """The tensors of a checkpoint (:func:`srkeras.pretrained.statedict.canonical`)."""
+    return canonical(obj, source)
 
 
 def read_checkpoint(path) -> dict:
